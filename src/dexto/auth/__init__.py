@@ -1,0 +1,1 @@
+"""Credentials: the auth store and the one ordered credential lookup."""

@@ -1,0 +1,149 @@
+"""The one ordered credential lookup (SPEC §4).
+
+For a provider, first hit wins:
+  1. an explicit override — a ``$VAR`` reference from the agent config or the request;
+  2. the provider's environment variables, canonical name first, then aliases;
+  3. the auth store entry named after the provider.
+For the Dexto key: ``DEXTO_API_KEY``, then the auth store entry ``dexto``.
+Cloud providers use their credential chains: bedrock needs AWS keys (or a profile or a Bedrock
+bearer token) plus a region; vertex needs ``GOOGLE_VERTEX_PROJECT`` (ADC is found by the SDK).
+Providers that need no key (ollama, local, openai-compatible, litellm without a key) are satisfied.
+
+Only *source names* leave this module in public values ("env:ANTHROPIC_API_KEY",
+"auth-store:dexto"); the secret is wrapped in ``Secret``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from dexto._secret import Secret
+from dexto.auth.store import ApiEntry, OAuthEntry, WellKnownEntry, entry_secret
+from dexto.llm.providers import PROVIDERS, Provider
+
+__all__ = [
+    "DEXTO_KEY_ENV",
+    "NO_KEY_NEEDED",
+    "Credential",
+    "CredentialSnapshot",
+    "direct_credential",
+    "dexto_credential",
+    "direct_fix_hint",
+    "resolve_reference",
+]
+
+DEXTO_KEY_ENV = "DEXTO_API_KEY"
+NO_KEY_NEEDED = "none-required"
+Store = Mapping[str, ApiEntry | OAuthEntry | WellKnownEntry]
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    source: str  # a name only, safe to show
+    secret: Secret | None  # None when no secret is needed (cloud chains, key-less providers)
+
+
+def _env(env: Mapping[str, str], name: str) -> str:
+    return env.get(name, "").strip()
+
+
+def resolve_reference(ref: str, env: Mapping[str, str]) -> Credential | None:
+    """Resolve a ``$VAR`` (or ``${VAR}``) reference from the environment."""
+    name = ref.strip().removeprefix("$").removeprefix("{").removesuffix("}")
+    value = _env(env, name)
+    return Credential(f"env:{name}", Secret(value)) if value else None
+
+
+def _store_credential(store: Store, name: str) -> Credential | None:
+    entry = store.get(name)
+    if entry is None:
+        return None
+    return Credential(f"auth-store:{name}", Secret(entry_secret(entry)))
+
+
+def dexto_credential(env: Mapping[str, str], store: Store) -> Credential | None:
+    value = _env(env, DEXTO_KEY_ENV)
+    if value:
+        return Credential(f"env:{DEXTO_KEY_ENV}", Secret(value))
+    return _store_credential(store, "dexto")
+
+
+def _bedrock(env: Mapping[str, str]) -> Credential | None:
+    region = next((n for n in ("AWS_REGION", "AWS_DEFAULT_REGION") if _env(env, n)), None)
+    if region is None:
+        return None
+    if _env(env, "AWS_BEARER_TOKEN_BEDROCK"):
+        return Credential(f"env:AWS_BEARER_TOKEN_BEDROCK+{region}", None)
+    if _env(env, "AWS_ACCESS_KEY_ID") and _env(env, "AWS_SECRET_ACCESS_KEY"):
+        return Credential(f"env:AWS_ACCESS_KEY_ID+{region}", None)
+    if _env(env, "AWS_PROFILE"):
+        return Credential(f"env:AWS_PROFILE+{region}", None)
+    return None
+
+
+def direct_credential(
+    provider: Provider, env: Mapping[str, str], store: Store, override: str | None = None
+) -> Credential | None:
+    """The direct credential for ``provider`` by the documented order, or None."""
+    if override:
+        hit = resolve_reference(override, env)
+        if hit is not None:
+            return hit
+    if provider.id == "bedrock":
+        return _bedrock(env)
+    if provider.id == "vertex":
+        return Credential("env:GOOGLE_VERTEX_PROJECT+adc", None) if _env(
+            env, "GOOGLE_VERTEX_PROJECT") else None
+    for name in provider.env_vars:
+        value = _env(env, name)
+        if value:
+            return Credential(f"env:{name}", Secret(value))
+    hit = _store_credential(store, provider.id)
+    if hit is not None:
+        return hit
+    if not provider.requires_key:
+        return Credential(NO_KEY_NEEDED, None)
+    return None
+
+
+def direct_fix_hint(provider: Provider) -> str:
+    """How a user gives ``provider`` a direct credential, in words."""
+    if provider.id == "bedrock":
+        return "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and AWS_REGION"
+    if provider.id == "vertex":
+        return "set GOOGLE_VERTEX_PROJECT and configure Google application default credentials"
+    if provider.env_vars:
+        return f"set {provider.env_vars[0]} or run `dexto auth set {provider.id}`"
+    return "no key is needed"
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialSnapshot:
+    """Which credential sources exist right now, by name only; the input to the decision."""
+
+    dexto_source: str | None
+    direct_sources: Mapping[str, str | None]
+    store_names: frozenset[str] = frozenset()
+
+    @property
+    def has_dexto(self) -> bool:
+        return self.dexto_source is not None
+
+    def direct_source(self, provider_id: str) -> str | None:
+        return self.direct_sources.get(provider_id)
+
+    @classmethod
+    def build(
+        cls,
+        env: Mapping[str, str],
+        store: Store,
+        overrides: Mapping[str, str] | None = None,
+    ) -> CredentialSnapshot:
+        overrides = overrides or {}
+        dexto = dexto_credential(env, store)
+        direct: dict[str, str | None] = {}
+        for pid, p in PROVIDERS.items():
+            cred = direct_credential(p, env, store, overrides.get(pid))
+            direct[pid] = cred.source if cred else None
+        return cls(dexto.source if dexto else None, direct, frozenset(store))

@@ -1,0 +1,1 @@
+"""The ``dexto`` command line. Each command lives in its own module, imported only when used."""

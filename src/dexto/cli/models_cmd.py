@@ -1,0 +1,80 @@
+"""``dexto models [--provider P] [--search Q] [--json] [--refresh]`` (list the merged catalog).
+
+``models add`` / ``models remove`` (custom models) live in ``dexto.cli.custom_models_cmd``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register"]
+
+BADGES = {"dexto": "via Dexto", "direct": "your key", "none": "not available"}
+
+
+def register(sub: Any, name: str) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        name, help="list/search the merged catalog; add/remove custom models",
+        description="List the catalog with route badges.")
+    p.add_argument("--provider", help="only this provider")
+    p.add_argument("--search", metavar="Q", help="words to match in IDs and names")
+    p.add_argument("--json", action="store_true", help="print the catalog as JSON")
+    p.add_argument("--refresh", action="store_true",
+                   help="refresh the marketplace list now (short timeout; never fails)")
+    p.set_defaults(handler=run)
+    import importlib
+
+    try:
+        actions = importlib.import_module("dexto.cli.custom_models_cmd")
+    except ModuleNotFoundError:
+        return
+    actions.register_actions(p)
+
+
+def run(ns: argparse.Namespace) -> int:
+    from dexto.cli._output import print_error, print_json
+    from dexto.config.paths import DextoPaths
+    from dexto.errors import DextoError
+    from dexto.llm.catalog import build_catalog
+    from dexto.llm.context import build_context
+    from dexto.llm.marketplace import load_marketplace, refresh_marketplace
+    from dexto.llm.providers import get_provider
+
+    try:
+        if ns.provider:
+            get_provider(ns.provider)
+        paths = DextoPaths.from_env()
+        market = refresh_marketplace(paths, force=True) if ns.refresh else load_marketplace(paths)
+        ctx, state = build_context(paths=paths, marketplace=market)
+        catalog = build_catalog(ctx, state.preferences, state.custom_models,
+                                provider=ns.provider, search=ns.search)
+    except DextoError as err:
+        return print_error(err, as_json=ns.json)
+    if ns.json:
+        print_json(catalog)
+    else:
+        print(render_table(catalog))
+    return 0
+
+
+def render_table(catalog: dict[str, Any]) -> str:
+    out: list[str] = []
+    auth = catalog["auth"]
+    out.append(f"Dexto: {'logged in' if auth['hasDextoKey'] else 'not logged in'}; "
+               f"prefer {'Dexto credits' if auth['preferDextoCredits'] else 'your own keys'}")
+    for pid, prov in catalog["providers"].items():
+        badge = BADGES[prov["effectiveRoute"]]
+        out.append(f"\n{prov['name']} ({pid}) — {badge}")
+        if "fix" in prov:
+            out.append(f"  to enable: {prov['fix']}")
+        for m in prov["models"][:40]:
+            star = "*" if m["featured"] else " "
+            price = m["pricing"]
+            cost = (f"${price['inputPerM']:g}/${price['outputPerM']:g} per M"
+                    if "inputPerM" in price and "outputPerM" in price else "")
+            tag = " [custom]" if m["custom"] else ""
+            out.append(f"  {star} {m['id']:<48} {m['displayName'][:34]:<34} {cost}{tag}")
+        if len(prov["models"]) > 40:
+            out.append(f"    … {len(prov['models']) - 40} more (use --search)")
+    return "\n".join(out)

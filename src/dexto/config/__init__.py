@@ -1,0 +1,1 @@
+"""User-editable configuration: paths, agent files, preferences, custom models, safe file writes."""

@@ -1,0 +1,75 @@
+"""YAML reading with line numbers, and pydantic errors turned into file/line/field errors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from dexto.errors import ConfigError
+
+__all__ = ["config_error_from_validation", "line_of", "load_yaml_text", "read_yaml"]
+
+
+def _yaml() -> Any:
+    from ruamel.yaml import YAML
+
+    y = YAML(typ="rt")
+    y.preserve_quotes = True
+    return y
+
+
+def load_yaml_text(text: str, *, file: str, fix: str) -> Any:
+    """Parse YAML (round-trip: comments and positions kept); syntax errors name the line."""
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        return _yaml().load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(f"invalid YAML: {exc.problem or exc.context}", file=file, line=line,
+                          fix=fix) from None
+    except YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {type(exc).__name__}", file=file, fix=fix) from None
+
+
+def read_yaml(path: Path, *, fix: str) -> Any:
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=str(path), fix=fix) from None
+    except UnicodeDecodeError:
+        raise ConfigError("file is not UTF-8 text", file=str(path), fix=fix) from None
+    return load_yaml_text(text, file=str(path), fix=fix)
+
+
+def line_of(doc: Any, loc: Sequence[int | str]) -> int | None:
+    """1-based line of the deepest node on ``loc`` that still exists in ``doc``."""
+    line: int | None = None
+    node = doc
+    for part in loc:
+        lc = getattr(node, "lc", None)
+        try:
+            if lc is not None:
+                pos = lc.key(part) if isinstance(part, str) else lc.item(part)
+                line = pos[0] + 1
+            node = node[part]
+        except (KeyError, IndexError, TypeError, AttributeError):
+            break
+    return line
+
+
+def config_error_from_validation(
+    exc: ValidationError, doc: Any, *, file: str, fix: str, prefix: Sequence[str] = ()
+) -> ConfigError:
+    """The first pydantic error as a ConfigError naming file, line and dotted field path."""
+    first = exc.errors()[0]
+    loc = [*prefix, *first["loc"]]
+    field = ".".join(str(p) for p in loc) or None
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    return ConfigError(msg, file=file, field=field, line=line_of(doc, loc), fix=fix)

@@ -1,0 +1,1 @@
+"""Providers, the curated registry, namespace mapping, the routing decision and the catalog."""
