@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests._http import ModelsServer
 
 _PREFIXES = ("DEXTO_", "AWS_", "GOOGLE_", "GEMINI_")
 _SUFFIXES = ("_API_KEY", "_BASE_URL")
@@ -27,3 +30,15 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("DEXTO_HOME", str(home))
     monkeypatch.setenv("DEXTO_OPENROUTER_MODELS_URL", "http://127.0.0.1:9/api/v1/models")
     yield home
+
+
+@pytest.fixture
+def models_server() -> Iterator[ModelsServer]:
+    """A real loopback server answering GET with an OpenRouter-shaped models list."""
+    s = ModelsServer()
+    t = threading.Thread(target=s.httpd.serve_forever, daemon=True)
+    t.start()
+    yield s
+    s.httpd.shutdown()
+    s.httpd.server_close()
+    t.join()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._http import ModelsServer
+from tests._samples import SAMPLE_ROWS
 from tests.cli.conftest import Run
 
 ROUTE_KEYS = {"provider", "model", "route", "effectiveProvider", "effectiveModel", "baseURL",
@@ -116,3 +118,15 @@ def test_models_refresh_offline_does_not_fail(dexto: Run) -> None:
     r = dexto("models", "--refresh", "--provider", "openrouter", "--json")
     assert r.returncode == 0
     assert json.loads(r.stdout)["marketplace"]["state"] == "missing"
+
+
+def test_models_refreshes_a_missing_cache(dexto: Run, models_server: ModelsServer,
+                                          isolated_env: Path) -> None:
+    r = dexto("models", "--provider", "openrouter", "--json",
+              env={"DEXTO_OPENROUTER_MODELS_URL": models_server.url, "DEXTO_API_KEY": "d"})
+    cat = json.loads(r.stdout)
+    assert cat["marketplace"] == {"state": "fresh", "count": len(SAMPLE_ROWS)}
+    assert models_server.hits == 1 and (isolated_env / "cache" / "openrouter-models.json").exists()
+    r = dexto("models", "--offline", "--json",
+              env={"DEXTO_OPENROUTER_MODELS_URL": models_server.url})
+    assert r.returncode == 0 and models_server.hits == 1

@@ -20,8 +20,11 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--provider", help="only this provider")
     p.add_argument("--search", metavar="Q", help="words to match in IDs and names")
     p.add_argument("--json", action="store_true", help="print the catalog as JSON")
-    p.add_argument("--refresh", action="store_true",
-                   help="refresh the marketplace list now (short timeout; never fails)")
+    net = p.add_mutually_exclusive_group()
+    net.add_argument("--refresh", action="store_true",
+                     help="refresh the marketplace list now, even if the cache is fresh")
+    net.add_argument("--offline", action="store_true",
+                     help="use the cached marketplace list as is (no network)")
     p.set_defaults(handler=run)
     import importlib
 
@@ -45,7 +48,9 @@ def run(ns: argparse.Namespace) -> int:
         if ns.provider:
             get_provider(ns.provider)
         paths = DextoPaths.from_env()
-        market = refresh_marketplace(paths, force=True) if ns.refresh else load_marketplace(paths)
+        # A stale or missing cache is refreshed with a short timeout; failures keep the cache.
+        market = (load_marketplace(paths) if ns.offline
+                  else refresh_marketplace(paths, force=ns.refresh, timeout=2.0))
         ctx, state = build_context(paths=paths, marketplace=market)
         catalog = build_catalog(ctx, state.preferences, state.custom_models,
                                 provider=ns.provider, search=ns.search)
