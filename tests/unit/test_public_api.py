@@ -11,7 +11,7 @@ EXPECTED = {
 
 
 def test_all_is_exact() -> None:
-    assert set(dexto.__all__) >= EXPECTED
+    assert set(dexto.__all__) == EXPECTED
     missing = [name for name in dexto.__all__ if not hasattr(dexto, name)]
     assert missing == []
 
