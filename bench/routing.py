@@ -32,8 +32,10 @@ from tests._samples import synthetic_rows  # noqa: E402
 
 def summary(name: str, samples: list[float], unit: str, scale: float, target: str) -> None:
     s = sorted(x * scale for x in samples)
-    print(f"{name:<34} min {s[0]:9.3f}  median {statistics.median(s):9.3f}  "
-          f"max {s[-1]:9.3f} {unit}   (target {target}; n={len(s)})")
+    print(
+        f"{name:<34} min {s[0]:9.3f}  median {statistics.median(s):9.3f}  "
+        f"max {s[-1]:9.3f} {unit}   (target {target}; n={len(s)})"
+    )
 
 
 def per_call(fn: Callable[[], object], inner: int, rounds: int) -> list[float]:
@@ -50,8 +52,14 @@ def setup_home(home: Path) -> DextoPaths:
     paths = DextoPaths(home)
     write_cache(paths, synthetic_rows(371))
     models = [{"name": f"acme/custom-{i}", "provider": "openrouter"} for i in range(90)]
-    models += [{"name": f"local-{i}", "provider": "openai-compatible",
-                "baseURL": "http://127.0.0.1:8000/v1"} for i in range(10)]
+    models += [
+        {
+            "name": f"local-{i}",
+            "provider": "openai-compatible",
+            "baseURL": "http://127.0.0.1:8000/v1",
+        }
+        for i in range(10)
+    ]
     paths.custom_models.parent.mkdir(parents=True, exist_ok=True)
     paths.custom_models.write_text(json.dumps({"version": 1, "models": models}))
     return paths
@@ -62,8 +70,12 @@ def main() -> None:
         paths = setup_home(Path(tmp))
         env = {"DEXTO_API_KEY": "dxk_bench", "ANTHROPIC_API_KEY": "sk-bench"}
         ctx, state = build_context(env=env, paths=paths)
-        for text in ("anthropic/claude-sonnet-4-5-20250929", "anthropic/claude-uncurated-9",
-                     "openrouter/z-ai/glm-4.5-air:free", "bedrock/anthropic.claude-v2"):
+        for text in (
+            "anthropic/claude-sonnet-4-5-20250929",
+            "anthropic/claude-uncurated-9",
+            "openrouter/z-ai/glm-4.5-air:free",
+            "bedrock/anthropic.claude-v2",
+        ):
             sel = parse_selection(text)
             try:
                 decide(sel, ctx)
@@ -71,8 +83,13 @@ def main() -> None:
                 pass
             if text.startswith("bedrock"):
                 continue
-            summary(f"decide {text[:26]}", per_call(lambda s=sel: decide(s, ctx), 2000, 25),
-                    "µs", 1e6, "≤ 10 µs")
+            summary(
+                f"decide {text[:26]}",
+                per_call(lambda s=sel: decide(s, ctx), 2000, 25),
+                "µs",
+                1e6,
+                "≤ 10 µs",
+            )
 
         market = load_marketplace(paths)
         ctx2, state2 = build_context(env=env, paths=paths, marketplace=market)
@@ -81,8 +98,7 @@ def main() -> None:
             return build_catalog(ctx2, state2.preferences, state2.custom_models)
 
         n_models = sum(len(p["models"]) for p in build()["providers"].values())  # type: ignore[index]
-        summary(f"catalog build ({n_models} models)", per_call(build, 5, 20), "ms", 1e3,
-                "≤ 25 ms")
+        summary(f"catalog build ({n_models} models)", per_call(build, 5, 20), "ms", 1e3, "≤ 25 ms")
 
         def cold() -> object:
             c, s = build_context(env=env, paths=paths)
@@ -95,8 +111,12 @@ def main() -> None:
         walls = []
         for _ in range(15):
             t0 = time.perf_counter()
-            subprocess.run([exe, "route", "anthropic/claude-sonnet-4-5-20250929", "--json"],
-                           env=penv, check=True, capture_output=True)
+            subprocess.run(
+                [exe, "route", "anthropic/claude-sonnet-4-5-20250929", "--json"],
+                env=penv,
+                check=True,
+                capture_output=True,
+            )
             walls.append(time.perf_counter() - t0)
         summary("dexto route --json (process)", walls, "ms", 1e3, "≤ 250 ms")
 

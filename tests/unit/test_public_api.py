@@ -7,6 +7,9 @@ EXPECTED = {
     "InvalidModelIdError", "MissingExtraError", "NoCredentialsError", "ProviderNotAllowedError",
     "RouteDecision", "RoutingContext", "RoutingPolicy", "Selection", "UnknownProviderError",
     "UpstreamError", "__version__", "build_context", "decide", "parse_selection",
+    # execution (loaded lazily)
+    "ChatResult", "Done", "Model", "RouteTaken", "TextDelta", "ToolCall", "ToolCallDelta",
+    "Usage", "open_model",
 }
 
 

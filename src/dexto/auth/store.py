@@ -3,6 +3,11 @@
 Shape: ``{"dexto": {"type": "api", "key": "dxk_…"}, "anthropic": {"type": "api", "key": "…"}}``;
 entries may also be ``{"type": "oauth", "access", "refresh", "expires"}`` (expires: epoch ms) or
 ``{"type": "wellknown", "key", "token"}``. The file is 0600; reading warns when it is wider.
+
+Writes go through ``update_auth_store`` (or ``set_entry`` / ``remove_entry``): under an exclusive
+inter-process lock (``auth.json.lock``) the store is re-read and validated — a corrupt store is an
+error and is never overwritten — changed, and replaced atomically with mode 0600. No backup copy
+is kept (it would duplicate secrets); entry names are provider ids or reference names.
 """
 
 from __future__ import annotations
@@ -10,23 +15,38 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from dexto.config.files import atomic_write, file_lock
 from dexto.errors import ConfigError
 
 __all__ = [
+    "STORE_MODE",
     "ApiEntry",
     "AuthEntry",
+    "Entry",
     "OAuthEntry",
     "WellKnownEntry",
+    "check_entry_name",
     "entry_secret",
     "parse_auth_store",
     "read_auth_store",
+    "remove_entry",
+    "render_auth_store",
+    "set_entry",
+    "update_auth_store",
+    "write_auth_store",
 ]
+
+STORE_MODE = 0o600
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+T = TypeVar("T")
 
 log = logging.getLogger("dexto.auth")
 
@@ -60,6 +80,8 @@ class WellKnownEntry(_Entry):
 
 AuthEntry = Annotated[ApiEntry | OAuthEntry | WellKnownEntry, Field(discriminator="type")]
 _STORE = TypeAdapter(dict[str, AuthEntry])
+Entry = ApiEntry | OAuthEntry | WellKnownEntry
+Store = dict[str, Entry]
 
 
 def entry_secret(entry: ApiEntry | OAuthEntry | WellKnownEntry) -> str:
@@ -87,13 +109,90 @@ def parse_auth_store(text: str, *, file: str) -> dict[str, ApiEntry | OAuthEntry
         raise ConfigError(first["msg"], file=file, field=loc or None, fix=fix) from None
 
 
+def _warn_if_wide(path: Path) -> bool:
+    """Log a warning (never the contents) if ``path`` is group/other accessible; True if so."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return False
+    if os.name == "posix" and mode & 0o077:
+        log.warning("%s is readable by others (mode %o); run `chmod 600 %s`", path, mode, path)
+        return True
+    return False
+
+
 def read_auth_store(path: Path) -> dict[str, ApiEntry | OAuthEntry | WellKnownEntry]:
     """Read and validate the store; a missing file is empty; a corrupt one is a ConfigError."""
+    _warn_if_wide(path)
     try:
-        st = path.stat()
+        text = path.read_text("utf-8")
     except FileNotFoundError:
         return {}
-    if os.name == "posix" and stat.S_IMODE(st.st_mode) & 0o077:
-        log.warning("%s is readable by others (mode %o); run `chmod 600 %s`",
-                    path, stat.S_IMODE(st.st_mode), path)
-    return parse_auth_store(path.read_text("utf-8"), file=str(path))
+    except UnicodeDecodeError:
+        raise ConfigError("file is not UTF-8 text", file=str(path),
+                          fix=f"repair {path} or move it away and log in again") from None
+    return parse_auth_store(text, file=str(path))
+
+
+def check_entry_name(name: str) -> str:
+    """Entry names are lower-case ids (``anthropic``, ``dexto``, ``my-vllm-key``)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(f"invalid auth-store name {name[:70]!r}", field="name",
+                          fix="use lower-case letters, digits, '.', '_' or '-' (max 64), "
+                          "e.g. anthropic or my-vllm-key")
+    return name
+
+
+def render_auth_store(store: Store) -> str:
+    """The JSON text of a store (entries in insertion order)."""
+    return json.dumps({k: v.model_dump() for k, v in store.items()}, indent=2) + "\n"
+
+
+def write_auth_store(path: Path, store: Store) -> None:
+    """Replace the store atomically with mode 0600 (callers normally use ``update_auth_store``).
+
+    If the existing file was wider than 0600, a warning is logged and the new file is 0600.
+    """
+    for name in store:
+        check_entry_name(name)
+    _warn_if_wide(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, render_auth_store(store), mode=STORE_MODE)
+
+
+def update_auth_store(path: Path, change: Callable[[Store], T]) -> T:
+    """Locked read-modify-write: ``change`` mutates the validated store in place.
+
+    The store is written only if ``change`` altered it. A corrupt store raises ConfigError and
+    is left as it is.
+    """
+    with file_lock(path):
+        store = read_auth_store(path)
+        before = render_auth_store(store)
+        result = change(store)
+        if render_auth_store(store) != before or (path.exists() and _is_wide(path)):
+            write_auth_store(path, store)
+        return result
+
+
+def _is_wide(path: Path) -> bool:
+    return os.name == "posix" and bool(stat.S_IMODE(path.stat().st_mode) & 0o077)
+
+
+def set_entry(path: Path, name: str, entry: Entry) -> None:
+    """Store ``entry`` under ``name`` (replacing any previous entry of that name)."""
+    check_entry_name(name)
+
+    def change(store: Store) -> None:
+        store[name] = entry
+
+    update_auth_store(path, change)
+
+
+def remove_entry(path: Path, name: str) -> bool:
+    """Remove the entry ``name``; False (and nothing written) if there was none."""
+
+    def change(store: Store) -> bool:
+        return store.pop(name, None) is not None
+
+    return update_auth_store(path, change)

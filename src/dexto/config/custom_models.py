@@ -2,6 +2,11 @@
 
 Only credential *references* are stored (``apiKeyEnv`` or an auth-store name ``apiKeyRef``),
 never a raw key.
+
+Writes (``add_custom_model``, ``remove_custom_model``) run under an inter-process lock: the file
+is re-read and validated (a corrupt file is an error and is never overwritten), changed, and
+replaced atomically with a timestamped backup, keeping ``{"version": 1, "models": [...]}`` and any
+other top-level keys a user added. Models are identified by ``(provider, name)``.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from dexto.llm.selection import validate_model_id
 __all__ = [
     "CUSTOM_MODEL_PROVIDERS",
     "CustomModel",
+    "add_custom_model",
     "check_custom_model_provider",
     "load_custom_models",
     "merge_custom_models",
     "parse_custom_models",
+    "remove_custom_model",
 ]
 
 CUSTOM_MODEL_PROVIDERS = tuple(p.id for p in PROVIDERS.values() if p.custom_models)
@@ -122,10 +129,19 @@ def parse_custom_models(items: Iterable[Any], *, file: str, field_prefix: str,
 
 def load_custom_models(path: Path) -> list[CustomModel]:
     """Read ``custom-models.json``; missing → []; corrupt → ConfigError naming file and field."""
+    data = _read_document(path)
+    return [] if data is None else parse_custom_models(data["models"], file=str(path),
+                                                       field_prefix="models")
+
+
+def _read_document(path: Path) -> dict[str, Any] | None:
+    """The validated top-level JSON object (None when the file does not exist)."""
     try:
         text = path.read_text("utf-8")
     except FileNotFoundError:
-        return []
+        return None
+    except UnicodeDecodeError:
+        raise ConfigError("file is not UTF-8 text", file=str(path), fix=FIX) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -137,7 +153,67 @@ def load_custom_models(path: Path) -> list[CustomModel]:
     if data.get("version", 1) != 1:
         raise ConfigError(f"unsupported version {data.get('version')!r}", file=str(path),
                           field="version", fix="upgrade dexto to read this file")
-    return parse_custom_models(data["models"], file=str(path), field_prefix="models")
+    parse_custom_models(data["models"], file=str(path), field_prefix="models")
+    return data
+
+
+def _write_document(path: Path, data: dict[str, Any], models: list[CustomModel]) -> None:
+    from dexto.config.files import atomic_write
+
+    out = {"version": 1, **{k: v for k, v in data.items() if k not in ("version", "models")},
+           "models": [m.to_json() for m in models]}
+    atomic_write(path, json.dumps(out, indent=2) + "\n", backup=path.exists())
+
+
+def add_custom_model(path: Path, model: CustomModel, *, replace: bool = False) -> bool:
+    """Add ``model``; with ``replace`` an existing (provider, name) is replaced, else refused.
+
+    Returns True when an existing entry was replaced.
+    """
+    from dexto.config.files import file_lock
+
+    check_custom_model_provider(model.provider)
+    with file_lock(path):
+        data = _read_document(path) or {"version": 1, "models": []}
+        models = parse_custom_models(data["models"], file=str(path), field_prefix="models")
+        same = [i for i, m in enumerate(models)
+                if m.name == model.name and m.provider == model.provider]
+        if same and not replace:
+            raise ConfigError(f"custom model {model.provider}/{model.name} already exists",
+                              file=str(path), field="name",
+                              fix="pass --replace to overwrite it, or remove it first with "
+                              f"`dexto models remove {model.name} --provider {model.provider}`")
+        if same:
+            models[same[0]] = model
+        else:
+            models.append(model)
+        _write_document(path, data, models)
+        return bool(same)
+
+
+def remove_custom_model(path: Path, name: str, provider: str | None = None) -> CustomModel:
+    """Remove the model ``name`` (of ``provider`` if given) and return it.
+
+    Raises ConfigError when nothing matches, or when the name is ambiguous without ``provider``.
+    """
+    from dexto.config.files import file_lock
+
+    with file_lock(path):
+        data = _read_document(path) or {"version": 1, "models": []}
+        models = parse_custom_models(data["models"], file=str(path), field_prefix="models")
+        hits = [m for m in models if m.name == name and provider in (None, m.provider)]
+        if not hits:
+            raise ConfigError(f"no custom model named {name!r}"
+                              + (f" for provider {provider}" if provider else ""),
+                              file=str(path), field="name",
+                              fix="list custom models with `dexto models --json` and use the exact "
+                              "name")
+        if len(hits) > 1:
+            raise ConfigError(f"{len(hits)} custom models are named {name!r}", file=str(path),
+                              field="name", fix="pass --provider to say which one: "
+                              + ", ".join(m.provider for m in hits))
+        _write_document(path, data, [m for m in models if m is not hits[0]])
+        return hits[0]
 
 
 def merge_custom_models(local: Iterable[CustomModel],

@@ -1,4 +1,8 @@
-"""Safe writes: temp file in the same directory, fsync, rename; optional timestamped backup."""
+"""Safe writes: temp file in the same directory, fsync, rename; optional timestamped backup.
+
+``file_lock(path)`` serialises read-modify-write cycles between processes: it holds an exclusive
+``fcntl.flock`` on the sidecar ``<path>.lock`` (created 0600, never deleted) for the ``with`` block.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,36 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_write", "backup_file"]
+__all__ = ["atomic_write", "backup_file", "file_lock"]
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive inter-process lock for ``path`` (blocking) while the block runs.
+
+    The lock lives on ``<path>.lock`` so the data file itself can be replaced atomically. On
+    platforms without ``fcntl`` the block runs unlocked (atomic replace still prevents torn files).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - non-POSIX
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def backup_file(path: Path) -> Path | None:

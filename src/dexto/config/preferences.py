@@ -1,16 +1,34 @@
 """Local preferences ``$DEXTO_HOME/preferences.yml`` (SPEC §5.2): they override the agent file
-for local runs. Unknown keys and wrong types are errors naming the file, line and key."""
+for local runs. Unknown keys and wrong types are errors naming the file, line and key.
+
+``set_preference`` / ``unset_preference`` edit the file in place (comments, order and formatting
+kept, see ``dexto.config.yaml_edit``) under an inter-process lock, after validating both the
+current file (an invalid file is reported, never overwritten) and the result. Values given as
+text (the CLI) are parsed by ``parse_pref_value``: booleans are ``true``/``false``, lists are
+comma-separated.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dexto.config._yaml import config_error_from_validation, read_yaml
 from dexto.errors import ConfigError
 
-__all__ = ["Preferences", "load_preferences"]
+__all__ = [
+    "PREFERENCE_KEYS",
+    "Preferences",
+    "get_preference",
+    "list_preferences",
+    "load_preferences",
+    "parse_pref_value",
+    "set_preference",
+    "unset_preference",
+]
 
 FIX = "edit preferences.yml or use `dexto prefs set KEY VALUE`"
 
@@ -56,3 +74,102 @@ def _plain(node: object) -> object:
     if isinstance(node, str):
         return str(node)
     return node
+
+
+#: key → (kind, description). Kinds: bool, number, providers, patterns, text.
+PREFERENCE_KEYS: dict[str, tuple[str, str]] = {
+    "preferDextoCredits": ("bool", "use Dexto credits when both credits and your own key work"),
+    "lowCreditsWarningUsd": ("number", "warn when the credit balance falls below this (USD)"),
+    "enabledProviders": ("providers", "only list these providers (comma-separated)"),
+    "disabledProviders": ("providers", "never list these providers (comma-separated)"),
+    "allowedModels": ("patterns", "only list models matching these provider/model globs"),
+    "defaultAgent": ("text", "the agent id used when none is given"),
+}
+_TRUE, _FALSE = {"true"}, {"false"}
+
+
+def _check_key(key: str) -> str:
+    if key not in PREFERENCE_KEYS:
+        raise ConfigError(f"unknown preference {key!r}", field=key,
+                          fix="use one of: " + ", ".join(PREFERENCE_KEYS))
+    return key
+
+
+def parse_pref_value(key: str, text: str) -> Any:
+    """Parse CLI text for ``key`` into its typed value, or raise ConfigError with the fix."""
+    kind = PREFERENCE_KEYS[_check_key(key)][0]
+    raw = text.strip()
+    if kind == "bool":
+        if raw.lower() in _TRUE | _FALSE:
+            return raw.lower() in _TRUE
+        raise ConfigError(f"{text[:40]!r} is not a boolean", field=key, fix="use true or false")
+    if kind == "number":
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{text[:40]!r} is not a non-negative number", field=key,
+                              fix="use a number of US dollars, e.g. 0.5")
+        return value
+    if kind in ("providers", "patterns"):
+        items = [part.strip() for part in raw.split(",") if part.strip()]
+        if kind == "providers":
+            _check_providers(key, items)
+        return items
+    if not raw:
+        raise ConfigError("the value is empty", field=key, fix="give a value, or use `unset`")
+    return raw
+
+
+def _check_providers(key: str, items: list[str]) -> None:
+    from dexto.llm.providers import get_provider
+
+    for item in items:
+        try:
+            get_provider(item)
+        except ConfigError as exc:
+            raise type(exc)(exc.message, field=key, fix=exc.fix) from None
+
+
+def get_preference(path: Path, key: str) -> Any:
+    """The effective value of ``key`` (the default when it is not set)."""
+    return getattr(load_preferences(path), _check_key(key))
+
+
+def list_preferences(path: Path) -> dict[str, dict[str, Any]]:
+    """Every key with its effective value and whether the file sets it."""
+    prefs = load_preferences(path)
+    return {k: {"value": getattr(prefs, k), "set": k in prefs.model_fields_set,
+                "description": desc} for k, (_, desc) in PREFERENCE_KEYS.items()}
+
+
+def set_preference(path: Path, key: str, value: Any) -> Preferences:
+    """Validate and write ``key: value``, keeping the rest of the file byte-for-byte."""
+    from dexto.config.files import file_lock
+    from dexto.config.yaml_edit import set_yaml_values
+
+    _check_key(key)
+    with file_lock(path):
+        current = load_preferences(path)
+        data = current.model_dump(exclude_unset=True)
+        data[key] = value
+        try:
+            result = Preferences.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ConfigError(err["msg"], field=key, file=str(path),
+                              fix=f"expected {PREFERENCE_KEYS[key][0]}; {FIX}") from None
+        set_yaml_values(path, {(key,): value}, fix=FIX)
+        return result
+
+
+def unset_preference(path: Path, key: str) -> bool:
+    """Remove ``key`` from the file (it returns to its default); False if it was not set."""
+    from dexto.config.files import file_lock
+    from dexto.config.yaml_edit import remove_yaml_key
+
+    _check_key(key)
+    with file_lock(path):
+        load_preferences(path)  # an invalid file is reported, not rewritten
+        return remove_yaml_key(path, (key,), fix=FIX) if path.exists() else False

@@ -99,21 +99,18 @@ def _ensure_table(conn: Conn) -> None:
 
 
 def current_version(conn: Conn) -> int:
-    try:
-        with conn.read():
-            if conn.dialect == "sqlite":
-                exists = conn.one(
-                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_migrations'"
-                )
-            else:
-                exists = conn.one("SELECT to_regclass('schema_migrations')")
-                exists = exists if exists and exists[0] else None
-            if not exists:
-                return 0
-            row = conn.one("SELECT MAX(version) FROM schema_migrations")
-            return int(row[0]) if row and row[0] is not None else 0
-    finally:
-        pass
+    with conn.read():
+        if conn.dialect == "sqlite":
+            exists = conn.one(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_migrations'"
+            )
+        else:
+            exists = conn.one("SELECT to_regclass('schema_migrations')")
+            exists = exists if exists and exists[0] else None
+        if not exists:
+            return 0
+        row = conn.one("SELECT MAX(version) FROM schema_migrations")
+        return int(row[0]) if row and row[0] is not None else 0
 
 
 def migrate(db: Database) -> list[int]:

@@ -150,7 +150,7 @@ class GatewaySettings:
 
 
 def _coerce(name: str, raw: Any, source: str) -> Any:
-    kind = type(DEFAULTS[name]) if DEFAULTS[name] is not None else str
+    kind: type[Any] = type(DEFAULTS[name]) if DEFAULTS[name] is not None else str
     if name in ("upstream_key", "admin_token"):
         if raw is None or isinstance(raw, Secret):
             return raw

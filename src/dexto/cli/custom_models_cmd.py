@@ -1,0 +1,191 @@
+"""``dexto models add`` / ``dexto models remove`` — custom models (SPEC §8.3).
+
+``add`` validates the model, then (with ``--api-key``) stores the raw key in the auth store under
+a reference name and writes only ``apiKeyRef`` to ``custom-models.json``. OpenRouter IDs are kept
+exactly as typed and checked against the marketplace list: ``known``; ``unknown`` (a warning —
+the model is still saved, since the list may lag behind new models); ``unverified`` when no list
+is available (offline). Nothing here ever requires OPENROUTER_API_KEY: with Dexto credentials the
+model is served via Dexto. ``remove`` also deletes a key that ``add`` stored for that model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from typing import Any
+
+__all__ = ["REF_PREFIX", "reference_name", "register_actions"]
+
+REF_PREFIX = "custom-"
+EFFORTS = ["none", "minimal", "low", "medium", "high"]
+
+
+def register_actions(parser: argparse.ArgumentParser) -> None:
+    """Add the optional ``add`` / ``remove`` sub-actions to the ``models`` parser."""
+    actions = parser.add_subparsers(dest="models_action", metavar="ACTION")
+    add = actions.add_parser("add", help="add (or --replace) a custom model")
+    add.add_argument("--provider", dest="cm_provider", required=True,
+                     help="openrouter, openai-compatible, litellm, glama, ollama, local, …")
+    add.add_argument("--name", dest="cm_name", required=True, metavar="ID",
+                     help="the model ID, exactly as the provider names it")
+    add.add_argument("--base-url", help="API root (required for openai-compatible, litellm)")
+    add.add_argument("--display-name")
+    add.add_argument("--max-input-tokens", type=int, metavar="N")
+    add.add_argument("--max-output-tokens", type=int, metavar="N")
+    add.add_argument("--reasoning-effort", choices=EFFORTS)
+    add.add_argument("--file-path", metavar="F", help="a .gguf file (provider local)")
+    key = add.add_mutually_exclusive_group()
+    key.add_argument("--api-key-env", metavar="VAR", help="read the key from this env variable")
+    key.add_argument("--api-key", metavar="KEY",
+                     help="store this key in the auth store ('-' reads stdin); only a "
+                     "reference is written to the models file")
+    add.add_argument("--replace", action="store_true", help="replace an existing model")
+    add.add_argument("--json", dest="cm_json", action="store_true", help="print JSON")
+    add.set_defaults(handler=run_add)
+    rm = actions.add_parser("remove", help="remove a custom model")
+    rm.add_argument("cm_name", metavar="NAME")
+    rm.add_argument("--provider", dest="cm_provider", help="needed if the name is ambiguous")
+    rm.add_argument("--json", dest="cm_json", action="store_true", help="print JSON")
+    rm.set_defaults(handler=run_remove)
+
+
+def reference_name(provider: str, name: str) -> str:
+    """The auth-store name under which ``add --api-key`` keeps a model's key."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", f"{provider}-{name}".lower()).strip("-._")
+    return (REF_PREFIX + slug)[:64].rstrip("-._")
+
+
+def _build(ns: argparse.Namespace, api_key_ref: str | None) -> Any:
+    from pydantic import ValidationError
+
+    from dexto.config.custom_models import FIX, CustomModel, check_custom_model_provider
+    from dexto.errors import ConfigError
+
+    check_custom_model_provider(ns.cm_provider)
+    fields = {"name": ns.cm_name, "provider": ns.cm_provider, "baseURL": ns.base_url,
+              "displayName": ns.display_name, "maxInputTokens": ns.max_input_tokens,
+              "maxOutputTokens": ns.max_output_tokens, "reasoningEffort": ns.reasoning_effort,
+              "filePath": ns.file_path, "apiKeyEnv": ns.api_key_env, "apiKeyRef": api_key_ref}
+    try:
+        return CustomModel.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise ConfigError(first["msg"].removeprefix("Value error, "), field=field,
+                          fix=FIX) from None
+
+
+def _marketplace_status(model: Any, paths: Any) -> str | None:
+    if model.provider != "openrouter":
+        return None
+    from dexto.llm.marketplace import refresh_marketplace
+
+    return refresh_marketplace(paths).status(model.name)
+
+
+def _route(model: Any, paths: Any) -> str:
+    from dexto.llm.context import build_context
+    from dexto.llm.routing import decide
+    from dexto.llm.selection import Selection
+
+    try:
+        ctx, _ = build_context(paths=paths)
+        return decide(Selection(model.provider, model.name), ctx).route
+    except Exception:  # the route is advisory here; saving never depends on it
+        return "none"
+
+
+def run_add(ns: argparse.Namespace) -> int:
+    from dexto.cli._output import print_error, print_json
+    from dexto.config.paths import DextoPaths
+    from dexto.errors import DextoError
+
+    paths = DextoPaths.from_env()
+    try:
+        ref = reference_name(ns.cm_provider, ns.cm_name) if ns.api_key is not None else None
+        model = _build(ns, ref)
+        _check_duplicate(paths, model, ns.replace)
+        status = _marketplace_status(model, paths)
+        if ref is not None:
+            _store_key(paths, ref, ns.api_key)
+        from dexto.config.custom_models import add_custom_model
+
+        replaced = add_custom_model(paths.custom_models, model, replace=ns.replace)
+    except DextoError as err:
+        return print_error(err, as_json=ns.cm_json)
+    route = _route(model, paths)
+    if ns.cm_json:
+        print_json({"model": model.to_json(), "replaced": replaced, "marketplace": status,
+                    "route": route})
+        return 0
+    print(f"{'replaced' if replaced else 'added'} {model.provider}/{model.name} "
+          f"in {paths.custom_models}")
+    _explain(status, route, model)
+    return 0
+
+
+def _check_duplicate(paths: Any, model: Any, replace: bool) -> None:
+    from dexto.config.custom_models import load_custom_models
+    from dexto.errors import ConfigError
+
+    if replace:
+        return
+    for m in load_custom_models(paths.custom_models):
+        if m.name == model.name and m.provider == model.provider:
+            raise ConfigError(f"custom model {m.provider}/{m.name} already exists",
+                              file=str(paths.custom_models), field="name",
+                              fix="pass --replace to overwrite it, or remove it first")
+
+
+def _store_key(paths: Any, ref: str, raw: str) -> None:
+    from dexto.auth.login import check_key_format
+    from dexto.auth.store import ApiEntry, set_entry
+
+    key = check_key_format(sys.stdin.readline() if raw == "-" else raw)
+    set_entry(paths.auth, ref, ApiEntry(type="api", key=key))
+
+
+def _explain(status: str | None, route: str, model: Any) -> None:
+    notes = {
+        "known": "found in the marketplace list",
+        "unknown": "warning: not in the marketplace list — saved anyway; check the ID "
+                   "(refresh the list with `dexto models --refresh`)",
+        "unverified": "unverified: no marketplace list available (offline?) — saved anyway",
+    }
+    if status is not None:
+        print(f"  marketplace: {notes[status]}", file=sys.stderr if status != "known"
+              else sys.stdout)
+    if route == "dexto":
+        print("  route: via Dexto credits (no provider key needed)")
+    elif route == "direct":
+        print("  route: direct, with your own key")
+    else:
+        hint = ("run `dexto login`, or set OPENROUTER_API_KEY" if model.provider == "openrouter"
+                else "add a key with --api-key / --api-key-env, or `dexto auth set`")
+        print(f"  route: none yet — {hint}")
+
+
+def run_remove(ns: argparse.Namespace) -> int:
+    from dexto.auth.store import remove_entry
+    from dexto.cli._output import print_error, print_json
+    from dexto.config.custom_models import load_custom_models, remove_custom_model
+    from dexto.config.paths import DextoPaths
+    from dexto.errors import DextoError
+
+    paths = DextoPaths.from_env()
+    try:
+        removed = remove_custom_model(paths.custom_models, ns.cm_name, ns.cm_provider)
+        ref = removed.apiKeyRef
+        key_removed = False
+        if ref and ref.startswith(REF_PREFIX) and all(
+                m.apiKeyRef != ref for m in load_custom_models(paths.custom_models)):
+            key_removed = remove_entry(paths.auth, ref)
+    except DextoError as err:
+        return print_error(err, as_json=ns.cm_json)
+    if ns.cm_json:
+        print_json({"removed": removed.to_json(), "keyRemoved": key_removed})
+    else:
+        print(f"removed {removed.provider}/{removed.name}"
+              + (f" and its stored key {ref}" if key_removed else ""))
+    return 0

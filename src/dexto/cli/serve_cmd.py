@@ -1,0 +1,78 @@
+"""``dexto serve [--agent FILE] [--host H] [--port P] [--token T]``: agent server and web UI."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register", "resolve_agent_path"]
+
+
+def register(sub: Any, name: str) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        name, help="run the local agent server and web UI",
+        description="Serve one agent's model catalog, selection and chat over HTTP, with a web "
+        "model picker at /. Binds to loopback; any other address requires a token.")
+    p.add_argument("--agent", metavar="FILE",
+                   help="agent YAML (default: the installed default agent)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=3001, help="port (default 3001)")
+    p.add_argument("--token", help="require this bearer token (default: $DEXTO_SERVER_TOKEN; "
+                   "mandatory when not bound to loopback)")
+    p.add_argument("--no-refresh", action="store_true",
+                   help="do not refresh the marketplace list in the background")
+    p.set_defaults(handler=run)
+
+
+def resolve_agent_path(agent: str | None, env: Any) -> Any:
+    """``--agent`` as given, else the default agent (preference ``defaultAgent``, else
+    ``default-agent``), installing the bundled copy first if it is missing."""
+    from pathlib import Path
+
+    from dexto.agents.manager import ensure_installed
+    from dexto.config.paths import DextoPaths
+    from dexto.config.preferences import load_preferences
+    from dexto.errors import ConfigError
+
+    if agent:
+        path = Path(agent).expanduser()
+        if not path.is_file():
+            raise ConfigError("agent file not found", file=str(path),
+                              fix="pass an existing agent YAML with --agent FILE")
+        return path.resolve()
+    paths = DextoPaths.from_env(env)
+    agent_id = load_preferences(paths.preferences).defaultAgent or "default-agent"
+    return ensure_installed(paths, agent_id)
+
+
+def run(ns: argparse.Namespace) -> int:
+    import os
+
+    from dexto.cli._output import print_error
+    from dexto.errors import DextoError
+    from dexto.server.settings import TOKEN_ENV, ServerSettings
+
+    env = dict(os.environ)
+    try:
+        settings = ServerSettings(
+            agent_path=resolve_agent_path(ns.agent, env), host=ns.host, port=ns.port,
+            token=ns.token or env.get(TOKEN_ENV) or None, env=env,
+            refresh_marketplace=not ns.no_refresh)
+    except DextoError as err:
+        return print_error(err, as_json=False)
+    return _serve(settings)
+
+
+def _serve(settings: Any) -> int:
+    import uvicorn
+
+    from dexto.server import create_app
+
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    url = f"http://{host}:{settings.port}/"
+    print(f"dexto serve: {settings.agent_path}")
+    print(f"  web UI  {url}" + ("#token=<your token>" if settings.token else ""))
+    print(f"  API     {url}openapi.json")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level="warning", access_log=False, server_header=False)
+    return 0

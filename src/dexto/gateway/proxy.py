@@ -1,0 +1,358 @@
+"""``POST /v1/chat/completions``: validate, rate-limit, authorize + hold, forward, settle.
+
+Per request the database is touched twice: one transaction that authenticates the key and places
+the hold, and one that replaces the hold by the charge (or releases it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from dexto.gateway import ledger
+from dexto.gateway.accounts import hash_key, looks_like_key
+from dexto.gateway.asgi import BodyTooLarge, ClientGone, Receive, Scope, Send, read_body, send_bytes
+from dexto.gateway.http_errors import error_body, insufficient_credits_body
+from dexto.gateway.logs import log_event
+from dexto.gateway.money import format_usd
+from dexto.gateway.pricing import ModelPrice, cost_from_usage, guard_estimate
+from dexto.gateway.state import GatewayState
+from dexto.gateway.upstream_http import UpstreamError, UpstreamResponse, UpstreamTimeout
+from dexto.gateway.validation import (
+    BAD_CTYPE,
+    INVALID_KEY,
+    TOO_LARGE,
+    is_json,
+    max_tokens,
+    parse_chat,
+)
+
+__all__ = ["ChatCompletions", "RequestContext"]
+
+_FORWARD_HEADERS = (b"http-referer", b"x-title")
+_RECORDED = {
+    b"x-dexto-session-id": "session_id",
+    b"x-dexto-source": "source",
+    b"x-dexto-version": "client_version",
+}
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    started: float
+    model: str = ""
+    stream: bool = False
+    body_len: int = 0
+    price: ModelPrice | None = None
+    hold: int = 0
+    account_id: str = ""
+    key_id: str = ""
+    balance: int = 0
+    available: int = 0
+    session_id: str | None = None
+    source: str | None = None
+    client_version: str | None = None
+
+
+def _clean(value: bytes) -> str:
+    text = value.decode("latin-1")[:200]
+    return "".join(c for c in text if c.isprintable())
+
+
+class ChatCompletions:
+    """Raw ASGI endpoint (the hot path avoids framework request/response objects)."""
+
+    def __init__(self, state: GatewayState) -> None:
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = RequestContext(request_id="req_" + os.urandom(12).hex(), started=time.perf_counter())
+        status = await self._handle(scope, receive, send, ctx)
+        elapsed = time.perf_counter() - ctx.started
+        self.state.metrics.request("chat_completions", status, elapsed)
+
+    async def _fail(
+        self,
+        send: Send,
+        ctx: RequestContext,
+        status: int,
+        body: bytes,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> int:
+        headers = [(b"x-request-id", ctx.request_id.encode()), *(extra or [])]
+        await send_bytes(send, status, body, headers)
+        log_event(
+            self.state.log,
+            "chat.completions",
+            request_id=ctx.request_id,
+            account=ctx.account_id or None,
+            model=ctx.model or None,
+            status=status,
+            latency_ms=round((time.perf_counter() - ctx.started) * 1000, 2),
+        )
+        return status
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> int:
+        st = self.state
+        settings = st.settings
+        if scope["method"] != "POST":
+            return await self._fail(
+                send,
+                ctx,
+                405,
+                error_body("METHOD_NOT_ALLOWED", "Use POST.", "invalid_request_error"),
+                [(b"allow", b"POST")],
+            )
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        auth = headers.get(b"authorization", b"")
+        token = auth[7:].strip().decode("latin-1") if auth[:7].lower() == b"bearer " else ""
+        if not looks_like_key(token):
+            return await self._fail(send, ctx, 401, INVALID_KEY)
+        ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if ctype != b"application/json":
+            return await self._fail(send, ctx, 415, BAD_CTYPE)
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
+            return await self._fail(send, ctx, 413, TOO_LARGE)
+        try:
+            raw = await read_body(receive, settings.max_body_bytes)
+        except BodyTooLarge:
+            return await self._fail(send, ctx, 413, TOO_LARGE)
+        except ClientGone:
+            return 499
+        problem, payload = parse_chat(raw)
+        if problem:
+            return await self._fail(
+                send, ctx, 400, error_body("INVALID_REQUEST", problem, "invalid_request_error")
+            )
+        ctx.model, ctx.stream, ctx.body_len = (
+            payload["model"],
+            bool(payload.get("stream")),
+            len(raw),
+        )
+        for name, attr in _RECORDED.items():
+            if name in headers:
+                setattr(ctx, attr, _clean(headers[name]) or None)
+
+        key_hash = hash_key(token)
+        wait = await st.limiter.acquire(key_hash[:32])
+        if wait > 0:
+            st.metrics.inc("rate_limited_total")
+            return await self._fail(
+                send,
+                ctx,
+                429,
+                error_body(
+                    "RATE_LIMITED",
+                    "Too many requests for this key; retry later.",
+                    "rate_limit_error",
+                ),
+                [(b"retry-after", str(max(1, math.ceil(wait))).encode())],
+            )
+        ctx.price = await st.catalog.price(ctx.model)
+        ctx.hold = guard_estimate(
+            len(raw),
+            max_tokens(payload),
+            ctx.price,
+            min_hold=settings.min_hold_usd_micros,
+            default_max_tokens=settings.default_max_tokens,
+            unknown_model_hold=settings.unknown_model_hold_micros,
+        )
+        res = await st.runner.run(
+            ledger.admit, key_hash, ctx.request_id, ctx.hold, ttl_ms=settings.hold_ttl_s * 1000
+        )
+        if res.status == "invalid_key":
+            return await self._fail(send, ctx, 401, INVALID_KEY)
+        ctx.account_id, ctx.key_id = res.account_id, res.key_id
+        ctx.balance, ctx.available = res.balance_micros, res.available_micros
+        if res.status == "insufficient":
+            st.metrics.inc("insufficient_credits_total")
+            return await self._fail(
+                send,
+                ctx,
+                402,
+                insufficient_credits_body(res.balance_micros, ctx.hold),
+                [(b"x-dexto-credits-remaining", format_usd(res.balance_micros).encode())],
+            )
+        st.metrics.inc("holds_placed_total")
+        try:
+            return await self._forward(payload, headers, receive, send, ctx)
+        except BaseException:
+            # Anything unexpected (incl. cancellation): never leave the hold behind.
+            await self._release(ctx)
+            raise
+
+    async def _release(self, ctx: RequestContext) -> None:
+        if await self.state.runner.run(ledger.release, ctx.request_id):
+            self.state.metrics.inc("holds_released_total")
+
+    async def settle(
+        self,
+        ctx: RequestContext,
+        cost: int,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        *,
+        estimated: bool,
+    ) -> ledger.SettleResult:
+        st = self.state
+        result = await st.runner.run(
+            ledger.settle,
+            ctx.request_id,
+            ctx.account_id,
+            cost,
+            overdraft_limit_micros=st.settings.overdraft_limit_micros,
+            model=ctx.model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            estimated=estimated,
+            key_id=ctx.key_id,
+            session_id=ctx.session_id,
+            source=ctx.source,
+            client_version=ctx.client_version,
+        )
+        st.metrics.inc("holds_settled_total")
+        if estimated:
+            st.metrics.inc("estimated_charges_total")
+        log_event(
+            st.log,
+            "chat.completions",
+            request_id=ctx.request_id,
+            account=ctx.account_id,
+            key_id=ctx.key_id,
+            model=ctx.model,
+            stream=ctx.stream,
+            status=200,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_micros=result.charged_micros,
+            hold_micros=ctx.hold,
+            written_off_micros=result.written_off_micros or None,
+            estimated=estimated,
+            latency_ms=round((time.perf_counter() - ctx.started) * 1000, 2),
+        )
+        return result
+
+    async def _forward(
+        self,
+        payload: dict[str, Any],
+        headers: dict[bytes, bytes],
+        receive: Receive,
+        send: Send,
+        ctx: RequestContext,
+    ) -> int:
+        st = self.state
+        usage = payload.get("usage")
+        payload["usage"] = {**(usage if isinstance(usage, dict) else {}), "include": True}
+        if ctx.stream:
+            opts = payload.get("stream_options")
+            payload["stream_options"] = {
+                **(opts if isinstance(opts, dict) else {}),
+                "include_usage": True,
+            }
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        fwd = {k.decode(): _clean(headers[k]) for k in _FORWARD_HEADERS if k in headers}
+        try:
+            resp = await st.upstream.open_chat(body, fwd)
+        except UpstreamTimeout:
+            return await self._upstream_failed(send, ctx, 504, "timeout")
+        except UpstreamError:
+            return await self._upstream_failed(send, ctx, 502, "connect")
+        try:
+            if resp.status_code >= 400:
+                return await self._upstream_status(resp, send, ctx)
+            is_sse = resp.headers.get("content-type", "").startswith("text/event-stream")
+            if ctx.stream and is_sse:
+                from dexto.gateway.stream import relay_stream
+
+                return await relay_stream(self, resp, receive, send, ctx)
+            try:
+                data = await resp.aread()
+            except UpstreamTimeout:
+                return await self._upstream_failed(send, ctx, 504, "timeout")
+            except UpstreamError:
+                return await self._upstream_failed(send, ctx, 502, "read")
+            return await self._complete(data, resp, send, ctx)
+        finally:
+            await resp.aclose()
+
+    async def _complete(
+        self, data: bytes, resp: UpstreamResponse, send: Send, ctx: RequestContext
+    ) -> int:
+        try:
+            doc = json.loads(data)
+            if not isinstance(doc, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            return await self._upstream_failed(send, ctx, 502, "malformed")
+        cost, pt, ct = cost_from_usage(doc.get("usage"), ctx.price)
+        estimated = cost is None
+        if cost is None:
+            cost = ctx.hold  # no usage and no listed price: the hold is the best estimate
+        result = await self.settle(ctx, cost, pt, ct, estimated=estimated)
+        await send_bytes(
+            send,
+            200,
+            data,
+            [
+                (b"x-request-id", ctx.request_id.encode()),
+                (b"x-dexto-cost", format_usd(result.charged_micros).encode()),
+                (b"x-dexto-credits-remaining", format_usd(result.balance_micros).encode()),
+            ],
+            content_type=resp.headers.get("content-type", "application/json").encode("latin-1"),
+        )
+        return 200
+
+    async def _upstream_failed(
+        self, send: Send, ctx: RequestContext, status: int, kind: str
+    ) -> int:
+        self.state.metrics.upstream_error(kind)
+        await self._release(ctx)
+        message = (
+            "The upstream provider timed out; you were not charged."
+            if status == 504
+            else "The upstream provider failed; you were not charged."
+        )
+        code = "UPSTREAM_TIMEOUT" if status == 504 else "UPSTREAM_ERROR"
+        return await self._fail(send, ctx, status, error_body(code, message, "upstream_error"))
+
+    async def _upstream_status(
+        self, resp: UpstreamResponse, send: Send, ctx: RequestContext
+    ) -> int:
+        status = resp.status_code
+        try:
+            data = await resp.aread()
+        except UpstreamError:
+            data = b""
+        if status >= 500 or status in (401, 402, 403):
+            # 5xx, and 401/402/403 which concern the gateway's own upstream account: redacted.
+            kind = f"http_{status}"
+            self.state.metrics.upstream_error(kind)
+            await self._release(ctx)
+            return await self._fail(
+                send,
+                ctx,
+                502,
+                error_body(
+                    "UPSTREAM_ERROR",
+                    f"The upstream provider failed (HTTP {status}); you were not charged.",
+                    "upstream_error",
+                ),
+            )
+        self.state.metrics.upstream_error("http_4xx")
+        await self._release(ctx)
+        extra = []
+        if "retry-after" in resp.headers:
+            extra.append((b"retry-after", resp.headers["retry-after"].encode("latin-1")))
+        if not is_json(data):
+            data = error_body(
+                "UPSTREAM_REJECTED",
+                f"The upstream provider refused the request (HTTP {status}).",
+                "invalid_request_error",
+            )
+        return await self._fail(send, ctx, status, data, extra)

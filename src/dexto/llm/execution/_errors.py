@@ -1,0 +1,124 @@
+"""HTTP and transport failures → the dexto error tree, translated here and only here.
+
+Messages name the endpoint and the credential *source*; the secret itself is scrubbed from any
+text that came back from a server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from dexto.errors import AuthFailedError, ExecutionError, InsufficientCreditsError, UpstreamError
+from dexto.llm.execution._target import Target
+
+__all__ = ["body_error", "http_error", "transport_error"]
+
+_BALANCE = re.compile(r"Balance:\s*\$\s*(-?[0-9]+(?:\.[0-9]+)?)")
+_MAX_DETAIL = 300
+
+
+def _scrub(text: str, target: Target) -> str:
+    key = target.key()
+    if key:
+        text = text.replace(key, "***")
+    return text[:_MAX_DETAIL]
+
+
+def _detail(doc: Any) -> tuple[str | None, str]:
+    """(code, message) from the error bodies of OpenAI, Anthropic, Google, Cohere, the gateway."""
+    if not isinstance(doc, dict):
+        return None, ""
+    err = doc.get("error", doc)
+    if isinstance(err, str):
+        return None, err
+    if not isinstance(err, dict):
+        return None, ""
+    code = err.get("code") or err.get("type") or err.get("status")
+    message = err.get("message") or doc.get("message") or ""
+    return (str(code) if code is not None else None), str(message)
+
+
+def _parse_body(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def http_error(
+    target: Target, status: int, body: bytes, headers: Mapping[str, str]
+) -> ExecutionError:
+    code, message = _detail(_parse_body(body))
+    message = _scrub(message, target)
+    if target.is_gateway and status == 402 and code == "INSUFFICIENT_CREDITS":
+        return insufficient(message, headers)
+    if status in (401, 403):
+        return _auth_failed(target, status, message)
+    what = f"{target.label} answered HTTP {status}" + (f": {message}" if message else "")
+    if status == 429:
+        after = headers.get("retry-after")
+        return UpstreamError(
+            f"{what} (rate limited)",
+            status=status,
+            fix=f"wait {after + ' s ' if after else ''}and retry",
+        )
+    if status >= 500:
+        return UpstreamError(what, status=status, fix="retry later; the provider is failing")
+    return UpstreamError(
+        what, status=status, fix=f"check the model ID {target.model!r} and the request parameters"
+    )
+
+
+def insufficient(message: str, headers: Mapping[str, str]) -> InsufficientCreditsError:
+    balance = headers.get("x-dexto-credits-remaining")
+    if balance is None:
+        found = _BALANCE.search(message)
+        balance = found.group(1) if found else None
+    return InsufficientCreditsError(
+        message or "Insufficient Dexto credits.",
+        balance_usd=balance,
+        fix="top up your Dexto credits",
+    )
+
+
+def _auth_failed(target: Target, status: int, message: str) -> AuthFailedError:
+    if target.is_gateway:
+        fix = (
+            f"the Dexto key from {target.credential_source} was refused: run `dexto login` "
+            "again or check DEXTO_API_KEY"
+        )
+    else:
+        fix = f"check the {target.label} key from {target.credential_source}"
+    what = f"{target.label} refused the credential (HTTP {status})"
+    return AuthFailedError(what + (f": {message}" if message else ""), fix=fix)
+
+
+def body_error(target: Target, doc: Any) -> ExecutionError:
+    """An error object that arrived inside a stream (after the HTTP status was 200)."""
+    code, message = _detail(doc)
+    message = _scrub(message, target)
+    if target.is_gateway and code == "INSUFFICIENT_CREDITS":
+        return insufficient(message, {})
+    return UpstreamError(
+        f"{target.label} reported an error mid-stream"
+        + (f" ({code})" if code else "")
+        + (f": {message}" if message else ""),
+        fix="retry the request",
+    )
+
+
+def transport_error(target: Target, exc: httpx.HTTPError) -> UpstreamError:
+    where = f"{target.label} at {target.base_url}" if target.base_url else target.label
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamError(f"{where} timed out", fix="retry later or raise the timeout")
+    if target.is_gateway:
+        fix = "check DEXTO_GATEWAY_URL and your network"
+    else:
+        env = target.provider.upper().replace("-", "_") + "_BASE_URL"
+        fix = f"check your network and {env}"
+    return UpstreamError(f"could not reach {where} ({type(exc).__name__})", fix=fix)

@@ -1,0 +1,147 @@
+"""Turning a parsed reply into the public ``ChatResult``: route taken, credits, warnings; and
+the error raised when credits are exhausted with nothing to fall back to."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
+
+from dexto.errors import InsufficientCreditsError
+from dexto.llm.execution._target import Target
+from dexto.llm.execution._types import ChatResult, Reply, RouteTaken, Usage
+from dexto.llm.providers import get_provider
+from dexto.llm.routing import RouteDecision
+
+__all__ = ["Outcome", "credential_words", "exhausted_fix_for", "usd_text"]
+
+
+def credential_words(source: str) -> str:
+    """ "env:ANTHROPIC_API_KEY" → "ANTHROPIC_API_KEY"; "auth-store:anthropic" → "stored
+    anthropic key" (a name, never a secret)."""
+    if source.startswith("env:"):
+        return source[4:]
+    if source.startswith("auth-store:"):
+        return f"stored {source[len('auth-store:') :]} key"
+    return source
+
+
+def _usd(text: str | None) -> Decimal | None:
+    if text is None:
+        return None
+    try:
+        value = Decimal(text.strip().lstrip("$"))
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() else None
+
+
+def _after_stream(credits: str | None, cost: str | None) -> str | None:
+    """A stream's headers carry the balance *before* the request; subtract the cost reported
+    in its final usage chunk (rounded up to the micro-dollar, as the gateway charges)."""
+    before, spent = _usd(credits), _usd(cost)
+    if before is None or spent is None:
+        return credits
+    return f"{before - spent.quantize(Decimal('0.000001'), rounding=ROUND_CEILING):.6f}"
+
+
+def usd_text(text: str | None) -> str:
+    """ "0.050000" → "0.05", "0.049676" → "0.049676" (at least cents, no trailing zeros)."""
+    value = _usd(text)
+    if value is None:
+        return str(text)
+    out = f"{value:f}"
+    if "." in out:
+        whole, frac = out.split(".")
+        out = f"{whole}.{frac.rstrip('0').ljust(2, '0')}"
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Per-Model constants used to build results and the exhausted-credits error."""
+
+    decision: RouteDecision
+    low_credits_usd: float
+    exhausted_fix: str
+
+    def result(
+        self,
+        target: Target,
+        reply: Reply,
+        headers: Mapping[str, str],
+        *,
+        fell_back: bool,
+        balance: str | None,
+        stream: bool = False,
+    ) -> ChatResult:
+        credits = headers.get("x-dexto-credits-remaining") if target.is_gateway else balance
+        cost = headers.get("x-dexto-cost") if target.is_gateway else None
+        if target.is_gateway and stream:
+            credits = _after_stream(credits, reply.cost_usd)
+        route = RouteTaken(
+            "dexto" if target.is_gateway else "direct",
+            target.provider,
+            target.model,
+            fell_back,
+            self._reason(target, fell_back, balance),
+        )
+        usage = Usage(reply.prompt_tokens, reply.completion_tokens, cost or reply.cost_usd)
+        return ChatResult(
+            reply.text,
+            tuple(reply.tool_calls),
+            usage,
+            route,
+            credits,
+            self._warnings(credits),
+            reply.finish_reason,
+        )
+
+    def _reason(self, target: Target, fell_back: bool, balance: str | None) -> str:
+        if not fell_back:
+            return self.decision.reason
+        bal = f" (balance ${usd_text(balance)})" if balance is not None else ""
+        return (
+            f"Dexto credits exhausted{bal}; continued with your "
+            f"{credential_words(target.credential_source)}, directly to {target.label} as "
+            f"{target.model}."
+        )
+
+    def _warnings(self, credits: str | None) -> tuple[str, ...]:
+        value = _usd(credits)
+        threshold = Decimal(str(self.low_credits_usd))
+        if value is None or value >= threshold:
+            return ()
+        return (
+            f"Dexto credits are low: ${usd_text(credits)} left (below ${threshold:.2f}); "
+            f"{self.exhausted_fix}.",
+        )
+
+    def exhausted(self, err: InsufficientCreditsError) -> InsufficientCreditsError:
+        """The error for a 402 that cannot (or may no longer) fall back: balance and fixes."""
+        bal = err.balance_usd
+        message = (
+            err.message
+            if "Balance" in err.message
+            else (
+                "Insufficient Dexto credits" + (f". Balance: ${usd_text(bal)}" if bal else "") + "."
+            )
+        )
+        return InsufficientCreditsError(message, fix=self.exhausted_fix, balance_usd=bal)
+
+
+def exhausted_fix_for(decision: RouteDecision, direct_source: str | None) -> str:
+    """The recovery hint when credits run out: top up, or give the provider a key."""
+    p = get_provider(decision.provider)
+    if decision.fallback is not None:
+        return (
+            f"top up your Dexto credits; requests continue with your "
+            f"{credential_words(decision.fallback.credential_source)} meanwhile"
+        )
+    if direct_source is not None:
+        return (
+            f"top up your Dexto credits, or set llm.routing.fallbackOnInsufficientCredits: "
+            f"true to continue with your {credential_words(direct_source)}"
+        )
+    key = p.env_vars[0] if p.env_vars else f"a {p.name} credential"
+    return f"top up your Dexto credits, or set {key} to continue with your own {p.name} key"

@@ -1,0 +1,90 @@
+"""Decision → targets: the primary attempt and the 402 fallback, with their secrets.
+
+Secrets are looked up by the decision's credential *source name*, so the request uses exactly
+the credential the decision explained ("env:ANTHROPIC_API_KEY", "auth-store:dexto", …).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from dexto._secret import Secret
+from dexto._version import __version__
+from dexto.auth.store import Entry, entry_secret
+from dexto.errors import ConfigError
+from dexto.llm.execution._target import Target
+from dexto.llm.providers import get_provider
+from dexto.llm.routing import RouteDecision
+
+__all__ = ["fallback_target", "gateway_headers", "primary_target", "secret_for"]
+
+StoreLoader = Callable[[str], Entry | None]  # auth-store lookup by entry name
+
+
+def secret_for(source: str, env: Mapping[str, str], store: StoreLoader) -> Secret | None:
+    """The secret behind a source name; None for key-less providers and cloud chains."""
+    if source.startswith("env:"):
+        name = source[4:]
+        if "+" in name:  # cloud credential chains (bedrock, vertex) are read by their SDKs
+            return None
+        value = env.get(name, "").strip()
+        return Secret(value) if value else None
+    if source.startswith("auth-store:"):
+        entry = store(source[len("auth-store:") :])
+        return Secret(entry_secret(entry)) if entry is not None else None
+    return None
+
+
+def gateway_headers(session_id: str, source: str) -> dict[str, str]:
+    return {
+        "x-dexto-session-id": session_id,
+        "x-dexto-source": source,
+        "x-dexto-version": __version__,
+    }
+
+
+def _direct(
+    provider_id: str,
+    model: str,
+    base_url: str | None,
+    source: str,
+    env: Mapping[str, str],
+    store: StoreLoader,
+) -> Target:
+    p = get_provider(provider_id)
+    if p.wire == "local":
+        raise ConfigError(
+            f"{p.name} models cannot be run by the dexto client",
+            field="provider",
+            fix="serve the GGUF file with ollama or llama.cpp's server and select "
+            "ollama/<model> or openai-compatible/<model>",
+        )
+    return Target(p.wire, p.id, model, base_url, secret_for(source, env, store), source, p.name)
+
+
+def primary_target(
+    d: RouteDecision, env: Mapping[str, str], store: StoreLoader, headers: Mapping[str, str]
+) -> Target:
+    if d.route == "dexto":
+        return Target(
+            "openai",
+            d.effective_provider,
+            d.effective_model,
+            d.base_url,
+            secret_for(d.credential_source, env, store),
+            d.credential_source,
+            "the Dexto gateway",
+            dict(headers),
+        )
+    return _direct(
+        d.effective_provider, d.effective_model, d.base_url, d.credential_source, env, store
+    )
+
+
+def fallback_target(d: RouteDecision, env: Mapping[str, str], store: StoreLoader) -> Target | None:
+    fb = d.fallback
+    if fb is None:
+        return None
+    return _direct(
+        fb.effective_provider, fb.effective_model, fb.base_url, fb.credential_source, env, store
+    )

@@ -1,0 +1,39 @@
+"""The shape every HTTP wire adapter has: build a request, parse a reply, parse a stream."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from dexto.llm.execution._target import HttpCall, Target
+from dexto.llm.execution._types import Reply, TextDelta, ToolCallDelta
+
+__all__ = ["Adapter", "Delta", "StreamParser", "as_int"]
+
+Delta = TextDelta | ToolCallDelta
+
+
+class StreamParser(Protocol):
+    def feed(self, event: str, data: str) -> list[Delta]:
+        """One SSE event in; the deltas it carries out (raises the translated error events)."""
+
+    def reply(self) -> Reply:
+        """Everything seen so far, assembled."""
+
+
+class Adapter(Protocol):
+    def build(
+        self,
+        target: Target,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        params: dict[str, Any],
+        stream: bool,
+    ) -> HttpCall: ...
+
+    def parse(self, target: Target, doc: Any) -> Reply: ...
+
+    def stream_parser(self, target: Target) -> StreamParser: ...
+
+
+def as_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

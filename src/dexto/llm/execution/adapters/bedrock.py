@@ -1,0 +1,197 @@
+"""Amazon Bedrock Converse API (``converse`` / ``converse_stream`` through boto3, an optional
+extra). The "call" built here is the keyword arguments of the boto3 method; the transport lives in
+``dexto.llm.execution._cloud``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dexto.errors import UpstreamError
+from dexto.llm.execution._messages import content_text, parse_arguments
+from dexto.llm.execution._target import HttpCall, Target
+from dexto.llm.execution._types import Reply, TextDelta, ToolCall
+from dexto.llm.execution.adapters._base import Delta, as_int
+from dexto.llm.execution.adapters._tools import ToolAccumulator
+
+__all__ = ["BedrockAdapter", "to_converse"]
+
+_STOP = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+}
+_CONFIG = {
+    "max_tokens": "maxTokens",
+    "max_completion_tokens": "maxTokens",
+    "temperature": "temperature",
+    "top_p": "topP",
+    "stop": "stopSequences",
+}
+
+
+def _finish(reason: Any) -> str | None:
+    return _STOP.get(reason, reason.lower()) if isinstance(reason, str) else None
+
+
+def _blocks(m: dict[str, Any]) -> list[dict[str, Any]]:
+    if m["role"] == "tool":
+        return [
+            {
+                "toolResult": {
+                    "toolUseId": m.get("tool_call_id", ""),
+                    "content": [{"text": content_text(m.get("content"))}],
+                }
+            }
+        ]
+    out: list[dict[str, Any]] = []
+    text = content_text(m.get("content"))
+    if text:
+        out.append({"text": text})
+    for call in m.get("tool_calls") or ():
+        fn = call.get("function") or {}
+        out.append(
+            {
+                "toolUse": {
+                    "toolUseId": call.get("id", ""),
+                    "name": fn.get("name", ""),
+                    "input": parse_arguments(fn.get("arguments")),
+                }
+            }
+        )
+    return out
+
+
+def to_converse(
+    messages: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(system blocks, Converse messages)."""
+    system: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+    for m in messages:
+        if m["role"] in ("system", "developer"):
+            system.append({"text": content_text(m.get("content"))})
+            continue
+        role = "assistant" if m["role"] == "assistant" else "user"
+        blocks = _blocks(m)
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return system, turns
+
+
+class _Stream:
+    def __init__(self, target: Target) -> None:
+        self._target = target
+        self._reply = Reply()
+        self._text: list[str] = []
+        self._tools = ToolAccumulator()
+        self._tool_index: dict[int, int] = {}
+
+    def feed(self, event: str, data: str) -> list[Delta]:
+        ev = json.loads(data)
+        if "contentBlockStart" in ev:
+            start = ev["contentBlockStart"]
+            use = (start.get("start") or {}).get("toolUse")
+            if use:
+                idx = self._tool_index.setdefault(
+                    start.get("contentBlockIndex", 0), len(self._tool_index)
+                )
+                return [self._tools.add(idx, use.get("toolUseId"), use.get("name"), "")]
+        elif "contentBlockDelta" in ev:
+            body = ev["contentBlockDelta"]
+            delta = body.get("delta") or {}
+            if delta.get("text"):
+                self._text.append(delta["text"])
+                return [TextDelta(delta["text"])]
+            at = self._tool_index.get(body.get("contentBlockIndex", 0))
+            piece = (delta.get("toolUse") or {}).get("input")
+            if at is not None and piece:
+                return [self._tools.add(at, None, None, piece)]
+        elif "messageStop" in ev:
+            stop = ev["messageStop"].get("stopReason")
+            self._reply.finish_reason = _finish(stop)
+        elif "metadata" in ev:
+            usage = ev["metadata"].get("usage") or {}
+            self._reply.prompt_tokens = as_int(usage.get("inputTokens"))
+            self._reply.completion_tokens = as_int(usage.get("outputTokens"))
+        elif ev:
+            name = next(iter(ev))
+            raise UpstreamError(
+                f"{self._target.label} reported {name} mid-stream", fix="retry the request"
+            )
+        return []
+
+    def reply(self) -> Reply:
+        self._reply.text = "".join(self._text)
+        self._reply.tool_calls = self._tools.calls()
+        return self._reply
+
+
+class BedrockAdapter:
+    def build(
+        self,
+        target: Target,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        params: dict[str, Any],
+        stream: bool,
+    ) -> HttpCall:
+        system, turns = to_converse(messages)
+        kwargs: dict[str, Any] = {"modelId": target.model, "messages": turns}
+        if system:
+            kwargs["system"] = system
+        config = {}
+        for name, value in params.items():
+            if name in _CONFIG:
+                config[_CONFIG[name]] = (
+                    [value] if name == "stop" and isinstance(value, str) else value
+                )
+        if config:
+            kwargs["inferenceConfig"] = config
+        if tools:
+            kwargs["toolConfig"] = {
+                "tools": [
+                    {
+                        "toolSpec": {
+                            "name": t["function"]["name"],
+                            "description": t["function"].get("description")
+                            or t["function"]["name"],
+                            "inputSchema": {
+                                "json": t["function"].get("parameters")
+                                or {"type": "object", "properties": {}}
+                            },
+                        }
+                    }
+                    for t in tools
+                ]
+            }
+        return HttpCall("bedrock:" + ("converse_stream" if stream else "converse"), {}, kwargs)
+
+    def parse(self, target: Target, doc: Any) -> Reply:
+        msg = ((doc.get("output") or {}).get("message") or {}) if isinstance(doc, dict) else {}
+        reply = Reply()
+        texts = []
+        for block in msg.get("content") or ():
+            if "text" in block:
+                texts.append(block["text"])
+            elif "toolUse" in block:
+                use = block["toolUse"]
+                reply.tool_calls.append(
+                    ToolCall(
+                        use.get("toolUseId", ""),
+                        use.get("name", ""),
+                        json.dumps(use.get("input") or {}),
+                    )
+                )
+        reply.text = "".join(texts)
+        reply.finish_reason = _finish(doc.get("stopReason"))
+        usage = doc.get("usage") or {}
+        reply.prompt_tokens = as_int(usage.get("inputTokens"))
+        reply.completion_tokens = as_int(usage.get("outputTokens"))
+        return reply
+
+    def stream_parser(self, target: Target) -> _Stream:
+        return _Stream(target)

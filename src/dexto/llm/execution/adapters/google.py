@@ -1,0 +1,248 @@
+"""Google's native Gemini API (``generateContent`` / ``streamGenerateContent?alt=sse``).
+
+Chosen over Google's OpenAI-compatible endpoint because the provider's base URL
+(``https://generativelanguage.googleapis.com/v1beta``, overridable by ``GOOGLE_BASE_URL``) is the
+native API root, the native API is the stable, documented one (usage metadata, system
+instructions, function calling), and Vertex AI serves the very same request shape — so one adapter
+serves both. The key travels in the ``x-goog-api-key`` header, never in the URL.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dexto.errors import UpstreamError
+from dexto.llm.execution._errors import body_error
+from dexto.llm.execution._messages import content_text, parse_arguments, tool_names
+from dexto.llm.execution._target import HttpCall, Target
+from dexto.llm.execution._types import Reply, TextDelta, ToolCall
+from dexto.llm.execution.adapters._base import Delta, as_int
+from dexto.llm.execution.adapters._tools import ToolAccumulator
+
+__all__ = ["GoogleAdapter", "to_gemini"]
+
+_STOP = {"STOP": "stop", "MAX_TOKENS": "length"}
+_CONFIG = {
+    "max_tokens": "maxOutputTokens",
+    "max_completion_tokens": "maxOutputTokens",
+    "temperature": "temperature",
+    "top_p": "topP",
+    "top_k": "topK",
+    "stop": "stopSequences",
+    "seed": "seed",
+}
+_UNSUPPORTED_SCHEMA = {"$schema", "additionalProperties", "$id", "$defs", "definitions"}
+
+
+def _schema(node: Any) -> Any:
+    """JSON schema → the OpenAPI subset Gemini accepts (drops keys it rejects)."""
+    if isinstance(node, dict):
+        return {k: _schema(v) for k, v in node.items() if k not in _UNSUPPORTED_SCHEMA}
+    if isinstance(node, list):
+        return [_schema(v) for v in node]
+    return node
+
+
+def _parts(m: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
+    if m["role"] == "tool":
+        call_id = m.get("tool_call_id", "")
+        text = content_text(m.get("content"))
+        try:
+            result = json.loads(text)
+        except ValueError:
+            result = text
+        return [
+            {
+                "functionResponse": {
+                    "name": names.get(call_id, call_id),
+                    "response": result if isinstance(result, dict) else {"result": result},
+                }
+            }
+        ]
+    parts: list[dict[str, Any]] = []
+    text = content_text(m.get("content"))
+    if text:
+        parts.append({"text": text})
+    for call in m.get("tool_calls") or ():
+        fn = call.get("function") or {}
+        parts.append(
+            {
+                "functionCall": {
+                    "name": fn.get("name", ""),
+                    "args": parse_arguments(fn.get("arguments")),
+                }
+            }
+        )
+    return parts
+
+
+def to_gemini(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """(system instruction text, Gemini ``contents``)."""
+    names = tool_names(messages)
+    system: list[str] = []
+    contents: list[dict[str, Any]] = []
+    for m in messages:
+        if m["role"] in ("system", "developer"):
+            system.append(content_text(m.get("content")))
+            continue
+        role = "model" if m["role"] == "assistant" else "user"
+        parts = _parts(m, names)
+        if contents and contents[-1]["role"] == role:
+            contents[-1]["parts"].extend(parts)
+        else:
+            contents.append({"role": role, "parts": parts})
+    return "\n\n".join(system), contents
+
+
+def _body(
+    messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, params: dict[str, Any]
+) -> dict[str, Any]:
+    system, contents = to_gemini(messages)
+    body: dict[str, Any] = {"contents": contents}
+    if system:
+        body["systemInstruction"] = {"parts": [{"text": system}]}
+    config: dict[str, Any] = {}
+    for name, value in params.items():
+        if name in _CONFIG:
+            config[_CONFIG[name]] = [value] if name == "stop" and isinstance(value, str) else value
+        elif name == "tool_choice":
+            mode = {"required": "ANY", "none": "NONE"}.get(value, "AUTO")
+            body["toolConfig"] = {"functionCallingConfig": {"mode": mode}}
+        else:
+            body[name] = value
+    if config:
+        body["generationConfig"] = config
+    if tools:
+        body["tools"] = [
+            {
+                "functionDeclarations": [
+                    {
+                        "name": t["function"]["name"],
+                        "description": t["function"].get("description", ""),
+                        **(
+                            {"parameters": _schema(t["function"]["parameters"])}
+                            if t["function"].get("parameters")
+                            else {}
+                        ),
+                    }
+                    for t in tools
+                ]
+            }
+        ]
+    return body
+
+
+def _chunk(reply: Reply, doc: Any, target: Target) -> list[tuple[str | None, dict[str, Any]]]:
+    """Apply one response (or stream chunk) to ``reply``; return its (text, functionCall) parts."""
+    if not isinstance(doc, dict):
+        raise UpstreamError(
+            f"{target.label} sent a reply that is not an object", fix="retry the request"
+        )
+    if "error" in doc:
+        raise body_error(target, doc)
+    usage = doc.get("usageMetadata") or {}
+    if usage:
+        reply.prompt_tokens = as_int(usage.get("promptTokenCount"))
+        reply.completion_tokens = as_int(usage.get("candidatesTokenCount"))
+    out: list[tuple[str | None, dict[str, Any]]] = []
+    for cand in (doc.get("candidates") or ())[:1]:
+        if cand.get("finishReason"):
+            reply.finish_reason = _STOP.get(cand["finishReason"], cand["finishReason"].lower())
+        for part in (cand.get("content") or {}).get("parts") or ():
+            if part.get("thought"):
+                continue
+            if isinstance(part.get("text"), str):
+                out.append((part["text"], {}))
+            elif isinstance(part.get("functionCall"), dict):
+                out.append((None, part["functionCall"]))
+    return out
+
+
+class _Stream:
+    def __init__(self, target: Target) -> None:
+        self._target = target
+        self._reply = Reply()
+        self._text: list[str] = []
+        self._tools = ToolAccumulator()
+        self._n = 0
+
+    def feed(self, event: str, data: str) -> list[Delta]:
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            raise UpstreamError(
+                f"{self._target.label} sent a stream chunk that is not JSON",
+                fix="retry the request",
+            ) from None
+        out: list[Delta] = []
+        for text, call in _chunk(self._reply, doc, self._target):
+            if text is not None:
+                if text:
+                    self._text.append(text)
+                    out.append(TextDelta(text))
+                continue
+            out.append(
+                self._tools.add(
+                    self._n,
+                    call.get("id") or f"call_{self._n}",
+                    call.get("name", ""),
+                    json.dumps(call.get("args") or {}),
+                )
+            )
+            self._n += 1
+        return out
+
+    def reply(self) -> Reply:
+        self._reply.text = "".join(self._text)
+        self._reply.tool_calls = self._tools.calls()
+        if self._reply.tool_calls and self._reply.finish_reason == "stop":
+            self._reply.finish_reason = "tool_calls"
+        return self._reply
+
+
+class GoogleAdapter:
+    """Serves ``google`` (API key header) and ``vertex`` (OAuth bearer token from ADC)."""
+
+    def build(
+        self,
+        target: Target,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        params: dict[str, Any],
+        stream: bool,
+    ) -> HttpCall:
+        headers = {"content-type": "application/json", **target.headers}
+        if target.secret is not None:
+            if target.wire == "vertex":
+                headers["authorization"] = "Bearer " + target.key()
+            else:
+                headers["x-goog-api-key"] = target.key()
+        model = target.model.removeprefix("models/")
+        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        return HttpCall(
+            f"{target.base_url}/models/{model}:{method}", headers, _body(messages, tools, params)
+        )
+
+    def parse(self, target: Target, doc: Any) -> Reply:
+        reply = Reply()
+        texts = []
+        for text, call in _chunk(reply, doc, target):
+            if text is not None:
+                texts.append(text)
+            else:
+                n = len(reply.tool_calls)
+                reply.tool_calls.append(
+                    ToolCall(
+                        call.get("id") or f"call_{n}",
+                        call.get("name", ""),
+                        json.dumps(call.get("args") or {}),
+                    )
+                )
+        reply.text = "".join(texts)
+        if reply.tool_calls and reply.finish_reason == "stop":
+            reply.finish_reason = "tool_calls"
+        return reply
+
+    def stream_parser(self, target: Target) -> _Stream:
+        return _Stream(target)

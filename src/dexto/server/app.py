@@ -1,0 +1,61 @@
+"""The app factory: ``create_app(settings)`` builds one server for one agent, no globals."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from dexto import __version__
+from dexto.server import (
+    routes_catalog,
+    routes_chat,
+    routes_custom,
+    routes_keys,
+    routes_selection,
+    routes_ui,
+)
+from dexto.server.credits import CreditsTracker
+from dexto.server.deps import AppState
+from dexto.server.errors import install_error_handlers
+from dexto.server.guard import Guard
+from dexto.server.refresher import MarketplaceRefresher
+from dexto.server.settings import ServerSettings
+from dexto.server.state import LocalView
+
+__all__ = ["create_app"]
+
+DESCRIPTION = ("Local agent server: the model catalog with routing state, the agent's selection "
+               "and its routing decision, custom models, provider keys and a chat try-out. "
+               'Errors are `{"error": {"code", "message", "fix"}}`.')
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    refresher = (MarketplaceRefresher(settings.paths, settings.env, settings.refresh_interval_s)
+                 if settings.refresh_marketplace else None)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if refresher is not None:
+            refresher.start()
+        try:
+            yield
+        finally:
+            if refresher is not None:
+                refresher.stop()
+
+    app = FastAPI(title="Dexto agent server", version=__version__, description=DESCRIPTION,
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json", lifespan=lifespan)
+    app.state.dexto = AppState(settings=settings, view=LocalView(settings),
+                               credits=CreditsTracker(), session_id=f"serve-{uuid.uuid4()}")
+    install_error_handlers(app)
+    for module in (routes_catalog, routes_selection, routes_custom, routes_keys, routes_chat,
+                   routes_ui):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=routes_ui.STATIC_DIR), name="static")
+    app.add_middleware(Guard, token=settings.token, allowed_hosts=settings.allowed_hosts(),
+                       max_body=settings.max_body_bytes)
+    return app

@@ -1,0 +1,89 @@
+"""``GET/POST /llm/custom-models`` and ``DELETE /llm/custom-models/{name}``.
+
+Bodies are validated by the same code that reads the models file (``parse_custom_models``), so
+``provider: dexto`` is ``PROVIDER_NOT_ALLOWED`` and raw keys are refused, exactly as on disk.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Response
+from pydantic import BaseModel
+
+from dexto.config.custom_models import CustomModel, parse_custom_models
+from dexto.errors import DextoError
+from dexto.server import custom_store
+from dexto.server.deps import AppState, app_state
+from dexto.server.errors import ApiError, LocalStateFailure
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/llm/custom-models", tags=["custom models"])
+State = Annotated[AppState, Depends(app_state)]
+_BODY_SCHEMA = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": CustomModel.model_json_schema()}}}}
+
+
+class CustomModelList(BaseModel):
+    models: list[dict[str, Any]]
+    file: str
+
+
+class Saved(BaseModel):
+    model: dict[str, Any]
+    replaced: bool
+    validation: str | None
+
+
+def _listing(st: AppState) -> CustomModelList:
+    snap = st.view.snapshot()
+    local = {m.name for m in _local_models(st)}
+    rows = [{**m.to_json(), "origin": "local" if m.name in local else "agent"}
+            for m in snap.local.custom_models]
+    return CustomModelList(models=rows, file=str(st.view.paths.custom_models))
+
+
+def _local_models(st: AppState) -> list[CustomModel]:
+    from dexto.config.custom_models import load_custom_models
+
+    try:
+        return load_custom_models(st.view.paths.custom_models)
+    except DextoError as err:
+        raise LocalStateFailure(err) from None
+
+
+@router.get("", response_model=CustomModelList,
+            summary="Custom models (local file merged with the agent's llm.customModels)")
+def list_models(st: State) -> CustomModelList:
+    return _listing(st)
+
+
+@router.post("", response_model=Saved, status_code=201, openapi_extra=_BODY_SCHEMA,
+             summary="Add or replace a custom model")
+def add_model(st: State, raw: Annotated[dict[str, Any], Body()]) -> Saved:
+    model = parse_custom_models([raw], file="request body", field_prefix="model")[0]
+    path = st.view.paths.custom_models
+    try:
+        replaced = custom_store.upsert(path, model)
+    except DextoError as err:
+        raise LocalStateFailure(err) from None
+    st.view.invalidate()
+    market = st.view.context().marketplace()
+    status = market.status(model.name) if model.provider == "openrouter" and market else None
+    return Saved(model=model.to_json(), replaced=replaced, validation=status)
+
+
+@router.delete("/{name:path}", status_code=204, response_class=Response,
+               summary="Remove a custom model by name (optionally only for one provider)")
+def delete_model(st: State, name: str, provider: str | None = None) -> Response:
+    try:
+        gone = custom_store.remove(st.view.paths.custom_models, name, provider)
+    except DextoError as err:
+        raise LocalStateFailure(err) from None
+    if not gone:
+        raise ApiError("NOT_FOUND", f"no custom model named {name!r} in the local models file",
+                       fix="list them with GET /llm/custom-models; models declared in the agent "
+                       "file are removed by editing it")
+    st.view.invalidate()
+    return Response(status_code=204)

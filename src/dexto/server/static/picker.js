@@ -1,0 +1,88 @@
+// The model picker: renders the catalog answer (GET /llm/catalog) as provider groups.
+// Selectable = the provider's hasEffectiveCredentials, as computed by the server. Nothing else.
+
+import { badge, context, el, price, setChildren } from './format.js';
+
+const COLLAPSED_ROWS = 24;
+
+function modelRow(pid, prov, m, view) {
+  const selectable = prov.hasEffectiveCredentials;
+  const selected = view.current && view.current.provider === pid && view.current.model === m.id;
+  const tags = [
+    m.featured ? el('span', { class: 'tag tag-featured', text: 'featured' }) : null,
+    m.custom ? el('span', { class: 'tag tag-custom', text: 'custom' }) : null,
+    m.validation === 'unknown' ? el('span', { class: 'tag tag-warn', text: 'not listed' }) : null,
+  ];
+  return el('button', {
+    type: 'button', class: `model${selected ? ' selected' : ''}${selectable ? '' : ' unavailable'}`,
+    'aria-pressed': selected ? 'true' : 'false',
+    title: selectable ? `Use ${m.displayName}` : `Connect ${prov.name} to use this model`,
+    dataset: { provider: pid, model: m.id, selectable: String(selectable) },
+    onclick: () => (selectable ? view.onSelect(pid, m) : view.onConnect(pid)),
+  },
+  el('span', { class: 'model-main' },
+    el('span', { class: 'model-name', text: m.displayName }), ...tags,
+    el('span', { class: 'model-id mono', text: m.id })),
+  el('span', { class: 'model-meta' },
+    el('span', { class: 'price', text: price(m.pricing) || '—' }),
+    el('span', { class: 'ctx muted', text: context(m.contextWindow) })),
+  badge(prov.effectiveRoute, view.meta.badges));
+}
+
+function groupHeader(pid, prov, view) {
+  const facts = view.meta.providers[pid] || {};
+  const connect = !prov.hasEffectiveCredentials
+    ? el('button', { type: 'button', class: 'ghost small', text: 'Connect…',
+      onclick: () => view.onConnect(pid) })
+    : null;
+  const ownKey = pid === 'openrouter' && facts.acceptsKey && !prov.hasDirectKey
+    && prov.hasEffectiveCredentials
+    ? el('button', { type: 'button', class: 'link small', text: 'Use my own OpenRouter key',
+      onclick: () => view.onConnect(pid, { voluntary: true }) })
+    : null;
+  return el('div', { class: 'group-head' },
+    el('div', { class: 'group-title' },
+      el('h3', { text: prov.name }), el('span', { class: 'muted mono small', text: pid }),
+      badge(prov.effectiveRoute, view.meta.badges)),
+    prov.fix ? el('p', { class: 'group-fix small' }, el('span', { class: 'fix-label', text: 'To enable' }),
+      ` ${prov.fix}`) : null,
+    el('div', { class: 'group-actions' }, connect, ownKey));
+}
+
+function group(pid, prov, view) {
+  const expanded = view.searching || view.expanded.has(pid);
+  const shown = expanded ? prov.models : prov.models.slice(0, COLLAPSED_ROWS);
+  const more = prov.models.length - shown.length;
+  const list = el('div', { class: 'models', role: 'list' },
+    shown.map((m) => modelRow(pid, prov, m, view)));
+  const toggle = more > 0
+    ? el('button', { type: 'button', class: 'ghost more', text: `Show all ${prov.models.length} models`,
+      onclick: () => { view.expanded.add(pid); view.rerender(); } })
+    : null;
+  return el('section', {
+    id: `group-${pid}`, class: `group${prov.hasEffectiveCredentials ? '' : ' group-off'}`,
+    dataset: { provider: pid, route: prov.effectiveRoute },
+  }, groupHeader(pid, prov, view), list, toggle);
+}
+
+function jumpBar(ordered) {
+  return el('nav', { class: 'jump', 'aria-label': 'Providers' }, ordered.map(([pid, prov]) =>
+    el('a', { href: `#group-${pid}`, class: `chip chip-${prov.effectiveRoute}`,
+      onclick: (ev) => { ev.preventDefault(); document.getElementById(`group-${pid}`).scrollIntoView({ behavior: 'smooth' }); } },
+    el('span', { class: 'chip-dot', 'aria-hidden': 'true' }), prov.name,
+    el('span', { class: 'chip-count', text: String(prov.models.length) }))));
+}
+
+// Providers with models only (custom-only providers appear once a model is added there);
+// available providers first, server order kept within each half.
+export function renderPicker(root, catalog, view) {
+  const entries = Object.entries(catalog.providers).filter(([, p]) => p.models.length > 0);
+  const ordered = [
+    ...entries.filter(([, p]) => p.hasEffectiveCredentials),
+    ...entries.filter(([, p]) => !p.hasEffectiveCredentials),
+  ];
+  setChildren(root, ...(ordered.length
+    ? [jumpBar(ordered), ...ordered.map(([pid, prov]) => group(pid, prov, view))]
+    : [el('p', { class: 'empty', text: 'No models match that search.' })]));
+  root.setAttribute('aria-busy', 'false');
+}

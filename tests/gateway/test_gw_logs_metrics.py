@@ -1,0 +1,111 @@
+"""Logs never contain prompts, completions or keys; /metrics, /healthz and /me/usage shapes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from _gwhelpers import UPSTREAM_KEY, Gateway, chat_body
+
+from dexto.gateway.logs import JsonFormatter
+
+PROMPT = "MY-SECRET-PROMPT-TEXT-42"
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def captured() -> Iterator[_Capture]:
+    handler = _Capture()
+    loggers = [
+        logging.getLogger(n)
+        for n in ("", "dexto", "dexto.gateway", "uvicorn", "uvicorn.error", "httpx", "httpcore")
+    ]
+    old = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.DEBUG)
+    yield handler
+    for lg, level in zip(loggers, old, strict=True):
+        lg.removeHandler(handler)
+        lg.setLevel(level)
+
+
+def test_logs_hold_no_prompt_completion_or_key(gateway: Gateway, captured: _Capture) -> None:
+    body = chat_body(messages=[{"role": "user", "content": PROMPT}])
+    with httpx.Client(timeout=30) as c:
+        url = gateway.v1 + "/chat/completions"
+        ok = c.post(url, json=body, headers=gateway.auth())
+        completion = ok.json()["choices"][0]["message"]["content"]
+        c.post(url, json={**body, "stream": True}, headers=gateway.auth())
+        c.post(url, json={**body, "fake": {"status": 500}}, headers=gateway.auth())
+        c.post(
+            url, json={**body, "fake": {"drop_after": 2}, "stream": True}, headers=gateway.auth()
+        )
+        c.post(url, json=body, headers={"Authorization": "Bearer dxk_" + "Z" * 40})
+        c.post(
+            url,
+            content=b"{" + PROMPT.encode(),
+            headers={"Content-Type": "application/json", **gateway.auth()},
+        )
+    text = "\n".join(captured.lines)
+    events = [json.loads(line) for line in captured.lines if '"chat.completions"' in line]
+    assert len(events) >= 6
+    assert {e["status"] for e in events} >= {200, 401, 400, 502}
+    for needle in (
+        PROMPT,
+        completion.strip(),
+        gateway.key,
+        gateway.key[4:],
+        UPSTREAM_KEY,
+        "Bearer",
+    ):
+        assert needle not in text, needle
+    logged = events[0]
+    assert {"request_id", "account", "model", "status", "latency_ms"} <= set(logged)
+
+
+def test_metrics_health_usage(gateway: Gateway) -> None:
+    with httpx.Client() as c:
+        c.post(gateway.v1 + "/chat/completions", json=chat_body(), headers=gateway.auth())
+        c.post(
+            gateway.v1 + "/chat/completions",
+            json=chat_body(fake={"status": 500}),
+            headers=gateway.auth(),
+        )
+        text = c.get(gateway.url + "/metrics").text
+        health = c.get(gateway.url + "/healthz").json()
+        usage = c.get(gateway.url + "/me/usage", headers=gateway.auth()).json()
+        unauth = c.get(gateway.url + "/me/usage")
+    assert 'dexto_gateway_requests_total{route="chat_completions",status="200"} 1' in text
+    assert 'dexto_gateway_requests_total{route="chat_completions",status="502"} 1' in text
+    assert 'dexto_gateway_upstream_errors_total{kind="http_500"} 1' in text
+    assert "dexto_gateway_request_duration_seconds_bucket" in text
+    assert "dexto_gateway_holds_active 0" in text
+    assert "dexto_gateway_ledger_credited_micros 1000000" in text
+    assert "dexto_gateway_holds_placed_total 2" in text
+    assert health["status"] == "ok" and health["db"] == "sqlite"
+    assert set(usage) == {"account", "balanceUsd", "mtd", "recent"}
+    assert usage["mtd"]["requests"] == 1
+    assert set(usage["recent"][0]) == {
+        "ts",
+        "requestId",
+        "model",
+        "costUsd",
+        "promptTokens",
+        "completionTokens",
+        "sessionId",
+        "source",
+    }
+    assert unauth.status_code == 401 and unauth.json()["error"]["code"] == "INVALID_API_KEY"

@@ -1,0 +1,151 @@
+"""The agent server's protocol through a real running ``dexto serve``: OpenAPI, typed errors,
+limits, security (token, loopback, DNS rebinding, cross-origin) and start-up."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from tests._http import ModelsServer
+from tests.server._serve import DEXTO, DEXTO_ONLY, error_code
+from tests.server.conftest import StartServer
+
+# --- protocol, limits, security --------------------------------------------------------------
+
+def test_openapi_document(serve: StartServer) -> None:
+    doc = serve().get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.")
+    assert doc["info"]["title"] and doc["info"]["version"]
+    paths = doc["paths"]
+    expected = {("/llm/catalog", "get"), ("/llm/current", "get"), ("/llm/switch", "post"),
+                ("/llm/custom-models", "get"), ("/llm/custom-models", "post"),
+                ("/llm/custom-models/{name}", "delete"), ("/llm/validate", "get"),
+                ("/llm/chat", "post"), ("/llm/keys", "post"), ("/ui/meta", "get")}
+    assert expected <= {(p, m) for p, ops in paths.items() for m in ops}
+    assert "/" not in paths and not any("dexto" in p for p in paths)
+    for ops in paths.values():
+        for op in ops.values():
+            assert op["responses"], op
+    _assert_refs_resolve(doc, doc)
+
+
+def _assert_refs_resolve(node: object, doc: dict[str, object]) -> None:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            target: object = doc
+            for part in ref.removeprefix("#/").split("/"):
+                assert isinstance(target, dict) and part in target, ref
+                target = target[part]
+        for v in node.values():
+            _assert_refs_resolve(v, doc)
+    elif isinstance(node, list):
+        for v in node:
+            _assert_refs_resolve(v, doc)
+
+
+def test_unknown_paths_and_methods_are_typed(serve: StartServer) -> None:
+    s = serve()
+    assert s.get("/llm/nothing").status_code == 404 and error_code(s.get("/llm/nothing")) == \
+        "NOT_FOUND"
+    resp = s.client.put("/llm/switch", json={})
+    assert resp.status_code == 405 and error_code(resp) == "METHOD_NOT_ALLOWED"
+
+
+def test_body_size_limit(serve: StartServer) -> None:
+    s = serve(DEXTO_ONLY)
+    before = s.agent.read_bytes()
+    huge = {"provider": "openai", "model": "x" * (300 * 1024)}
+    resp = s.post("/llm/switch", json=huge)
+    assert resp.status_code == 413 and error_code(resp) == "PAYLOAD_TOO_LARGE"
+
+    def chunks() -> object:
+        for _ in range(40):
+            yield b"x" * 10_000
+
+    streamed = s.post("/llm/chat", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
+    assert s.agent.read_bytes() == before
+
+
+def test_dns_rebinding_and_cross_origin_writes_refused(serve: StartServer) -> None:
+    s = serve(DEXTO_ONLY)
+    assert s.get("/llm/catalog", headers={"host": "evil.example"}).status_code == 403
+    resp = s.post("/llm/switch", json={"provider": "openai", "model": "gpt-5"},
+                  headers={"origin": "http://evil.example"})
+    assert resp.status_code == 403 and error_code(resp) == "FORBIDDEN"
+    assert s.get("/llm/current").json()["provider"] == "anthropic"
+
+
+def test_token_required_when_configured(serve: StartServer) -> None:
+    s = serve(token="s3cret-token-value")
+    assert s.get("/llm/catalog").status_code == 200  # the client sends the token
+    anon = httpx.Client(base_url=s.url)  # no token
+    resp = anon.get("/llm/catalog")
+    assert resp.status_code == 401 and error_code(resp) == "UNAUTHORIZED"
+    assert resp.headers["www-authenticate"].startswith("Bearer")
+    wrong = anon.get("/llm/current", headers={"authorization": "Bearer nope-nope-nope"})
+    assert wrong.status_code == 401
+    assert anon.get("/").status_code == 200  # the page itself carries no data
+    assert anon.get("/static/app.js").status_code == 200
+    anon.close()
+
+
+def test_non_loopback_bind_requires_a_token(isolated_env: Path, agent_file: Path) -> None:
+    out = subprocess.run([DEXTO, "serve", "--agent", str(agent_file), "--host", "0.0.0.0",
+                          "--port", "1"], capture_output=True, text=True, timeout=30,
+                         env={**os.environ, "DEXTO_HOME": str(isolated_env)})
+    assert out.returncode == 2
+    assert "without a token" in out.stderr and "--token" in out.stderr
+
+
+def test_serve_without_agent_uses_the_installed_default_agent(serve: StartServer,
+                                                              isolated_env: Path) -> None:
+    s = serve(DEXTO_ONLY, agent=None)
+    cur = s.get("/llm/current").json()
+    expected = isolated_env / "agents" / "default-agent" / "default-agent.yml"
+    assert cur["agentFile"] == str(expected) and expected.is_file()
+    assert cur["decision"]["route"] == "dexto"
+
+
+def test_serve_with_a_missing_agent_file_says_so(isolated_env: Path) -> None:
+    out = subprocess.run([DEXTO, "serve", "--agent", str(isolated_env / "nope.yml")],
+                         capture_output=True, text=True, timeout=30,
+                         env={**os.environ, "DEXTO_HOME": str(isolated_env)})
+    assert out.returncode == 2
+    assert "nope.yml" in out.stderr and "--agent" in out.stderr
+
+
+def test_page_is_served_with_a_strict_policy(serve: StartServer) -> None:
+    resp = serve().get("/")
+    assert resp.status_code == 200 and "text/html" in resp.headers["content-type"]
+    assert "script-src 'self'" in resp.headers["content-security-policy"]
+    assert "<script type=\"module\" src=\"/static/app.js\"></script>" in resp.text
+
+
+def test_corrupt_local_file_is_a_typed_500_naming_it(serve: StartServer, isolated_env: Path
+                                                     ) -> None:
+    s = serve()
+    (isolated_env / "preferences.yml").write_text("preferDextoCredits: [unclosed\n")
+    resp = s.get("/llm/catalog")
+    assert resp.status_code == 500 and error_code(resp) == "INVALID_CONFIG"
+    assert "preferences.yml" in resp.json()["error"]["message"]
+
+
+def test_marketplace_is_refreshed_in_the_background(serve: StartServer,
+                                                    models_server: ModelsServer) -> None:
+    s = serve({**DEXTO_ONLY, "DEXTO_OPENROUTER_MODELS_URL": models_server.url}, args=())
+    deadline = time.monotonic() + 15
+    market: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        market = s.get("/llm/catalog").json()["marketplace"]
+        if market["state"] == "fresh":
+            break
+        time.sleep(0.1)
+    assert market["state"] == "fresh" and models_server.hits == 1
+    check = s.get("/llm/validate", params={"provider": "openrouter", "model": "z-ai/glm-4.5-air"})
+    assert check.json()["status"] == "known"
