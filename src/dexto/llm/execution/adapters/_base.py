@@ -6,8 +6,9 @@ from typing import Any, Protocol
 
 from dexto.llm.execution._target import HttpCall, Target
 from dexto.llm.execution._types import Reply, TextDelta, ToolCallDelta
+from dexto.llm.execution.adapters._tools import ToolAccumulator
 
-__all__ = ["Adapter", "Delta", "StreamParser", "as_int"]
+__all__ = ["Adapter", "Delta", "StreamParser", "StreamState", "as_int"]
 
 Delta = TextDelta | ToolCallDelta
 
@@ -18,6 +19,21 @@ class StreamParser(Protocol):
 
     def reply(self) -> Reply:
         """Everything seen so far, assembled."""
+
+
+class StreamState:
+    """What every stream parser accumulates: text pieces, tool-call fragments, the reply."""
+
+    def __init__(self, target: Target) -> None:
+        self._target = target
+        self._reply = Reply()
+        self._text: list[str] = []
+        self._tools = ToolAccumulator()
+
+    def reply(self) -> Reply:
+        self._reply.text = "".join(self._text)
+        self._reply.tool_calls = self._tools.calls()
+        return self._reply
 
 
 class Adapter(Protocol):

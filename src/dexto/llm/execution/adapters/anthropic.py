@@ -15,8 +15,7 @@ from dexto.llm.execution._errors import body_error
 from dexto.llm.execution._messages import content_text, parse_arguments
 from dexto.llm.execution._target import HttpCall, Target
 from dexto.llm.execution._types import Reply, TextDelta, ToolCall
-from dexto.llm.execution.adapters._base import Delta, as_int
-from dexto.llm.execution.adapters._tools import ToolAccumulator
+from dexto.llm.execution.adapters._base import Delta, StreamState, as_int
 
 __all__ = ["AnthropicAdapter", "DEFAULT_MAX_TOKENS", "to_anthropic"]
 
@@ -124,12 +123,9 @@ def _body(
     return body
 
 
-class _Stream:
+class _Stream(StreamState):
     def __init__(self, target: Target) -> None:
-        self._target = target
-        self._reply = Reply()
-        self._text: list[str] = []
-        self._tools = ToolAccumulator()
+        super().__init__(target)
         self._tool_index: dict[int, int] = {}  # content block index → tool-call index
 
     def feed(self, event: str, data: str) -> list[Delta]:
@@ -172,11 +168,6 @@ class _Stream:
             if idx is not None and delta.get("partial_json"):
                 return [self._tools.add(idx, None, None, delta["partial_json"])]
         return []
-
-    def reply(self) -> Reply:
-        self._reply.text = "".join(self._text)
-        self._reply.tool_calls = self._tools.calls()
-        return self._reply
 
 
 class AnthropicAdapter:

@@ -11,8 +11,7 @@ from dexto.errors import UpstreamError
 from dexto.llm.execution._messages import content_text, parse_arguments
 from dexto.llm.execution._target import HttpCall, Target
 from dexto.llm.execution._types import Reply, TextDelta, ToolCall
-from dexto.llm.execution.adapters._base import Delta, as_int
-from dexto.llm.execution.adapters._tools import ToolAccumulator
+from dexto.llm.execution.adapters._base import Delta, StreamState, as_int
 
 __all__ = ["BedrockAdapter", "to_converse"]
 
@@ -82,12 +81,9 @@ def to_converse(
     return system, turns
 
 
-class _Stream:
+class _Stream(StreamState):
     def __init__(self, target: Target) -> None:
-        self._target = target
-        self._reply = Reply()
-        self._text: list[str] = []
-        self._tools = ToolAccumulator()
+        super().__init__(target)
         self._tool_index: dict[int, int] = {}
 
     def feed(self, event: str, data: str) -> list[Delta]:
@@ -123,11 +119,6 @@ class _Stream:
                 f"{self._target.label} reported {name} mid-stream", fix="retry the request"
             )
         return []
-
-    def reply(self) -> Reply:
-        self._reply.text = "".join(self._text)
-        self._reply.tool_calls = self._tools.calls()
-        return self._reply
 
 
 class BedrockAdapter:

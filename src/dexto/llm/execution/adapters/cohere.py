@@ -11,8 +11,7 @@ from dexto.llm.execution._errors import body_error
 from dexto.llm.execution._messages import content_text
 from dexto.llm.execution._target import HttpCall, Target
 from dexto.llm.execution._types import Reply, TextDelta, ToolCall
-from dexto.llm.execution.adapters._base import Delta, as_int
-from dexto.llm.execution.adapters._tools import ToolAccumulator
+from dexto.llm.execution.adapters._base import Delta, StreamState, as_int
 
 __all__ = ["CohereAdapter", "to_cohere"]
 
@@ -60,13 +59,7 @@ def _usage(reply: Reply, usage: Any) -> None:
     reply.completion_tokens = as_int(tokens.get("output_tokens"))
 
 
-class _Stream:
-    def __init__(self, target: Target) -> None:
-        self._target = target
-        self._reply = Reply()
-        self._text: list[str] = []
-        self._tools = ToolAccumulator()
-
+class _Stream(StreamState):
     def feed(self, event: str, data: str) -> list[Delta]:
         try:
             ev = json.loads(data)
@@ -103,11 +96,6 @@ class _Stream:
         elif kind == "error" or "error" in ev:
             raise body_error(self._target, ev)
         return []
-
-    def reply(self) -> Reply:
-        self._reply.text = "".join(self._text)
-        self._reply.tool_calls = self._tools.calls()
-        return self._reply
 
 
 class CohereAdapter:

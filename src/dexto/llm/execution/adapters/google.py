@@ -17,8 +17,7 @@ from dexto.llm.execution._errors import body_error
 from dexto.llm.execution._messages import content_text, parse_arguments, tool_names
 from dexto.llm.execution._target import HttpCall, Target
 from dexto.llm.execution._types import Reply, TextDelta, ToolCall
-from dexto.llm.execution.adapters._base import Delta, as_int
-from dexto.llm.execution.adapters._tools import ToolAccumulator
+from dexto.llm.execution.adapters._base import Delta, StreamState, as_int
 
 __all__ = ["GoogleAdapter", "to_gemini"]
 
@@ -159,12 +158,9 @@ def _chunk(reply: Reply, doc: Any, target: Target) -> list[tuple[str | None, dic
     return out
 
 
-class _Stream:
+class _Stream(StreamState):
     def __init__(self, target: Target) -> None:
-        self._target = target
-        self._reply = Reply()
-        self._text: list[str] = []
-        self._tools = ToolAccumulator()
+        super().__init__(target)
         self._n = 0
 
     def feed(self, event: str, data: str) -> list[Delta]:
@@ -194,8 +190,7 @@ class _Stream:
         return out
 
     def reply(self) -> Reply:
-        self._reply.text = "".join(self._text)
-        self._reply.tool_calls = self._tools.calls()
+        super().reply()
         if self._reply.tool_calls and self._reply.finish_reason == "stop":
             self._reply.finish_reason = "tool_calls"
         return self._reply
