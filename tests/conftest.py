@@ -21,7 +21,7 @@ def _is_credential_var(name: str) -> bool:
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Clean credential env vars; DEXTO_HOME in a tmp dir; no network for the marketplace list."""
+    """Clean credential env vars; DEXTO_HOME in a tmp dir; no network (gateway, marketplace)."""
     for name in list(os.environ):
         if _is_credential_var(name):
             monkeypatch.delenv(name, raising=False)
@@ -29,6 +29,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     home.mkdir()
     monkeypatch.setenv("DEXTO_HOME", str(home))
     monkeypatch.setenv("DEXTO_OPENROUTER_MODELS_URL", "http://127.0.0.1:9/api/v1/models")
+    monkeypatch.setenv("DEXTO_GATEWAY_URL", "http://127.0.0.1:9")  # tests never reach out
     yield home
 
 

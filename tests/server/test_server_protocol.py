@@ -149,3 +149,17 @@ def test_marketplace_is_refreshed_in_the_background(serve: StartServer,
     assert market["state"] == "fresh" and models_server.hits == 1
     check = s.get("/llm/validate", params={"provider": "openrouter", "model": "z-ai/glm-4.5-air"})
     assert check.json()["status"] == "known"
+
+
+def test_balance_is_shown_before_the_first_chat(serve: StartServer, tmp_path: Path) -> None:
+    from tests.server._chat_stack import chat_stack
+
+    with chat_stack(tmp_path, credits_micros=1_250_000) as stack:
+        s = serve(stack.env)
+        deadline = time.monotonic() + 15
+        credits = None
+        while time.monotonic() < deadline and credits is None:
+            credits = s.get("/llm/current").json()["creditsRemaining"]
+            time.sleep(0.1)
+        assert credits is not None and float(credits["usd"]) == 1.25
+        assert stack.direct_requests() == []  # nothing was sent to a provider

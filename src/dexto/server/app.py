@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +19,7 @@ from dexto.server import (
     routes_selection,
     routes_ui,
 )
-from dexto.server.credits import CreditsTracker
+from dexto.server.credits import CreditsTracker, fetch_balance
 from dexto.server.deps import AppState
 from dexto.server.errors import install_error_handlers
 from dexto.server.guard import Guard
@@ -37,10 +38,16 @@ def create_app(settings: ServerSettings) -> FastAPI:
     refresher = (MarketplaceRefresher(settings.paths, settings.env, settings.refresh_interval_s)
                  if settings.refresh_marketplace else None)
 
+    credits = CreditsTracker()
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if refresher is not None:
             refresher.start()
+        # the balance shown before the first chat: asked once, in the background
+        threading.Thread(target=lambda: credits.update(fetch_balance(settings.paths,
+                                                                     settings.env)),
+                         name="dexto-balance", daemon=True).start()
         try:
             yield
         finally:
@@ -50,7 +57,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app = FastAPI(title="Dexto agent server", version=__version__, description=DESCRIPTION,
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json", lifespan=lifespan)
     app.state.dexto = AppState(settings=settings, view=LocalView(settings),
-                               credits=CreditsTracker(), session_id=f"serve-{uuid.uuid4()}")
+                               credits=credits, session_id=f"serve-{uuid.uuid4()}")
     install_error_handlers(app)
     for module in (routes_catalog, routes_selection, routes_custom, routes_keys, routes_chat,
                    routes_ui):
