@@ -259,10 +259,10 @@ class ChatCompletions:
         fwd = {k.decode(): _clean(headers[k]) for k in _FORWARD_HEADERS if k in headers}
         try:
             resp = await st.upstream.open_chat(body, fwd)
-        except UpstreamTimeout:
-            return await self._upstream_failed(send, ctx, 504, "timeout")
-        except UpstreamError:
-            return await self._upstream_failed(send, ctx, 502, "connect")
+        except UpstreamTimeout as exc:
+            return await self._upstream_failed(send, ctx, 504, exc.kind)
+        except UpstreamError as exc:
+            return await self._upstream_failed(send, ctx, 502, exc.kind)
         try:
             if resp.status_code >= 400:
                 return await self._upstream_status(resp, send, ctx)
@@ -275,8 +275,8 @@ class ChatCompletions:
                 data = await resp.aread()
             except UpstreamTimeout:
                 return await self._upstream_failed(send, ctx, 504, "timeout")
-            except UpstreamError:
-                return await self._upstream_failed(send, ctx, 502, "read")
+            except UpstreamError as exc:
+                return await self._upstream_failed(send, ctx, 502, f"read_{exc.kind}")
             return await self._complete(data, resp, send, ctx)
         finally:
             await resp.aclose()
