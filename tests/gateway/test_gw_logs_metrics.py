@@ -88,13 +88,13 @@ def test_metrics_health_usage(gateway: Gateway) -> None:
         health = c.get(gateway.url + "/healthz").json()
         usage = c.get(gateway.url + "/me/usage", headers=gateway.auth()).json()
         unauth = c.get(gateway.url + "/me/usage")
-    assert 'dexto_gateway_requests_total{route="chat_completions",status="200"} 1' in text
-    assert 'dexto_gateway_requests_total{route="chat_completions",status="502"} 1' in text
-    assert 'dexto_gateway_upstream_errors_total{kind="http_500"} 1' in text
+    assert 'dexto_gateway_requests_total{route="chat_completions",status="200"} 1.0' in text
+    assert 'dexto_gateway_requests_total{route="chat_completions",status="502"} 1.0' in text
+    assert 'dexto_gateway_upstream_errors_total{kind="http_500"} 1.0' in text
     assert "dexto_gateway_request_duration_seconds_bucket" in text
     assert "dexto_gateway_holds_active 0" in text
     assert "dexto_gateway_ledger_credited_micros 1000000" in text
-    assert "dexto_gateway_holds_placed_total 2" in text
+    assert "dexto_gateway_holds_placed_total 2.0" in text
     assert health["status"] == "ok" and health["db"] == "sqlite"
     assert set(usage) == {"account", "balanceUsd", "mtd", "recent"}
     assert usage["mtd"]["requests"] == 1
@@ -109,3 +109,15 @@ def test_metrics_health_usage(gateway: Gateway) -> None:
         "source",
     }
     assert unauth.status_code == 401 and unauth.json()["error"]["code"] == "INVALID_API_KEY"
+
+
+def test_metrics_count_every_route_by_status(gateway: Gateway) -> None:
+    with httpx.Client() as c:
+        assert c.get(gateway.url + "/healthz").status_code == 200
+        assert c.get(gateway.url + "/no/such/path").status_code == 404
+        assert c.get(gateway.url + "/me/usage").status_code == 401
+        text = c.get(gateway.url + "/metrics").text
+    assert 'dexto_gateway_requests_total{route="/healthz",status="200"} 1.0' in text
+    assert 'dexto_gateway_requests_total{route="other",status="404"} 1.0' in text
+    assert 'dexto_gateway_requests_total{route="/me/usage",status="401"} 1.0' in text
+    assert 'dexto_gateway_request_duration_seconds_count{route="/healthz"} 1.0' in text

@@ -201,6 +201,7 @@ def _serve(ns: argparse.Namespace) -> int:
     from dexto.errors import DextoError
     from dexto.gateway.app import create_app
     from dexto.gateway.db import Database
+    from dexto.gateway.metrics import multiprocess_dir
     from dexto.gateway.migrations import migrate
     from dexto.gateway.settings import GatewaySettings
 
@@ -227,15 +228,20 @@ def _serve(ns: argparse.Namespace) -> int:
         "http": "httptools",
         "server_header": False,
     }
-    if settings.workers <= 1:
-        uvicorn.run(create_app(settings), **common)
-    else:
-        # Workers are separate processes: hand them the resolved settings through the env.
-        os.environ.update(settings.to_env())
-        uvicorn.run(
-            "dexto.gateway.app:create_app_from_env",
-            factory=True,
-            workers=settings.workers,
-            **common,
-        )
+    cleanup = multiprocess_dir(settings.workers)  # metrics summed across workers
+    try:
+        if settings.workers <= 1:
+            uvicorn.run(create_app(settings), **common)
+        else:
+            # Workers are separate processes: hand them the resolved settings through the env.
+            os.environ.update(settings.to_env())
+            uvicorn.run(
+                "dexto.gateway.app:create_app_from_env",
+                factory=True,
+                workers=settings.workers,
+                **common,
+            )
+    finally:
+        if cleanup is not None:
+            cleanup()
     return 0

@@ -54,6 +54,9 @@ class GatewayApp:
         if scope["type"] == "http" and scope["path"] in _CHAT_PATHS and self._chat is not None:
             await self._chat(scope, receive, send)
             return
+        if scope["type"] == "http" and self._state is not None:
+            await self._state.metrics.observe(self.starlette, scope, receive, send)
+            return
         await self.starlette(scope, receive, send)
 
     @contextlib.asynccontextmanager

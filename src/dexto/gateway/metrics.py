@@ -1,105 +1,56 @@
-"""Prometheus text exposition, written by hand (no client library needed).
+"""Prometheus metrics (prometheus_client) that add up across worker processes.
 
-Counters and the latency histogram are per worker process; ledger totals and active holds are
-read from the database at scrape time, so they are the same whichever worker answers.
+With one worker, each ``Metrics`` keeps its own registry in memory. With ``--workers N`` the
+runner sets ``PROMETHEUS_MULTIPROC_DIR`` (see :func:`multiprocess_dir`) before the workers start:
+every worker writes its counters and histograms to files there, and a scrape of any worker sums
+all of them (prometheus_client's multiprocess mode). Ledger totals and active holds are read from
+the database at scrape time, so they are the same whichever worker answers.
+
+Adding a counter is one line in :data:`COUNTERS` (name → help, label names), then
+``state.metrics.inc("name_total")`` (with ``label=value`` keywords when it has labels).
 """
 
 from __future__ import annotations
 
-import bisect
-from collections import defaultdict
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, MutableMapping
+from pathlib import Path
+from typing import Any
 
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from dexto.gateway.asgi import Receive, Scope, Send
 from dexto.gateway.db import Conn
 from dexto.gateway.ledger import now_ms
 
-__all__ = ["Metrics", "db_snapshot"]
+__all__ = ["COUNTERS", "Metrics", "db_snapshot", "multiprocess_dir"]
 
+PREFIX = "dexto_gateway_"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
-def _labels(pairs: tuple[tuple[str, str], ...]) -> str:
-    if not pairs:
-        return ""
-    inner = ",".join(
-        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-        for k, v in pairs
-    )
-    return "{" + inner + "}"
-
-
-class Metrics:
-    def __init__(self) -> None:
-        self.requests: defaultdict[tuple[tuple[str, str], ...], int] = defaultdict(int)
-        self.upstream_errors: defaultdict[tuple[tuple[str, str], ...], int] = defaultdict(int)
-        self.counters: defaultdict[str, int] = defaultdict(int)
-        self._hist: dict[str, list[int]] = {}
-        self._hist_sum: defaultdict[str, float] = defaultdict(float)
-        self._hist_count: defaultdict[str, int] = defaultdict(int)
-
-    def request(self, route: str, status: int, seconds: float) -> None:
-        self.requests[(("route", route), ("status", str(status)))] += 1
-        counts = self._hist.get(route)
-        if counts is None:
-            counts = self._hist[route] = [0] * (len(_BUCKETS) + 1)
-        counts[bisect.bisect_left(_BUCKETS, seconds)] += 1
-        self._hist_sum[route] += seconds
-        self._hist_count[route] += 1
-
-    def upstream_error(self, kind: str) -> None:
-        self.upstream_errors[(("kind", kind),)] += 1
-
-    def inc(self, name: str, by: int = 1) -> None:
-        self.counters[name] += by
-
-    def render(self, snapshot: dict[str, int] | None) -> str:
-        out: list[str] = []
-        p = "dexto_gateway_"
-        out += [
-            f"# HELP {p}requests_total HTTP requests answered.",
-            f"# TYPE {p}requests_total counter",
-        ]
-        for labels, n in sorted(self.requests.items()):
-            out.append(f"{p}requests_total{_labels(labels)} {n}")
-        out += [
-            f"# HELP {p}request_duration_seconds Time to answer (to the last byte for streams).",
-            f"# TYPE {p}request_duration_seconds histogram",
-        ]
-        for route, counts in sorted(self._hist.items()):
-            cum = 0
-            for bound, c in zip((*_BUCKETS, float("inf")), counts, strict=True):
-                cum += c
-                le = "+Inf" if bound == float("inf") else repr(bound)
-                out.append(f'{p}request_duration_seconds_bucket{{route="{route}",le="{le}"}} {cum}')
-            out.append(
-                f'{p}request_duration_seconds_sum{{route="{route}"}} {self._hist_sum[route]}'
-            )
-            out.append(
-                f'{p}request_duration_seconds_count{{route="{route}"}} {self._hist_count[route]}'
-            )
-        out += [
-            f"# HELP {p}upstream_errors_total Upstream failures by kind.",
-            f"# TYPE {p}upstream_errors_total counter",
-        ]
-        for labels, n in sorted(self.upstream_errors.items()):
-            out.append(f"{p}upstream_errors_total{_labels(labels)} {n}")
-        for name, help_text in _COUNTERS.items():
-            out += [f"# HELP {p}{name} {help_text}", f"# TYPE {p}{name} counter"]
-            out.append(f"{p}{name} {self.counters.get(name, 0)}")
-        if snapshot is not None:
-            for name, (kind, help_text) in _DB_GAUGES.items():
-                out += [f"# HELP {p}{name} {help_text}", f"# TYPE {p}{name} {kind}"]
-                out.append(f"{p}{name} {snapshot.get(name, 0)}")
-        return "\n".join(out) + "\n"
-
-
-_COUNTERS = {
-    "holds_placed_total": "Holds placed at admission (this worker).",
-    "holds_released_total": "Holds released without a charge (this worker).",
-    "holds_settled_total": "Holds replaced by a charge (this worker).",
-    "holds_expired_total": "Expired holds swept (this worker).",
-    "insufficient_credits_total": "Requests refused with 402 (this worker).",
-    "rate_limited_total": "Requests refused with 429 (this worker).",
-    "estimated_charges_total": "Charges settled from an estimate (this worker).",
+# name (without the prefix) → (help, label names). One line per counter.
+COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "requests_total": ("HTTP requests answered, by route and status.", ("route", "status")),
+    "upstream_errors_total": ("Upstream failures by kind.", ("kind",)),
+    "holds_placed_total": ("Holds placed at admission.", ()),
+    "holds_released_total": ("Holds released without a charge.", ()),
+    "holds_settled_total": ("Holds replaced by a charge.", ()),
+    "holds_expired_total": ("Expired holds swept.", ()),
+    "insufficient_credits_total": ("Requests refused with 402.", ()),
+    "rate_limited_total": ("Requests refused with 429.", ()),
+    "estimated_charges_total": ("Charges settled from an estimate.", ()),
+    "ratelimit_bypassed_total": (
+        "Rate-limit checks skipped because Redis failed (fail-open), by reason.",
+        ("reason",),
+    ),
 }
 
 _DB_GAUGES = {
@@ -110,6 +61,103 @@ _DB_GAUGES = {
     "ledger_written_off_micros": ("gauge", "Total micro-USD written off by the overdraft floor."),
     "ledger_entries": ("gauge", "Ledger rows (database)."),
 }
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._counters = {
+            name: Counter(PREFIX + name, help_text, labels, registry=self.registry)
+            for name, (help_text, labels) in COUNTERS.items()
+        }
+        self._duration = Histogram(
+            PREFIX + "request_duration_seconds",
+            "Time to answer (to the last byte for streams).",
+            ("route",),
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+    def _child(self, name: str, values: tuple[str, ...]) -> Any:
+        key = (name, values)
+        child = self._children.get(key)
+        if child is None:
+            metric = self._duration if name == "" else self._counters[name]
+            child = metric.labels(*values) if values else metric
+            self._children[key] = child
+        return child
+
+    def request(self, route: str, status: int, seconds: float) -> None:
+        self._child("requests_total", (route, str(status))).inc()
+        self._child("", (route,)).observe(seconds)
+
+    def upstream_error(self, kind: str) -> None:
+        self._child("upstream_errors_total", (kind,)).inc()
+
+    def inc(self, name: str, by: int = 1, **labels: str) -> None:
+        """Add ``by`` to the counter ``name`` (a key of :data:`COUNTERS`)."""
+        label_names = COUNTERS[name][1]
+        self._child(name, tuple(labels[n] for n in label_names)).inc(by)
+
+    def render(self, snapshot: dict[str, int] | None) -> str:
+        path = os.environ.get(MULTIPROC_ENV)
+        if path:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path)  # type: ignore[no-untyped-call]
+            text = generate_latest(registry).decode()
+        else:
+            text = generate_latest(self.registry).decode()
+        out = [text.rstrip("\n")]
+        if snapshot is not None:
+            for name, (kind, help_text) in _DB_GAUGES.items():
+                out += [f"# HELP {PREFIX}{name} {help_text}", f"# TYPE {PREFIX}{name} {kind}"]
+                out.append(f"{PREFIX}{name} {snapshot.get(name, 0)}")
+        return "\n".join(out) + "\n"
+
+    async def observe(
+        self, app: Callable[..., Any], scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Run ``app`` and count its answer in ``requests_total`` and the duration histogram,
+        labelled with the matched route's path template ("other" when no route matched)."""
+        t0 = time.perf_counter()
+        status = [500]
+
+        async def send_wrapper(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+            await send(message)
+
+        try:
+            await app(scope, receive, send_wrapper)
+        finally:
+            matched = scope.get("route")
+            route = getattr(matched, "path", None) or "other"
+            self.request(route, status[0], time.perf_counter() - t0)
+
+
+def multiprocess_dir(workers: int) -> Callable[[], None] | None:
+    """Called by the runner before workers start. An operator's ``PROMETHEUS_MULTIPROC_DIR`` is
+    emptied of old files (counts restart with the server); else, for ``workers > 1``, a fresh
+    temporary directory is set there. Returns the clean-up for a directory created here."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        return None
+    if workers <= 1:
+        return None
+    created = tempfile.mkdtemp(prefix="dexto-gw-metrics-")
+    os.environ[MULTIPROC_ENV] = created
+
+    def cleanup() -> None:
+        shutil.rmtree(created, ignore_errors=True)
+        if os.environ.get(MULTIPROC_ENV) == created:
+            del os.environ[MULTIPROC_ENV]
+
+    return cleanup
 
 
 def db_snapshot(conn: Conn) -> dict[str, int]:

@@ -1,0 +1,122 @@
+"""/metrics adds up across worker processes (prometheus_client multiprocess mode).
+
+A real ``dexto gateway serve --workers 2`` on PostgreSQL; requests on fresh connections until
+both workers have answered some; then every scrape, whichever worker answers it, shows the sum.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from _gwhelpers import UPSTREAM_KEY, chat_body, make_account
+from prometheus_client.mmap_dict import MmapedDict
+
+from dexto.devtools.fake_upstream import FakeUpstream
+from dexto.devtools.fake_upstream_server import free_port
+
+CHAT_OK = 'dexto_gateway_requests_total{route="chat_completions",status="200"}'
+
+
+def _chat_counts_by_pid(directory: Path) -> Counter[str]:
+    """Chat 200s per worker, read from each worker's own counter file."""
+    counts: Counter[str] = Counter()
+    for path in directory.glob("counter_*.db"):
+        pid = path.stem.split("_", 1)[1]
+        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
+            _, name, labels, _help = json.loads(key)
+            if name.endswith("requests_total") and labels == {
+                "route": "chat_completions",
+                "status": "200",
+            }:
+                counts[pid] += int(value)
+    return counts
+
+
+async def _fire(url: str, key: str, n: int) -> list[int]:
+    limits = httpx.Limits(max_keepalive_connections=0)  # a new connection per request
+    async with httpx.AsyncClient(limits=limits, timeout=30) as c:
+        rs = await asyncio.gather(
+            *(
+                c.post(
+                    url + "/v1/chat/completions",
+                    json=chat_body(),
+                    headers={"Authorization": f"Bearer {key}"},
+                )
+                for _ in range(n)
+            )
+        )
+    return [r.status_code for r in rs]
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_metrics_sum_both_workers(
+    pg_url: str, fake: tuple[FakeUpstream, str], tmp_path: Path
+) -> None:
+    _, key = make_account(pg_url, "metrics@example.com", 100_000_000)
+    prom = tmp_path / "prom"
+    prom.mkdir()
+    (prom / "counter_999999.db").write_bytes(b"stale junk")  # removed at start, else unreadable
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEXTO_GATEWAY_")}
+    env.update(
+        {
+            "DEXTO_GATEWAY_UPSTREAM_KEY": UPSTREAM_KEY,
+            "DEXTO_GATEWAY_RATE_LIMIT_RPS": "0",
+            "DEXTO_GATEWAY_DB_POOL_SIZE": "2",
+            "PROMETHEUS_MULTIPROC_DIR": str(prom),
+        }
+    )
+    log_path = tmp_path / "gw.log"
+    log = log_path.open("wb")
+    argv = [sys.executable, "-m", "dexto.cli.main", "gateway", "serve", "--db", pg_url]
+    argv += ["--upstream", fake[1], "--port", str(port), "--workers", "2"]
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client() as c:
+            for _ in range(300):
+                try:
+                    if c.get(url + "/healthz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert proc.poll() is None, log_path.read_text()
+                time.sleep(0.1)
+        sent = 0
+        for _ in range(30):  # bounded: until both workers answered some
+            statuses = asyncio.run(_fire(url, key, 12))
+            assert statuses == [200] * 12
+            sent += 12
+            per_pid = _chat_counts_by_pid(prom)
+            if sum(1 for n in per_pid.values() if n > 0) >= 2:
+                break
+        assert sum(1 for n in per_pid.values() if n > 0) >= 2, per_pid
+        assert sum(per_pid.values()) == sent
+        limits = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(limits=limits) as c:
+            scrapes = [c.get(url + "/metrics").text for _ in range(8)]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+    assert proc.returncode == 0, log_path.read_text()
+    for text in scrapes:
+        assert f"{CHAT_OK} {float(sent)}" in text
+        assert f"dexto_gateway_holds_placed_total {float(sent)}" in text
+        assert f"dexto_gateway_holds_settled_total {float(sent)}" in text
+        assert (
+            f'dexto_gateway_request_duration_seconds_count{{route="chat_completions"}} '
+            f"{float(sent)}" in text
+        )
+        assert "dexto_gateway_holds_active 0" in text
+    assert not (prom / "counter_999999.db").exists()
