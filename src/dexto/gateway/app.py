@@ -15,6 +15,7 @@ from dexto.gateway import ledger
 from dexto.gateway.asgi import Receive, Scope, Send
 from dexto.gateway.db import Database, redact_url
 from dexto.gateway.logs import configure_logging, get_logger, log_event
+from dexto.gateway.metrics import Metrics
 from dexto.gateway.migrations import migrate
 from dexto.gateway.proxy import ChatCompletions
 from dexto.gateway.ratelimit import make_limiter
@@ -69,15 +70,21 @@ class GatewayApp:
             await asyncio.to_thread(migrate, db)
         runner = DbRunner(db, pool_size=s.db_pool_size)
         upstream = Upstream(s)
+        metrics = Metrics()
         state = GatewayState(
             settings=s,
             runner=runner,
             upstream=upstream,
             catalog=ModelCatalog(upstream, s.models_ttl_s),
             limiter=make_limiter(
-                s.redis_url, s.rate_limit_rps, s.rate_limit_burst, prefix=s.redis_prefix
+                s.redis_url,
+                s.rate_limit_rps,
+                s.rate_limit_burst,
+                prefix=s.redis_prefix,
+                on_bypass=lambda reason: metrics.inc("ratelimit_bypassed_total", reason=reason),
             ),
             log=log,
+            metrics=metrics,
         )
         self._state = state
         self._chat = ChatCompletions(state)

@@ -1,9 +1,17 @@
-"""Per-key token buckets: in-process by default, shared through Redis (one Lua script) if set."""
+"""Per-key token buckets: in-process by default, shared through Redis (one Lua script) if set.
+
+Redis failures fail open (rate limiting is not billing): each call has a short timeout and no
+retry, and a circuit breaker stops calling Redis for ``breaker_open_s`` after
+``breaker_failures`` consecutive failures, then lets one trial call through. Every skipped check
+is reported to ``on_bypass(reason)``; ``health()`` names the problem while it lasts.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from dexto.gateway.logs import get_logger, log_event
@@ -14,6 +22,10 @@ __all__ = ["LocalLimiter", "RateLimiter", "RedisLimiter", "make_limiter"]
 class RateLimiter(Protocol):
     async def acquire(self, key: str) -> float:
         """Take one token for ``key``: 0.0 if allowed, else seconds until one is available."""
+        ...
+
+    async def health(self) -> str | None:
+        """None when healthy, else why checks are being skipped."""
         ...
 
     async def close(self) -> None: ...
@@ -43,6 +55,9 @@ class LocalLimiter:
         if len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
         return wait
+
+    async def health(self) -> str | None:
+        return None
 
     async def close(self) -> None:
         return None
@@ -76,33 +91,126 @@ return tostring(wait)
 class RedisLimiter:
     """All workers share one bucket per key; the refill clock is Redis's own ``TIME``."""
 
-    def __init__(self, url: str, rate: float, burst: int, *, prefix: str = "dexto:gw:") -> None:
+    def __init__(
+        self,
+        url: str,
+        rate: float,
+        burst: int,
+        *,
+        prefix: str = "dexto:gw:",
+        timeout_s: float = 0.05,
+        breaker_failures: int = 3,
+        breaker_open_s: float = 5.0,
+        on_bypass: Callable[[str], None] | None = None,
+    ) -> None:
         import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
         self.rate = rate
         self.burst = max(1, burst)
         self.prefix = prefix
-        self._client: Any = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        self.timeout_s = timeout_s
+        self._client: Any = aioredis.Redis.from_url(
+            url,
+            socket_connect_timeout=timeout_s,
+            socket_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 0),
+        )
         self._script: Any = self._client.register_script(_LUA)
         self._log = get_logger()
+        self._on_bypass = on_bypass
+        self._breaker_failures = max(1, breaker_failures)
+        self._breaker_open_s = breaker_open_s
+        self._failures = 0  # consecutive
+        self._open_until = 0.0  # breaker open (calls skipped) until this monotonic time
+        self._trial = False  # a half-open trial call is in flight
+        self._last_error: str | None = None
+
+    def _bypass(self, reason: str) -> float:
+        if self._on_bypass is not None:
+            self._on_bypass(reason)
+        return 0.0
+
+    async def _call(self, fn: Callable[[], Any]) -> Any:
+        """Run one Redis call through the breaker; raises ``_Skipped`` when it is open."""
+        now = time.monotonic()
+        trial = False
+        if self._failures >= self._breaker_failures:
+            if now < self._open_until or self._trial:
+                raise _Skipped("breaker_open")
+            trial = self._trial = True  # half-open: this call decides
+        try:
+            async with asyncio.timeout(self.timeout_s * 2):
+                result = await fn()
+        except Exception as exc:  # noqa: BLE001 - every Redis failure fails open
+            timed_out = isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__
+            self._failed(type(exc).__name__)
+            raise _Skipped("timeout" if timed_out else "error") from None
+        finally:
+            if trial:
+                self._trial = False
+        if self._failures:
+            if self._failures >= self._breaker_failures:
+                log_event(self._log, "rate limiter recovered: Redis answers again")
+            self._failures = 0
+            self._last_error = None
+        return result
+
+    def _failed(self, error: str) -> None:
+        self._failures += 1
+        self._last_error = error
+        if self._failures >= self._breaker_failures:
+            if self._failures == self._breaker_failures:
+                log_event(
+                    self._log,
+                    "rate limiter unavailable: Redis failed, limits not enforced (fail-open)",
+                    30,
+                    error=error,
+                )
+            self._open_until = time.monotonic() + self._breaker_open_s
 
     async def acquire(self, key: str) -> float:
         if self.rate <= 0:
             return 0.0
         try:
-            raw = await self._script(keys=[f"{self.prefix}rl:{key}"], args=[self.rate, self.burst])
-        except Exception as exc:  # noqa: BLE001 - fail open: rate limiting is not billing
-            log_event(self._log, "rate limiter unavailable", 30, error=type(exc).__name__)
-            return 0.0
+            raw = await self._call(
+                lambda: self._script(keys=[f"{self.prefix}rl:{key}"], args=[self.rate, self.burst])
+            )
+        except _Skipped as skip:
+            return self._bypass(skip.reason)
         return float(raw.decode() if isinstance(raw, bytes) else raw)
+
+    async def health(self) -> str | None:
+        """Pings Redis (through the breaker) and names the failure, if any."""
+        try:
+            await self._call(self._client.ping)
+        except _Skipped as skip:
+            state = "circuit breaker open" if skip.reason == "breaker_open" else skip.reason
+            return (
+                f"redis unavailable ({self._last_error or 'error'}, {state}); "
+                "rate limits are not enforced"
+            )
+        return None
 
     async def close(self) -> None:
         await self._client.aclose()
 
 
+class _Skipped(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def make_limiter(
-    redis_url: str | None, rate: float, burst: int, *, prefix: str = "dexto:gw:"
+    redis_url: str | None,
+    rate: float,
+    burst: int,
+    *,
+    prefix: str = "dexto:gw:",
+    on_bypass: Callable[[str], None] | None = None,
 ) -> RateLimiter:
     if redis_url:
-        return RedisLimiter(redis_url, rate, burst, prefix=prefix)
+        return RedisLimiter(redis_url, rate, burst, prefix=prefix, on_bypass=on_bypass)
     return LocalLimiter(rate, burst)

@@ -68,7 +68,14 @@ def make_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
             await st.runner.run(lambda c: c.one("SELECT 1"))
         except Exception:  # noqa: BLE001
             return _json({"status": "error", "db": "unreachable"}, 503)
-        return _json({"status": "ok", "db": st.runner.db.dialect, "models": st.catalog.loaded()})
+        body: dict[str, Any] = {"status": "ok", "db": st.runner.db.dialect}
+        body["models"] = st.catalog.loaded()
+        if st.settings.redis_url:
+            problem = await st.limiter.health()  # fail-open: degraded, still serving (200)
+            body["redis"] = "unavailable" if problem else "ok"
+            if problem:
+                body.update(status="degraded", reason=problem)
+        return _json(body)
 
     async def metrics(request: Request) -> Response:
         st = get_state()
