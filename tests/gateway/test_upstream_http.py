@@ -323,7 +323,12 @@ def test_idle_connections_expire(run: Callable[..., Any]) -> None:
         async with Upstream(keep_alive(OK)) as up:
             c = client(up.url(), idle_timeout_s=0.05)
             assert await fetch(c) == (200, b"ok")
-            await asyncio.sleep(0.1)  # longer than the idle timeout
+            assert c.idle_connections == 1
+            for _ in range(500):  # no further request: the reaper closes it
+                if c.open_connections == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert c.idle_connections == 0 and c.open_connections == 0
             assert await fetch(c) == (200, b"ok")
             await c.aclose()
         assert up.connections == 2

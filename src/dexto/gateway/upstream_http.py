@@ -11,7 +11,7 @@ client does only what the proxy needs:
 - Content-Length, chunked and close-delimited bodies, streamed chunk by chunk, with read
   back-pressure (reading pauses while the consumer is behind);
 - a connect timeout and a read timeout (between bytes);
-- no retry of a request once its bytes may have reached the upstream, except ``GET``/``HEAD``
+- no retry of a request once its bytes may have reached the upstream, except ``GET``
   (idempotent) on a reused connection that closed before any response byte. Idle connections the
   upstream has closed are noticed (EOF) and never reused.
 
@@ -48,7 +48,7 @@ __all__ = [
 
 _HIGH_WATER = 64  # buffered body chunks before reading pauses (flow control) ...
 _HIGH_WATER_BYTES = 1 << 20  # ... or buffered bytes
-_IDEMPOTENT = frozenset({"GET", "HEAD"})
+_IDEMPOTENT = frozenset({"GET"})  # (HEAD responses are not supported: no body expected)
 
 
 class UpstreamError(Exception):
@@ -374,6 +374,7 @@ class HttpClient:
         self._idle: deque[tuple[float, _Proto]] = deque()  # oldest left, newest right
         self._open = 0  # connections opened or being opened, not yet lost
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._reaper: asyncio.TimerHandle | None = None
 
     @property
     def open_connections(self) -> int:
@@ -436,7 +437,18 @@ class HttpClient:
         now = time.monotonic()
         self._idle.append((now, proto))
         self._expire_idle(now)
+        if self._reaper is None:
+            self._reaper = proto.loop.call_later(self.idle_timeout_s, self._reap)
         self._wake_waiter()
+
+    def _reap(self) -> None:
+        """Close idle connections past the idle timeout, also when no request comes."""
+        self._reaper = None
+        self._expire_idle(time.monotonic())
+        if self._idle:
+            loop = self._idle[0][1].loop
+            due = self._idle[0][0] + self.idle_timeout_s - time.monotonic()
+            self._reaper = loop.call_later(max(0.0, due) + 0.001, self._reap)
 
     def _expire_idle(self, now: float) -> None:
         while self._idle and (
@@ -490,6 +502,10 @@ class HttpClient:
                 await asyncio.wait_for(w, remaining)
             except TimeoutError:
                 pass
+            except BaseException:
+                if w.done() and not w.cancelled():
+                    self._wake_waiter()  # pass on a wake-up this cancelled request took
+                raise
             finally:
                 if not w.done():
                     w.cancel()
@@ -529,6 +545,9 @@ class HttpClient:
         raise UpstreamError("unreachable")  # pragma: no cover
 
     async def aclose(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
         idle, self._idle = self._idle, deque()
         for _, p in idle:
             p._close()
