@@ -121,3 +121,19 @@ def test_metrics_count_every_route_by_status(gateway: Gateway) -> None:
     assert 'dexto_gateway_requests_total{route="other",status="404"} 1.0' in text
     assert 'dexto_gateway_requests_total{route="/me/usage",status="401"} 1.0' in text
     assert 'dexto_gateway_request_duration_seconds_count{route="/healthz"} 1.0' in text
+
+
+def test_metrics_counter_api() -> None:
+    from dexto.gateway.metrics import Metrics
+
+    m = Metrics()
+    m.inc("holds_placed_total")
+    m.inc("holds_placed_total", 2)
+    m.inc("ratelimit_bypassed_total", reason="timeout")
+    m.inc("brand_new_total", kind="x")  # not in COUNTERS yet: registered on first use
+    text = m.render({"holds_active": 4})
+    assert "dexto_gateway_holds_placed_total 3.0" in text
+    assert 'dexto_gateway_ratelimit_bypassed_total{reason="timeout"} 1.0' in text
+    assert 'dexto_gateway_brand_new_total{kind="x"} 1.0' in text
+    assert "dexto_gateway_holds_active 4" in text
+    assert "dexto_gateway_rate_limited_total 0.0" in text  # every listed counter, even at 0

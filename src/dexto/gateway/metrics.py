@@ -96,7 +96,14 @@ class Metrics:
         self._child("upstream_errors_total", (kind,)).inc()
 
     def inc(self, name: str, by: int = 1, **labels: str) -> None:
-        """Add ``by`` to the counter ``name`` (a key of :data:`COUNTERS`)."""
+        """Add ``by`` to the counter ``name`` (a key of :data:`COUNTERS`; a name missing there is
+        registered on first use, labelled by the keywords given, so a count is never lost)."""
+        if name not in self._counters:
+            label_names = tuple(sorted(labels))
+            COUNTERS.setdefault(name, (f"{name} (no description).", label_names))
+            self._counters[name] = Counter(
+                PREFIX + name, COUNTERS[name][0], COUNTERS[name][1], registry=self.registry
+            )
         label_names = COUNTERS[name][1]
         self._child(name, tuple(labels[n] for n in label_names)).inc(by)
 
