@@ -120,3 +120,23 @@ def test_metrics_sum_both_workers(
         )
         assert "dexto_gateway_holds_active 0" in text
     assert not (prom / "counter_999999.db").exists()
+
+
+def test_runner_multiprocess_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from dexto.gateway.metrics import MULTIPROC_ENV, multiprocess_dir
+
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    assert multiprocess_dir(1) is None and MULTIPROC_ENV not in os.environ
+    cleanup = multiprocess_dir(2)
+    assert cleanup is not None
+    created = Path(os.environ[MULTIPROC_ENV])
+    assert created.is_dir() and not any(created.iterdir())
+    cleanup()
+    assert not created.exists() and MULTIPROC_ENV not in os.environ
+    given = tmp_path / "given"
+    given.mkdir()
+    (given / "counter_1.db").write_bytes(b"old")
+    (given / "keep.txt").write_text("not ours")
+    monkeypatch.setenv(MULTIPROC_ENV, str(given))
+    assert multiprocess_dir(1) is None  # the operator's directory: emptied, never removed
+    assert sorted(p.name for p in given.iterdir()) == ["keep.txt"]

@@ -7,6 +7,7 @@ Admin commands work on the database directly (``--db URL``, default ``$DEXTO_GAT
 from __future__ import annotations
 
 import argparse
+import atexit
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -229,19 +230,17 @@ def _serve(ns: argparse.Namespace) -> int:
         "server_header": False,
     }
     cleanup = multiprocess_dir(settings.workers)  # metrics summed across workers
-    try:
-        if settings.workers <= 1:
-            uvicorn.run(create_app(settings), **common)
-        else:
-            # Workers are separate processes: hand them the resolved settings through the env.
-            os.environ.update(settings.to_env())
-            uvicorn.run(
-                "dexto.gateway.app:create_app_from_env",
-                factory=True,
-                workers=settings.workers,
-                **common,
-            )
-    finally:
-        if cleanup is not None:
-            cleanup()
+    if cleanup is not None:
+        atexit.register(cleanup)
+    if settings.workers <= 1:
+        uvicorn.run(create_app(settings), **common)
+    else:
+        # Workers are separate processes: hand them the resolved settings through the env.
+        os.environ.update(settings.to_env())
+        uvicorn.run(
+            "dexto.gateway.app:create_app_from_env",
+            factory=True,
+            workers=settings.workers,
+            **common,
+        )
     return 0
