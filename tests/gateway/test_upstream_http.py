@@ -8,7 +8,9 @@ relay. Every test runs on both the stdlib event loop and uvloop (what the gatewa
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
+import struct
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -544,6 +546,17 @@ async def _cut_body(r: asyncio.StreamReader, w: asyncio.StreamWriter, up: Upstre
     await w.drain()
 
 
+async def _reset_close_delimited(
+    r: asyncio.StreamReader, w: asyncio.StreamWriter, up: Upstream
+) -> None:
+    await up.read_request(r)
+    w.write(b"HTTP/1.1 200 OK\r\n\r\npartial body")
+    await w.drain()
+    sock = w.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    w.transport.abort()  # a reset, not a clean close: the body is not complete
+
+
 async def _no_answer(r: asyncio.StreamReader, w: asyncio.StreamWriter, up: Upstream) -> None:
     await up.read_request(r)
 
@@ -555,6 +568,7 @@ async def _no_answer(r: asyncio.StreamReader, w: asyncio.StreamWriter, up: Upstr
         (_garbage, UpstreamProtocolError, "protocol"),
         (_cut_body, UpstreamClosedError, "closed"),
         (_no_answer, UpstreamClosedError, "closed"),
+        (_reset_close_delimited, UpstreamClosedError, "closed"),
     ],
 )
 def test_error_classes(

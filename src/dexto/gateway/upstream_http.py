@@ -160,7 +160,8 @@ class _Proto(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._finish_until_close()
+        if exc is None:  # a clean close (not a reset) ends a close-delimited body
+            self._finish_until_close()
         if not self.complete and self.error is None:
             self.error = UpstreamClosedError("the upstream closed the connection")
         if self.pool is not None:
