@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import socket
@@ -197,7 +198,10 @@ def test_gateway_with_a_redis_that_never_answers(
     assert doc["status"] == "degraded" and "Timeout" in doc["reason"]
 
 
-def test_breaker_closes_when_redis_returns(own_redis: OwnRedis, redis_prefix: str) -> None:
+def test_breaker_closes_when_redis_returns(
+    own_redis: OwnRedis, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="dexto.gateway")
     reasons: list[str] = []
 
     async def run() -> tuple[list[float], str | None, str | None, list[float]]:
@@ -232,3 +236,6 @@ def test_breaker_closes_when_redis_returns(own_redis: OwnRedis, redis_prefix: st
     assert degraded is not None and "circuit breaker open" in degraded
     assert recovered is None
     assert enforced[0] == 0.0 and enforced[1] > 1  # Redis decides again: the bucket is empty
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("rate limiter unavailable" in m for m in messages) == 1  # once, not per check
+    assert sum("rate limiter recovered" in m for m in messages) == 1
