@@ -186,7 +186,9 @@ class RedisLimiter:
         try:
             await self._call(self._client.ping)
         except _Skipped as skip:
-            state = "circuit breaker open" if skip.reason == "breaker_open" else skip.reason
+            state = {"breaker_open": "circuit breaker open", "timeout": "timed out"}.get(
+                skip.reason, "failed"
+            )
             return (
                 f"redis unavailable ({self._last_error or 'error'}, {state}); "
                 "rate limits are not enforced"
