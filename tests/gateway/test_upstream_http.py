@@ -8,17 +8,22 @@ relay. Every test runs on both the stdlib event loop and uvloop (what the gatewa
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 import struct
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
 import uvloop
 
+from dexto.errors import ConfigError
 from dexto.gateway.upstream_http import (
     HttpClient,
     UpstreamClosedError,
@@ -29,6 +34,7 @@ from dexto.gateway.upstream_http import (
     UpstreamProxyError,
     UpstreamTimeout,
     UpstreamTLSError,
+    env_proxy,
 )
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Upstream"], Awaitable[None]]
@@ -598,3 +604,30 @@ def test_connection_refused(run: Callable[..., Any]) -> None:
         await c.aclose()
 
     run(go())
+
+
+@pytest.mark.parametrize(
+    "value", ["socks5://u:secret@127.0.0.1:1080", "http://:secret@", "https://h:1"]
+)
+def test_unusable_proxy_is_a_config_error(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", value)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(ConfigError) as err:
+        env_proxy("https://openrouter.ai/api/v1")
+    assert err.value.field == "HTTPS_PROXY" and "secret" not in str(err.value)
+    assert env_proxy("http://openrouter.ai/api/v1") is None  # HTTP_PROXY is not set
+    monkeypatch.setenv("NO_PROXY", "openrouter.ai")
+    assert env_proxy("https://openrouter.ai/api/v1") is None
+
+
+def test_gateway_serve_refuses_an_unusable_proxy(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEXTO_")}
+    env.update({"HTTPS_PROXY": "socks5://u:secret@127.0.0.1:1080", "NO_PROXY": ""})
+    env["DEXTO_HOME"] = str(tmp_path / "home")
+    argv = [sys.executable, "-m", "dexto.cli.main", "gateway", "serve"]
+    argv += ["--db", f"sqlite:///{tmp_path / 'gw.db'}", "--upstream", "https://127.0.0.1:9/api/v1"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "HTTPS_PROXY" in done.stderr and "Traceback" not in done.stderr
+    assert "secret" not in done.stderr + done.stdout

@@ -205,6 +205,7 @@ def _serve(ns: argparse.Namespace) -> int:
     from dexto.gateway.metrics import multiprocess_dir
     from dexto.gateway.migrations import migrate
     from dexto.gateway.settings import GatewaySettings
+    from dexto.gateway.upstream_http import env_proxy
 
     flags = {
         "db_url": ns.db,
@@ -215,6 +216,7 @@ def _serve(ns: argparse.Namespace) -> int:
     }
     try:
         settings = GatewaySettings.resolve(flags)
+        env_proxy(settings.upstream_url)  # a bad HTTPS_PROXY/HTTP_PROXY: refuse before starting
         if settings.auto_migrate:
             migrate(Database(settings.db_url))
     except DextoError as err:

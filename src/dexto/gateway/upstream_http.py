@@ -28,12 +28,15 @@ import urllib.request
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import cast
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import httptools
 
+from dexto.errors import ConfigError
+
 __all__ = [
     "HttpClient",
+    "env_proxy",
     "UpstreamClosedError",
     "UpstreamConnectError",
     "UpstreamConnectTimeout",
@@ -300,16 +303,34 @@ class UpstreamResponse:
             p._close()
 
 
-def _proxy_for(scheme: str, host: str) -> str | None:
-    """The proxy URL the environment names for ``scheme://host`` (None: connect directly)."""
+def env_proxy(base_url: str) -> str | None:
+    """The proxy URL the environment (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``) names for
+    ``base_url`` (None: connect directly); ConfigError if it is not a usable ``http://`` URL."""
+    parts = urlsplit(base_url)
     proxies = urllib.request.getproxies_environment()
-    url = proxies.get(scheme)
-    if not url:
+    url = proxies.get(parts.scheme)
+    if not url or not parts.hostname:
         return None
     bypass = getattr(urllib.request, "proxy_bypass_environment")  # noqa: B009 - not in typeshed
-    if bypass(host, proxies):
+    if bypass(parts.hostname, proxies):
         return None
+    _parse_proxy(url, f"{parts.scheme.upper()}_PROXY")
     return url
+
+
+def _parse_proxy(url: str, name: str) -> SplitResult:
+    pp = urlsplit(url if "://" in url else f"http://{url}")
+    try:
+        pp.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        pp = urlsplit("x://")
+    if pp.scheme != "http" or not pp.hostname:
+        raise ConfigError(  # the URL itself is not echoed: it may hold a password
+            "the proxy URL is not usable (only http://[user:pass@]host:port proxies)",
+            field=name,
+            fix=f"Set {name} to http://host:port, or add the upstream's host to NO_PROXY.",
+        )
+    return pp
 
 
 class HttpClient:
@@ -351,14 +372,13 @@ class HttpClient:
         lines = [f"Host: {host_header}", "Accept-Encoding: identity", "Connection: keep-alive"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         # The proxy, if any: where TCP connects, and how requests are addressed.
-        proxy_url = _proxy_for(parts.scheme, self.host) if proxy == "env" else proxy
+        proxy_url = env_proxy(base_url) if proxy == "env" else proxy
         self.proxy: tuple[str, int] | None = None
         self._proxy_auth: str | None = None
         self._target_prefix = ""
         if proxy_url:
-            pp = urlsplit(proxy_url if "://" in proxy_url else f"http://{proxy_url}")
-            if pp.scheme != "http" or not pp.hostname:
-                raise ValueError("only http:// proxies are supported (HTTPS_PROXY/HTTP_PROXY)")
+            pp = _parse_proxy(proxy_url, f"{parts.scheme.upper()}_PROXY")
+            assert pp.hostname is not None
             self.proxy = (pp.hostname, pp.port or 80)
             if pp.username is not None:
                 cred = f"{unquote(pp.username)}:{unquote(pp.password or '')}".encode()
