@@ -127,6 +127,7 @@ class _Proto(asyncio.Protocol):
         self.complete = False
         self.keep_alive = False
         self.until_close = False
+        self.framed = False  # Content-Length or Transfer-Encoding seen
         self.error: BaseException | None = None
         self.got_bytes = False
         self.chunks: deque[bytes] = deque()
@@ -179,18 +180,15 @@ class _Proto(asyncio.Protocol):
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.lower(), value))
+        name = name.lower()
+        if name == b"content-length" or name == b"transfer-encoding":
+            self.framed = True
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
         self.keep_alive = self.parser.should_keep_alive()
-        names = {n for n, _ in self.headers}
-        self.until_close = (
-            b"content-length" not in names
-            and b"transfer-encoding" not in names
-            and self.status >= 200
-            and self.status not in (204, 304)
-        )
+        self.until_close = not self.framed and self.status >= 200 and self.status not in (204, 304)
         if self.until_close:
             self.keep_alive = False
         self.headers_done = True
@@ -490,8 +488,7 @@ class HttpClient:
 
     async def _acquire(self) -> tuple[_Proto, bool]:
         """A connection (reused: True) — idle, new, or the next one freed within the timeout."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.connect_timeout
+        deadline: float | None = None
         while True:
             now = time.monotonic()
             while self._idle:
@@ -512,6 +509,9 @@ class HttpClient:
                     raise
                 proto.pool = self
                 return proto, False
+            loop = asyncio.get_running_loop()
+            if deadline is None:
+                deadline = loop.time() + self.connect_timeout
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise UpstreamPoolTimeout(
