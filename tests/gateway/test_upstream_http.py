@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 import trustme
 import uvloop
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dexto.errors import ConfigError
 from dexto.gateway.upstream_http import (
@@ -631,3 +633,48 @@ def test_gateway_serve_refuses_an_unusable_proxy(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "HTTPS_PROXY" in done.stderr and "Traceback" not in done.stderr
     assert "secret" not in done.stderr + done.stdout
+
+
+def _frame(body: bytes, framing: str, chunk: int) -> bytes:
+    if framing == "length":
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    if framing == "close":
+        return b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body
+    parts = [body[i : i + chunk] for i in range(0, len(body), chunk)]
+    out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    out += b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts)
+    return out + b"0\r\n\r\n"
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    body=st.binary(max_size=400),
+    framing=st.sampled_from(["length", "chunked", "close"]),
+    chunk=st.integers(min_value=1, max_value=64),
+    cuts=st.lists(st.integers(min_value=1, max_value=600), max_size=8),
+)
+def test_any_split_of_any_framing_reads_the_same_body(
+    body: bytes, framing: str, chunk: int, cuts: list[int]
+) -> None:
+    raw = _frame(body, framing, chunk)
+    points = sorted({c for c in cuts if c < len(raw)})
+    pieces = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)], strict=True)]
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter, up: Upstream) -> None:
+        await up.read_request(r)
+        for piece in pieces:
+            w.write(piece)
+            await w.drain()
+            await asyncio.sleep(0)
+        if framing != "close":
+            await r.read()
+
+    async def go() -> bytes:
+        async with Upstream(handler) as up:
+            c = client(up.url())
+            try:
+                return (await fetch(c))[1]
+            finally:
+                await c.aclose()
+
+    assert asyncio.run(go()) == body
