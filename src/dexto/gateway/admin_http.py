@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 from collections.abc import Awaitable, Callable
@@ -57,14 +56,7 @@ def make_admin_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
         return doc
 
     async def run_sync(st: GatewayState, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-        def call() -> Any:
-            conn = st.runner.db.connect()
-            try:
-                return fn(conn, *args, **kw)
-            finally:
-                st.runner.db.forget(conn)
-
-        return await asyncio.to_thread(call)
+        return await st.runner.run(fn, *args, **kw)
 
     async def create_account(request: Request, st: GatewayState) -> Any:
         doc = await body(request)

@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from dexto.gateway import ledger
 from dexto.gateway.asgi import Receive, Scope, Send
 from dexto.gateway.db import Database, redact_url
+from dexto.gateway.guard import ErrorGuard
 from dexto.gateway.logs import configure_logging, get_logger, log_event
 from dexto.gateway.migrations import migrate
 from dexto.gateway.proxy import ChatCompletions
@@ -36,13 +38,14 @@ class GatewayApp:
         self.settings = settings
         self._overrides = overrides  # test seams, e.g. upstream_transport
         self._state: GatewayState | None = None
-        self._chat: ChatCompletions | None = None
+        self._chat: ErrorGuard | None = None
         from dexto.gateway.admin_http import make_admin_routes
 
         self.starlette = Starlette(
             routes=[*make_routes(self.state), *make_admin_routes(self.state)],
             lifespan=self._lifespan,
             exception_handlers={404: _not_found, 405: _not_allowed},
+            middleware=[Middleware(ErrorGuard, get_state=self.state)],
         )
 
     def state(self) -> GatewayState:
@@ -64,7 +67,7 @@ class GatewayApp:
         db = Database(s.db_url)
         if s.auto_migrate:
             await asyncio.to_thread(migrate, db)
-        runner = DbRunner(db, pool_size=s.db_pool_size)
+        runner = DbRunner(db, pool_size=s.db_pool_size, log=log)
         upstream = Upstream(s)
         state = GatewayState(
             settings=s,
@@ -77,7 +80,7 @@ class GatewayApp:
             log=log,
         )
         self._state = state
-        self._chat = ChatCompletions(state)
+        self._chat = ErrorGuard(ChatCompletions(state), self.state)
         tasks = [
             asyncio.create_task(_sweeper(state)),
             asyncio.create_task(state.catalog.get_raw()),

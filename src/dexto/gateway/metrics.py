@@ -100,6 +100,7 @@ _COUNTERS = {
     "insufficient_credits_total": "Requests refused with 402 (this worker).",
     "rate_limited_total": "Requests refused with 429 (this worker).",
     "estimated_charges_total": "Charges settled from an estimate (this worker).",
+    "db_unavailable_total": "Requests answered 503 because the database was unavailable.",
 }
 
 _DB_GAUGES = {

@@ -129,6 +129,14 @@ class GatewaySettings:
                 if name == "db_url":
                     raw = default_db_url(env)
             values[name] = _coerce(name, raw, source)
+        if values["workers"] > 1 and str(values["db_url"]).startswith("sqlite:"):
+            raise ConfigError(
+                f"--workers {values['workers']} needs PostgreSQL: SQLite allows one writer at a"
+                " time, so several worker processes would queue on its file lock",
+                field="workers",
+                fix="Use --workers 1 with SQLite, or --db postgresql://user@host:5432/dbname"
+                " for several workers.",
+            )
         return cls(**values)
 
     def with_overrides(self, **changes: Any) -> GatewaySettings:
