@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dexto.gateway import ledger
+from dexto.gateway import ledger, throttle
 from dexto.gateway.asgi import Receive, Scope, Send
 from dexto.gateway.db import Database, redact_url
 from dexto.gateway.guard import ErrorGuard
@@ -40,9 +40,16 @@ class GatewayApp:
         self._state: GatewayState | None = None
         self._chat: ErrorGuard | None = None
         from dexto.gateway.admin_http import make_admin_routes
+        from dexto.gateway.device_http import make_device_routes
+        from dexto.gateway.openapi import openapi_route
 
         self.starlette = Starlette(
-            routes=[*make_routes(self.state), *make_admin_routes(self.state)],
+            routes=[
+                *make_routes(self.state),
+                *make_device_routes(self.state),
+                *make_admin_routes(self.state),
+                openapi_route(),
+            ],
             lifespan=self._lifespan,
             exception_handlers={404: _not_found, 405: _not_allowed},
             middleware=[Middleware(ErrorGuard, get_state=self.state)],
@@ -83,6 +90,7 @@ class GatewayApp:
         self._chat = ErrorGuard(ChatCompletions(state), self.state)
         tasks = [
             asyncio.create_task(_sweeper(state)),
+            asyncio.create_task(throttle.sweeper(state)),
             asyncio.create_task(state.catalog.get_raw()),
         ]
         log_event(log, "gateway started", db=redact_url(s.db_url))
