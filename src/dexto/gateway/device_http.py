@@ -99,6 +99,23 @@ def _same_origin(request: Request, st: GatewayState) -> bool:
     return origin.lower() == _own_origin(request, st)
 
 
+def _json_or_form(raw: bytes, ctype: str) -> dict[str, Any]:
+    """A JSON object or a UTF-8 form (no Content-Type = form, as RFC 8628 clients send)."""
+    if json_content_type(ctype):
+        return json_object_or_error(raw)
+    if ctype and ctype.split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+        raise HttpError(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "Send application/json or application/x-www-form-urlencoded.",
+            fix='Send {"device_code": "…"} as JSON.',
+        )
+    try:
+        return {k: v[0] for k, v in parse_qs(raw.decode("utf-8")).items()}
+    except UnicodeDecodeError:
+        raise HttpError(400, "INVALID_REQUEST", "The body is not valid UTF-8.") from None
+
+
 def make_device_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
     cache: dict[str, str] = {}
 
@@ -110,8 +127,8 @@ def make_device_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
     async def device_code(request: Request) -> Response:
         st = get_state()
         raw = await read_limited(request, _FORM_LIMIT)
-        if raw.strip() and json_content_type(request.headers.get("content-type", "")):
-            json_object_or_error(raw)  # RFC 8628 clients may send a (small) JSON object
+        if raw.strip():
+            _json_or_form(raw, request.headers.get("content-type", ""))  # fields unused
         wait = await st.runner.run(
             throttle.issue_code, _client(request), st.settings.device_codes_per_minute
         )
@@ -133,24 +150,7 @@ def make_device_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
     async def device_token(request: Request) -> Response:
         st = get_state()
         raw = await read_limited(request, _FORM_LIMIT)
-        ctype = request.headers.get("content-type", "")
-        value: Any = None
-        if json_content_type(ctype):
-            value = json_object_or_error(raw).get("device_code")
-        elif not ctype or ctype.split(";")[0].strip().lower() == (
-            "application/x-www-form-urlencoded"
-        ):
-            try:
-                value = parse_qs(raw.decode("utf-8")).get("device_code", [""])[0]
-            except UnicodeDecodeError:
-                raise HttpError(400, "INVALID_REQUEST", "The body is not valid UTF-8.") from None
-        else:
-            raise HttpError(
-                415,
-                "UNSUPPORTED_MEDIA_TYPE",
-                "Send application/json or application/x-www-form-urlencoded.",
-                fix='Send {"device_code": "…"} as JSON.',
-            )
+        value = _json_or_form(raw, request.headers.get("content-type", "")).get("device_code")
         if not isinstance(value, str) or not value or len(value) > 200:
             raise HttpError(
                 400,

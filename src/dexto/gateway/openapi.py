@@ -194,7 +194,10 @@ def _builtin() -> None:
                     "description": "The completion (JSON), or an SSE stream when stream=true",
                     "content": {
                         "application/json": {"schema": _CHAT_RESPONSE},
-                        "text/event-stream": {"schema": {"type": "string"}},
+                        # One schema per server-sent event: data is a chunk JSON or "[DONE]".
+                        "text/event-stream": {
+                            "schema": _obj({"data": _STR, "event": _STR}, ("data",))
+                        },
                     },
                 },
                 **errors(400, 401, 402, 413, 415, 429, 502, 503, 504),
