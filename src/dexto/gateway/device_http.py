@@ -166,7 +166,9 @@ def make_device_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
     def page(
         st: GatewayState, key: str, request: Request, user_code: str, text: str, status: int
     ) -> HTMLResponse:
-        token = new_csrf_token(key)
+        token = request.cookies.get(CSRF_COOKIE, "")
+        if not csrf_valid(key, token, token, now=time.time() + 60):
+            token = new_csrf_token(key)  # none yet, or about to expire: a fresh one
         resp = HTMLResponse(
             device.render_page(user_code, text, token), status, headers=_SECURE_HEADERS
         )
