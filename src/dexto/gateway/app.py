@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from dexto.gateway import ledger, throttle
 from dexto.gateway.asgi import Receive, Scope, Send
-from dexto.gateway.db import Database, redact_url
+from dexto.gateway.db import Database, DatabaseUnavailable, redact_url
 from dexto.gateway.guard import ErrorGuard
 from dexto.gateway.logs import configure_logging, get_logger, log_event
 from dexto.gateway.migrations import migrate
@@ -114,6 +114,8 @@ async def _sweeper(state: GatewayState) -> None:
         await asyncio.sleep(state.settings.sweep_interval_s)
         try:
             n = await state.runner.run(ledger.sweep_expired)
+        except DatabaseUnavailable:
+            continue  # the runner logs the outage once
         except Exception as exc:  # noqa: BLE001 - keep sweeping after a transient DB error
             log_event(state.log, "hold sweep failed", 30, error=type(exc).__name__)
             continue

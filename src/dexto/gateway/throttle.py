@@ -21,7 +21,7 @@ import math
 import secrets
 from typing import TYPE_CHECKING
 
-from dexto.gateway.db import Conn
+from dexto.gateway.db import Conn, DatabaseUnavailable
 from dexto.gateway.ledger import now_ms
 from dexto.gateway.logs import log_event
 
@@ -175,6 +175,8 @@ async def sweeper(state: GatewayState) -> None:
         await asyncio.sleep(state.settings.sweep_interval_s)
         try:
             codes, _rows = await state.runner.run(sweep)
+        except DatabaseUnavailable:
+            continue  # the runner logs the outage once
         except Exception as exc:  # noqa: BLE001 - keep sweeping after a transient DB error
             log_event(state.log, "login sweep failed", 30, error=type(exc).__name__)
             continue
