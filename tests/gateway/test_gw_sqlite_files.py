@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -127,3 +128,43 @@ def _hold_and_probe(gw: Gateway, holder: subprocess.Popen[str]) -> dict[str, int
         holder.wait(timeout=30)
     waiter.join(timeout=60)
     return result
+
+
+def test_database_file_moved_or_replaced_is_refused(tmp_path: Path) -> None:
+    import asyncio
+
+    from dexto.gateway.db import DatabaseUnavailable
+    from dexto.gateway.runner import DbRunner
+
+    path = tmp_path / "gateway.db"
+    other = tmp_path / "other.db"
+    migrate(Database(f"sqlite:///{path}"))
+    migrate(Database(f"sqlite:///{other}"))
+
+    def count(conn: Any) -> int:
+        with conn.read():
+            row = conn.one("SELECT COUNT(*) FROM accounts")
+        return int(row[0])
+
+    async def scenario() -> list[str]:
+        runner = DbRunner(Database(f"sqlite:///{path}"), pool_size=1)
+        runner.probe_interval_s = 0.0  # every call tries the database
+        seen = []
+        try:
+            for step in ("start", "moved", "back", "replaced"):
+                if step == "moved":
+                    path.rename(tmp_path / "away.db")
+                elif step == "back":
+                    (tmp_path / "away.db").rename(path)
+                elif step == "replaced":
+                    os.replace(other, path)
+                try:
+                    await runner.run(count)
+                    seen.append("ok")
+                except DatabaseUnavailable:
+                    seen.append("503")
+        finally:
+            runner.close()
+        return seen
+
+    assert asyncio.run(scenario()) == ["ok", "503", "ok", "503"]

@@ -262,7 +262,8 @@ class Database:
         if (st.st_dev, st.st_ino) != conn.inode:
             raise DatabaseUnavailable(
                 f"the SQLite database {str(self.path)!r} was replaced by another file",
-                fix="Restore the original file; the gateway reconnects on its own.",
+                fix="Put the original file back, or restart the gateway to use the new one"
+                " (stop it before replacing its database).",
             )
 
     def forget(self, conn: Conn) -> None:

@@ -44,6 +44,7 @@ class DbRunner:
         self._executor = ThreadPoolExecutor(
             max_workers=max(1, pool_size), thread_name_prefix="dexto-gw-db"
         )
+        self.probe_interval_s = PROBE_INTERVAL_S
         self._down_since: float | None = None
         self._next_probe = 0.0
         self._cause = ""
@@ -73,7 +74,7 @@ class DbRunner:
 
     def _mark_down(self, exc: BaseException) -> None:
         self.refused += 1
-        self._next_probe = time.monotonic() + PROBE_INTERVAL_S
+        self._next_probe = time.monotonic() + self.probe_interval_s
         if self._down_since is None:
             self._down_since = time.monotonic()
             self._cause = "The gateway's database is unavailable; nothing was charged."
@@ -86,13 +87,10 @@ class DbRunner:
 
     def _call(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
         conn: Conn | None = getattr(self._local, "conn", None)
-        if conn is not None and conn.inode is not None:
-            try:
-                self.db.check_file(conn)
-            except DatabaseUnavailable:
-                if self.db.path is not None and self.db.path.exists():
-                    self._drop(conn)  # replaced by another file: reopen the path
-                raise
+        if conn is not None:
+            # SQLite: a file moved or removed is an outage until it is back; a file replaced
+            # under a running gateway is refused (its -wal/-shm belong to the old file).
+            self.db.check_file(conn)
         if conn is None:
             conn = self._local.conn = self.db.connect(create=False)
         before = conn.statements
