@@ -218,3 +218,36 @@ def test_sweeper_deletes_expired_codes(
         with httpx.Client(base_url=gw.url) as c:
             poll = c.post("/auth/device/token", json={"device_code": old["device_code"]})
         assert poll.json()["error"]["code"] == "INVALID_GRANT"
+
+
+def test_holder_with_a_known_browser_is_not_locked_out_by_an_attacker(
+    sqlite_url: str, fake: tuple[FakeUpstream, str]
+) -> None:
+    with start_gateway(sqlite_url, fake[1], device_codes_per_minute=0) as gw:
+        _make_user(gw.db_url, "holder@example.com")
+        with (
+            httpx.Client(base_url=gw.url) as holder,
+            httpx.Client(base_url=gw.url) as attacker,
+            httpx.Client(base_url=gw.url) as new_browser,
+        ):
+            first = holder.post("/auth/device/code").json()["user_code"]
+            ok = _post(holder, _token(holder), first, "holder@example.com", PASSWORD)
+            assert ok.status_code == 200 and "dexto_device_known" in ok.headers["set-cookie"]
+            token = _token(attacker)
+            statuses = []
+            for i in range(8):
+                code = attacker.post("/auth/device/code").json()["user_code"]
+                statuses.append(
+                    _post(attacker, token, code, "holder@example.com", f"g{i}").status_code
+                )
+            n = throttle.ACCOUNT_FREE
+            assert statuses == [401] * n + [429] * (8 - n)
+            # The account is blocked (default back-off, 30 s) for a browser it has not seen …
+            code = new_browser.post("/auth/device/code").json()["user_code"]
+            r = _post(new_browser, _token(new_browser), code, "holder@example.com", PASSWORD)
+            assert r.status_code == 429
+            # … but the holder's browser signs in, and its success does not reset the block.
+            r = _post(holder, _token(holder), code, "holder@example.com", PASSWORD)
+            assert r.status_code == 200 and "Approved" in r.text
+            code = attacker.post("/auth/device/code").json()["user_code"]
+            assert _post(attacker, token, code, "holder@example.com", "g9").status_code == 429

@@ -4,7 +4,9 @@ approval page ``GET/POST /device``.
 The page is protected against cross-site posts twice: the ``Origin`` (or ``Referer``) of a post
 must be the gateway's own, and the form must carry the per-page token that the page also set as
 a ``SameSite=Strict`` cookie (``ts.nonce.hmac``, signed with a secret shared by all workers,
-valid :data:`CSRF_TTL_S`). Login attempts are throttled by :mod:`throttle`.
+valid :data:`CSRF_TTL_S`). Login attempts are throttled by :mod:`throttle`; a browser that has
+signed in to an account carries a signed ``dexto_device_known`` cookie for it and is exempt from
+that account's failure count (so an attacker's guesses cannot lock the holder out).
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from dexto.gateway.passwords import verify_password
 from dexto.gateway.state import GatewayState
 from dexto.gateway.validation import json_content_type, json_object_or_error, read_limited
 
-__all__ = ["CSRF_COOKIE", "CSRF_TTL_S", "make_device_routes"]
+__all__ = ["CSRF_COOKIE", "CSRF_TTL_S", "KNOWN_COOKIE", "make_device_routes"]
 
 CSRF_COOKIE = "dexto_device_csrf"
 CSRF_TTL_S = 3600
+KNOWN_COOKIE = "dexto_device_known"
+KNOWN_TTL_S = 90 * 86400
 _FORM_LIMIT = 10_000
 _SECURE_HEADERS = {
     "Cache-Control": "no-store",
@@ -78,6 +82,15 @@ def csrf_valid(key: str, form_token: str, cookie_token: str, now: float | None =
         return False
     age = (now if now is not None else time.time()) - int(ts)
     return 0 <= age <= CSRF_TTL_S
+
+
+def known_token(key: str, account_subject: str) -> str:
+    """The "this browser signed in to this account" cookie value."""
+    return _sign(key, "known|" + account_subject)
+
+
+def known_valid(key: str, account_subject: str, token: str) -> bool:
+    return bool(token) and hmac.compare_digest(token, known_token(key, account_subject))
 
 
 def _own_origin(request: Request, st: GatewayState) -> str:
@@ -206,11 +219,13 @@ def make_device_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
             return page(st, key, request, user_code, "This page expired; please try again.", 403)
         email = form.get("email", "")[:320]
         acct, addr = throttle.account_subject(email), throttle.address_subject(_client(request))
-        wait = await st.runner.run(
-            throttle.attempt,
-            [(acct, throttle.ACCOUNT_FREE), (addr, throttle.ADDRESS_FREE)],
-            st.settings.login_backoff_s,
-        )
+        # A browser that signed in to this account before is exempt from the account's count
+        # (an attacker cannot lock the holder out); the address count still applies.
+        known = known_valid(key, acct, request.cookies.get(KNOWN_COOKIE, ""))
+        subjects = [(addr, throttle.ADDRESS_FREE)]
+        if not known:
+            subjects.append((acct, throttle.ACCOUNT_FREE))
+        wait = await st.runner.run(throttle.attempt, subjects, st.settings.login_backoff_s)
         if wait:
             resp = page(
                 st,
@@ -236,10 +251,21 @@ def make_device_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
             )
         else:
             outcome = "unknown_code"
-        if ok and outcome in ("approved", "denied"):
-            await st.runner.run(throttle.succeeded, acct, addr, throttle.ADDRESS_FREE)
         text, status = _OUTCOMES[outcome]
-        return page(st, key, request, user_code if status >= 400 else "", text, status)
+        resp = page(st, key, request, user_code if status >= 400 else "", text, status)
+        if ok and outcome in ("approved", "denied"):
+            forgive = None if known else acct
+            await st.runner.run(throttle.succeeded, forgive, addr, throttle.ADDRESS_FREE)
+            resp.set_cookie(
+                KNOWN_COOKIE,
+                known_token(key, acct),
+                max_age=KNOWN_TTL_S,
+                path="/device",
+                httponly=True,
+                samesite="strict",
+                secure=_own_origin(request, st).startswith("https:"),
+            )
+        return resp
 
     return [
         Route("/auth/device/code", device_code, methods=["POST"]),

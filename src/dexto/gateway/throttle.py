@@ -108,10 +108,12 @@ def attempt(
     return 0
 
 
-def succeeded(conn: Conn, account: str, address: str, address_free: int) -> None:
-    """Forgive a successful attempt: the account starts afresh, the address takes back one."""
+def succeeded(conn: Conn, account: str | None, address: str, address_free: int) -> None:
+    """Forgive a successful attempt: the account (if given) starts afresh, the address takes
+    back one."""
     with conn.write():
-        conn.execute("DELETE FROM login_throttle WHERE subject = ?", (account,))
+        if account is not None:
+            conn.execute("DELETE FROM login_throttle WHERE subject = ?", (account,))
         row = conn.one("SELECT failures FROM login_throttle WHERE subject = ?", (address,))
         if row is not None:
             failures = max(0, int(row[0]) - 1)
