@@ -124,3 +124,31 @@ def test_device_form_encoding_and_type(gw: Gateway) -> None:
         _check_error(r, {400}, "form not utf-8")
         r = c.post("/device", content=b"[" * 5000, headers={"Content-Type": JSON})
         _check_error(r, {415}, "form as json")
+
+
+def test_unexpected_errors_are_json_500_logged_as_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import asyncio
+    import logging
+
+    from dexto.gateway.guard import ErrorGuard
+    from dexto.gateway.state import GatewayState
+
+    async def broken(scope: object, receive: object, send: object) -> None:
+        raise KeyError("boom")
+
+    def no_state() -> GatewayState:
+        raise RuntimeError("not started")
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=ErrorGuard(broken, no_state))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
+            return await c.post("/anything", content=b"{}")
+
+    with caplog.at_level(logging.ERROR, logger="dexto.gateway"):
+        r = asyncio.run(call())
+    assert r.status_code == 500 and r.json()["error"]["code"] == "INTERNAL_ERROR"
+    records = [rec for rec in caplog.records if rec.getMessage() == "unhandled error"]
+    assert len(records) == 1 and records[0].exc_info is None
+    assert records[0].fields["error"] == "KeyError: 'boom'"  # type: ignore[attr-defined]
