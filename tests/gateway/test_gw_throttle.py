@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from _gwhelpers import Gateway, start_gateway
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dexto.devtools.fake_upstream import FakeUpstream
@@ -41,16 +41,23 @@ def test_backoff_rule(failures: int, free: int, base: float, expected: float) ->
     assert throttle.backoff_s(failures, free, base) == expected
 
 
-@pytest.fixture(scope="module")
-def conn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Conn]:
-    db = Database(f"sqlite:///{tmp_path_factory.mktemp('throttle') / 'gw.db'}")
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    return sqlite_url if request.param == "sqlite" else str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[Conn]:
+    db = Database(db_url)
     migrate(db)
     c = db.connect()
     yield c
     db.close_all()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(gaps=st.lists(st.integers(min_value=0, max_value=400_000), min_size=1, max_size=60))
 def test_at_most_ten_judged_failures_per_15_minutes_and_never_locked_for_good(
     conn: Conn, gaps: list[int]
@@ -132,9 +139,9 @@ def test_brute_force_over_fresh_codes_is_throttled(gw: Gateway) -> None:
 
 
 def test_failures_count_per_address_across_accounts(
-    sqlite_url: str, fake: tuple[FakeUpstream, str]
+    db_url: str, fake: tuple[FakeUpstream, str]
 ) -> None:
-    with start_gateway(sqlite_url, fake[1], device_codes_per_minute=0) as gw:
+    with start_gateway(db_url, fake[1], device_codes_per_minute=0) as gw:
         with httpx.Client(base_url=gw.url, timeout=60) as c:
             token = _token(c)
             statuses = []
