@@ -18,6 +18,7 @@ from _gwproc import ADMIN_TOKEN, GatewayProcess, serve
 
 from dexto.devtools.fake_upstream import FakeUpstream
 
+pytestmark = pytest.mark.slow
 PG_BASE = os.environ.get("DEXTO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
