@@ -6,8 +6,9 @@ import re
 import time
 
 import httpx
-from _gwhelpers import Gateway
+from _gwhelpers import Gateway, start_gateway
 
+from dexto.devtools.fake_upstream import FakeUpstream
 from dexto.gateway import admin
 from dexto.gateway.db import Database
 from dexto.gateway.passwords import hash_password, verify_password
@@ -20,6 +21,17 @@ def _make_user(gw: Gateway, email: str, password: str) -> str:
         return str(admin.create_account(conn, email, password=password)["account"]["id"])
     finally:
         db.close_all()
+
+
+def _csrf(c: httpx.Client) -> str:
+    m = re.search(r'name="csrf" value="([^"]+)"', c.get("/device").text)
+    assert m is not None
+    return m.group(1)
+
+
+def _form(c: httpx.Client, **form: str) -> httpx.Response:
+    """Post the approval form as a browser would: with the page's token and cookie."""
+    return c.post("/device", data={**form, "csrf": _csrf(c)})
 
 
 def test_password_hashing() -> None:
@@ -44,9 +56,9 @@ def test_device_flow(gateway: Gateway) -> None:
         page = c.get("/device", params={"user_code": code["user_code"]})
         assert page.status_code == 200 and code["user_code"] in page.text
         assert page.headers["x-frame-options"] == "DENY"
-        bad = c.post(
-            "/device",
-            data={
+        bad = _form(
+            c,
+            **{
                 "user_code": code["user_code"],
                 "email": "dev@example.com",
                 "password": "nope",
@@ -54,9 +66,9 @@ def test_device_flow(gateway: Gateway) -> None:
             },
         )
         assert bad.status_code == 401 and "Wrong email or password" in bad.text
-        ok = c.post(
-            "/device",
-            data={
+        ok = _form(
+            c,
+            **{
                 "user_code": code["user_code"].lower().replace("-", ""),
                 "email": "DEV@example.com",
                 "password": "s3cret-pass",
@@ -76,31 +88,39 @@ def test_device_flow(gateway: Gateway) -> None:
         assert again.json()["error"]["code"] == "INVALID_GRANT"
 
 
-def test_device_flow_lockout_and_deny(gateway: Gateway) -> None:
+def test_device_flow_lockout_and_deny(sqlite_url: str, fake: tuple[FakeUpstream, str]) -> None:
+    with start_gateway(sqlite_url, fake[1], login_backoff_s=1.0) as gateway:
+        _lockout_and_deny(gateway)
+
+
+def _lockout_and_deny(gateway: Gateway) -> None:
     _make_user(gateway, "lock@example.com", "s3cret-pass")
     with httpx.Client(base_url=gateway.url) as c:
         code = c.post("/auth/device/code").json()
         for _ in range(4):
-            r = c.post(
-                "/device",
-                data={
+            r = _form(
+                c,
+                **{
                     "user_code": code["user_code"],
                     "email": "lock@example.com",
                     "password": "bad",
                 },
             )
             assert r.status_code == 401
-        r = c.post(
-            "/device",
-            data={"user_code": code["user_code"], "email": "lock@example.com", "password": "bad"},
+        r = _form(
+            c, **{"user_code": code["user_code"], "email": "lock@example.com", "password": "bad"}
         )
         assert r.status_code == 403
         poll = c.post("/auth/device/token", json={"device_code": code["device_code"]})
         assert poll.json()["error"]["code"] == "ACCESS_DENIED"
         code2 = c.post("/auth/device/code").json()
-        r = c.post(
-            "/device",
-            data={
+        # Five failures blocked the account for login_backoff_s: wait it out.
+        blocked = _form(c, user_code=code2["user_code"], email="lock@example.com", password="x")
+        assert blocked.status_code == 429
+        time.sleep(int(blocked.headers["retry-after"]))
+        r = _form(
+            c,
+            **{
                 "user_code": code2["user_code"],
                 "email": "lock@example.com",
                 "password": "s3cret-pass",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -59,11 +60,14 @@ class GatewayProc:
 
     def approve(self, user_code: str, *, deny: bool = False) -> httpx.Response:
         """Approve a device code the way a person's browser submits the /device form."""
-        page = httpx.get(f"{self.url}/device", params={"user_code": user_code}, timeout=10)
-        assert page.status_code == 200 and "<form" in page.text
-        form = {"user_code": user_code, "email": self.email, "password": self.password,
-                "action": "deny" if deny else "approve"}
-        return httpx.post(f"{self.url}/device", data=form, timeout=30)
+        with httpx.Client(timeout=30) as browser:  # keeps the page's CSRF cookie
+            page = browser.get(f"{self.url}/device", params={"user_code": user_code})
+            assert page.status_code == 200 and "<form" in page.text
+            token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert token is not None
+            form = {"user_code": user_code, "email": self.email, "password": self.password,
+                    "action": "deny" if deny else "approve", "csrf": token.group(1)}
+            return browser.post(f"{self.url}/device", data=form)
 
 
 def _start(db_url: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:

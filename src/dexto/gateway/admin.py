@@ -43,16 +43,26 @@ def require_schema(conn: Conn) -> None:
         )
 
 
-def create_account(
-    conn: Conn, email: str, *, password: str | None = None, credits_micros: int = 0
-) -> dict[str, Any]:
+def check_and_hash_password(password: str | None) -> str | None:
+    """The scrypt hash of ``password`` (None for no password); refuses short passwords."""
     if password is not None and len(password) < 8:
         raise ConfigError(
             "the password is shorter than 8 characters",
             field="password",
             fix="Choose a password of at least 8 characters.",
         )
-    pw_hash = hash_password(password) if password else None
+    return hash_password(password) if password else None
+
+
+def create_account(
+    conn: Conn,
+    email: str,
+    *,
+    password: str | None = None,
+    password_hash: str | None = None,
+    credits_micros: int = 0,
+) -> dict[str, Any]:
+    pw_hash = password_hash or check_and_hash_password(password)
     acct = accounts.create_account(
         conn, email, password_hash=pw_hash, credits_micros=credits_micros
     )

@@ -14,9 +14,11 @@ from starlette.routing import Route
 
 from dexto.errors import ConfigError
 from dexto.gateway import admin
+from dexto.gateway.http_errors import HttpError
 from dexto.gateway.money import parse_usd
 from dexto.gateway.routes import json_error
 from dexto.gateway.state import GatewayState
+from dexto.gateway.validation import json_object_body, optional_amount, optional_str
 
 __all__ = ["make_admin_routes"]
 
@@ -39,62 +41,38 @@ def make_admin_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
             try:
                 result = await fn(request, st)
             except ConfigError as exc:
-                return json_error(400, exc.code, exc.message, "invalid_request_error")
+                raise HttpError(400, exc.code, exc.message, fix=exc.fix) from None
             return Response(json.dumps(result), media_type="application/json")
 
         return endpoint
 
-    async def body(request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if not raw:
-            return {}
-        try:
-            doc = json.loads(raw)
-        except ValueError:
-            raise ConfigError("the body is not valid JSON", fix="Send a JSON object.") from None
-        if not isinstance(doc, dict):
-            raise ConfigError("the body must be a JSON object", fix="Send a JSON object.")
-        return doc
-
     async def run_sync(st: GatewayState, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-        def call() -> Any:
-            conn = st.runner.db.connect()
-            try:
-                return fn(conn, *args, **kw)
-            finally:
-                st.runner.db.forget(conn)
-
-        return await asyncio.to_thread(call)
+        return await st.runner.run(fn, *args, **kw)
 
     async def create_account(request: Request, st: GatewayState) -> Any:
-        doc = await body(request)
-        credits = doc.get("credits")
-        micros = (
-            parse_usd(str(credits), field="credits", allow_zero=True) if credits is not None else 0
-        )
-        password = doc.get("password")
+        doc = await json_object_body(request)
+        credits = optional_amount(doc, "credits")
+        micros = parse_usd(credits, field="credits", allow_zero=True) if credits is not None else 0
+        password = optional_str(doc, "password")
+        email = optional_str(doc, "email", max_len=320) or ""
+        # scrypt is slow on purpose: hash off the event loop and off the database threads.
+        pw_hash = await asyncio.to_thread(admin.check_and_hash_password, password)
         return await run_sync(
-            st,
-            admin.create_account,
-            str(doc.get("email", "")),
-            password=str(password) if password is not None else None,
-            credits_micros=micros,
+            st, admin.create_account, email, password_hash=pw_hash, credits_micros=micros
         )
 
     async def list_accounts(request: Request, st: GatewayState) -> Any:
         return {"accounts": await run_sync(st, admin.list_accounts)}
 
     async def add_credits(request: Request, st: GatewayState) -> Any:
-        doc = await body(request)
-        micros = parse_usd(str(doc.get("usd", "")), field="usd")
+        doc = await json_object_body(request)
+        micros = parse_usd(optional_amount(doc, "usd") or "", field="usd")
         return await run_sync(st, admin.add_credits, request.path_params["account"], micros)
 
     async def create_key(request: Request, st: GatewayState) -> Any:
-        doc = await body(request)
-        name = doc.get("name")
-        return await run_sync(
-            st, admin.create_key, request.path_params["account"], name=str(name) if name else None
-        )
+        doc = await json_object_body(request)
+        name = optional_str(doc, "name", max_len=200)
+        return await run_sync(st, admin.create_key, request.path_params["account"], name=name)
 
     async def list_keys(request: Request, st: GatewayState) -> Any:
         return {"keys": await run_sync(st, admin.list_keys, request.path_params["account"])}

@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dexto.gateway import ledger
+from dexto.gateway import ledger, throttle
 from dexto.gateway.asgi import Receive, Scope, Send
-from dexto.gateway.db import Database, redact_url
+from dexto.gateway.db import Database, DatabaseUnavailable, redact_url
+from dexto.gateway.guard import ErrorGuard
 from dexto.gateway.logs import configure_logging, get_logger, log_event
 from dexto.gateway.metrics import Metrics
 from dexto.gateway.migrations import migrate
@@ -37,13 +39,21 @@ class GatewayApp:
         self.settings = settings
         self._overrides = overrides  # test seams, e.g. upstream_transport
         self._state: GatewayState | None = None
-        self._chat: ChatCompletions | None = None
+        self._chat: ErrorGuard | None = None
         from dexto.gateway.admin_http import make_admin_routes
+        from dexto.gateway.device_http import make_device_routes
+        from dexto.gateway.openapi import openapi_route
 
         self.starlette = Starlette(
-            routes=[*make_routes(self.state), *make_admin_routes(self.state)],
+            routes=[
+                *make_routes(self.state),
+                *make_device_routes(self.state),
+                *make_admin_routes(self.state),
+                openapi_route(),
+            ],
             lifespan=self._lifespan,
             exception_handlers={404: _not_found, 405: _not_allowed},
+            middleware=[Middleware(ErrorGuard, get_state=self.state)],
         )
 
     def state(self) -> GatewayState:
@@ -68,7 +78,7 @@ class GatewayApp:
         db = Database(s.db_url)
         if s.auto_migrate:
             await asyncio.to_thread(migrate, db)
-        runner = DbRunner(db, pool_size=s.db_pool_size)
+        runner = DbRunner(db, pool_size=s.db_pool_size, log=log)
         upstream = Upstream(s)
         metrics = Metrics()
         state = GatewayState(
@@ -87,9 +97,10 @@ class GatewayApp:
             metrics=metrics,
         )
         self._state = state
-        self._chat = ChatCompletions(state)
+        self._chat = ErrorGuard(ChatCompletions(state), self.state)
         tasks = [
             asyncio.create_task(_sweeper(state)),
+            asyncio.create_task(throttle.sweeper(state)),
             asyncio.create_task(state.catalog.get_raw()),
         ]
         log_event(log, "gateway started", db=redact_url(s.db_url))
@@ -113,6 +124,8 @@ async def _sweeper(state: GatewayState) -> None:
         await asyncio.sleep(state.settings.sweep_interval_s)
         try:
             n = await state.runner.run(ledger.sweep_expired)
+        except DatabaseUnavailable:
+            continue  # the runner logs the outage once
         except Exception as exc:  # noqa: BLE001 - keep sweeping after a transient DB error
             log_event(state.log, "hold sweep failed", 30, error=type(exc).__name__)
             continue

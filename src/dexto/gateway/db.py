@@ -8,7 +8,9 @@ database (SQLite) or per locked account row (PostgreSQL ``SELECT … FOR UPDATE`
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,9 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from dexto.errors import ConfigError
+from dexto.errors import ConfigError, DextoError
 
-__all__ = ["Conn", "Database", "redact_url"]
+__all__ = ["Conn", "Database", "DatabaseUnavailable", "is_unavailable", "redact_url"]
 
 Row = tuple[Any, ...]
 
@@ -32,13 +34,72 @@ def redact_url(url: str) -> str:
     return url
 
 
+class DatabaseUnavailable(DextoError):
+    """The database cannot be reached or used right now (a dependency failure, not a bug)."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+
+# SQLite result codes that mean "the database is not usable now" rather than "this query is wrong".
+_SQLITE_OUTAGE = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_CANTOPEN",
+    "SQLITE_IOERR",
+    "SQLITE_FULL",
+    "SQLITE_READONLY",
+    "SQLITE_CORRUPT",
+    "SQLITE_NOTADB",
+    "SQLITE_PERM",
+)
+# PostgreSQL SQLSTATE classes: 08 connection exception, 53 insufficient resources,
+# 57 operator intervention (e.g. admin shutdown, pg_terminate_backend).
+_PG_OUTAGE_CLASSES = ("08", "53", "57")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database is unreachable or unusable (not a query error)."""
+    if isinstance(exc, DatabaseUnavailable):
+        return True
+    if isinstance(exc, sqlite3.Error):
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        if name:
+            return name.startswith(_SQLITE_OUTAGE)
+        return isinstance(exc, sqlite3.OperationalError) and "unable to open" in str(exc)
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    if isinstance(exc, psycopg.InterfaceError):
+        return True
+    if isinstance(exc, psycopg.OperationalError):
+        state = getattr(exc, "sqlstate", None)
+        return state is None or state[:2] in _PG_OUTAGE_CLASSES
+    return False
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line cause for logs: the exception class and its first line (no URL, no secret)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}"[:300] if first else type(exc).__name__
+
+
 class Conn:
     """A thin wrapper giving both drivers one API: ``execute``, ``one``, ``all``, ``write``."""
 
-    def __init__(self, raw: Any, dialect: str) -> None:
+    def __init__(
+        self,
+        raw: Any,
+        dialect: str,
+        write_lock: threading.Lock | None = None,
+        inode: tuple[int, int] | None = None,
+    ) -> None:
         self.raw = raw
         self.dialect = dialect
         self._sql_cache: dict[str, str] = {}
+        self._write_lock = write_lock
+        self.inode = inode  # SQLite: (st_dev, st_ino) of the file this connection opened
+        self.statements = 0  # statements that succeeded on this connection
 
     def _sql(self, sql: str) -> str:
         if self.dialect == "sqlite":
@@ -49,7 +110,9 @@ class Conn:
         return cached
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.raw.execute(self._sql(sql), tuple(params))
+        cursor = self.raw.execute(self._sql(sql), tuple(params))
+        self.statements += 1
+        return cursor
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         row = self.execute(sql, params).fetchone()
@@ -61,15 +124,23 @@ class Conn:
     @contextmanager
     def write(self) -> Iterator[Conn]:
         """A transaction that will write: commit on success, roll back on any error."""
-        if self.dialect == "sqlite":
-            self.raw.execute("BEGIN IMMEDIATE")
+        lock = self._write_lock
+        if lock is not None:
+            # Threads of one process queue here instead of polling SQLite's busy handler.
+            lock.acquire()
         try:
-            yield self
-        except BaseException:
-            self.raw.rollback()
-            raise
-        else:
-            self.raw.commit()
+            if self.dialect == "sqlite":
+                self.raw.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                self.raw.rollback()
+                raise
+            else:
+                self.raw.commit()
+        finally:
+            if lock is not None:
+                lock.release()
 
     @contextmanager
     def read(self) -> Iterator[Conn]:
@@ -116,28 +187,20 @@ class Database:
                 fix="Use sqlite:///path/to/gateway.db or postgresql://user@host:5432/dbname.",
             )
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
         self._opened: list[Conn] = []
 
-    def connect(self) -> Conn:
+    def connect(self, *, create: bool = True) -> Conn:
+        """Open a connection. SQLite: ``create=False`` refuses to create a missing file."""
         if self.dialect == "sqlite":
-            assert self.path is not None
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            raw = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            raw.execute("PRAGMA journal_mode=WAL")
-            raw.execute("PRAGMA synchronous=NORMAL")
-            raw.execute("PRAGMA foreign_keys=ON")
-            raw.execute("PRAGMA busy_timeout=30000")
-            # isolation_level=None: we issue BEGIN ourselves; commit()/rollback() still work.
-            conn = Conn(_SqliteRaw(raw), "sqlite")
+            conn = self._connect_sqlite(create)
         else:
             import psycopg
 
             try:
                 raw_pg = psycopg.connect(self.url, autocommit=False, connect_timeout=10)
             except psycopg.OperationalError as exc:
-                raise ConfigError(
+                raise DatabaseUnavailable(
                     f"cannot connect to PostgreSQL at {redact_url(self.url)}: "
                     f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
                     fix="Check the --db URL and that the server is running.",
@@ -146,6 +209,62 @@ class Database:
         with self._lock:
             self._opened.append(conn)
         return conn
+
+    def _connect_sqlite(self, create: bool) -> Conn:
+        assert self.path is not None
+        path = self.path
+        if create:
+            _make_private_dirs(path.parent)
+            try:
+                # The file (and so the -wal/-shm SQLite derives from it) is private: 0600.
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            except FileExistsError:
+                pass
+        elif not path.exists():
+            raise DatabaseUnavailable(
+                f"the SQLite database {str(path)!r} does not exist",
+                fix="Restore the file, or run `dexto gateway migrate --db URL` to create it.",
+            )
+        try:
+            raw = sqlite3.connect(
+                f"file:{_uri_path(path)}?mode=rw{'c' if create else ''}",
+                uri=True,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            raw.execute("PRAGMA journal_mode=WAL")
+            raw.execute("PRAGMA synchronous=NORMAL")
+            raw.execute("PRAGMA foreign_keys=ON")
+            raw.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        except sqlite3.Error as exc:
+            raise DatabaseUnavailable(
+                f"cannot open the SQLite database {str(path)!r}: {describe(exc)}",
+                fix="Check that the file exists and is readable and writable by the gateway.",
+            ) from None
+        for suffix in ("", "-wal", "-shm"):
+            _tighten(Path(f"{path}{suffix}"))
+        st = os.stat(path)
+        # isolation_level=None: we issue BEGIN ourselves; commit()/rollback() still work.
+        return Conn(_SqliteRaw(raw), "sqlite", self._write_lock, (st.st_dev, st.st_ino))
+
+    def check_file(self, conn: Conn) -> None:
+        """SQLite: refuse to use a connection whose file was moved, removed or replaced."""
+        if self.path is None or conn.inode is None:
+            return
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            raise DatabaseUnavailable(
+                f"the SQLite database {str(self.path)!r} is not reachable: {describe(exc)}",
+                fix="Restore the database file (and its directory) at the configured path.",
+            ) from None
+        if (st.st_dev, st.st_ino) != conn.inode:
+            raise DatabaseUnavailable(
+                f"the SQLite database {str(self.path)!r} was replaced by another file",
+                fix="Put the original file back, or restart the gateway to use the new one"
+                " (stop it before replacing its database).",
+            )
 
     def forget(self, conn: Conn) -> None:
         with self._lock:
@@ -164,6 +283,42 @@ class Database:
                 conn.close()
             except Exception:  # noqa: BLE001
                 pass
+
+
+BUSY_TIMEOUT_S = 10.0  # a SQLite writer waits this long for the lock (on a database thread)
+
+
+def _uri_path(path: Path) -> str:
+    from urllib.parse import quote
+
+    return quote(str(path.absolute()), safe="/")
+
+
+def _make_private_dirs(directory: Path) -> None:
+    """Create missing directories as 0700 (existing ones are left as they are)."""
+    missing: list[Path] = []
+    d = directory
+    while not d.exists():
+        missing.append(d)
+        if d.parent == d:
+            break
+        d = d.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(d, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def _tighten(path: Path) -> None:
+    """Make an existing database file 0600 if group or others can access it."""
+    try:
+        mode = os.stat(path).st_mode
+        if stat.S_IMODE(mode) & 0o077:
+            os.chmod(path, stat.S_IMODE(mode) & 0o600)
+    except OSError:
+        pass
 
 
 class _SqliteRaw:

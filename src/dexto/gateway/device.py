@@ -20,7 +20,15 @@ from dexto.gateway.db import Conn
 from dexto.gateway.ledger import now_ms
 from dexto.gateway.passwords import verify_password
 
-__all__ = ["approve", "consume", "create_code", "normalize_user_code", "render_page"]
+__all__ = [
+    "approve",
+    "consume",
+    "create_code",
+    "lookup",
+    "normalize_user_code",
+    "record",
+    "render_page",
+]
 
 EXPIRES_S = 900
 INTERVAL_S = 5
@@ -58,25 +66,30 @@ def create_code(conn: Conn, base_url: str) -> dict[str, Any]:
     }
 
 
-def approve(conn: Conn, user_code: str, email: str, password: str, *, deny: bool = False) -> str:
-    """Approve (or deny) a pending code with the account's credentials.
-
-    Returns "approved", "denied", "bad_credentials", "unknown_code" or "locked".
-    """
+def lookup(conn: Conn, user_code: str, email: str) -> tuple[bool, str | None, str | None]:
+    """(code is pending, account id, password hash) for an approval attempt."""
     code = normalize_user_code(user_code)
-    now = now_ms()
     with conn.read():
         row = (
             conn.one("SELECT status, expires_at FROM device_codes WHERE user_code = ?", (code,))
             if code
             else None
         )
-    if row is None or row[0] != "pending" or int(row[1]) <= now:
-        return "unknown_code"
+    if row is None or row[0] != "pending" or int(row[1]) <= now_ms():
+        return False, None, None
     acct = accounts.find_account_by_email(conn, email) if email.strip() else None
-    ok = verify_password(password, acct.password_hash if acct else None)
+    return True, (acct.id if acct else None), (acct.password_hash if acct else None)
+
+
+def record(conn: Conn, user_code: str, account_id: str | None, *, deny: bool = False) -> str:
+    """Record an approval attempt: ``account_id`` None means the credentials were wrong.
+
+    Returns "approved", "denied", "bad_credentials", "unknown_code" or "locked" (the code is
+    denied after :data:`MAX_FAILURES` wrong attempts).
+    """
+    code = normalize_user_code(user_code)
     with conn.write():
-        if not ok or acct is None:
+        if account_id is None:
             conn.execute(
                 "UPDATE device_codes SET failures = failures + 1,"
                 " status = CASE WHEN failures + 1 >= ? THEN 'denied' ELSE status END"
@@ -85,12 +98,23 @@ def approve(conn: Conn, user_code: str, email: str, password: str, *, deny: bool
             )
             row2 = conn.one("SELECT status FROM device_codes WHERE user_code = ?", (code,))
             return "locked" if row2 and row2[0] == "denied" else "bad_credentials"
-        conn.execute(
+        cur = conn.execute(
             "UPDATE device_codes SET status = ?, account_id = ? WHERE user_code = ?"
-            " AND status = 'pending'",
-            ("denied" if deny else "approved", acct.id, code),
+            " AND status = 'pending' AND expires_at > ?",
+            ("denied" if deny else "approved", account_id, code, now_ms()),
         )
+        if not cur.rowcount:
+            return "unknown_code"
     return "denied" if deny else "approved"
+
+
+def approve(conn: Conn, user_code: str, email: str, password: str, *, deny: bool = False) -> str:
+    """Check the credentials and :func:`record` the attempt (one call; used by tests/tools)."""
+    pending, account_id, pw_hash = lookup(conn, user_code, email)
+    if not pending:
+        return "unknown_code"
+    ok = verify_password(password, pw_hash) and account_id is not None
+    return record(conn, user_code, account_id if ok else None, deny=deny)
 
 
 def consume(conn: Conn, device_code: str) -> tuple[str, dict[str, Any] | None]:
@@ -136,6 +160,7 @@ button{{margin-top:1rem;padding:.5rem 1rem;font-size:1rem}}.msg{{padding:.6rem;b
 <h1>Sign in to approve <code>dexto login</code></h1>
 {message}
 <form method="post" action="/device">
+<input type="hidden" name="csrf" value="{csrf}">
 <label for="user_code">Code shown in your terminal</label>
 <input id="user_code" name="user_code" value="{user_code}" autocomplete="off" required>
 <label for="email">Email</label>
@@ -148,6 +173,10 @@ button{{margin-top:1rem;padding:.5rem 1rem;font-size:1rem}}.msg{{padding:.6rem;b
 """
 
 
-def render_page(user_code: str = "", message: str = "") -> str:
+def render_page(user_code: str = "", message: str = "", csrf: str = "") -> str:
     msg = f'<p class="msg" role="status">{html.escape(message)}</p>' if message else ""
-    return _PAGE.format(user_code=html.escape(user_code, quote=True), message=msg)
+    return _PAGE.format(
+        user_code=html.escape(user_code, quote=True),
+        message=msg,
+        csrf=html.escape(csrf, quote=True),
+    )

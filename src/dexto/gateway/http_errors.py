@@ -6,7 +6,7 @@ import json
 
 from dexto.gateway.money import format_usd_cents
 
-__all__ = ["error_body", "insufficient_credits_body"]
+__all__ = ["HttpError", "error_body", "insufficient_credits_body"]
 
 
 def error_body(code: str, message: str, type_: str, **extra: object) -> bytes:
@@ -24,3 +24,29 @@ def insufficient_credits_body(balance_micros: int, needed_micros: int) -> bytes:
         "provider key to continue.",
         "insufficient_credits",
     )
+
+
+class HttpError(Exception):
+    """Raised by a handler to answer a JSON error (turned into a response by :mod:`guard`)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        type_: str = "invalid_request_error",
+        *,
+        fix: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.type_ = type_
+        self.fix = fix
+        self.headers = headers or {}
+
+    def body(self) -> bytes:
+        extra = {"fix": self.fix} if self.fix else {}
+        return error_body(self.code, self.message, self.type_, **extra)

@@ -51,6 +51,7 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         "Rate-limit checks skipped because Redis failed (fail-open), by reason.",
         ("reason",),
     ),
+    "db_unavailable_total": ("Requests answered 503 because the database was unavailable.", ()),
 }
 
 _DB_GAUGES = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from dexto.gateway.db import Conn, Database
+from dexto.gateway.migrations_login import login_schema
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "current_version", "migrate"]
 
@@ -87,7 +88,7 @@ def _v1(d: str) -> list[str]:
     return stmts
 
 
-MIGRATIONS = {1: _v1}
+MIGRATIONS = {1: _v1, 10: login_schema}
 LATEST_VERSION = max(MIGRATIONS)
 
 

@@ -27,6 +27,7 @@ from dexto.gateway.validation import (
     INVALID_KEY,
     TOO_LARGE,
     is_json,
+    json_content_type,
     max_tokens,
     parse_chat,
 )
@@ -113,8 +114,7 @@ class ChatCompletions:
         token = auth[7:].strip().decode("latin-1") if auth[:7].lower() == b"bearer " else ""
         if not looks_like_key(token):
             return await self._fail(send, ctx, 401, INVALID_KEY)
-        ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if ctype != b"application/json":
+        if not json_content_type(headers.get(b"content-type", b"")):
             return await self._fail(send, ctx, 415, BAD_CTYPE)
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:

@@ -43,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "db_pool_size": 8,
     "auto_migrate": True,
     "log_level": "INFO",
+    "login_backoff_s": 30.0,  # first device-login block after repeated failures (doubles)
+    "device_codes_per_minute": 10,  # device codes issued per client address per minute
 }
 
 # field name -> environment variable
@@ -72,6 +74,8 @@ ENV_VARS: dict[str, str] = {
     "db_pool_size": "DEXTO_GATEWAY_DB_POOL_SIZE",
     "auto_migrate": "DEXTO_GATEWAY_AUTO_MIGRATE",
     "log_level": "DEXTO_GATEWAY_LOG_LEVEL",
+    "login_backoff_s": "DEXTO_GATEWAY_LOGIN_BACKOFF_S",
+    "device_codes_per_minute": "DEXTO_GATEWAY_DEVICE_CODES_PER_MINUTE",
 }
 
 
@@ -106,6 +110,8 @@ class GatewaySettings:
     db_pool_size: int = DEFAULTS["db_pool_size"]
     auto_migrate: bool = DEFAULTS["auto_migrate"]
     log_level: str = DEFAULTS["log_level"]
+    login_backoff_s: float = DEFAULTS["login_backoff_s"]
+    device_codes_per_minute: int = DEFAULTS["device_codes_per_minute"]
 
     @classmethod
     def resolve(
@@ -129,6 +135,14 @@ class GatewaySettings:
                 if name == "db_url":
                     raw = default_db_url(env)
             values[name] = _coerce(name, raw, source)
+        if values["workers"] > 1 and str(values["db_url"]).startswith("sqlite:"):
+            raise ConfigError(
+                f"--workers {values['workers']} needs PostgreSQL: SQLite allows one writer at a"
+                " time, so several worker processes would queue on its file lock",
+                field="workers",
+                fix="Use --workers 1 with SQLite, or --db postgresql://user@host:5432/dbname"
+                " for several workers.",
+            )
         return cls(**values)
 
     def with_overrides(self, **changes: Any) -> GatewaySettings:

@@ -1,0 +1,85 @@
+"""ASGI error guard: every failure escaping a handler becomes a JSON error, never plain text.
+
+* :class:`HttpError` → its status and ``{"error": {code, message, type, fix?}}``;
+* :class:`DatabaseUnavailable` → ``503 SERVICE_UNAVAILABLE`` with ``Retry-After``, counted in
+  ``dexto_gateway_db_unavailable_total`` (the outage itself is logged once by the runner);
+* anything else → ``500 INTERNAL_ERROR``, logged as one line (class and first line, no traceback).
+
+If the response has already started (a stream), nothing more can be sent: the error is logged
+and the connection ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+from dexto.gateway.asgi import Receive, Scope, Send, send_bytes
+from dexto.gateway.db import DatabaseUnavailable, describe
+from dexto.gateway.http_errors import HttpError, error_body
+from dexto.gateway.logs import get_logger, log_event
+from dexto.gateway.state import GatewayState
+
+__all__ = ["RETRY_AFTER_S", "ErrorGuard"]
+
+RETRY_AFTER_S = 2
+ASGIApp = Callable[[Scope, Receive, Send], Any]
+
+
+class ErrorGuard:
+    def __init__(self, app: ASGIApp, get_state: Callable[[], GatewayState]) -> None:
+        self.app = app
+        self.get_state = get_state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except HttpError as exc:
+            if not started:
+                headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+                await send_bytes(send, exc.status, exc.body(), headers)
+        except DatabaseUnavailable as exc:
+            state = self._state()
+            if state is not None:
+                state.metrics.inc("db_unavailable_total")
+            if not started:
+                body = error_body(
+                    "SERVICE_UNAVAILABLE", exc.message, "service_unavailable", fix=exc.fix
+                )
+                await send_bytes(send, 503, body, [(b"retry-after", str(RETRY_AFTER_S).encode())])
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: answer, log once
+            state = self._state()
+            log = state.log if state is not None else get_logger()
+            log_event(
+                log,
+                "unhandled error",
+                logging.ERROR,
+                error=describe(exc),
+                path=str(scope.get("path", ""))[:200],
+                method=scope.get("method"),
+            )
+            if not started:
+                body = error_body(
+                    "INTERNAL_ERROR",
+                    "The gateway failed to handle this request.",
+                    "server_error",
+                )
+                await send_bytes(send, 500, body, [])
+
+    def _state(self) -> GatewayState | None:
+        try:
+            return self.get_state()
+        except RuntimeError:
+            return None
