@@ -21,15 +21,20 @@ def register(sub: Any, name: str) -> None:
 
 
 def run(ns: argparse.Namespace) -> int:
-    from dexto.cli._output import print_error, print_json
+    from dexto.cli._output import EXIT_ERROR, print_error, print_json
     from dexto.errors import DextoError
 
     try:
-        decision = _decide(ns)
+        decision, alternatives, source = _decide(ns)
     except DextoError as err:
+        alts = [a.to_json() for a in getattr(err, "alternatives", ())]
+        if ns.json and alts:
+            print_json({**err.to_dict(), "alternatives": alts})
+            return EXIT_ERROR
         return print_error(err, as_json=ns.json)
     if ns.json:
-        print_json(decision.to_json())
+        print_json({**decision.to_json(), "alternatives": [a.to_json() for a in alternatives],
+                    "marketplaceSource": source})
         return 0
     d = decision
     via = "via Dexto credits" if d.route == "dexto" else "direct (your key)"
@@ -44,11 +49,19 @@ def run(ns: argparse.Namespace) -> int:
         lines.append(f"  fallback   direct {d.fallback.effective_provider}/"
                      f"{d.fallback.effective_model} if credits run out")
     lines.append(f"  why        {d.reason}")
+    for a in alternatives:
+        lines.append(f"  own key    {a.provider}/{a.model} runs it directly with "
+                     f"{a.credential_source}")
+    if source is not None:
+        where = {"cache": "the on-disk cache", "bundled": "the snapshot bundled with dexto",
+                 "live": "a fresh download"}.get(source, source)
+        lines.append(f"  list       marketplace list from {where}")
     print("\n".join(lines))
     return 0
 
 
-def _decide(ns: argparse.Namespace) -> Any:
+def _decide(ns: argparse.Namespace) -> tuple[Any, list[Any], str | None]:
+    """The decision, its own-key alternatives and which marketplace list was read (if any)."""
     from pathlib import Path
 
     from dexto.config.agent import load_agent_file
@@ -66,4 +79,9 @@ def _decide(ns: argparse.Namespace) -> Any:
         raise InvalidModelIdError("no selection given", field="selection",
                                   fix="pass provider/model or --agent FILE")
     ctx, _ = build_context(agent=agent, prefer=ns.prefer)
-    return decide(selection, ctx)
+    from dexto.llm.alternatives import native_alternatives
+
+    decision = decide(selection, ctx)
+    alternatives = native_alternatives(selection, ctx)
+    market = ctx.loaded_marketplace()
+    return decision, alternatives, market.source if market and market.models else None
