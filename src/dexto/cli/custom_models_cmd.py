@@ -18,7 +18,7 @@ from typing import Any
 __all__ = ["REF_PREFIX", "reference_name", "register_actions"]
 
 REF_PREFIX = "custom-"
-EFFORTS = ["none", "minimal", "low", "medium", "high"]
+EFFORTS = ["none", "minimal", "low", "medium", "high", "xhigh"]
 
 
 def register_actions(parser: argparse.ArgumentParser) -> None:

@@ -25,7 +25,7 @@ def run(ns: argparse.Namespace) -> int:
     from dexto.errors import DextoError
 
     try:
-        decision, alternatives, source = _decide(ns)
+        decision = _decide(ns)
     except DextoError as err:
         alts = [a.to_json() for a in getattr(err, "alternatives", ())]
         if ns.json and alts:
@@ -33,8 +33,7 @@ def run(ns: argparse.Namespace) -> int:
             return EXIT_ERROR
         return print_error(err, as_json=ns.json)
     if ns.json:
-        print_json({**decision.to_json(), "alternatives": [a.to_json() for a in alternatives],
-                    "marketplaceSource": source})
+        print_json(decision.to_json())
         return 0
     d = decision
     via = "via Dexto credits" if d.route == "dexto" else "direct (your key)"
@@ -49,19 +48,18 @@ def run(ns: argparse.Namespace) -> int:
         lines.append(f"  fallback   direct {d.fallback.effective_provider}/"
                      f"{d.fallback.effective_model} if credits run out")
     lines.append(f"  why        {d.reason}")
-    for a in alternatives:
+    for a in d.alternatives:
         lines.append(f"  own key    {a.provider}/{a.model} runs it directly with "
                      f"{a.credential_source}")
-    if source is not None:
+    if d.marketplace_source is not None:
         where = {"cache": "the on-disk cache", "bundled": "the snapshot bundled with dexto",
-                 "live": "a fresh download"}.get(source, source)
+                 "live": "a fresh download"}.get(d.marketplace_source, d.marketplace_source)
         lines.append(f"  list       marketplace list from {where}")
     print("\n".join(lines))
     return 0
 
 
-def _decide(ns: argparse.Namespace) -> tuple[Any, list[Any], str | None]:
-    """The decision, its own-key alternatives and which marketplace list was read (if any)."""
+def _decide(ns: argparse.Namespace) -> Any:
     from pathlib import Path
 
     from dexto.config.agent import load_agent_file
@@ -79,9 +77,4 @@ def _decide(ns: argparse.Namespace) -> tuple[Any, list[Any], str | None]:
         raise InvalidModelIdError("no selection given", field="selection",
                                   fix="pass provider/model or --agent FILE")
     ctx, _ = build_context(agent=agent, prefer=ns.prefer)
-    from dexto.llm.alternatives import native_alternatives
-
-    decision = decide(selection, ctx)
-    alternatives = native_alternatives(selection, ctx)
-    market = ctx.loaded_marketplace()
-    return decision, alternatives, market.source if market and market.models else None
+    return decide(selection, ctx)

@@ -18,7 +18,6 @@ from typing import Any
 from dexto.auth.credentials import direct_fix_hint
 from dexto.config.custom_models import CustomModel
 from dexto.config.preferences import Preferences
-from dexto.llm.alternatives import native_candidates
 from dexto.llm.marketplace import MarketplaceCatalog, MarketplaceModel
 from dexto.llm.providers import INTERNAL_PROVIDER, PROVIDERS, Provider
 from dexto.llm.registry import ModelInfo
@@ -26,6 +25,7 @@ from dexto.llm.routing import (
     ProviderState,
     RoutingContext,
     model_state,
+    native_candidates,
     not_runnable_fix,
     provider_state,
 )

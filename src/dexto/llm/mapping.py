@@ -21,7 +21,7 @@ from dexto.llm.marketplace import MarketplaceCatalog
 from dexto.llm.providers import PROVIDERS
 from dexto.llm.registry import Registry
 
-__all__ = ["MappedId", "NativeCandidate", "to_marketplace", "to_native"]
+__all__ = ["MappedId", "NativeCandidate", "has_native_provider", "to_marketplace", "to_native"]
 
 MappingSource = Literal["passthrough", "registry", "catalog", "fallback"]
 
@@ -76,6 +76,12 @@ _VENDOR_TO_PROVIDER = {
 # Vendors whose canonical slugs carry their native IDs (``anthropic/claude-3-7-sonnet-20250219``,
 # ``openai/gpt-4.1-2025-04-14``); for the others the listing's own ID is the closer native name.
 _NATIVE_FROM_SLUG = frozenset({"anthropic", "openai", "cohere"})
+
+
+def has_native_provider(marketplace_id: str) -> bool:
+    """Whether the ID's vendor has a native provider and the ID is a base model (no variant)."""
+    vendor, _, rest = marketplace_id.partition("/")
+    return bool(rest) and ":" not in rest and vendor.lower() in _VENDOR_TO_PROVIDER
 
 
 def to_native(

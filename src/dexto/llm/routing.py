@@ -5,6 +5,15 @@ raises anything else. ``model_state(provider, model, ctx)`` is the observable st
 row and ``provider_state(provider, ctx)`` that of a provider; both use ``resolve_route``, the very
 function ``decide`` uses (custom models' own credentials included), so catalogs and UIs cannot
 disagree with runtime. Local GGUF files cannot be run by dexto: they never get a route.
+
+The reverse mapping surfaced (SPEC §3): for an ``openrouter`` selection, each native candidate of
+``to_native`` (curated first; else one derived from the marketplace list and checked to map back)
+for which the user holds a direct credential is an *alternative* (route ``direct``, that
+credential; under ``prefer: dexto`` the native selection itself would still go via Dexto, with
+that key as its fallback). Decisions carry them (``dexto route --json``, ``/llm/current``), the
+``NO_CREDENTIALS`` fix names the first, and catalog rows carry the native candidate for the web
+picker's "run with my own key" offer. The marketplace list is read only when the registry has no
+entry and the vendor has a native provider.
 """
 
 from __future__ import annotations
@@ -16,7 +25,13 @@ from typing import Any, Literal
 from dexto.auth.credentials import NO_KEY_NEEDED, CredentialSnapshot, direct_fix_hint
 from dexto.config.custom_models import CustomModel
 from dexto.errors import ConfigError, NoCredentialsError
-from dexto.llm.mapping import MappedId, to_marketplace
+from dexto.llm.mapping import (
+    MappedId,
+    NativeCandidate,
+    has_native_provider,
+    to_marketplace,
+    to_native,
+)
 from dexto.llm.marketplace import MarketplaceCatalog
 from dexto.llm.policy import RoutingPolicy
 from dexto.llm.providers import INTERNAL_PROVIDER, Provider, get_provider
@@ -25,6 +40,7 @@ from dexto.llm.selection import Selection, validate_model_id
 
 __all__ = [
     "DEFAULT_GATEWAY_URL",
+    "Alternative",
     "FallbackPlan",
     "ProviderState",
     "Route",
@@ -35,6 +51,8 @@ __all__ = [
     "decide",
     "gateway_root",
     "model_state",
+    "native_alternatives",
+    "native_candidates",
     "not_runnable_fix",
     "provider_state",
     "resolve_route",
@@ -72,6 +90,19 @@ class FallbackPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class Alternative:
+    provider: str
+    model: str
+    route: Route
+    credential_source: str
+    verified: bool  # the native ID is curated (else derived from the list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"provider": self.provider, "model": self.model, "route": self.route,
+                "credentialSource": self.credential_source}
+
+
+@dataclass(frozen=True, slots=True)
 class RouteDecision:
     provider: str
     model: str
@@ -83,6 +114,8 @@ class RouteDecision:
     mapping_verified: bool
     fallback: FallbackPlan | None
     reason: str
+    alternatives: tuple[Alternative, ...] = ()
+    marketplace_source: str | None = None  # which list a lookup read: cache | bundled | live
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -93,6 +126,8 @@ class RouteDecision:
             "mappingVerified": self.mapping_verified,
             "fallback": self.fallback.to_json() if self.fallback else None,
             "reason": self.reason,
+            "alternatives": [a.to_json() for a in self.alternatives],
+            "marketplaceSource": self.marketplace_source,
         }
 
 
@@ -223,8 +258,6 @@ def _direct_base_url(p: Provider, custom: CustomModel | None, ctx: RoutingContex
 def _no_credentials(p: Provider, sel: Selection, ctx: RoutingContext) -> NoCredentialsError:
     hint = direct_fix_hint(p)
     if p.routeable:
-        from dexto.llm.alternatives import native_alternatives
-
         alts = native_alternatives(sel, ctx)
         own = "".join(f"; or run it on your own key as `{a.provider}/{a.model}` "
                       f"(`dexto route {a.provider}/{a.model}`)" for a in alts[:1])
@@ -263,7 +296,8 @@ def decide(selection: Selection, ctx: RoutingContext) -> RouteDecision:
                               f"{model} --base-url URL`")
         return RouteDecision(selection.provider, model, "direct", p.id, native, base,
                              direct_src, True, None,
-                             _direct_reason(p, direct_src, has_dexto, ctx))
+                             _direct_reason(p, direct_src, has_dexto, ctx),
+                             *_extras(selection, ctx, False))
     mapped = to_marketplace(p.id, native, ctx.registry,
                             ctx.marketplace() if info is None else None)
     fallback = None
@@ -273,7 +307,43 @@ def decide(selection: Selection, ctx: RoutingContext) -> RouteDecision:
     return RouteDecision(
         selection.provider, model, "dexto", INTERNAL_PROVIDER, mapped.id,
         gateway_root(ctx.env) + "/v1", ctx.credentials.dexto_source or "",
-        mapped.verified, fallback, _dexto_reason(p, model, mapped, direct_src, ctx))
+        mapped.verified, fallback, _dexto_reason(p, model, mapped, direct_src, ctx),
+        *_extras(selection, ctx, info is None and p.id != "openrouter"))
+
+
+def _extras(selection: Selection, ctx: RoutingContext,
+            mapped_by_list: bool) -> tuple[tuple[Alternative, ...], str | None]:
+    """The alternatives, and which marketplace list this decision's own lookups read."""
+    alts = tuple(native_alternatives(selection, ctx))
+    read = mapped_by_list or (selection.provider == "openrouter"
+                              and not ctx.registry.by_marketplace_id(selection.model)
+                              and has_native_provider(selection.model))
+    market = ctx.marketplace() if read else None
+    return alts, market.source if market is not None and market.models else None
+
+
+def native_candidates(marketplace_id: str, ctx: RoutingContext) -> list[NativeCandidate]:
+    """``to_native``, reading the marketplace list only when it can help."""
+    if ctx.registry.by_marketplace_id(marketplace_id):
+        return to_native(marketplace_id, ctx.registry)
+    if not has_native_provider(marketplace_id):
+        return []
+    market = ctx.marketplace()
+    if market is None or not market.models:
+        return []
+    return to_native(marketplace_id, ctx.registry, market)
+
+
+def native_alternatives(selection: Selection, ctx: RoutingContext) -> list[Alternative]:
+    if selection.provider != "openrouter":
+        return []
+    out: list[Alternative] = []
+    for cand in native_candidates(selection.model, ctx):
+        choice = resolve_route(get_provider(cand.provider), cand.model, ctx)
+        if choice.route is not None and choice.direct_source is not None:
+            out.append(Alternative(cand.provider, cand.model, "direct", choice.direct_source,
+                                   cand.verified))
+    return out
 
 
 def _dexto_reason(p: Provider, model: str, mapped: MappedId, direct_src: str | None,
