@@ -7,9 +7,10 @@ A name is reduced to a *key*: its word tokens (order-insensitive), its version n
   1. ``vendor/native`` equals a listed ID (case-insensitive);
   2. it equals a listed canonical slug;
   3. the full key (with the date) equals a listed model's key (ID or canonical slug);
-  4. the key without the date: a dated native ID matches an undated listing (never a listing
-     with a different date); an undated one (or a ``-latest`` alias, ``-chat-latest`` included)
-     matches any date, and among several the single undated listing wins.
+  4. the key without the date: a dated native ID matches a listing whose ID and slug carry no
+     date (never a listing with a different date); an undated one (or a ``-latest`` alias,
+     ``-chat-latest`` included) matches any date, and among several the single undated listing
+     wins.
 
 Variants (``:free``, ``:thinking``, …) never take part: a match is always a base model, so a
 variant is never chosen silently. When several listings tie, none is chosen and the result says
@@ -112,7 +113,7 @@ class MatchResult:
 @dataclass(frozen=True, slots=True)
 class _Listing:
     id: str
-    key: NameKey
+    date: str | None  # from the ID or the canonical slug
 
 
 class MatchIndex:
@@ -132,13 +133,16 @@ class MatchIndex:
                 continue
             self._ids.setdefault(low, mid)
             _add(self._slugs, slug.lower(), mid)
-            for full in {low, slug.lower()}:
-                vendor, _, name = full.partition("/")
-                key = name_key(name)
+            named = [
+                (full.partition("/")[0], name_key(full.partition("/")[2]))
+                for full in {low, slug.lower()}
+            ]
+            date = next((k.date for _, k in named if k.date), None)  # the row's date, if any
+            for vendor, key in named:
                 _add(self._full, (vendor, key), mid)
                 lst = self._loose.setdefault((vendor, key.loose), [])
-                if all(x.id != mid or x.key.date != key.date for x in lst):
-                    lst.append(_Listing(mid, key))
+                if all(x.id != mid for x in lst):
+                    lst.append(_Listing(mid, date))
 
     def match(self, vendor: str, native_id: str) -> MatchResult:
         low = native_id.lower()
@@ -158,15 +162,12 @@ class MatchIndex:
                 return _one(hits, "its name and date")
         listings = self._loose.get((vendor, key.loose), [])
         if key.date is not None and not key.latest:
-            listings = [x for x in listings if x.key.date is None]
+            listings = [x for x in listings if x.date is None]
         cands = sorted({x.id for x in listings})
         if len(cands) == 1:
             return MatchResult(cands[0])
         if len(cands) > 1:
-            undated = sorted(
-                {x.id for x in listings if x.key.date is None}
-                - {x.id for x in listings if x.key.date is not None}
-            )
+            undated = sorted({x.id for x in listings if x.date is None})
             if len(undated) == 1:
                 return MatchResult(undated[0])
             return MatchResult(None, "ambiguous in the marketplace list: " + ", ".join(cands))
