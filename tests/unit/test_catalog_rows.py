@@ -127,7 +127,7 @@ def test_marketplace_rows_offer_the_native_selection(tmp_path: Path) -> None:
     sonnet = _row(cat, "openrouter", "anthropic/claude-sonnet-4.6")
     assert sonnet["featured"] and sonnet["native"] == {
         "provider": "anthropic", "model": "claude-sonnet-4-6", "verified": True,
-        "hasDirectKey": True}
+        "hasDirectKey": True, "effectiveRoute": "dexto"}
     derived = _row(cat, "openrouter", "anthropic/claude-3.7-sonnet")["native"]
     assert (derived["model"], derived["verified"]) == ("claude-3-7-sonnet-20250219", False)
     assert "native" not in _row(cat, "openrouter", "z-ai/glm-4.5-air:free")

@@ -121,9 +121,11 @@ def _annotate(p: Provider, entry: dict[str, Any], ctx: RoutingContext,
     for cand in native_candidates(entry["id"], ctx):
         if cand.provider not in states:
             states[cand.provider] = provider_state(cand.provider, ctx)
+        native = model_state(cand.provider, cand.model, ctx)
         entry["native"] = {"provider": cand.provider, "model": cand.model,
                            "verified": cand.verified,
-                           "hasDirectKey": states[cand.provider].has_direct_key}
+                           "hasDirectKey": states[cand.provider].has_direct_key,
+                           "effectiveRoute": native.effective_route or "none"}
         return
 
 
