@@ -136,3 +136,13 @@ def test_local_gguf_models_are_saved_but_never_presented_as_runnable(
     assert "direct (your key)" not in r.stdout and "llama-server" in r.stderr
     r = dexto("models", "--provider", "local")
     assert "not runnable" in r.stdout and "GGUF" in r.stdout
+
+
+def test_ids_are_looked_up_ignoring_case_and_sent_as_curated(dexto: Run) -> None:
+    r = dexto("route", "openai/O4-MINI", "--json", env={"OPENAI_API_KEY": "sk-test-000001"})
+    out = json.loads(r.stdout)
+    assert (out["model"], out["effectiveModel"], out["route"]) == ("O4-MINI", "o4-mini",
+                                                                   "direct")
+    r = dexto("route", "openai/O4-MINI", "--json", env=DEXTO)
+    out = json.loads(r.stdout)
+    assert (out["effectiveModel"], out["mappingVerified"]) == ("openai/o4-mini", True)

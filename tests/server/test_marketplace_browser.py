@@ -122,3 +122,14 @@ def test_a_custom_model_with_its_own_key_is_selectable(serve: StartServer, page_
     target = page.locator('.model[data-provider="glama"][data-model="my-model"]')
     assert target.get_attribute("data-selectable") == "true"
     assert target.locator(".badge").inner_text() == "your key"
+
+
+def test_without_credentials_rows_offer_to_add_the_native_key(serve: StartServer,
+                                                              page_of: Any) -> None:
+    page = page_of(serve())
+    page.locator("#market-filter").fill("claude sonnet 4.5")
+    offer = page.locator('[data-native-model="claude-sonnet-4-5-20250929"]')
+    offer.wait_for(state="visible")
+    offer.click()
+    page.locator("#key-dialog").wait_for(state="visible")
+    assert page.locator("#key-title").inner_text() == "Use your own Anthropic key"

@@ -43,6 +43,7 @@ log = logging.getLogger("dexto.marketplace")
 DEFAULT_MODELS_URL = "https://openrouter.ai/api/v1/models"
 DEFAULT_TTL_SECONDS = 3600
 RETRY_AFTER_SECONDS = 600
+_MEMO_MAX = 4096
 CacheState = Literal["fresh", "stale", "bundled", "missing"]
 ListSource = Literal["live", "cache", "bundled", "none"]
 ValidationStatus = Literal["known", "unknown", "unverified"]
@@ -125,6 +126,7 @@ class MarketplaceCatalog:
     _by_id: dict[str, MarketplaceModel] = field(default_factory=dict, repr=False)
     _by_lower: dict[str, str] | None = field(default=None, repr=False)
     _index: MatchIndex | None = field(default=None, repr=False)
+    _memo: dict[object, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._by_id = {m.id: m for m in self.models}
@@ -159,9 +161,23 @@ class MarketplaceCatalog:
 
     def match(self, vendor: str, native_id: str) -> MatchResult:
         """§3 step 2 (see ``dexto.llm.matching``): the listed ID naming ``native_id``."""
-        if self._index is None:
-            self._index = MatchIndex((m.id, m.canonical_slug) for m in self.models)
-        return self._index.match(vendor, native_id)
+        key = (vendor, native_id)
+        hit = self._memo.get(key)
+        if hit is None:
+            if self._index is None:
+                self._index = MatchIndex((m.id, m.canonical_slug) for m in self.models)
+            hit = self.remember(key, self._index.match(vendor, native_id))
+        return hit  # type: ignore[no-any-return]
+
+    def remember(self, key: object, value: Any) -> Any:
+        """Memoise a lookup on this list (bounded: cleared past ``_MEMO_MAX`` entries)."""
+        if len(self._memo) >= _MEMO_MAX:
+            self._memo.clear()
+        self._memo[key] = value
+        return value
+
+    def recall(self, key: object) -> Any:
+        return self._memo.get(key)
 
     def match_native(self, vendor: str, native_id: str) -> str | None:
         return self.match(vendor, native_id).id

@@ -331,7 +331,11 @@ def native_candidates(marketplace_id: str, ctx: RoutingContext) -> list[NativeCa
     market = ctx.marketplace()
     if market is None or not market.models:
         return []
-    return to_native(marketplace_id, ctx.registry, market)
+    key = ("native", marketplace_id)
+    hit = market.recall(key)
+    if hit is None:
+        hit = market.remember(key, to_native(marketplace_id, ctx.registry, market))
+    return list(hit)
 
 
 def native_alternatives(selection: Selection, ctx: RoutingContext) -> list[Alternative]:

@@ -2,7 +2,8 @@
 // featured first (the server's order), filtered in place and shown one page at a time, so the
 // page stays fast with 400 rows. Rows whose listing maps to a native model (row.native, computed
 // by the server) offer "Run with my own <Provider> key": it switches the selection to that native
-// model, asking for the key first when none is stored. Routes come only from the catalog rows.
+// model, asking for the key first when none is stored; it is shown when that key is stored, or
+// when the row itself cannot run and a key can be added. Routes come only from the catalog rows.
 
 import { el } from './format.js';
 
@@ -42,12 +43,13 @@ function ownKeyOffer(m, view) {
   const n = m.native;
   const facts = view.meta.providers[n.provider] || {};
   const name = facts.name || n.provider;
-  if (!n.hasDirectKey && !facts.acceptsKey) return null;
+  // Offered when the key is there, or when nothing else can run the row and a key can be added.
+  if (!(n.hasDirectKey || (!m.hasEffectiveCredentials && facts.acceptsKey))) return null;
   const how = n.effectiveRoute === 'direct'
     ? 'it runs directly on your key'
     : 'your key is used when you prefer your own keys, and as the fallback when credits run out';
   return el('button', {
-    type: 'button', class: 'link small own-key',
+    type: 'button', class: 'ghost small own-key',
     dataset: { nativeProvider: n.provider, nativeModel: n.model },
     title: `${n.hasDirectKey ? 'Switch' : `Add your ${name} key, then switch`} to `
       + `${n.provider}/${n.model}${n.verified ? '' : ' (matched by the marketplace list)'}: ${how}`,
