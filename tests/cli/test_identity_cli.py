@@ -128,7 +128,10 @@ def test_local_gguf_models_are_saved_but_never_presented_as_runnable(
     gguf.write_bytes(b"GGUF")
     r = dexto("models", "add", "--provider", "local", "--name", "tiny", "--file-path", str(gguf),
               "--json")
-    assert r.returncode == 0, r.stderr and json.loads(r.stdout)["route"] == "none"
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["route"] == "none"
+    r = dexto("models", "add", "--provider", "local", "--name", "tiny2", "--file-path", str(gguf))
+    assert "cannot run GGUF" in r.stdout and "--api-key" not in r.stdout
     r = dexto("route", "local/tiny", "--json")
     err = json.loads(r.stdout)["error"]
     assert r.returncode == 2 and "not runnable" in err["message"] and "GGUF" in err["fix"]
