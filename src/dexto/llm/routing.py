@@ -314,11 +314,15 @@ def decide(selection: Selection, ctx: RoutingContext) -> RouteDecision:
 def _extras(selection: Selection, ctx: RoutingContext,
             mapped_by_list: bool) -> tuple[tuple[Alternative, ...], str | None]:
     """The alternatives, and which marketplace list this decision's own lookups read."""
-    alts = tuple(native_alternatives(selection, ctx))
-    read = mapped_by_list or (selection.provider == "openrouter"
-                              and not ctx.registry.by_marketplace_id(selection.model)
-                              and has_native_provider(selection.model))
-    market = ctx.marketplace() if read else None
+    alts: tuple[Alternative, ...] = ()
+    read = mapped_by_list
+    if selection.provider == "openrouter":
+        alts = tuple(native_alternatives(selection, ctx))
+        read = (not ctx.registry.by_marketplace_id(selection.model)
+                and has_native_provider(selection.model))
+    if not read:
+        return alts, None
+    market = ctx.marketplace()
     return alts, market.source if market is not None and market.models else None
 
 
