@@ -140,3 +140,20 @@ def test_lookups_ignore_case(mid: str, upper: bool) -> None:
     native = to_native(mid, REG, BUNDLED)[0]
     typed = native.model.upper() if upper else native.model.title()
     assert to_marketplace(native.provider, typed, REG, BUNDLED).id == mid
+
+
+def test_the_decision_reason_says_why_nothing_was_chosen(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from dexto.config.paths import DextoPaths
+    from dexto.llm.context import build_context
+    from dexto.llm.routing import decide
+    from dexto.llm.selection import Selection
+
+    cat = MarketplaceCatalog(parse_models([row("openai/foo-x-2024-01-01"),
+                                           row("openai/foo-x-2024-02-01")]), "fresh")
+    ctx, _ = build_context(env={"DEXTO_API_KEY": "d"}, paths=DextoPaths(Path(str(tmp_path))),
+                           marketplace=cat)
+    d = decide(Selection("openai", "foo-x"), ctx)
+    assert not d.mapping_verified and d.effective_model == "openai/foo-x"
+    assert "unverified" in d.reason and "ambiguous in the marketplace list" in d.reason
