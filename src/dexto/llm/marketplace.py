@@ -308,7 +308,8 @@ def refresh_marketplace(
         log.warning("could not write marketplace cache: %s", exc)
         return MarketplaceCatalog(parse_models(rows), "fresh", time.time(), source="live")
     fresh = load_marketplace(paths, ttl_seconds=ttl_seconds)
-    fresh.source = "live"
+    if fresh.source == "cache":  # never relabel the shared bundled catalog
+        fresh.source = "live"
     return fresh
 
 
