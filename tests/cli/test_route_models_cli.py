@@ -12,7 +12,8 @@ from tests._samples import SAMPLE_ROWS
 from tests.cli.conftest import Run
 
 ROUTE_KEYS = {"provider", "model", "route", "effectiveProvider", "effectiveModel", "baseURL",
-              "credentialSource", "mappingVerified", "fallback", "reason"}
+              "credentialSource", "mappingVerified", "fallback", "reason", "alternatives",
+              "marketplaceSource"}
 SECRETS = {"DEXTO_API_KEY": "dxk_supersecret_123", "ANTHROPIC_API_KEY": "sk-ant-secret-456"}
 
 
@@ -114,10 +115,34 @@ def test_models_filters_and_table(dexto: Run) -> None:
     assert r.returncode == 2 and json.loads(r.stdout)["error"]["code"] == "PROVIDER_NOT_ALLOWED"
 
 
-def test_models_refresh_offline_does_not_fail(dexto: Run) -> None:
+def test_models_refresh_unreachable_fails_but_plain_models_uses_the_bundled_list(
+        dexto: Run) -> None:
     r = dexto("models", "--refresh", "--provider", "openrouter", "--json")
+    assert r.returncode == 2
+    err = json.loads(r.stdout)["error"]
+    assert err["code"] == "MARKETPLACE_UNAVAILABLE" and "127.0.0.1:9" in err["message"]
+    assert "bundled" in err["fix"]
+    r = dexto("models", "--refresh", "--provider", "openrouter")
+    assert r.returncode == 2 and "could not refresh" in r.stderr and "Traceback" not in r.stderr
+    r = dexto("models", "--provider", "openrouter", "--json")
     assert r.returncode == 0
-    assert json.loads(r.stdout)["marketplace"]["state"] == "missing"
+    mk = json.loads(r.stdout)["marketplace"]
+    assert (mk["state"], mk["source"]) == ("bundled", "bundled") and mk["count"] > 300
+    assert mk["snapshotDate"]
+
+
+def test_failed_refresh_is_not_retried_until_forced(dexto: Run, models_server: ModelsServer,
+                                                    isolated_env: Path) -> None:
+    models_server.status, models_server.body = 503, b"down"
+    env = {"DEXTO_OPENROUTER_MODELS_URL": models_server.url}
+    assert dexto("models", "--json", env=env).returncode == 0
+    assert models_server.hits == 1
+    r = dexto("models", "--json", env=env)
+    assert r.returncode == 0 and models_server.hits == 1  # backed off
+    assert json.loads(r.stdout)["marketplace"]["source"] == "bundled"
+    r = dexto("models", "--refresh", "--json", env=env)
+    assert r.returncode == 2 and "HTTP 503" in json.loads(r.stdout)["error"]["message"]
+    assert models_server.hits == 2
 
 
 def test_models_refreshes_a_missing_cache(dexto: Run, models_server: ModelsServer,
@@ -125,8 +150,10 @@ def test_models_refreshes_a_missing_cache(dexto: Run, models_server: ModelsServe
     r = dexto("models", "--provider", "openrouter", "--json",
               env={"DEXTO_OPENROUTER_MODELS_URL": models_server.url, "DEXTO_API_KEY": "d"})
     cat = json.loads(r.stdout)
-    assert cat["marketplace"] == {"state": "fresh", "count": len(SAMPLE_ROWS)}
+    mk = cat["marketplace"]
+    assert (mk["state"], mk["source"], mk["count"]) == ("fresh", "live", len(SAMPLE_ROWS))
     assert models_server.hits == 1 and (isolated_env / "cache" / "openrouter-models.json").exists()
     r = dexto("models", "--offline", "--json",
               env={"DEXTO_OPENROUTER_MODELS_URL": models_server.url})
     assert r.returncode == 0 and models_server.hits == 1
+    assert json.loads(r.stdout)["marketplace"]["source"] == "cache"

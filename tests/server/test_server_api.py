@@ -228,7 +228,7 @@ def test_validate_known_unknown_unverified(serve: StartServer, isolated_env: Pat
         assert resp.status_code == 200, resp.text
         return str(resp.json()["status"])
 
-    assert status("openrouter", "z-ai/glm-4.5-air:free") == "unverified"  # no list yet
+    assert status("openrouter", "z-ai/glm-4.5-air:free") == "known"  # the bundled snapshot
     write_cache(DextoPaths(isolated_env), SAMPLE_ROWS)
     assert status("openrouter", "z-ai/glm-4.5-air:free") == "known"
     assert status("openrouter", "z-ai/glm-9-imaginary") == "unknown"

@@ -9,7 +9,6 @@ from dexto.config.paths import DextoPaths
 from dexto.llm.catalog import build_catalog
 from dexto.llm.context import build_context
 from dexto.llm.marketplace import MarketplaceCatalog, parse_models
-from dexto.llm.routing import provider_state
 from tests._samples import SAMPLE_ROWS
 
 CATALOG = MarketplaceCatalog(parse_models(SAMPLE_ROWS), "fresh")
@@ -38,16 +37,6 @@ def test_no_credentials_keeps_entries_flagged_with_fix(tmp_path: Path) -> None:
     assert anth["models"], "flagged, not hidden"
     assert cat["providers"]["openrouter"]["name"] == "OpenRouter"
     assert cat["providers"]["ollama"]["hasEffectiveCredentials"] is True
-
-
-def test_catalog_state_equals_decision_state(tmp_path: Path) -> None:
-    env = {"DEXTO_API_KEY": "d", "ANTHROPIC_API_KEY": "a"}
-    ctx, state = build_context(env=env, paths=DextoPaths(tmp_path), prefer="direct",
-                               marketplace=CATALOG)
-    cat = build_catalog(ctx, state.preferences, state.custom_models)
-    for pid, entry in cat["providers"].items():
-        st = provider_state(pid, ctx)
-        assert entry["effectiveRoute"] == (st.effective_route or "none")
 
 
 def test_featured_first_filters_and_search(tmp_path: Path) -> None:

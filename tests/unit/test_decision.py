@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dexto.config.paths import DextoPaths
-from dexto.errors import DextoError, NoCredentialsError, ProviderNotAllowedError
+from dexto.errors import ConfigError, DextoError, NoCredentialsError, ProviderNotAllowedError
 from dexto.llm.context import build_context
 from dexto.llm.marketplace import MarketplaceCatalog, parse_models
 from dexto.llm.providers import PROVIDERS
@@ -61,7 +61,9 @@ def make_ctx(tmp: Path, env: dict[str, str], *, prefs: str | None = None,
 
 
 def expected_route(pid: str, has_dexto: bool, has_direct: bool, prefer: str) -> str | None:
-    """SPEC §6 restated literally, as the oracle."""
+    """SPEC §6 restated literally, as the oracle (dexto has no runtime for local GGUF files)."""
+    if pid == "local":
+        return None
     if not PROVIDERS[pid].routeable:
         return "direct" if has_direct else None
     if has_dexto and (not has_direct or prefer == "dexto"):
@@ -97,9 +99,9 @@ def test_decision_table(tmp_path: Path, pid: str, dexto: str, direct: bool,
     assert state.effective_route == want
     assert state.has_effective_credentials == (want is not None)
     if want is None:
-        with pytest.raises(NoCredentialsError) as e:
+        with pytest.raises(ConfigError if pid == "local" else NoCredentialsError) as e:
             decide(sel, ctx)
-        assert e.value.fix
+        assert e.value.fix and ("GGUF" in e.value.fix) == (pid == "local")
         return
     d = decide(sel, ctx)
     assert d.route == want

@@ -8,14 +8,32 @@ from pathlib import Path
 import pytest
 
 from dexto.config.paths import DextoPaths
-from dexto.llm.marketplace import load_marketplace, refresh_marketplace, write_cache
+from dexto.llm.marketplace import (
+    MarketplaceUnavailableError,
+    load_marketplace,
+    refresh_marketplace,
+    write_cache,
+)
 from tests._http import ModelsServer as _Server
 from tests._samples import SAMPLE_ROWS
 
 
-def test_missing_cache_is_unverified(tmp_path: Path) -> None:
+def test_missing_cache_answers_from_the_bundled_snapshot(tmp_path: Path) -> None:
     cat = load_marketplace(DextoPaths(tmp_path))
-    assert cat.state == "missing" and cat.status("z-ai/glm-4.5-air") == "unverified"
+    assert (cat.state, cat.source) == ("bundled", "bundled") and cat.snapshot_date
+    assert cat.status("z-ai/glm-4.5-air") == "known"
+    assert cat.status("nobody/nothing") == "unknown"
+    bare = load_marketplace(DextoPaths(tmp_path), bundled=False)
+    assert bare.state == "missing" and bare.status("z-ai/glm-4.5-air") == "unverified"
+
+
+def test_cache_fresh_or_stale_wins_over_the_bundled_snapshot(tmp_path: Path) -> None:
+    paths = DextoPaths(tmp_path)
+    write_cache(paths, SAMPLE_ROWS[:2])
+    fetched = json.loads(paths.marketplace_cache.read_text())["fetchedAt"]
+    for now in (fetched + 1, fetched + 10**6):
+        cat = load_marketplace(paths, now=now)
+        assert cat.source == "cache" and len(cat.models) == 2
 
 
 def test_refresh_writes_cache_and_answers_known_unknown(tmp_path: Path,
@@ -45,11 +63,31 @@ def test_failing_refresh_keeps_old_cache(tmp_path: Path, models_server: _Server,
     assert cat.state == "stale" and len(cat.models) == 3
 
 
-def test_offline_refresh_never_raises(tmp_path: Path) -> None:
-    cat = refresh_marketplace(DextoPaths(tmp_path),
-                              {"DEXTO_OPENROUTER_MODELS_URL": "http://127.0.0.1:9/models"},
-                              timeout=0.5)
-    assert cat.state == "missing"
+def test_offline_refresh_never_raises_unless_strict(tmp_path: Path) -> None:
+    env = {"DEXTO_OPENROUTER_MODELS_URL": "http://127.0.0.1:9/models"}
+    cat = refresh_marketplace(DextoPaths(tmp_path), env, timeout=0.5)
+    assert cat.source == "bundled"
+    with pytest.raises(MarketplaceUnavailableError) as e:
+        refresh_marketplace(DextoPaths(tmp_path), env, timeout=0.5, force=True, strict=True)
+    assert "unreachable" in e.value.message and e.value.fix
+
+
+def test_a_failed_refresh_backs_off_per_url(tmp_path: Path, models_server: _Server) -> None:
+    paths = DextoPaths(tmp_path)
+    models_server.status = 500
+    env = {"DEXTO_OPENROUTER_MODELS_URL": models_server.url}
+    refresh_marketplace(paths, env)
+    refresh_marketplace(paths, env)
+    assert models_server.hits == 1
+    models_server.status = 200
+    assert refresh_marketplace(paths, {"DEXTO_OPENROUTER_MODELS_URL": models_server.url + "?v=2"}
+                               ).source == "live"
+    assert models_server.hits == 2
+    raw = json.loads(paths.marketplace_cache.read_text())
+    raw["fetchedAt"] = 0
+    paths.marketplace_cache.write_text(json.dumps(raw))
+    assert refresh_marketplace(paths, env).source == "live"  # success cleared the record
+    assert models_server.hits == 3
 
 
 def test_ttl_and_corrupt_cache(tmp_path: Path) -> None:
@@ -59,7 +97,7 @@ def test_ttl_and_corrupt_cache(tmp_path: Path) -> None:
     assert load_marketplace(paths, now=fetched + 10).state == "fresh"
     assert load_marketplace(paths, now=fetched + 7200).state == "stale"
     paths.marketplace_cache.write_text("{corrupt")
-    assert load_marketplace(paths).state == "missing"
+    assert load_marketplace(paths).source == "bundled"
     assert paths.marketplace_cache.read_text() == "{corrupt"
 
 

@@ -18,7 +18,7 @@ from typing import Any
 __all__ = ["REF_PREFIX", "reference_name", "register_actions"]
 
 REF_PREFIX = "custom-"
-EFFORTS = ["none", "minimal", "low", "medium", "high"]
+EFFORTS = ["none", "minimal", "low", "medium", "high", "xhigh"]
 
 
 def register_actions(parser: argparse.ArgumentParser) -> None:
@@ -163,6 +163,11 @@ def _explain(status: str | None, route: str, model: Any) -> None:
     else:
         hint = ("run `dexto login`, or set OPENROUTER_API_KEY" if model.provider == "openrouter"
                 else "add a key with --api-key / --api-key-env, or `dexto auth set`")
+        if model.provider == "local":  # no credential helps: dexto has no GGUF runtime
+            from dexto.llm.providers import get_provider
+            from dexto.llm.routing import not_runnable_fix
+
+            hint = not_runnable_fix(get_provider("local")) or hint
         print(f"  route: none yet — {hint}")
 
 

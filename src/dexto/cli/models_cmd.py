@@ -1,6 +1,9 @@
-"""``dexto models [--provider P] [--search Q] [--json] [--refresh]`` (list the merged catalog).
+"""``dexto models [--provider P] [--search Q] [--json] [--refresh|--offline]`` (the merged
+catalog) and ``dexto models audit [--json]`` (registry drift against the marketplace list).
 
 ``models add`` / ``models remove`` (custom models) live in ``dexto.cli.custom_models_cmd``.
+``--refresh`` that cannot reach the list is an error (exit 2); a plain ``dexto models`` keeps the
+list it has (and, after a failed attempt, does not retry for a while — see ``marketplace``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--json", action="store_true", help="print the catalog as JSON")
     net = p.add_mutually_exclusive_group()
     net.add_argument("--refresh", action="store_true",
-                     help="refresh the marketplace list now, even if the cache is fresh")
+                     help="refresh the marketplace list now, even if the cache is fresh "
+                     "(fails if the list cannot be reached)")
     net.add_argument("--offline", action="store_true",
                      help="use the cached marketplace list as is (no network)")
     p.set_defaults(handler=run)
@@ -33,6 +37,32 @@ def register(sub: Any, name: str) -> None:
     except ModuleNotFoundError:
         return
     actions.register_actions(p)
+    _register_audit(p)
+
+
+def _register_audit(p: argparse.ArgumentParser) -> None:
+    """``models audit`` joins the sub-actions that ``custom_models_cmd`` created."""
+    sub = next((a for a in p._actions if isinstance(a, argparse._SubParsersAction)), None)
+    if sub is None:
+        sub = p.add_subparsers(dest="models_action", metavar="ACTION")
+    audit = sub.add_parser("audit", help="compare the curated registry with the marketplace list")
+    audit.add_argument("--json", dest="audit_json", action="store_true", help="print JSON")
+    audit.set_defaults(handler=run_audit)
+
+
+def run_audit(ns: argparse.Namespace) -> int:
+    from dexto.cli._output import print_json
+    from dexto.config.paths import DextoPaths
+    from dexto.llm.audit import audit_registry, render_audit
+    from dexto.llm.marketplace import load_marketplace
+    from dexto.llm.registry import load_registry
+
+    report = audit_registry(load_registry(), load_marketplace(DextoPaths.from_env()))
+    if ns.audit_json:
+        print_json(report)
+    else:
+        print(render_audit(report))
+    return 0
 
 
 def run(ns: argparse.Namespace) -> int:
@@ -50,7 +80,8 @@ def run(ns: argparse.Namespace) -> int:
         paths = DextoPaths.from_env()
         # A stale or missing cache is refreshed with a short timeout; failures keep the cache.
         market = (load_marketplace(paths) if ns.offline
-                  else refresh_marketplace(paths, force=ns.refresh, timeout=2.0))
+                  else refresh_marketplace(paths, force=ns.refresh, strict=ns.refresh,
+                                           timeout=2.0))
         ctx, state = build_context(paths=paths, marketplace=market)
         catalog = build_catalog(ctx, state.preferences, state.custom_models,
                                 provider=ns.provider, search=ns.search)
@@ -68,8 +99,13 @@ def render_table(catalog: dict[str, Any]) -> str:
     auth = catalog["auth"]
     out.append(f"Dexto: {'logged in' if auth['hasDextoKey'] else 'not logged in'}; "
                f"prefer {'Dexto credits' if auth['preferDextoCredits'] else 'your own keys'}")
+    mk = catalog["marketplace"]
+    src = {"live": "downloaded now", "cache": f"from the cache ({mk['state']})",
+           "bundled": f"from the snapshot bundled with dexto ({mk.get('snapshotDate', '?')})",
+           "none": "not available"}.get(mk.get("source", "none"), mk.get("source"))
+    out.append(f"Marketplace list: {mk['count']} models, {src}")
     for pid, prov in catalog["providers"].items():
-        badge = BADGES[prov["effectiveRoute"]]
+        badge = BADGES[prov["effectiveRoute"]] if prov.get("runnable", True) else "not runnable"
         out.append(f"\n{prov['name']} ({pid}) — {badge}")
         if "fix" in prov:
             out.append(f"  to enable: {prov['fix']}")
@@ -79,6 +115,8 @@ def render_table(catalog: dict[str, Any]) -> str:
             cost = (f"${price['inputPerM']:g}/${price['outputPerM']:g} per M"
                     if "inputPerM" in price and "outputPerM" in price else "")
             tag = " [custom]" if m["custom"] else ""
+            if m["effectiveRoute"] != prov["effectiveRoute"]:
+                tag += f" [{BADGES[m['effectiveRoute']]}]"
             out.append(f"  {star} {m['id']:<48} {m['displayName'][:34]:<34} {cost}{tag}")
         if len(prov["models"]) > 40:
             out.append(f"    … {len(prov['models']) - 40} more (use --search)")

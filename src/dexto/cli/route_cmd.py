@@ -21,12 +21,16 @@ def register(sub: Any, name: str) -> None:
 
 
 def run(ns: argparse.Namespace) -> int:
-    from dexto.cli._output import print_error, print_json
+    from dexto.cli._output import EXIT_ERROR, print_error, print_json
     from dexto.errors import DextoError
 
     try:
         decision = _decide(ns)
     except DextoError as err:
+        alts = [a.to_json() for a in getattr(err, "alternatives", ())]
+        if ns.json and alts:
+            print_json({**err.to_dict(), "alternatives": alts})
+            return EXIT_ERROR
         return print_error(err, as_json=ns.json)
     if ns.json:
         print_json(decision.to_json())
@@ -44,6 +48,13 @@ def run(ns: argparse.Namespace) -> int:
         lines.append(f"  fallback   direct {d.fallback.effective_provider}/"
                      f"{d.fallback.effective_model} if credits run out")
     lines.append(f"  why        {d.reason}")
+    for a in d.alternatives:
+        lines.append(f"  own key    {a.provider}/{a.model} runs it directly with "
+                     f"{a.credential_source}")
+    if d.marketplace_source is not None:
+        where = {"cache": "the on-disk cache", "bundled": "the snapshot bundled with dexto",
+                 "live": "a fresh download"}.get(d.marketplace_source, d.marketplace_source)
+        lines.append(f"  list       marketplace list from {where}")
     print("\n".join(lines))
     return 0
 

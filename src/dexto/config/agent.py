@@ -37,7 +37,7 @@ class LLMConfig(BaseModel):
     maxInputTokens: int | None = Field(default=None, gt=0)
     maxOutputTokens: int | None = Field(default=None, gt=0)
     temperature: float | None = Field(default=None, ge=0, le=2)
-    reasoningEffort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    reasoningEffort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
     routing: RoutingConfig = RoutingConfig()
     customModels: list[dict[str, Any]] = []
 

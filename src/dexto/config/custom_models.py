@@ -61,7 +61,7 @@ class CustomModel(BaseModel):
     displayName: str | None = None
     maxInputTokens: int | None = Field(default=None, gt=0)
     maxOutputTokens: int | None = Field(default=None, gt=0)
-    reasoningEffort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    reasoningEffort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
     filePath: str | None = None
     apiKeyEnv: str | None = None
     apiKeyRef: str | None = None

@@ -1,8 +1,11 @@
 """The marketplace catalog (SPEC §8.2): the OpenRouter models list, cached on disk with a TTL.
 
-Reading never raises into the caller and never blocks on the network: a missing or corrupt cache
-yields an empty catalog whose state is ``missing`` (lookups answer ``unverified``). Refreshing is
-explicit (``refresh_marketplace``), bounded by a short timeout, and keeps the old cache on error.
+Which list answers (``source``): a download made by this process (``live``) > the on-disk cache,
+fresh or stale (``cache``) > the dated snapshot bundled in the package (``bundled``, parsed only
+when no cache exists). Reading never raises into the caller and never blocks on the network.
+Refreshing is explicit (``refresh_marketplace``), bounded by a short timeout, and keeps the old
+list on error; a failed attempt is recorded next to the cache and, unless forced, not retried for
+``RETRY_AFTER_SECONDS`` (so an offline machine does not wait for the timeout on every call).
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,13 +21,18 @@ from typing import Any, Literal
 
 from dexto.config.files import atomic_write
 from dexto.config.paths import DextoPaths
+from dexto.errors import DextoError
+from dexto.llm.matching import MatchIndex, MatchResult
 
 __all__ = [
+    "RETRY_AFTER_SECONDS",
     "DEFAULT_MODELS_URL",
+    "MarketplaceUnavailableError",
     "DEFAULT_TTL_SECONDS",
     "MarketplaceCatalog",
     "MarketplaceModel",
     "ValidationStatus",
+    "bundled_catalog",
     "load_marketplace",
     "parse_models",
     "refresh_marketplace",
@@ -35,10 +42,12 @@ log = logging.getLogger("dexto.marketplace")
 
 DEFAULT_MODELS_URL = "https://openrouter.ai/api/v1/models"
 DEFAULT_TTL_SECONDS = 3600
-CacheState = Literal["fresh", "stale", "missing"]
+RETRY_AFTER_SECONDS = 600
+_MEMO_MAX = 4096
+CacheState = Literal["fresh", "stale", "bundled", "missing"]
+ListSource = Literal["live", "cache", "bundled", "none"]
 ValidationStatus = Literal["known", "unknown", "unverified"]
 
-_TOKEN_SPLIT = re.compile(r"[-._\s]+")
 
 
 def _per_million(value: Any) -> float | None:
@@ -48,9 +57,10 @@ def _per_million(value: Any) -> float | None:
         return None
 
 
-def name_tokens(model_id: str) -> tuple[str, ...]:
-    """Order-insensitive tokens of a model name (``claude-4.5-sonnet`` ≡ ``claude-sonnet-4-5``)."""
-    return tuple(sorted(t for t in _TOKEN_SPLIT.split(model_id.lower()) if t))
+class MarketplaceUnavailableError(DextoError):
+    """An explicit refresh (``dexto models --refresh``) could not get the list."""
+
+    code = "MARKETPLACE_UNAVAILABLE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +74,9 @@ class MarketplaceModel:
     max_completion_tokens: int | None = None
     input_modalities: tuple[str, ...] = ()
     supported_parameters: tuple[str, ...] = ()
+    cache_read_per_m: float | None = None
+    cache_write_per_m: float | None = None
+    expiration_date: str | None = None
 
     @property
     def vendor(self) -> str:
@@ -96,6 +109,9 @@ def parse_models(payload: Any) -> list[MarketplaceModel]:
             max_completion_tokens=mct if isinstance(mct, int) else None,
             input_modalities=tuple(arch.get("input_modalities") or ()),
             supported_parameters=tuple(row.get("supported_parameters") or ()),
+            cache_read_per_m=_per_million(pricing.get("input_cache_read")),
+            cache_write_per_m=_per_million(pricing.get("input_cache_write")),
+            expiration_date=str(row["expiration_date"]) if row.get("expiration_date") else None,
         ))
     return out
 
@@ -105,19 +121,34 @@ class MarketplaceCatalog:
     models: list[MarketplaceModel]
     state: CacheState
     fetched_at: float | None = None
+    source: ListSource = "cache"
+    snapshot_date: str | None = None  # the bundled snapshot's recorded date
     _by_id: dict[str, MarketplaceModel] = field(default_factory=dict, repr=False)
-    _by_tokens: dict[tuple[str, tuple[str, ...]], str] | None = field(default=None, repr=False)
-    _by_slug: dict[str, str] | None = field(default=None, repr=False)
+    _by_lower: dict[str, str] | None = field(default=None, repr=False)
+    _index: MatchIndex | None = field(default=None, repr=False)
+    _memo: dict[object, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._by_id = {m.id: m for m in self.models}
+        if not self.models:
+            self.source = "none"
 
     @classmethod
     def empty(cls) -> MarketplaceCatalog:
-        return cls([], "missing")
+        return cls([], "missing", source="none")
 
     def get(self, model_id: str) -> MarketplaceModel | None:
         return self._by_id.get(model_id)
+
+    def get_ci(self, model_id: str) -> MarketplaceModel | None:
+        """``get`` ignoring case."""
+        hit = self._by_id.get(model_id)
+        if hit is not None:
+            return hit
+        if self._by_lower is None:
+            self._by_lower = {k.lower(): k for k in self._by_id}
+        real = self._by_lower.get(model_id.lower())
+        return self._by_id[real] if real is not None else None
 
     def status(self, model_id: str) -> ValidationStatus:
         """``known`` if listed, ``unknown`` if a usable list lacks it, ``unverified`` if no list."""
@@ -128,34 +159,54 @@ class MarketplaceCatalog:
             return "known"
         return "unverified" if self.state == "missing" or not self.models else "unknown"
 
+    def match(self, vendor: str, native_id: str) -> MatchResult:
+        """§3 step 2 (see ``dexto.llm.matching``): the listed ID naming ``native_id``."""
+        key = (vendor, native_id)
+        hit = self._memo.get(key)
+        if hit is None:
+            if self._index is None:
+                self._index = MatchIndex((m.id, m.canonical_slug) for m in self.models)
+            hit = self.remember(key, self._index.match(vendor, native_id))
+        return hit  # type: ignore[no-any-return]
+
+    def remember(self, key: object, value: Any) -> Any:
+        """Memoise a lookup on this list (bounded: cleared past ``_MEMO_MAX`` entries)."""
+        if len(self._memo) >= _MEMO_MAX:
+            self._memo.clear()
+        self._memo[key] = value
+        return value
+
+    def recall(self, key: object) -> Any:
+        return self._memo.get(key)
+
     def match_native(self, vendor: str, native_id: str) -> str | None:
-        """§3 step 2: find the marketplace ID whose id or canonical slug names ``native_id``."""
-        if "/" in native_id:
-            if native_id in self._by_id:
-                return native_id
-            return self._slug_index().get(native_id)
-        return self._token_index().get((vendor, name_tokens(native_id)))
+        return self.match(vendor, native_id).id
 
-    def _slug_index(self) -> dict[str, str]:
-        if self._by_slug is None:
-            idx: dict[str, str] = {}
-            for m in self.models:
-                if ":" not in m.id:
-                    idx.setdefault(m.canonical_slug, m.id)
-            self._by_slug = idx
-        return self._by_slug
+    def describe(self) -> dict[str, Any]:
+        """``{"state", "source", "count", …}`` for ``dexto models`` and the catalog answer."""
+        out: dict[str, Any] = {"state": self.state, "source": self.source,
+                               "count": len(self.models)}
+        if self.snapshot_date:
+            out["snapshotDate"] = self.snapshot_date
+        if self.fetched_at:
+            out["fetchedAt"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.fetched_at))
+        return out
 
-    def _token_index(self) -> dict[tuple[str, tuple[str, ...]], str]:
-        if self._by_tokens is None:
-            idx: dict[tuple[str, tuple[str, ...]], str] = {}
-            plain = [m for m in self.models if ":" not in m.id]
-            for m in plain:  # ids first: they win over canonical slugs
-                idx.setdefault((m.vendor, name_tokens(m.id.split("/", 1)[1])), m.id)
-            for m in plain:
-                slug_name = m.canonical_slug.split("/", 1)[-1]
-                idx.setdefault((m.vendor, name_tokens(slug_name)), m.id)
-            self._by_tokens = idx
-        return self._by_tokens
+
+_BUNDLED: list[MarketplaceCatalog] = []
+
+
+def bundled_catalog() -> MarketplaceCatalog:
+    """The bundled snapshot as a catalog (parsed once per process, on first use)."""
+    if not _BUNDLED:
+        from dexto.llm.snapshot import load_bundled
+
+        snap = load_bundled()
+        models = parse_models(snap.rows)
+        cat = (MarketplaceCatalog(models, "bundled", source="bundled", snapshot_date=snap.date)
+               if models else MarketplaceCatalog.empty())
+        _BUNDLED.append(cat)
+    return _BUNDLED[0]
 
 
 def _cache_payload(models_json: Any, source: str) -> str:
@@ -163,21 +214,24 @@ def _cache_payload(models_json: Any, source: str) -> str:
 
 
 def load_marketplace(
-    paths: DextoPaths, *, ttl_seconds: float = DEFAULT_TTL_SECONDS, now: float | None = None
+    paths: DextoPaths, *, ttl_seconds: float = DEFAULT_TTL_SECONDS, now: float | None = None,
+    bundled: bool = True,
 ) -> MarketplaceCatalog:
-    """Read the cache (never the network). Corrupt or missing → empty ``missing`` catalog."""
+    """Read the cache (never the network). Corrupt or missing → the bundled snapshot (or, with
+    ``bundled=False``, an empty ``missing`` catalog)."""
     path = paths.marketplace_cache
+    fallback = bundled_catalog if bundled else MarketplaceCatalog.empty
     try:
         raw = json.loads(path.read_text("utf-8"))
         fetched = float(raw.get("fetchedAt", 0))
         models = parse_models(raw.get("data"))
     except FileNotFoundError:
-        return MarketplaceCatalog.empty()
+        return fallback()
     except (OSError, ValueError, AttributeError, TypeError) as exc:
         log.warning("ignoring unreadable marketplace cache %s: %s", path, type(exc).__name__)
-        return MarketplaceCatalog.empty()
+        return fallback()
     if not models:
-        return MarketplaceCatalog.empty()
+        return fallback()
     age = (time.time() if now is None else now) - fetched
     return MarketplaceCatalog(models, "fresh" if age <= ttl_seconds else "stale", fetched)
 
@@ -187,6 +241,26 @@ def models_url(env: Mapping[str, str] | None = None) -> str:
     return env.get("DEXTO_OPENROUTER_MODELS_URL", "").strip() or DEFAULT_MODELS_URL
 
 
+def _failure_file(paths: DextoPaths) -> Path:
+    return paths.marketplace_cache.with_name("openrouter-models.refresh-failed.json")
+
+
+def _recent_failure(paths: DextoPaths, url: str, now: float) -> bool:
+    try:
+        raw = json.loads(_failure_file(paths).read_text("utf-8"))
+        return bool(raw.get("url") == url and 0 <= now - float(raw["at"]) < RETRY_AFTER_SECONDS)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def _record_failure(paths: DextoPaths, url: str, why: str) -> None:
+    try:
+        atomic_write(_failure_file(paths), json.dumps({"at": time.time(), "url": url,
+                                                       "error": why}))
+    except OSError as exc:
+        log.info("could not record the failed refresh: %s", type(exc).__name__)
+
+
 def refresh_marketplace(
     paths: DextoPaths,
     env: Mapping[str, str] | None = None,
@@ -194,12 +268,19 @@ def refresh_marketplace(
     timeout: float = 3.0,
     ttl_seconds: float = DEFAULT_TTL_SECONDS,
     force: bool = False,
+    strict: bool = False,
 ) -> MarketplaceCatalog:
-    """Fetch the list if the cache is stale (or ``force``); on any failure keep the old cache."""
+    """Fetch the list if the cache is not fresh (or ``force``); on failure keep the old list.
+
+    A non-forced refresh is skipped for ``RETRY_AFTER_SECONDS`` after a failed attempt at the
+    same URL. With ``strict`` a failure raises ``MarketplaceUnavailableError`` instead.
+    """
     current = load_marketplace(paths, ttl_seconds=ttl_seconds)
     if current.state == "fresh" and not force:
         return current
     url = models_url(env)
+    if not force and _recent_failure(paths, url, time.time()):
+        return current
     try:
         import httpx
 
@@ -209,14 +290,41 @@ def refresh_marketplace(
         rows = payload.get("data") if isinstance(payload, dict) else payload
         if not parse_models(rows):
             raise ValueError("empty or malformed models list")
-    except Exception as exc:  # a refresh must never raise into the caller
-        log.info("marketplace refresh from %s failed: %s", url, type(exc).__name__)
+    except Exception as exc:  # a refresh must never raise into the caller unless strict
+        why = _why(exc)
+        log.info("marketplace refresh from %s failed: %s", url, why)
+        _record_failure(paths, url, why)
+        if strict:
+            raise MarketplaceUnavailableError(
+                f"could not refresh the marketplace list from {url}: {why}",
+                fix="check the network (or DEXTO_OPENROUTER_MODELS_URL) and retry; without "
+                "--refresh dexto keeps using the " + ("cached" if current.source == "cache"
+                                                     else "bundled") + " list") from None
         return current
+    _failure_file(paths).unlink(missing_ok=True)
     try:
         atomic_write(paths.marketplace_cache, _cache_payload(rows, url))
     except OSError as exc:
         log.warning("could not write marketplace cache: %s", exc)
-    return load_marketplace(paths, ttl_seconds=ttl_seconds)
+        return MarketplaceCatalog(parse_models(rows), "fresh", time.time(), source="live")
+    fresh = load_marketplace(paths, ttl_seconds=ttl_seconds)
+    if fresh.source == "cache":  # never relabel the shared bundled catalog
+        fresh.source = "live"
+    return fresh
+
+
+def _why(exc: Exception) -> str:
+    import httpx
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code}"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.TransportError):
+        return "unreachable"
+    if isinstance(exc, ValueError):
+        return "not a models list"
+    return type(exc).__name__
 
 
 def write_cache(paths: DextoPaths, rows: Iterable[Any], source: str = "test") -> Path:

@@ -104,6 +104,16 @@ def get_provider(provider_id: str) -> Provider:
         )
     raise UnknownProviderError(
         f"unknown provider {provider_id!r}",
-        fix="use one of: " + ", ".join(PROVIDERS),
+        fix=unknown_provider_fix(provider_id),
         field="provider",
     )
+
+
+def unknown_provider_fix(provider_id: str) -> str:
+    """``did you mean 'anthropic'? …`` (closest known IDs, ignoring case), then the full list."""
+    from difflib import get_close_matches
+
+    known = [p for p in PROVIDERS if p != INTERNAL_PROVIDER]
+    close = get_close_matches(provider_id.lower(), known, n=2, cutoff=0.6)
+    hint = "did you mean " + " or ".join(repr(c) for c in close) + "? " if close else ""
+    return hint + "use one of: " + ", ".join(known)

@@ -72,13 +72,13 @@ class Registry:
 
     def __init__(self, models: list[ModelInfo]) -> None:
         self._by_provider: dict[str, list[ModelInfo]] = {}
-        self._by_key: dict[tuple[str, str], ModelInfo] = {}
+        self._by_key: dict[tuple[str, str], ModelInfo] = {}  # (provider, id lower-cased)
         self._by_marketplace: dict[str, list[ModelInfo]] = {}
         for m in models:
             self._by_provider.setdefault(m.provider, []).append(m)
-            self._by_key[(m.provider, m.id)] = m
+            self._by_key[(m.provider, m.id.lower())] = m
             if m.marketplace_id:
-                self._by_marketplace.setdefault(m.marketplace_id, []).append(m)
+                self._by_marketplace.setdefault(m.marketplace_id.lower(), []).append(m)
 
     def providers(self) -> list[str]:
         return list(self._by_provider)
@@ -90,13 +90,14 @@ class Registry:
         return [m for ms in self._by_provider.values() for m in ms]
 
     def get(self, provider: str, model_id: str) -> ModelInfo | None:
-        return self._by_key.get((provider, model_id))
+        """The curated model, looked up ignoring case."""
+        return self._by_key.get((provider, model_id.lower()))
 
     def default(self, provider: str) -> ModelInfo | None:
         return next((m for m in self._by_provider.get(provider, ()) if m.default), None)
 
     def by_marketplace_id(self, marketplace_id: str) -> list[ModelInfo]:
-        return list(self._by_marketplace.get(marketplace_id, ()))
+        return list(self._by_marketplace.get(marketplace_id.lower(), ()))
 
 
 def _model_from_json(provider: str, default_id: str, raw: Mapping[str, Any]) -> ModelInfo:

@@ -1,8 +1,19 @@
 """The routing decision (SPEC §6): one function, called by every surface.
 
 ``decide(selection, ctx)`` returns a ``RouteDecision`` or raises a typed ``DextoError``; it never
-raises anything else. ``provider_state(provider, ctx)`` is the observable per-provider state and
-uses the same route choice (``choose_route``), so catalogs and UIs cannot disagree with runtime.
+raises anything else. ``model_state(provider, model, ctx)`` is the observable state of one catalog
+row and ``provider_state(provider, ctx)`` that of a provider; both use ``resolve_route``, the very
+function ``decide`` uses (custom models' own credentials included), so catalogs and UIs cannot
+disagree with runtime. Local GGUF files cannot be run by dexto: they never get a route.
+
+The reverse mapping surfaced (SPEC §3): for an ``openrouter`` selection, each native candidate of
+``to_native`` (curated first; else one derived from the marketplace list and checked to map back)
+for which the user holds a direct credential is an *alternative* (route ``direct``, that
+credential; under ``prefer: dexto`` the native selection itself would still go via Dexto, with
+that key as its fallback). Decisions carry them (``dexto route --json``, ``/llm/current``), the
+``NO_CREDENTIALS`` fix names the first, and catalog rows carry the native candidate for the web
+picker's "run with my own key" offer. The marketplace list is read only when the registry has no
+entry and the vendor has a native provider.
 """
 
 from __future__ import annotations
@@ -14,7 +25,13 @@ from typing import Any, Literal
 from dexto.auth.credentials import NO_KEY_NEEDED, CredentialSnapshot, direct_fix_hint
 from dexto.config.custom_models import CustomModel
 from dexto.errors import ConfigError, NoCredentialsError
-from dexto.llm.mapping import MappedId, to_marketplace
+from dexto.llm.mapping import (
+    MappedId,
+    NativeCandidate,
+    has_native_provider,
+    to_marketplace,
+    to_native,
+)
 from dexto.llm.marketplace import MarketplaceCatalog
 from dexto.llm.policy import RoutingPolicy
 from dexto.llm.providers import INTERNAL_PROVIDER, Provider, get_provider
@@ -23,15 +40,22 @@ from dexto.llm.selection import Selection, validate_model_id
 
 __all__ = [
     "DEFAULT_GATEWAY_URL",
+    "Alternative",
     "FallbackPlan",
     "ProviderState",
     "Route",
     "RouteDecision",
     "RoutingContext",
+    "RouteChoice",
     "choose_route",
     "decide",
     "gateway_root",
+    "model_state",
+    "native_alternatives",
+    "native_candidates",
+    "not_runnable_fix",
     "provider_state",
+    "resolve_route",
 ]
 
 Route = Literal["dexto", "direct"]
@@ -66,6 +90,19 @@ class FallbackPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class Alternative:
+    provider: str
+    model: str
+    route: Route
+    credential_source: str
+    verified: bool  # the native ID is curated (else derived from the list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"provider": self.provider, "model": self.model, "route": self.route,
+                "credentialSource": self.credential_source}
+
+
+@dataclass(frozen=True, slots=True)
 class RouteDecision:
     provider: str
     model: str
@@ -77,6 +114,8 @@ class RouteDecision:
     mapping_verified: bool
     fallback: FallbackPlan | None
     reason: str
+    alternatives: tuple[Alternative, ...] = ()
+    marketplace_source: str | None = None  # which list a lookup read: cache | bundled | live
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +126,8 @@ class RouteDecision:
             "mappingVerified": self.mapping_verified,
             "fallback": self.fallback.to_json() if self.fallback else None,
             "reason": self.reason,
+            "alternatives": [a.to_json() for a in self.alternatives],
+            "marketplaceSource": self.marketplace_source,
         }
 
 
@@ -124,14 +165,31 @@ class RoutingContext:
     agent_base_urls: Mapping[str, str] = field(default_factory=dict)  # provider → llm.baseURL
     _marketplace: MarketplaceCatalog | None = None
 
+    _custom_lower: dict[tuple[str, str], CustomModel] | None = None
+
     def marketplace(self) -> MarketplaceCatalog | None:
         if self._marketplace is None and self.marketplace_loader is not None:
             self._marketplace = self.marketplace_loader()
         return self._marketplace
 
+    def loaded_marketplace(self) -> MarketplaceCatalog | None:
+        """The marketplace list if a lookup has read it (never loads it)."""
+        return self._marketplace
+
+    def custom_model(self, provider: str, model: str) -> CustomModel | None:
+        """The custom model ``provider/model``, looked up ignoring case."""
+        hit = self.custom_models.get((provider, model))
+        if hit is not None or not self.custom_models:
+            return hit
+        if self._custom_lower is None:
+            self._custom_lower = {(p, n.lower()): m for (p, n), m in self.custom_models.items()}
+        return self._custom_lower.get((provider, model.lower()))
+
 
 def choose_route(p: Provider, has_dexto: bool, has_direct: bool, prefer: str) -> Route | None:
     """SPEC §6 steps 1, 3, 4 — the single rule for which route serves a provider."""
+    if p.wire == "local":  # dexto has no runtime for GGUF files
+        return None
     if not p.routeable:
         return "direct" if has_direct else None
     if has_dexto and (not has_direct or prefer == "dexto"):
@@ -139,12 +197,45 @@ def choose_route(p: Provider, has_dexto: bool, has_direct: bool, prefer: str) ->
     return "direct" if has_direct else None
 
 
+def not_runnable_fix(p: Provider) -> str | None:
+    """Why no credential can make ``p`` runnable, as a fix (None when credentials suffice)."""
+    if p.wire == "local":
+        return ("dexto cannot run GGUF files itself: serve the file with Ollama or llama.cpp's "
+                "`llama-server -m FILE` and select ollama/<model> or openai-compatible/<model> "
+                "(with `dexto models add --provider openai-compatible --base-url URL`)")
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteChoice:
+    route: Route | None
+    has_dexto: bool
+    direct_source: str | None
+    custom: CustomModel | None
+
+
+def resolve_route(p: Provider, model: str, ctx: RoutingContext) -> RouteChoice:
+    """The route for ``p``/``model`` under ``ctx`` — used by ``decide`` and by every row."""
+    custom = ctx.custom_model(p.id, model)
+    direct_src = _direct_source(p, custom, ctx)
+    has_dexto = ctx.credentials.has_dexto and p.routeable
+    return RouteChoice(choose_route(p, has_dexto, direct_src is not None, ctx.policy.prefer),
+                       has_dexto, direct_src, custom)
+
+
 def provider_state(provider_id: str, ctx: RoutingContext) -> ProviderState:
+    """The provider's own state (provider credentials only; rows may differ, see model_state)."""
     p = get_provider(provider_id)
     has_dexto = ctx.credentials.has_dexto and p.routeable
     has_direct = ctx.credentials.direct_source(provider_id) is not None
     return ProviderState(has_dexto, has_direct,
                          choose_route(p, has_dexto, has_direct, ctx.policy.prefer))
+
+
+def model_state(provider_id: str, model: str, ctx: RoutingContext) -> ProviderState:
+    """One catalog row's state: what ``decide`` would choose for ``provider_id/model``."""
+    c = resolve_route(get_provider(provider_id), model, ctx)
+    return ProviderState(c.has_dexto, c.direct_source is not None, c.route)
 
 
 def _direct_source(p: Provider, custom: CustomModel | None, ctx: RoutingContext) -> str | None:
@@ -164,12 +255,17 @@ def _direct_base_url(p: Provider, custom: CustomModel | None, ctx: RoutingContex
     return p.resolve_base_url(ctx.env)
 
 
-def _no_credentials(p: Provider, sel: Selection) -> NoCredentialsError:
+def _no_credentials(p: Provider, sel: Selection, ctx: RoutingContext) -> NoCredentialsError:
     hint = direct_fix_hint(p)
     if p.routeable:
-        return NoCredentialsError(
+        alts = native_alternatives(sel, ctx)
+        own = "".join(f"; or run it on your own key as `{a.provider}/{a.model}` "
+                      f"(`dexto route {a.provider}/{a.model}`)" for a in alts[:1])
+        err = NoCredentialsError(
             f"no credentials for {sel}: not logged in to Dexto and no {p.name} key found",
-            fix=f"run `dexto login` to use Dexto credits, or {hint}")
+            fix=f"run `dexto login` to use Dexto credits, or {hint}{own}")
+        err.alternatives = alts  # type: ignore[attr-defined]
+        return err
     return NoCredentialsError(f"no credentials for {sel}: {p.name} is billed directly and "
                               "no credential was found", fix=hint)
 
@@ -178,32 +274,84 @@ def decide(selection: Selection, ctx: RoutingContext) -> RouteDecision:
     """Choose route, effective provider/model, credential source and fallback for a selection."""
     p = get_provider(selection.provider)
     model = validate_model_id(selection.model)
-    custom = ctx.custom_models.get((p.id, model))
-    direct_src = _direct_source(p, custom, ctx)
+    choice = resolve_route(p, model, ctx)
+    route, custom, direct_src, has_dexto = (choice.route, choice.custom, choice.direct_source,
+                                            choice.has_dexto)
     has_direct = direct_src is not None
-    has_dexto = ctx.credentials.has_dexto and p.routeable
-    route = choose_route(p, has_dexto, has_direct, ctx.policy.prefer)
     if route is None:
-        raise _no_credentials(p, selection)
+        fix = not_runnable_fix(p)
+        if fix is not None:
+            raise ConfigError(f"{selection} cannot be run: {p.name} models are not runnable by "
+                              "dexto", field="provider", fix=fix)
+        raise _no_credentials(p, selection, ctx)
+    info = ctx.registry.get(p.id, model)
+    native = (custom.name if custom is not None and p.id != "openrouter"  # saved spelling
+              else info.id if info is not None else model)  # lookups ignore case
     if route == "direct":
         assert direct_src is not None
         base = _direct_base_url(p, custom, ctx)
-        if base is None and p.id in ("openai-compatible", "litellm"):
+        if base is None and p.requires_base_url:
             raise ConfigError(f"{p.name} model {model!r} has no baseURL", field="baseURL",
                               fix=f"add it with `dexto models add --provider {p.id} --name "
                               f"{model} --base-url URL`")
-        return RouteDecision(selection.provider, model, "direct", p.id, model, base, direct_src,
-                             True, None, _direct_reason(p, direct_src, has_dexto, ctx))
-    mapped = to_marketplace(p.id, model, ctx.registry,
-                            ctx.marketplace() if ctx.registry.get(p.id, model) is None else None)
+        return RouteDecision(selection.provider, model, "direct", p.id, native, base,
+                             direct_src, True, None,
+                             _direct_reason(p, direct_src, has_dexto, ctx),
+                             *_extras(selection, ctx, False))
+    mapped = to_marketplace(p.id, native, ctx.registry,
+                            ctx.marketplace() if info is None else None)
     fallback = None
     if has_direct and ctx.policy.fallback_on_insufficient_credits:
         assert direct_src is not None
-        fallback = FallbackPlan(p.id, model, direct_src, _direct_base_url(p, custom, ctx))
+        fallback = FallbackPlan(p.id, native, direct_src, _direct_base_url(p, custom, ctx))
     return RouteDecision(
         selection.provider, model, "dexto", INTERNAL_PROVIDER, mapped.id,
         gateway_root(ctx.env) + "/v1", ctx.credentials.dexto_source or "",
-        mapped.verified, fallback, _dexto_reason(p, model, mapped, direct_src, ctx))
+        mapped.verified, fallback, _dexto_reason(p, model, mapped, direct_src, ctx),
+        *_extras(selection, ctx, info is None and p.id != "openrouter"))
+
+
+def _extras(selection: Selection, ctx: RoutingContext,
+            mapped_by_list: bool) -> tuple[tuple[Alternative, ...], str | None]:
+    """The alternatives, and which marketplace list this decision's own lookups read."""
+    alts: tuple[Alternative, ...] = ()
+    read = mapped_by_list
+    if selection.provider == "openrouter":
+        alts = tuple(native_alternatives(selection, ctx))
+        read = (not ctx.registry.by_marketplace_id(selection.model)
+                and has_native_provider(selection.model))
+    if not read:
+        return alts, None
+    market = ctx.marketplace()
+    return alts, market.source if market is not None and market.models else None
+
+
+def native_candidates(marketplace_id: str, ctx: RoutingContext) -> list[NativeCandidate]:
+    """``to_native``, reading the marketplace list only when it can help."""
+    if ctx.registry.by_marketplace_id(marketplace_id):
+        return to_native(marketplace_id, ctx.registry)
+    if not has_native_provider(marketplace_id):
+        return []
+    market = ctx.marketplace()
+    if market is None or not market.models:
+        return []
+    key = ("native", marketplace_id)
+    hit = market.recall(key)
+    if hit is None:
+        hit = market.remember(key, to_native(marketplace_id, ctx.registry, market))
+    return list(hit)
+
+
+def native_alternatives(selection: Selection, ctx: RoutingContext) -> list[Alternative]:
+    if selection.provider != "openrouter":
+        return []
+    out: list[Alternative] = []
+    for cand in native_candidates(selection.model, ctx):
+        choice = resolve_route(get_provider(cand.provider), cand.model, ctx)
+        if choice.route is not None and choice.direct_source is not None:
+            out.append(Alternative(cand.provider, cand.model, "direct", choice.direct_source,
+                                   cand.verified))
+    return out
 
 
 def _dexto_reason(p: Provider, model: str, mapped: MappedId, direct_src: str | None,
@@ -218,7 +366,8 @@ def _dexto_reason(p: Provider, model: str, mapped: MappedId, direct_src: str | N
     text = f"Routed via Dexto credits ({src}) because {why}"
     if mapped.source == "passthrough":
         return text + f"; marketplace ID {model} is sent unchanged."
-    return text + f"; {model} is sent as {mapped.id} {_MAPPING_WORDS[mapped.source]}."
+    note = f" ({mapped.note})" if mapped.note else ""
+    return text + f"; {model} is sent as {mapped.id} {_MAPPING_WORDS[mapped.source]}{note}."
 
 
 def _direct_reason(p: Provider, src: str, has_dexto: bool, ctx: RoutingContext) -> str:

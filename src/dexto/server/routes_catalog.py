@@ -25,6 +25,7 @@ class Validation(BaseModel):
     model: str
     status: ValidationStatus
     marketplaceState: str
+    marketplaceSource: str
     message: str
 
 
@@ -60,15 +61,20 @@ def validate(st: State, provider: Annotated[str, Query(min_length=1)],
     ctx = st.view.context()
     market = ctx.marketplace()
     status = _status(provider, model, ctx.registry.get(provider, model) is not None,
-                     (provider, model) in ctx.custom_models, market)
+                     ctx.custom_model(provider, model) is not None, market)
+    message = _MESSAGES[status]
+    if provider == "openrouter" and market is not None and market.source == "bundled":
+        message += f" (the list bundled with dexto, {market.snapshot_date or 'undated'})"
     return Validation(provider=provider, model=model, status=status,
                       marketplaceState=market.state if market else "missing",
-                      message=_MESSAGES[status])
+                      marketplaceSource=market.source if market else "none",
+                      message=message)
 
 
 def _status(provider: str, model: str, curated: bool, custom: bool,
             market: MarketplaceCatalog | None) -> ValidationStatus:
-    """openrouter: the marketplace list decides (§8.2); others: curated or saved is known."""
+    """openrouter: the marketplace list decides (§8.2); others: curated or saved is known
+    (both looked up ignoring case)."""
     if provider == "openrouter":
         return "unverified" if market is None else market.status(model)
     return "known" if curated or custom else "unverified"

@@ -1,12 +1,14 @@
 // The model picker: renders the catalog answer (GET /llm/catalog) as provider groups.
-// Selectable = the provider's hasEffectiveCredentials, as computed by the server. Nothing else.
+// Selectable = the row's hasEffectiveCredentials (the provider's for older answers), as computed
+// by the server. Nothing else.
 
 import { badge, context, el, price, setChildren } from './format.js';
+import { marketplaceGroup } from './marketplace.js';
 
 const COLLAPSED_ROWS = 24;
 
-function modelRow(pid, prov, m, view) {
-  const selectable = prov.hasEffectiveCredentials;
+export function modelRow(pid, prov, m, view) {
+  const selectable = m.hasEffectiveCredentials ?? prov.hasEffectiveCredentials;
   const selected = view.current && view.current.provider === pid && view.current.model === m.id;
   const tags = [
     m.featured ? el('span', { class: 'tag tag-featured', text: 'featured' }) : null,
@@ -26,10 +28,10 @@ function modelRow(pid, prov, m, view) {
   el('span', { class: 'model-meta' },
     el('span', { class: 'price', text: price(m.pricing) || '—' }),
     el('span', { class: 'ctx muted', text: context(m.contextWindow) })),
-  badge(prov.effectiveRoute, view.meta.badges));
+  badge(m.effectiveRoute ?? prov.effectiveRoute, view.meta.badges));
 }
 
-function groupHeader(pid, prov, view) {
+export function groupHeader(pid, prov, view) {
   const facts = view.meta.providers[pid] || {};
   const connect = !prov.hasEffectiveCredentials
     ? el('button', { type: 'button', class: 'ghost small', text: 'Connect…',
@@ -82,7 +84,8 @@ export function renderPicker(root, catalog, view) {
     ...entries.filter(([, p]) => !p.hasEffectiveCredentials),
   ];
   setChildren(root, ...(ordered.length
-    ? [jumpBar(ordered), ...ordered.map(([pid, prov]) => group(pid, prov, view))]
+    ? [jumpBar(ordered), ...ordered.map(([pid, prov]) => (pid === 'openrouter'
+      ? marketplaceGroup(pid, prov, view, { groupHeader, modelRow }) : group(pid, prov, view)))]
     : [el('p', { class: 'empty', text: 'No models match that search.' })]));
   root.setAttribute('aria-busy', 'false');
 }
