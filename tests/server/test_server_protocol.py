@@ -81,6 +81,23 @@ def test_dns_rebinding_and_cross_origin_writes_refused(serve: StartServer) -> No
     assert s.get("/llm/current").json()["provider"] == "anthropic"
 
 
+def test_writes_need_this_servers_full_origin(serve: StartServer) -> None:
+    s = serve(DEXTO_ONLY)
+    port = int(s.url.rsplit(":", 1)[1])
+    body = {"provider": "openai", "model": "gpt-5"}
+    refused = [f"https://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}",
+               f"http://localhost:{port}", "null", "", f"http://127.0.0.1:{port}/path",
+               f"http://user@127.0.0.1:{port}", f"ftp://127.0.0.1:{port}"]
+    for origin in refused:
+        resp = s.post("/llm/switch", json=body, headers={"origin": origin})
+        assert resp.status_code == 403 and error_code(resp) == "FORBIDDEN", origin
+    assert s.get("/llm/current").json()["provider"] == "anthropic"
+    # reads are not origin-checked; the server's own origin (any case) may write
+    assert s.get("/llm/current", headers={"origin": "https://evil.example"}).status_code == 200
+    ok = s.post("/llm/switch", json=body, headers={"origin": f"HTTP://127.0.0.1:{port}"})
+    assert ok.status_code == 200 and ok.json()["provider"] == "openai"
+
+
 def test_token_required_when_configured(serve: StartServer) -> None:
     s = serve(token="s3cret-token-value")
     assert s.get("/llm/catalog").status_code == 200  # the client sends the token

@@ -57,8 +57,8 @@ class ChatRequest(BaseModel):
 
 
 def _open_model(st: AppState, prefer: str | None) -> Model:
-    snap = st.view.snapshot()
-    return open_model(snap.agent.llm.selection, agent=snap.agent, prefer=prefer,
+    agent = st.view.snapshot().require_agent()
+    return open_model(agent.llm.selection, agent=agent, prefer=prefer,
                       env=st.settings.env, session_id=st.session_id, source="server")
 
 
@@ -73,8 +73,8 @@ async def _closing(model: Model, messages: list[dict[str, str]]) -> AsyncIterato
 @router.post("/chat", response_class=StreamingResponse, responses=_SSE_DOC,
              summary="Try the current selection: streams text, then the route taken")
 def chat(st: State, body: ChatRequest) -> StreamingResponse:
-    snap = st.view.snapshot()
-    planned = decide(snap.agent.llm.selection, st.view.context(body.prefer)).to_json()
+    agent = st.view.snapshot().require_agent()
+    planned = decide(agent.llm.selection, st.view.context(body.prefer)).to_json()
     model = _open_model(st, body.prefer)
 
     def on_done(final: dict[str, Any]) -> None:

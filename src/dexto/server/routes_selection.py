@@ -10,15 +10,22 @@ Shape (both endpoints)::
 
 ``decision`` is null exactly when ``error`` is set (e.g. ``NO_CREDENTIALS``): the selection is
 still reported, with status 200, because it is a state to show, not a failed request.
+
+A broken agent file is such a state too: ``agentFileError`` is true, ``error`` is the file's own
+error, ``provider``/``model`` are whatever strings the file holds ("" when unreadable), and when
+the error is in ``llm.provider`` or ``llm.model`` the fix names ``POST /llm/switch`` (the page's
+picker), which rewrites exactly those two keys and keeps the rest of the file.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 
+from dexto.config._yaml import read_yaml
 from dexto.errors import DextoError
 from dexto.llm.routing import decide
 from dexto.server.deps import AppState, app_state
@@ -44,6 +51,7 @@ class Current(BaseModel):
     error: ErrorDetail | None
     creditsRemaining: dict[str, Any] | None
     agentFile: str
+    agentFileError: bool = False
 
 
 class SwitchRequest(BaseModel):
@@ -53,8 +61,39 @@ class SwitchRequest(BaseModel):
     model: str
 
 
+_REPAIRABLE = ("llm.provider", "llm.model")
+REPAIR_FIX = ("pick a model in the list (POST /llm/switch): it rewrites llm.provider and "
+              "llm.model in the agent file and keeps its comments")
+
+
+def _raw_selection(path: Path) -> tuple[str, str]:
+    """The provider and model strings as written in the agent file, "" where unreadable."""
+    try:
+        doc = read_yaml(path, fix="")
+    except DextoError:
+        return "", ""
+    llm = doc.get("llm") if isinstance(doc, dict) else None
+    llm = llm if isinstance(llm, dict) else {}
+    return (str(llm.get("provider") or ""), str(llm.get("model") or ""))
+
+
+def _agent_problem(st: AppState, err: DextoError) -> Current:
+    provider, model = _raw_selection(st.settings.agent_path)
+    field = getattr(err, "field", None)
+    fix = err.fix
+    if field in _REPAIRABLE:
+        fix = f"{REPAIR_FIX}; or {fix}" if fix else REPAIR_FIX
+    return Current(provider=provider, model=model, decision=None,
+                   error=ErrorDetail(code=err.code, message=err.message, fix=fix),
+                   creditsRemaining=st.credits.to_json(),
+                   agentFile=str(st.settings.agent_path), agentFileError=True)
+
+
 def current_answer(st: AppState, prefer: str | None = None) -> Current:
     snap = st.view.snapshot()
+    if snap.agent is None:
+        assert snap.agent_error is not None
+        return _agent_problem(st, snap.agent_error)
     ctx = st.view.context(prefer)
     sel = snap.agent.llm.selection
     decision: dict[str, Any] | None = None

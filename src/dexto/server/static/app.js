@@ -5,7 +5,7 @@ import { wireChat } from './chat.js';
 import { renderAccount, renderCurrent } from './current.js';
 import { fillProviders, wireCustomForm } from './custom.js';
 import { askToken, openKeyDialog } from './dialogs.js';
-import { debounce, toast } from './format.js';
+import { debounce, el, setChildren, toast } from './format.js';
 import { renderPicker } from './picker.js';
 
 const $ = (id) => document.getElementById(id);
@@ -54,12 +54,16 @@ function renderAll() {
 async function search(q) {
   view.query = q;
   view.searching = Boolean(q.trim());
-  if (!view.searching) { view.shown = view.catalog; view.rerender(); return; }
+  if (!view.searching) { view.shown = view.catalog; view.rerender(); shownFor(q); return; }
   const result = await api(`/llm/catalog?search=${encodeURIComponent(q)}`);
   if (view.query !== q) return;
   view.shown = result;
   view.rerender();
+  shownFor(q);
 }
+
+// The search text the picker currently shows results for (tests and assistive tech wait on it).
+function shownFor(q) { $('groups').dataset.query = q; }
 
 async function reload() {
   const [catalog, current] = await Promise.all([api('/llm/catalog'), api('/llm/current')]);
@@ -85,6 +89,18 @@ async function boot() {
   document.body.dataset.ready = 'true';
 }
 
-boot().catch((err) => {
-  $('groups').replaceChildren(document.createTextNode(`Could not load the catalog: ${err.message}`));
-});
+// A failed start shows the error and its fix where the selection would be, with a retry.
+function showBootError(err) {
+  setChildren($('current'),
+    el('div', { class: 'cur-route' },
+      el('p', { class: 'cur-error', id: 'boot-error', text: `Could not load the page: ${err.message}` }),
+      err.fix ? el('p', { class: 'fix small' }, el('span', { class: 'fix-label', text: 'How to fix' }), ` ${err.fix}`) : null,
+      el('button', { type: 'button', class: 'primary', id: 'boot-retry', text: 'Try again',
+        onclick: () => { start(); } })));
+  setChildren($('groups'), el('p', { class: 'empty', text: 'The catalog is not loaded.' }));
+  $('groups').setAttribute('aria-busy', 'false');
+}
+
+function start() { boot().catch(showBootError); }
+
+start();
