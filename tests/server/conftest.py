@@ -69,8 +69,15 @@ def open_page(browser: Any) -> Iterator[Callable[..., Any]]:
         ctx = browser.new_context(viewport={"width": width, "height": height})
         page = ctx.new_page()
         errors: list[str] = []
+        console: list[str] = []
+        elsewhere: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+        page.on("request", lambda r: None if r.url.startswith((served.url, "data:"))
+                else elsewhere.append(r.url))
         page.errors = errors
+        page.console_errors = console
+        page.requests_elsewhere = elsewhere
         page.goto(served.url + "/" + fragment)
         if ready:
             page.wait_for_selector("body[data-ready=true]", timeout=10_000)

@@ -31,8 +31,9 @@ def broken(tmp_path: Path) -> Path:
     return path
 
 
-def test_api_reports_the_broken_file_and_switch_repairs_it(serve: StartServer,
-                                                           broken: Path) -> None:
+def test_api_reports_the_broken_file_and_switch_repairs_it(
+    serve: StartServer, broken: Path
+) -> None:
     s = serve(DEXTO_ONLY, agent=broken)
     catalog = s.get("/llm/catalog")
     assert catalog.status_code == 200
@@ -57,8 +58,9 @@ def test_api_reports_the_broken_file_and_switch_repairs_it(serve: StartServer,
     assert "systemPrompt: |\n  You are helpful.\n" in text
 
 
-def test_unparseable_agent_file_still_serves_the_catalog(serve: StartServer,
-                                                         tmp_path: Path) -> None:
+def test_unparseable_agent_file_still_serves_the_catalog(
+    serve: StartServer, tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text("llm: [unclosed\n", "utf-8")
     s = serve(DEXTO_ONLY, agent=bad)
@@ -70,8 +72,9 @@ def test_unparseable_agent_file_still_serves_the_catalog(serve: StartServer,
 
 
 @pytest.mark.browser
-def test_page_shows_the_error_and_a_pick_repairs_the_file(serve: StartServer, broken: Path,
-                                                         open_page: Any) -> None:
+def test_page_shows_the_error_and_a_pick_repairs_the_file(
+    serve: StartServer, broken: Path, open_page: Any
+) -> None:
     s = serve(DEXTO_ONLY, agent=broken)
     page = open_page(s)
     error = page.locator("#current-error")

@@ -25,9 +25,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-#: The page and its assets carry no data, so a browser can load them before it has the token.
-PUBLIC_PATHS = ("/", "/favicon.ico")
-PUBLIC_PREFIX = "/static/"
+#: The pages, their assets and the API description carry no data, so a browser can load them
+#: before it has the token.
+PUBLIC_PATHS = ("/", "/favicon.ico", "/docs", "/openapi.json")
+PUBLIC_PREFIXES = ("/static/", "/docs/assets/")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
@@ -76,7 +77,7 @@ class Guard:
 
     def _check_token(self, scope: Scope, headers: dict[str, str]) -> None:
         path: str = scope["path"]
-        if self.token is None or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIX):
+        if self.token is None or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             return
         given = headers.get("authorization", "")
         scheme, _, value = given.partition(" ")

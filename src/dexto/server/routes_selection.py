@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from dexto.config._yaml import read_yaml
 from dexto.errors import DextoError
 from dexto.llm.routing import decide
 from dexto.server.deps import AppState, app_state
+from dexto.server.openapi import MODEL_ID_SCHEMA, PROVIDER_IDS, provider_enum
 from dexto.server.switch import switch_selection
 
 __all__ = ["current_answer", "router"]
@@ -57,8 +58,8 @@ class Current(BaseModel):
 class SwitchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    provider: str
-    model: str
+    provider: str = Field(json_schema_extra=provider_enum(PROVIDER_IDS))
+    model: str = Field(json_schema_extra=MODEL_ID_SCHEMA)
 
 
 _REPAIRABLE = ("llm.provider", "llm.model")
@@ -114,8 +115,7 @@ def current(st: State, prefer: Prefer | None = None) -> Current:
 
 
 @router.post("/switch", response_model=Current,
-             summary="Change the selection (validated; persisted atomically with a backup)",
-             responses={400: {"description": "invalid selection, e.g. PROVIDER_NOT_ALLOWED"}})
+             summary="Change the selection (validated; persisted atomically with a backup)")
 def switch(st: State, body: SwitchRequest) -> Current:
     switch_selection(st.settings.agent_path, body.provider, body.model)
     st.view.invalidate()
