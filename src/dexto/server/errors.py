@@ -7,6 +7,7 @@ same body, status 500, because the request itself was fine.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -16,6 +17,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dexto.errors import DextoError
+
+log = logging.getLogger("dexto.server")
 
 __all__ = [
     "STATUS_BY_CODE",
@@ -122,7 +125,10 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
                  headers)
 
 
-async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # the answer names only the class; the log gets the cause and its traceback
+    log.error("unexpected error on %s %s: %s: %s", request.method, request.url.path,
+              type(exc).__name__, exc, exc_info=exc)
     return _json(500, error_body("INTERNAL_ERROR", f"unexpected {type(exc).__name__}",
                                  "see the server log; please report it"))
 

@@ -5,15 +5,15 @@ import { wireChat } from './chat.js';
 import { renderAccount, renderCurrent } from './current.js';
 import { fillProviders, wireCustomForm } from './custom.js';
 import { askToken, openKeyDialog } from './dialogs.js';
-import { debounce, el, setChildren, toast } from './format.js';
-import { renderPicker } from './picker.js';
+import { debounce, el, renderKeepingFocus, setChildren, toast } from './format.js';
+import { renderPicker, wirePickerKeys } from './picker.js';
 
 const $ = (id) => document.getElementById(id);
 
 const view = {
   meta: null, catalog: null, shown: null, current: null,
   expanded: new Set(), searching: false, query: '',
-  rerender() { renderPicker($('groups'), view.shown, view); },
+  rerender() { renderKeepingFocus($('groups'), () => renderPicker($('groups'), view.shown, view)); },
   async onSelect(pid, model) {
     try {
       view.current = await api('/llm/switch', { method: 'POST', body: { provider: pid, model: model.id } });
@@ -35,7 +35,7 @@ const view = {
   },
   async onCredits() {
     view.current = await api('/llm/current');
-    renderCurrent($('current'), view.current, view.catalog, view);
+    showCurrent();
   },
   async onCustomAdded(model) {
     await reload();
@@ -45,9 +45,13 @@ const view = {
   },
 };
 
+function showCurrent() {
+  renderKeepingFocus($('current'), () => renderCurrent($('current'), view.current, view.catalog, view));
+}
+
 function renderAll() {
   renderAccount($('account'), view.catalog);
-  renderCurrent($('current'), view.current, view.catalog, view);
+  showCurrent();
   view.rerender();
 }
 
@@ -75,6 +79,13 @@ async function reload() {
   renderAll();
 }
 
+// Skip links move keyboard focus (not only the scroll position) and leave the address alone.
+function wireSkipLinks() {
+  for (const a of document.querySelectorAll('a[data-skip]')) {
+    a.addEventListener('click', (ev) => { ev.preventDefault(); $(a.dataset.skip).focus(); });
+  }
+}
+
 async function boot() {
   initToken();
   onUnauthorized(askToken);
@@ -83,6 +94,7 @@ async function boot() {
   wireChat(view);
   wireCustomForm(view);
   $('search').addEventListener('input', debounce((ev) => search(ev.target.value), 120));
+  wirePickerKeys($('groups'), $('search'));
   const t = performance.now();
   performance.mark('dexto:interactive');
   document.body.dataset.interactiveMs = t.toFixed(1);
@@ -103,4 +115,5 @@ function showBootError(err) {
 
 function start() { boot().catch(showBootError); }
 
+wireSkipLinks();
 start();

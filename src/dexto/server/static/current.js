@@ -43,7 +43,8 @@ export function renderCurrent(root, cur, catalog, view) {
       el('div', { class: 'credits', id: 'credits', text: balance || '—' }),
       el('div', { class: 'small muted', text: balance ? 'remaining, as of the last request' : 'shown after a request via Dexto' })),
     !cur.decision && prov && !prov.hasEffectiveCredentials
-      ? el('button', { type: 'button', class: 'primary', text: `Connect ${prov.name}…`, onclick: () => view.onConnect(cur.provider) })
+      ? el('button', { type: 'button', class: 'primary', text: `Connect ${prov.name}…`,
+        dataset: { focusKey: 'current-connect' }, onclick: () => view.onConnect(cur.provider) })
       : null);
 }
 
