@@ -46,6 +46,7 @@ def test_api_reports_the_broken_file_and_switch_repairs_it(
     assert "POST /llm/switch" in cur["error"]["fix"]
     chat = s.post("/llm/chat", json={"prompt": "hi"})
     assert chat.status_code == 409 and error_code(chat) == "PROVIDER_NOT_ALLOWED"
+    assert chat.json()["error"]["fix"] == cur["error"]["fix"]
     # the fix it names works in this state
     fixed = s.post("/llm/switch", json={"provider": "anthropic", "model": SONNET})
     assert fixed.status_code == 200, fixed.text

@@ -50,7 +50,7 @@ def _run(url: str, tmp: Path, *extra: str) -> subprocess.CompletedProcess[str]:
 
 def test_schemathesis_finds_no_failures(serve: StartServer, tmp_path: Path) -> None:
     s = serve(DEAD_PROXY)
-    out = _run(s.url, tmp_path, "--max-examples", "25")
+    out = _run(s.url, tmp_path, "--max-examples", "20")
     assert out.returncode == 0, out.stdout[-8000:] + out.stderr[-2000:]
     assert "No issues found" in out.stdout or " passed" in out.stdout
 

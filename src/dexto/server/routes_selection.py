@@ -30,6 +30,7 @@ from dexto.errors import DextoError
 from dexto.llm.routing import decide
 from dexto.server.deps import AppState, app_state
 from dexto.server.openapi import MODEL_ID_SCHEMA, PROVIDER_IDS, provider_enum
+from dexto.server.state import agent_fix
 from dexto.server.switch import switch_selection
 
 __all__ = ["current_answer", "router"]
@@ -62,11 +63,6 @@ class SwitchRequest(BaseModel):
     model: str = Field(json_schema_extra=MODEL_ID_SCHEMA)
 
 
-_REPAIRABLE = ("llm.provider", "llm.model")
-REPAIR_FIX = ("pick a model in the list (POST /llm/switch): it rewrites llm.provider and "
-              "llm.model in the agent file and keeps its comments")
-
-
 def _raw_selection(path: Path) -> tuple[str, str]:
     """The provider and model strings as written in the agent file, "" where unreadable."""
     try:
@@ -80,12 +76,8 @@ def _raw_selection(path: Path) -> tuple[str, str]:
 
 def _agent_problem(st: AppState, err: DextoError) -> Current:
     provider, model = _raw_selection(st.settings.agent_path)
-    field = getattr(err, "field", None)
-    fix = err.fix
-    if field in _REPAIRABLE:
-        fix = f"{REPAIR_FIX}; or {fix}" if fix else REPAIR_FIX
     return Current(provider=provider, model=model, decision=None,
-                   error=ErrorDetail(code=err.code, message=err.message, fix=fix),
+                   error=ErrorDetail(code=err.code, message=err.message, fix=agent_fix(err)),
                    creditsRemaining=st.credits.to_json(),
                    agentFile=str(st.settings.agent_path), agentFileError=True)
 

@@ -30,7 +30,7 @@ from dexto.llm.routing import RoutingContext
 from dexto.server.errors import ApiError, LocalStateFailure
 from dexto.server.settings import ServerSettings
 
-__all__ = ["LocalView", "Snapshot"]
+__all__ = ["REPAIR_FIX", "LocalView", "Snapshot", "agent_fix"]
 
 Fingerprint = tuple[object, ...]
 
@@ -59,8 +59,20 @@ class Snapshot:
             err = self.agent_error
             raise ApiError(err.code if err else "INVALID_CONFIG",
                            err.message if err else "the agent file could not be read",
-                           fix=err.fix if err else "", status=409)
+                           fix=agent_fix(err) if err else "", status=409)
         return self.agent
+
+
+_REPAIRABLE = ("llm.provider", "llm.model")
+REPAIR_FIX = ("pick a model in the list (POST /llm/switch): it rewrites llm.provider and "
+              "llm.model in the agent file and keeps its comments")
+
+
+def agent_fix(err: DextoError) -> str:
+    """The agent-file error's fix, led by the switch when that alone repairs the file."""
+    if getattr(err, "field", None) in _REPAIRABLE:
+        return f"{REPAIR_FIX}; or {err.fix}" if err.fix else REPAIR_FIX
+    return err.fix
 
 
 class LocalView:
