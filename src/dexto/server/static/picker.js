@@ -1,12 +1,11 @@
 // The model picker: renders the catalog answer (GET /llm/catalog) as provider groups.
 // Selectable = the provider's hasEffectiveCredentials, as computed by the server. Nothing else.
 
-import { badge, context, el, price, setChildren } from './format.js';
 import { offersOwnKey } from './offers.js';
 
-const COLLAPSED_ROWS = 24;
+import { badge, context, el, price, setChildren } from './format.js';
 
-const rowKey = (pid, id) => `model:${pid}:${id}`;
+const COLLAPSED_ROWS = 24;
 
 function modelRow(pid, prov, m, view) {
   const selectable = prov.hasEffectiveCredentials;
@@ -50,6 +49,9 @@ function groupHeader(pid, prov, view) {
       ` ${prov.fix}`) : null,
     el('div', { class: 'group-actions' }, connect, ownKey));
 }
+
+// Focus keys let a re-render put keyboard focus back on the same control (renderKeepingFocus).
+const rowKey = (pid, id) => `model:${pid}:${id}`;
 
 function group(pid, prov, view) {
   const expanded = view.searching || view.expanded.has(pid);
