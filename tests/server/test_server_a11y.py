@@ -5,14 +5,13 @@ the address) and the header at 400 px."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dexto.config.paths import DextoPaths
-from dexto.llm.marketplace import write_cache
-from tests._samples import synthetic_rows
 from tests.server import _chat_stack
 from tests.server._serve import DEXTO_ONLY
 from tests.server.conftest import StartServer, row, shot
@@ -77,7 +76,11 @@ def test_keyboard_only_walkthrough(serve: StartServer, tmp_path: Path, open_page
 def test_focus_survives_dialogs_and_rerenders(
     serve: StartServer, isolated_env: Path, open_page: Any
 ) -> None:
-    write_cache(DextoPaths(isolated_env), synthetic_rows(40))
+    # 30 custom ollama models: more than one screenful, so the group has a "Show all" button
+    models = [{"name": f"local-model-{i:02d}", "provider": "ollama"} for i in range(30)]
+    path = DextoPaths(isolated_env).custom_models
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": 1, "models": models}), "utf-8")
     s = serve()
     page = open_page(s)
     anth = row(page, "anthropic", HAIKU)
@@ -95,12 +98,12 @@ def test_focus_survives_dialogs_and_rerenders(
     page.wait_for_selector('.group[data-provider="anthropic"][data-route="direct"]')
     assert active(page) == f"model:anthropic:{HAIKU}"  # a new element, found again
     # "Show all" disappears when pressed: focus moves to the first row it revealed
-    more = page.locator('[data-focus-key="more:openrouter"]')
+    more = page.locator('[data-focus-key="more:ollama"]')
     more.focus()
     nxt = more.get_attribute("data-focus-next")
     page.keyboard.press("Enter")
-    page.wait_for_selector('[data-focus-key="more:openrouter"]', state="detached")
-    assert nxt and nxt.startswith("model:openrouter:") and active(page) == nxt
+    page.wait_for_selector('[data-focus-key="more:ollama"]', state="detached")
+    assert nxt and nxt.startswith("model:ollama:") and active(page) == nxt
 
 
 def test_lists_hold_listitems(serve: StartServer, open_page: Any) -> None:

@@ -22,17 +22,19 @@ export function setChildren(node, ...children) {
 }
 
 // Re-render `root` with `render()` without dropping keyboard focus to <body>: the element that
-// had focus is found again by its data-focus-key; if it is gone, the one its data-focus-next
-// names, else `root` itself (made focusable for that).
+// had focus is found again by its data-focus-key (or its id); if it is gone, the one its
+// data-focus-next names, else `root` itself (made focusable for that).
 export function renderKeepingFocus(root, render) {
   const active = document.activeElement;
   const inside = active && active !== root && root.contains(active);
   const key = inside ? active.dataset.focusKey : null;
   const next = inside ? active.dataset.focusNext : null;
+  const id = inside ? active.id : '';
   render();
   if (!inside || root.contains(active)) return;
   const find = (k) => (k ? root.querySelector(`[data-focus-key="${CSS.escape(k)}"]`) : null);
-  const target = find(key) || find(next);
+  const byId = id ? root.querySelector(`#${CSS.escape(id)}`) : null;
+  const target = find(key) || byId || find(next);
   if (target) { target.focus(); return; }
   if (!root.hasAttribute('tabindex')) root.setAttribute('tabindex', '-1');
   root.focus();
