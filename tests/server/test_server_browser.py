@@ -12,7 +12,6 @@ import pytest
 from dexto.config.paths import DextoPaths
 from dexto.llm.marketplace import write_cache
 from tests._samples import SAMPLE_ROWS
-from tests.server import _chat_stack
 from tests.server._serve import DEXTO_ONLY
 from tests.server.conftest import StartServer, row, shot
 
@@ -133,7 +132,8 @@ def test_custom_model_form_adds_a_selectable_model(serve: StartServer, isolated_
 
 def test_prompt_via_dexto_then_fallback_after_credits_run_out(
         serve: StartServer, tmp_path: Path, open_page: Any) -> None:
-    with _chat_stack.chat_stack(tmp_path) as stack:
+    from tests.server import _chat_stack as gw  # a broken helper must fail, not skip
+    with gw.chat_stack(tmp_path) as stack:
         s = serve(stack.env)
         page = open_page(s)
         assert page.locator('#current .badge[data-route="dexto"]').count() == 1
