@@ -15,8 +15,12 @@ from tests.server.conftest import StartServer
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-_DEAD = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-         "ALL_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
+_DEAD = {
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "ALL_PROXY": "http://127.0.0.1:9",
+    "NO_PROXY": "",
+}
 # both spellings: the lower-case one wins where both are set
 DEAD_PROXY = {**_DEAD, **{k.lower(): v for k, v in _DEAD.items()}}
 
