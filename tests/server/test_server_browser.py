@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,68 +12,18 @@ import pytest
 from dexto.config.paths import DextoPaths
 from dexto.llm.marketplace import write_cache
 from tests._samples import SAMPLE_ROWS
-from tests.server._serve import DEXTO_ONLY, Served
-from tests.server.conftest import StartServer
+from tests.server._serve import DEXTO_ONLY
+from tests.server.conftest import StartServer, row, shot
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-# Read at import: the autouse isolated_env fixture removes DEXTO_* variables per test.
-REQUIRE = os.environ.get("DEXTO_REQUIRE_SERVICES") == "1"
-SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 GLM = "z-ai/glm-4.5-air:free"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if REQUIRE:
-            pytest.fail(reason + " and DEXTO_REQUIRE_SERVICES=1")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def open_page(browser: Any) -> Iterator[Any]:
-    pages: list[Any] = []
-
-    def go(served: Served, fragment: str = "") -> Any:
-        ctx = browser.new_context(viewport={"width": 1360, "height": 900})
-        page = ctx.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.errors = errors
-        page.goto(served.url + "/" + fragment)
-        page.wait_for_selector("body[data-ready=true]", timeout=10_000)
-        pages.append(page)
-        return page
-
-    yield go
-    for page in pages:
-        assert page.errors == [], page.errors
-        page.context.close()
-
-
-def shot(page: Any, name: str, *, full: bool = False) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full)
-
-
-def row(page: Any, provider: str, model: str) -> Any:
-    return page.locator(f'.model[data-provider="{provider}"][data-model="{model}"]')
 
 
 def search(page: Any, text: str) -> None:
     page.fill("#search", text)
-    page.wait_for_function("(q) => document.querySelector('#search').value === q", arg=text)
-    page.wait_for_timeout(400)  # debounce + round trip
+    page.wait_for_function("(q) => document.querySelector('#groups').dataset.query === q",
+                           arg=text)
 
 
 def assert_no_key_in_page_storage(page: Any, secret: str) -> None:
@@ -90,8 +38,6 @@ def test_dexto_key_alone_makes_openrouter_selectable(serve: StartServer, isolate
     write_cache(DextoPaths(isolated_env), SAMPLE_ROWS)
     s = serve(DEXTO_ONLY)
     page = open_page(s)
-    interactive_ms = float(page.evaluate("document.body.dataset.interactiveMs"))
-    assert interactive_ms < 1000, interactive_ms
     group = page.locator('.group[data-provider="openrouter"]')
     assert group.locator("h3").inner_text() == "Dexto Marketplace"
     assert page.locator('.group[data-provider="dexto"]').count() == 0
@@ -186,7 +132,7 @@ def test_custom_model_form_adds_a_selectable_model(serve: StartServer, isolated_
 
 def test_prompt_via_dexto_then_fallback_after_credits_run_out(
         serve: StartServer, tmp_path: Path, open_page: Any) -> None:
-    gw = pytest.importorskip("tests.server._chat_stack")
+    from tests.server import _chat_stack as gw  # a broken helper must fail, not skip
     with gw.chat_stack(tmp_path) as stack:
         s = serve(stack.env)
         page = open_page(s)

@@ -30,7 +30,56 @@ def test_openapi_document(serve: StartServer) -> None:
     for ops in paths.values():
         for op in ops.values():
             assert op["responses"], op
+            assert "422" not in op["responses"], op
+            for status in ("403", "500"):
+                schema = op["responses"][status]["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Error"}
+    schemas = doc["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas and "ValidationError" not in schemas
+    assert schemas["Error"]["properties"]["error"]["required"] == ["code", "message", "fix"]
+    switch = paths["/llm/switch"]["post"]
+    assert {"400", "413", "415"} <= set(switch["responses"])
+    assert "401" not in switch["responses"] and "security" not in doc  # no token configured
+    assert "409" in paths["/llm/chat"]["post"]["responses"]
+    assert "404" in paths["/llm/custom-models/{name}"]["delete"]["responses"]
+    body = schemas["SwitchRequest"]["properties"]
+    assert "dexto" not in body["provider"]["enum"] and "anthropic" in body["provider"]["enum"]
+    catalog_params = {p["name"]: p for p in paths["/llm/catalog"]["get"]["parameters"]}
+    assert "openrouter" in catalog_params["provider"]["schema"]["enum"]
     _assert_refs_resolve(doc, doc)
+
+
+def test_errors_match_the_document(serve: StartServer) -> None:
+    """Each documented error status, provoked for real, answers the documented Error body."""
+    s = serve(DEXTO_ONLY)
+    cases = [
+        s.post("/llm/switch", json={"provider": "dexto", "model": "x"}),  # 400
+        s.get("/llm/current", headers={"host": "evil.example"}),  # 403
+        s.delete("/llm/custom-models/nope"),  # 404
+        s.post("/llm/switch", content=b"x=1", headers={"content-type": "text/plain"}),  # 415
+        s.post("/llm/chat", json={"prompt": "   "}),  # 400: blank prompt
+    ]
+    assert [r.status_code for r in cases] == [400, 403, 404, 415, 400]
+    for r in cases:
+        assert error_code(r)
+    allow = s.client.request("OPTIONS", "/llm/custom-models")
+    assert allow.status_code == 405 and allow.headers["allow"] == "GET, POST"
+
+
+def test_docs_page_and_assets_are_served_without_the_token(serve: StartServer) -> None:
+    s = serve(token="docs-token-0123456789")
+    anon = httpx.Client(base_url=s.url)
+    page = anon.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "/docs/assets/swagger-ui-bundle.js" in page.text and "http" not in page.text
+    js = anon.get("/docs/assets/swagger-ui-bundle.js")
+    assert js.status_code == 200 and len(js.content) > 100_000
+    doc = anon.get("/openapi.json").json()
+    assert doc["security"] == [{"bearer": []}]
+    assert all("401" in op["responses"] for ops in doc["paths"].values() for op in ops.values())
+    assert anon.get("/llm/current").status_code == 401
+    anon.close()
 
 
 def _assert_refs_resolve(node: object, doc: dict[str, object]) -> None:
@@ -79,6 +128,23 @@ def test_dns_rebinding_and_cross_origin_writes_refused(serve: StartServer) -> No
                   headers={"origin": "http://evil.example"})
     assert resp.status_code == 403 and error_code(resp) == "FORBIDDEN"
     assert s.get("/llm/current").json()["provider"] == "anthropic"
+
+
+def test_writes_need_this_servers_full_origin(serve: StartServer) -> None:
+    s = serve(DEXTO_ONLY)
+    port = int(s.url.rsplit(":", 1)[1])
+    body = {"provider": "openai", "model": "gpt-5"}
+    refused = [f"https://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}",
+               f"http://localhost:{port}", "null", "", f"http://127.0.0.1:{port}/path",
+               f"http://user@127.0.0.1:{port}", f"ftp://127.0.0.1:{port}"]
+    for origin in refused:
+        resp = s.post("/llm/switch", json=body, headers={"origin": origin})
+        assert resp.status_code == 403 and error_code(resp) == "FORBIDDEN", origin
+    assert s.get("/llm/current").json()["provider"] == "anthropic"
+    # reads are not origin-checked; the server's own origin (any case) may write
+    assert s.get("/llm/current", headers={"origin": "https://evil.example"}).status_code == 200
+    ok = s.post("/llm/switch", json=body, headers={"origin": f"HTTP://127.0.0.1:{port}"})
+    assert ok.status_code == 200 and ok.json()["provider"] == "openai"
 
 
 def test_token_required_when_configured(serve: StartServer) -> None:

@@ -15,6 +15,7 @@ from dexto.server import (
     routes_catalog,
     routes_chat,
     routes_custom,
+    routes_docs,
     routes_keys,
     routes_selection,
     routes_ui,
@@ -23,6 +24,7 @@ from dexto.server.credits import CreditsTracker, fetch_balance
 from dexto.server.deps import AppState
 from dexto.server.errors import install_error_handlers
 from dexto.server.guard import Guard
+from dexto.server.openapi import DOCS_ASSETS, install_openapi
 from dexto.server.refresher import MarketplaceRefresher
 from dexto.server.settings import ServerSettings
 from dexto.server.state import LocalView
@@ -59,10 +61,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.dexto = AppState(settings=settings, view=LocalView(settings),
                                credits=credits, session_id=f"serve-{uuid.uuid4()}")
     install_error_handlers(app)
+    install_openapi(app, token=settings.token is not None)
     for module in (routes_catalog, routes_selection, routes_custom, routes_keys, routes_chat,
-                   routes_ui):
+                   routes_ui, routes_docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=routes_ui.STATIC_DIR), name="static")
+    if DOCS_ASSETS is not None:
+        app.mount("/docs/assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
     app.add_middleware(Guard, token=settings.token, allowed_hosts=settings.allowed_hosts(),
                        max_body=settings.max_body_bytes)
     return app

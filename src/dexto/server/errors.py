@@ -7,6 +7,8 @@ same body, status 500, because the request itself was fine.
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,6 +17,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dexto.errors import DextoError
+
+log = logging.getLogger("dexto.server")
 
 __all__ = [
     "STATUS_BY_CODE",
@@ -98,14 +102,33 @@ async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
                                  "send a JSON body matching the schema in /openapi.json"))
 
 
-async def _on_http(_: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str | None:
+    """Every documented method at this path (Starlette names only the first route's)."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, ops in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^}]+\\\}", ".+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods |= {m.upper() for m in ops}
+    return ", ".join(sorted(methods)) or None
+
+
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        allow = _allowed_methods(request)
+        if allow:
+            headers["Allow"] = allow
     return _json(exc.status_code, error_body(code, str(exc.detail), "see /openapi.json"),
-                 dict(exc.headers or {}))
+                 headers)
 
 
-async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # the answer names only the class; the log gets the cause and its traceback
+    log.error("unexpected error on %s %s: %s: %s", request.method, request.url.path,
+              type(exc).__name__, exc, exc_info=exc)
     return _json(500, error_body("INTERNAL_ERROR", f"unexpected {type(exc).__name__}",
                                  "see the server log; please report it"))
 

@@ -1,6 +1,8 @@
 """The server's front door (pure ASGI, so streams pass through untouched).
 
-In order: Host allow-list on loopback binds (DNS rebinding), cross-origin writes refused, bearer
+In order: Host allow-list on loopback binds (DNS rebinding), cross-origin writes refused (the
+``Origin`` must equal this server's own origin: scheme, host and port, default ports
+normalised; ``Origin: null`` is refused too), bearer
 token when one is configured, JSON-only request bodies, and a body size limit enforced on the
 bytes actually received (not only the ``Content-Length`` header).
 """
@@ -15,7 +17,7 @@ from urllib.parse import urlsplit
 
 from dexto.server.errors import STATUS_BY_CODE, error_body
 
-__all__ = ["Guard", "PUBLIC_PATHS"]
+__all__ = ["PUBLIC_PATHS", "Guard", "same_origin"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -23,9 +25,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-#: The page and its assets carry no data, so a browser can load them before it has the token.
-PUBLIC_PATHS = ("/", "/favicon.ico")
-PUBLIC_PREFIX = "/static/"
+#: The pages, their assets and the API description carry no data, so a browser can load them
+#: before it has the token.
+PUBLIC_PATHS = ("/", "/favicon.ico", "/docs", "/openapi.json")
+PUBLIC_PREFIXES = ("/static/", "/docs/assets/")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
@@ -67,13 +70,14 @@ class Guard:
             raise _Reject("FORBIDDEN", f"host {host!r} is not served here",
                           "open the page through http://127.0.0.1 or http://localhost")
         origin = headers.get("origin")
-        if origin and scope["method"] not in ("GET", "HEAD") and urlsplit(origin).netloc != host:
+        if (origin is not None and scope["method"] not in ("GET", "HEAD")
+                and not same_origin(origin, str(scope.get("scheme", "http")), host)):
             raise _Reject("FORBIDDEN", "cross-origin requests are refused",
                           "call the API from the page served by this server")
 
     def _check_token(self, scope: Scope, headers: dict[str, str]) -> None:
         path: str = scope["path"]
-        if self.token is None or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIX):
+        if self.token is None or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             return
         given = headers.get("authorization", "")
         scheme, _, value = given.partition(" ")
@@ -106,6 +110,34 @@ class Guard:
             raise _Reject("UNSUPPORTED_MEDIA_TYPE", f"content type {ctype or 'none'!r} is not "
                           "accepted", "send the body as application/json")
         return _replay(body, receive)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin_tuple(scheme: str, netloc: str) -> tuple[str, str, int] | None:
+    try:
+        parts = urlsplit(f"{scheme}://{netloc}")
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname or parts.username is not None or parts.password is not None:
+        return None
+    scheme = scheme.lower()
+    return (scheme, parts.hostname.lower(), port if port is not None
+            else _DEFAULT_PORTS.get(scheme, -1))
+
+
+def same_origin(origin: str, scheme: str, host: str) -> bool:
+    """Whether the ``Origin`` header names this server (``scheme://host``) exactly."""
+    try:
+        given = urlsplit(origin.strip())
+    except ValueError:
+        return False
+    if given.path not in ("", "/") or given.query or given.fragment or not given.scheme:
+        return False
+    mine = _origin_tuple(scheme, host)
+    return mine is not None and _origin_tuple(given.scheme, given.netloc) == mine
 
 
 def _too_large(limit: int) -> _Reject:

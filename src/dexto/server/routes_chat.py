@@ -18,16 +18,39 @@ from dexto.llm.execution import Model, StreamEvent, open_model
 from dexto.llm.routing import decide
 from dexto.server.chat_stream import stream_events
 from dexto.server.deps import AppState, app_state
+from dexto.server.openapi import WS, error_responses
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/llm", tags=["chat"])
 State = Annotated[AppState, Depends(app_state)]
+#: One server-sent event (OpenAPI 3.1: the ``text/event-stream`` schema describes each event).
+_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["route", "delta", "tool_call", "done", "error"]},
+        "data": {"type": "string", "contentMediaType": "application/json",
+                 "description": "route: {planned}; delta: {text}; tool_call: {index, id, name, "
+                                "arguments}; done: {text, route, usage, creditsRemaining, "
+                                "toolCalls, warnings}; error: {error: {code, message, fix}}"},
+    },
+}
 _SSE_DOC: dict[int | str, dict[str, Any]] = {
     200: {"description": "server-sent events: route, delta*, done | error",
-          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-    409: {"description": "NO_CREDENTIALS"},
+          "content": {"text/event-stream": {"schema": _EVENT_SCHEMA}}},
+    **error_responses(409, 501),
 }
+
+
+def _exactly_one_input(schema: dict[str, Any]) -> None:
+    """Document the rule ``_one_input`` enforces: exactly one of prompt and messages."""
+    props = schema["properties"]
+    props["prompt"] = {"type": "string", "minLength": 1, "maxLength": 100_000,
+                       "pattern": f"[^{WS}]", "description": "one user message (not blank)"}
+    messages = props["messages"]
+    props["messages"] = next(s for s in messages.get("anyOf", [messages])
+                             if s.get("type") == "array")
+    schema["oneOf"] = [{"required": ["prompt"]}, {"required": ["messages"]}]
 
 
 class ChatMessage(BaseModel):
@@ -38,7 +61,7 @@ class ChatMessage(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_input)
 
     prompt: str | None = Field(default=None, min_length=1, max_length=100_000)
     messages: list[ChatMessage] | None = Field(default=None, min_length=1, max_length=200)
@@ -48,6 +71,8 @@ class ChatRequest(BaseModel):
     def _one_input(self) -> ChatRequest:
         if (self.prompt is None) == (self.messages is None):
             raise ValueError("give exactly one of prompt or messages")
+        if self.prompt is not None and not self.prompt.strip():
+            raise ValueError("prompt is blank")
         return self
 
     def as_messages(self) -> list[dict[str, str]]:
@@ -57,8 +82,8 @@ class ChatRequest(BaseModel):
 
 
 def _open_model(st: AppState, prefer: str | None) -> Model:
-    snap = st.view.snapshot()
-    return open_model(snap.agent.llm.selection, agent=snap.agent, prefer=prefer,
+    agent = st.view.snapshot().require_agent()
+    return open_model(agent.llm.selection, agent=agent, prefer=prefer,
                       env=st.settings.env, session_id=st.session_id, source="server")
 
 
@@ -73,8 +98,8 @@ async def _closing(model: Model, messages: list[dict[str, str]]) -> AsyncIterato
 @router.post("/chat", response_class=StreamingResponse, responses=_SSE_DOC,
              summary="Try the current selection: streams text, then the route taken")
 def chat(st: State, body: ChatRequest) -> StreamingResponse:
-    snap = st.view.snapshot()
-    planned = decide(snap.agent.llm.selection, st.view.context(body.prefer)).to_json()
+    agent = st.view.snapshot().require_agent()
+    planned = decide(agent.llm.selection, st.view.context(body.prefer)).to_json()
     model = _open_model(st, body.prefer)
 
     def on_done(final: dict[str, Any]) -> None:

@@ -11,18 +11,47 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Response
 from pydantic import BaseModel
 
-from dexto.config.custom_models import CustomModel, parse_custom_models
+from dexto.config.custom_models import CUSTOM_MODEL_PROVIDERS, CustomModel, parse_custom_models
 from dexto.errors import DextoError
+from dexto.llm.marketplace import ValidationStatus
+from dexto.llm.providers import PROVIDERS
 from dexto.server import custom_store
 from dexto.server.deps import AppState, app_state
 from dexto.server.errors import ApiError, LocalStateFailure
+from dexto.server.openapi import MODEL_ID_SCHEMA, WS, error_responses
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/llm/custom-models", tags=["custom models"])
 State = Annotated[AppState, Depends(app_state)]
+_NEEDS_BASE_URL = [p for p in CUSTOM_MODEL_PROVIDERS if PROVIDERS[p].requires_base_url]
+_NEEDS_FILE = [p for p in CUSTOM_MODEL_PROVIDERS if PROVIDERS[p].wire == "local"]
+
+
+def _body_schema() -> dict[str, Any]:
+    """``CustomModel`` with the rules its validators enforce, one variant per provider kind."""
+    base = CustomModel.model_json_schema()
+    props: dict[str, Any] = dict(base["properties"])
+    url = {"type": "string", "pattern": rf"^https?://[^{WS}/]+"}
+    env = {"type": "string", "pattern": r"^\$?[A-Za-z_][A-Za-z0-9_]*$"}
+    props["name"] = {**MODEL_ID_SCHEMA, "title": "Name"}
+    props["baseURL"] = {"anyOf": [url, {"type": "null"}], "title": "Baseurl"}
+    props["apiKeyEnv"] = {"anyOf": [env, {"type": "null"}], "title": "Apikeyenv"}
+    plain = [p for p in CUSTOM_MODEL_PROVIDERS if p not in _NEEDS_BASE_URL + _NEEDS_FILE]
+    kinds: list[tuple[list[str], dict[str, Any], list[str]]] = [
+        (plain, {}, []),
+        (_NEEDS_BASE_URL, {"baseURL": url}, ["baseURL"]),
+        (_NEEDS_FILE, {"filePath": {"type": "string", "pattern": r"\.gguf$"}}, ["filePath"]),
+    ]
+    variants = [{"type": "object", "additionalProperties": False,
+                 "required": ["name", "provider", *required],
+                 "properties": {**props, **extra, "provider": {"type": "string", "enum": ids}}}
+                for ids, extra, required in kinds if ids]
+    return {"title": "CustomModel", "anyOf": variants}
+
+
 _BODY_SCHEMA = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": CustomModel.model_json_schema()}}}}
+    "application/json": {"schema": _body_schema()}}}}
 
 
 class CustomModelList(BaseModel):
@@ -33,7 +62,7 @@ class CustomModelList(BaseModel):
 class Saved(BaseModel):
     model: dict[str, Any]
     replaced: bool
-    validation: str | None
+    validation: ValidationStatus | None
 
 
 def _listing(st: AppState) -> CustomModelList:
@@ -75,6 +104,7 @@ def add_model(st: State, raw: Annotated[dict[str, Any], Body()]) -> Saved:
 
 
 @router.delete("/{name:path}", status_code=204, response_class=Response,
+               responses=error_responses(404),
                summary="Remove a custom model by name (optionally only for one provider)")
 def delete_model(st: State, name: str, provider: str | None = None) -> Response:
     try:

@@ -13,10 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from dexto.auth.store import ApiEntry, set_entry
 from dexto.errors import DextoError, ProviderNotAllowedError
-from dexto.llm.providers import INTERNAL_PROVIDER, Provider, get_provider
+from dexto.llm.providers import INTERNAL_PROVIDER, PROVIDERS, Provider, get_provider
 from dexto.llm.routing import provider_state
 from dexto.server.deps import AppState, app_state
 from dexto.server.errors import ApiError, LocalStateFailure
+from dexto.server.openapi import WS
 
 __all__ = ["accepts_stored_key", "router"]
 
@@ -33,8 +34,11 @@ def accepts_stored_key(p: Provider) -> bool:
 class KeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
-    provider: str
-    key: SecretStr = Field(min_length=8, max_length=4096)
+    provider: str = Field(json_schema_extra={
+        "enum": [pid for pid, p in PROVIDERS.items()
+                 if pid != INTERNAL_PROVIDER and accepts_stored_key(p)]})
+    key: SecretStr = Field(min_length=8, max_length=4096,
+                           json_schema_extra={"pattern": rf"^[^{WS}\x00-\x1f]+$"})
 
     @field_validator("key")
     @classmethod

@@ -5,6 +5,11 @@ A *snapshot* is the agent file, the routing context and the local state built by
 that feeds the catalog (agent, auth store, preferences, custom models, marketplace cache) plus a
 one-minute clock bucket (the marketplace cache turns stale with time). The catalog JSON is
 rendered once per snapshot and served as bytes.
+
+A broken agent file does not break the snapshot: the catalog is built without the agent
+(``agent`` is None, ``agent_error`` says why), so the page can show the error and the picker can
+still write a selection that repairs the file. Only routes that run the agent call
+``require_agent``.
 """
 
 from __future__ import annotations
@@ -22,10 +27,10 @@ from dexto.llm.catalog import build_catalog
 from dexto.llm.context import LocalState, build_context
 from dexto.llm.marketplace import load_marketplace
 from dexto.llm.routing import RoutingContext
-from dexto.server.errors import LocalStateFailure
+from dexto.server.errors import ApiError, LocalStateFailure
 from dexto.server.settings import ServerSettings
 
-__all__ = ["LocalView", "Snapshot"]
+__all__ = ["REPAIR_FIX", "LocalView", "Snapshot", "agent_fix"]
 
 Fingerprint = tuple[object, ...]
 
@@ -41,11 +46,33 @@ def _stat(path: Path) -> tuple[int, int, int] | None:
 @dataclass
 class Snapshot:
     fingerprint: Fingerprint
-    agent: AgentConfig
+    agent: AgentConfig | None
     ctx: RoutingContext
     local: LocalState
+    agent_error: DextoError | None = None
     _catalog: bytes | None = None
     _by_prefer: dict[str, RoutingContext] = field(default_factory=dict)
+
+    def require_agent(self) -> AgentConfig:
+        """The agent; a broken agent file is a 409 carrying the file's own error and fix."""
+        if self.agent is None:
+            err = self.agent_error
+            raise ApiError(err.code if err else "INVALID_CONFIG",
+                           err.message if err else "the agent file could not be read",
+                           fix=agent_fix(err) if err else "", status=409)
+        return self.agent
+
+
+_REPAIRABLE = ("llm.provider", "llm.model")
+REPAIR_FIX = ("pick a model in the list (POST /llm/switch): it rewrites llm.provider and "
+              "llm.model in the agent file and keeps its comments")
+
+
+def agent_fix(err: DextoError) -> str:
+    """The agent-file error's fix, led by the switch when that alone repairs the file."""
+    if getattr(err, "field", None) in _REPAIRABLE:
+        return f"{REPAIR_FIX}; or {err.fix}" if err.fix else REPAIR_FIX
+    return err.fix
 
 
 class LocalView:
@@ -74,14 +101,19 @@ class LocalView:
             return self._snap
 
     def _build(self, fp: Fingerprint) -> Snapshot:
+        agent: AgentConfig | None = None
+        agent_error: DextoError | None = None
         try:
             agent = load_agent_file(self.settings.agent_path)
+        except DextoError as err:
+            agent_error = err
+        try:
             market = load_marketplace(self.paths)
             ctx, local = build_context(env=self.settings.env, agent=agent, paths=self.paths,
                                        marketplace=market)
         except DextoError as err:
             raise LocalStateFailure(err) from None
-        return Snapshot(fp, agent, ctx, local)
+        return Snapshot(fp, agent, ctx, local, agent_error)
 
     def context(self, prefer: str | None = None) -> RoutingContext:
         """The routing context, with a per-request ``prefer`` override when given (SPEC §5.2)."""

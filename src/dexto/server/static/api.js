@@ -3,9 +3,14 @@
 let token = null;
 let unauthorized = null;
 
+// Read `#token=…` from the address once, then remove it from the address (and so from the
+// history entry), keeping any other fragment parts.
 export function initToken() {
-  const m = location.hash.match(/(?:^#|&)token=([^&]+)/);
-  if (m) token = decodeURIComponent(m[1]);
+  const m = location.hash.match(/(?:^#|&)token=([^&]*)/);
+  if (!m) return;
+  token = decodeURIComponent(m[1]) || null;
+  const rest = location.hash.slice(1).split('&').filter((p) => !p.startsWith('token=')).join('&');
+  history.replaceState(history.state, '', `${location.pathname}${location.search}${rest ? `#${rest}` : ''}`);
 }
 
 export function setToken(value) { token = value; }
@@ -28,14 +33,22 @@ function headers(withBody) {
   return h;
 }
 
+// One token prompt at a time, shared by every request that met a 401.
+let asking = null;
+function askOnce() {
+  if (!asking) asking = Promise.resolve(unauthorized()).finally(() => { asking = null; });
+  return asking;
+}
+
+// A 401 asks for the token; the request is retried only when a token was entered, so
+// dismissing the prompt (Escape, Cancel) ends with the 401 instead of asking again.
 async function send(path, method, body, signal) {
   const withBody = body !== undefined;
   const res = await fetch(path, {
     method, headers: headers(withBody), signal,
     body: withBody ? JSON.stringify(body) : undefined,
   });
-  if (res.status === 401 && unauthorized) {
-    await unauthorized();
+  if (res.status === 401 && unauthorized && await askOnce()) {
     return send(path, method, body, signal);
   }
   return res;

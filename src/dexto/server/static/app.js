@@ -5,15 +5,15 @@ import { wireChat } from './chat.js';
 import { renderAccount, renderCurrent } from './current.js';
 import { fillProviders, wireCustomForm } from './custom.js';
 import { askToken, openKeyDialog } from './dialogs.js';
-import { debounce, toast } from './format.js';
-import { renderPicker } from './picker.js';
+import { debounce, el, renderKeepingFocus, setChildren, toast } from './format.js';
+import { renderPicker, wirePickerKeys } from './picker.js';
 
 const $ = (id) => document.getElementById(id);
 
 const view = {
   meta: null, catalog: null, shown: null, current: null,
   expanded: new Set(), searching: false, query: '',
-  rerender() { renderPicker($('groups'), view.shown, view); },
+  rerender() { renderKeepingFocus($('groups'), () => renderPicker($('groups'), view.shown, view)); },
   async onSelect(pid, model) {
     try {
       view.current = await api('/llm/switch', { method: 'POST', body: { provider: pid, model: model.id } });
@@ -35,7 +35,7 @@ const view = {
   },
   async onCredits() {
     view.current = await api('/llm/current');
-    renderCurrent($('current'), view.current, view.catalog, view);
+    showCurrent();
   },
   async onCustomAdded(model) {
     await reload();
@@ -45,21 +45,29 @@ const view = {
   },
 };
 
+function showCurrent() {
+  renderKeepingFocus($('current'), () => renderCurrent($('current'), view.current, view.catalog, view));
+}
+
 function renderAll() {
   renderAccount($('account'), view.catalog);
-  renderCurrent($('current'), view.current, view.catalog, view);
+  showCurrent();
   view.rerender();
 }
 
 async function search(q) {
   view.query = q;
   view.searching = Boolean(q.trim());
-  if (!view.searching) { view.shown = view.catalog; view.rerender(); return; }
+  if (!view.searching) { view.shown = view.catalog; view.rerender(); shownFor(q); return; }
   const result = await api(`/llm/catalog?search=${encodeURIComponent(q)}`);
   if (view.query !== q) return;
   view.shown = result;
   view.rerender();
+  shownFor(q);
 }
+
+// The search text the picker currently shows results for (tests and assistive tech wait on it).
+function shownFor(q) { $('groups').dataset.query = q; }
 
 async function reload() {
   const [catalog, current] = await Promise.all([api('/llm/catalog'), api('/llm/current')]);
@@ -71,6 +79,13 @@ async function reload() {
   renderAll();
 }
 
+// Skip links move keyboard focus (not only the scroll position) and leave the address alone.
+function wireSkipLinks() {
+  for (const a of document.querySelectorAll('a[data-skip]')) {
+    a.addEventListener('click', (ev) => { ev.preventDefault(); $(a.dataset.skip).focus(); });
+  }
+}
+
 async function boot() {
   initToken();
   onUnauthorized(askToken);
@@ -79,12 +94,26 @@ async function boot() {
   wireChat(view);
   wireCustomForm(view);
   $('search').addEventListener('input', debounce((ev) => search(ev.target.value), 120));
+  wirePickerKeys($('groups'), $('search'));
   const t = performance.now();
   performance.mark('dexto:interactive');
   document.body.dataset.interactiveMs = t.toFixed(1);
   document.body.dataset.ready = 'true';
 }
 
-boot().catch((err) => {
-  $('groups').replaceChildren(document.createTextNode(`Could not load the catalog: ${err.message}`));
-});
+// A failed start shows the error and its fix where the selection would be, with a retry.
+function showBootError(err) {
+  setChildren($('current'),
+    el('div', { class: 'cur-route' },
+      el('p', { class: 'cur-error', id: 'boot-error', text: `Could not load the page: ${err.message}` }),
+      err.fix ? el('p', { class: 'fix small' }, el('span', { class: 'fix-label', text: 'How to fix' }), ` ${err.fix}`) : null,
+      el('button', { type: 'button', class: 'primary', id: 'boot-retry', text: 'Try again',
+        onclick: () => { start(); } })));
+  setChildren($('groups'), el('p', { class: 'empty', text: 'The catalog is not loaded.' }));
+  $('groups').setAttribute('aria-busy', 'false');
+}
+
+function start() { boot().catch(showBootError); }
+
+wireSkipLinks();
+start();

@@ -10,9 +10,11 @@ function findModel(catalog, pid, id) {
 function routeBlock(cur, labels) {
   const d = cur.decision;
   if (!d) {
-    return el('div', { class: 'cur-route' },
-      badge('none', labels),
-      el('p', { class: 'cur-error', text: cur.error ? cur.error.message : 'Not available.' }),
+    return el('div', { class: 'cur-route', dataset: { agentError: String(Boolean(cur.agentFileError)) } },
+      cur.agentFileError
+        ? el('span', { class: 'badge badge-fallback', text: 'agent file error' })
+        : badge('none', labels),
+      el('p', { class: 'cur-error', id: 'current-error', text: cur.error ? cur.error.message : 'Not available.' }),
       cur.error && cur.error.fix ? el('p', { class: 'fix small' },
         el('span', { class: 'fix-label', text: 'How to fix' }), ` ${cur.error.fix}`) : null);
   }
@@ -31,16 +33,18 @@ export function renderCurrent(root, cur, catalog, view) {
   const balance = credits(cur.creditsRemaining);
   setChildren(root,
     el('div', { class: 'cur-main' },
-      el('div', { class: 'eyebrow', text: 'Current model' }),
-      el('div', { class: 'cur-name', id: 'current-name', text: model ? model.displayName : cur.model }),
-      el('div', { class: 'mono small muted', text: `${prov ? prov.name : cur.provider} · ${cur.provider}/${cur.model}` })),
+      el('div', { class: 'eyebrow', text: cur.agentFileError ? 'Agent file (not loadable)' : 'Current model' }),
+      el('div', { class: 'cur-name', id: 'current-name', text: model ? model.displayName : (cur.model || '—') }),
+      el('div', { class: 'mono small muted', text: `${prov ? prov.name : cur.provider} · ${cur.provider}/${cur.model}` }),
+      cur.agentFileError ? el('div', { class: 'mono small muted', text: cur.agentFile }) : null),
     routeBlock(cur, view.meta.badges),
     el('div', { class: 'cur-credits' },
       el('div', { class: 'eyebrow', text: 'Dexto credits' }),
       el('div', { class: 'credits', id: 'credits', text: balance || '—' }),
       el('div', { class: 'small muted', text: balance ? 'remaining, as of the last request' : 'shown after a request via Dexto' })),
     !cur.decision && prov && !prov.hasEffectiveCredentials
-      ? el('button', { type: 'button', class: 'primary', text: `Connect ${prov.name}…`, onclick: () => view.onConnect(cur.provider) })
+      ? el('button', { type: 'button', class: 'primary', text: `Connect ${prov.name}…`,
+        dataset: { focusKey: 'current-connect' }, onclick: () => view.onConnect(cur.provider) })
       : null);
 }
 

@@ -2,6 +2,7 @@
 
 import { api } from './api.js';
 import { debounce, el, setChildren } from './format.js';
+import { offersOwnKey } from './offers.js';
 
 const $ = (id) => document.getElementById(id);
 const ICONS = { known: '✓', unknown: '!', unverified: '?' };
@@ -22,9 +23,7 @@ function syncFields(view) {
   const facts = view.meta.providers[pid] || {};
   $('cm-baseurl-row').hidden = !facts.requiresBaseURL;
   $('cm-file-row').hidden = !facts.requiresFilePath;
-  const prov = view.catalog.providers[pid];
-  $('cm-own-key').hidden = !(pid === 'openrouter' && facts.acceptsKey && prov
-    && prov.hasEffectiveCredentials && !prov.hasDirectKey);
+  $('cm-own-key').hidden = !offersOwnKey(pid, view.catalog.providers[pid], facts);
 }
 
 let seq = 0;

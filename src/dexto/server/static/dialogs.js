@@ -5,6 +5,12 @@ import { api, setToken } from './api.js';
 
 const $ = (id) => document.getElementById(id);
 
+// Cancel buttons are plain buttons (not submitters), so Enter in a field submits the dialog's
+// primary action rather than the first button in the form.
+for (const [button, dialog] of [['key-cancel', 'key-dialog'], ['token-cancel', 'token-dialog']]) {
+  $(button).addEventListener('click', () => $(dialog).close('cancel'));
+}
+
 // Open the key dialog for provider `pid`. `prov` is the catalog entry (its `fix` field is the
 // exact remedy computed by the server). Resolves true when a key was saved.
 export function openKeyDialog(pid, prov, facts, { voluntary = false } = {}) {
@@ -35,9 +41,9 @@ export function openKeyDialog(pid, prov, facts, { voluntary = false } = {}) {
       if (dialog.open) dialog.close();
       resolve(saved);
     };
-    const onClose = () => finish(false);
+    // a close event queued by the previous opening can arrive after this one began: ignore it
+    const onClose = () => { if (!dialog.open) finish(false); };
     const onSubmit = async (ev) => {
-      if (ev.submitter && ev.submitter.value === 'cancel') return;
       ev.preventDefault();
       const key = input.value.trim();
       if (key.length < 8) { $('key-error').textContent = 'That key looks too short.'; return; }
@@ -56,16 +62,24 @@ export function openKeyDialog(pid, prov, facts, { voluntary = false } = {}) {
   });
 }
 
+// Ask for the server token; resolves true when one was entered, false when the dialog was
+// dismissed (Escape or Cancel), in which case the token is left as it was.
 export function askToken() {
   const dialog = $('token-dialog');
+  const input = $('token-input');
   return new Promise((resolve) => {
     const onClose = () => {
-      setToken($('token-input').value.trim());
-      $('token-input').value = '';
+      if (dialog.open) return; // queued by an earlier opening
       dialog.removeEventListener('close', onClose);
-      resolve();
+      const value = input.value.trim();
+      input.value = '';
+      const entered = dialog.returnValue === 'ok' && value !== '';
+      if (entered) setToken(value);
+      resolve(entered);
     };
     dialog.addEventListener('close', onClose);
+    dialog.returnValue = '';
     if (!dialog.open) dialog.showModal();
+    input.focus();
   });
 }

@@ -21,6 +21,25 @@ export function setChildren(node, ...children) {
   node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
 }
 
+// Re-render `root` with `render()` without dropping keyboard focus to <body>: the element that
+// had focus is found again by its data-focus-key (or its id); if it is gone, the one its
+// data-focus-next names, else `root` itself (made focusable for that).
+export function renderKeepingFocus(root, render) {
+  const active = document.activeElement;
+  const inside = active && active !== root && root.contains(active);
+  const key = inside ? active.dataset.focusKey : null;
+  const next = inside ? active.dataset.focusNext : null;
+  const id = inside ? active.id : '';
+  render();
+  if (!inside || root.contains(active)) return;
+  const find = (k) => (k ? root.querySelector(`[data-focus-key="${CSS.escape(k)}"]`) : null);
+  const byId = id ? root.querySelector(`#${CSS.escape(id)}`) : null;
+  const target = find(key) || byId || find(next);
+  if (target) { target.focus(); return; }
+  if (!root.hasAttribute('tabindex')) root.setAttribute('tabindex', '-1');
+  root.focus();
+}
+
 function money(v) {
   if (v >= 100) return v.toFixed(0);
   if (v >= 1) return v.toFixed(2).replace(/\.?0+$/, '');

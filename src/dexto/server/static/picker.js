@@ -2,6 +2,8 @@
 // Selectable = the row's hasEffectiveCredentials (the provider's for older answers), as computed
 // by the server. Nothing else.
 
+import { offersOwnKey } from './offers.js';
+
 import { badge, context, el, price, setChildren } from './format.js';
 import { marketplaceGroup } from './marketplace.js';
 
@@ -19,7 +21,7 @@ export function modelRow(pid, prov, m, view) {
     type: 'button', class: `model${selected ? ' selected' : ''}${selectable ? '' : ' unavailable'}`,
     'aria-pressed': selected ? 'true' : 'false',
     title: selectable ? `Use ${m.displayName}` : `Connect ${prov.name} to use this model`,
-    dataset: { provider: pid, model: m.id, selectable: String(selectable) },
+    dataset: { provider: pid, model: m.id, selectable: String(selectable), focusKey: rowKey(pid, m.id) },
     onclick: () => (selectable ? view.onSelect(pid, m) : view.onConnect(pid)),
   },
   el('span', { class: 'model-main' },
@@ -35,12 +37,11 @@ export function groupHeader(pid, prov, view) {
   const facts = view.meta.providers[pid] || {};
   const connect = !prov.hasEffectiveCredentials
     ? el('button', { type: 'button', class: 'ghost small', text: 'Connect…',
-      onclick: () => view.onConnect(pid) })
+      dataset: { focusKey: `connect:${pid}` }, onclick: () => view.onConnect(pid) })
     : null;
-  const ownKey = pid === 'openrouter' && facts.acceptsKey && !prov.hasDirectKey
-    && prov.hasEffectiveCredentials
+  const ownKey = offersOwnKey(pid, prov, facts)
     ? el('button', { type: 'button', class: 'link small', text: 'Use my own OpenRouter key',
-      onclick: () => view.onConnect(pid, { voluntary: true }) })
+      dataset: { focusKey: `own-key:${pid}` }, onclick: () => view.onConnect(pid, { voluntary: true }) })
     : null;
   return el('div', { class: 'group-head' },
     el('div', { class: 'group-title' },
@@ -51,14 +52,18 @@ export function groupHeader(pid, prov, view) {
     el('div', { class: 'group-actions' }, connect, ownKey));
 }
 
+// Focus keys let a re-render put keyboard focus back on the same control (renderKeepingFocus).
+const rowKey = (pid, id) => `model:${pid}:${id}`;
+
 function group(pid, prov, view) {
   const expanded = view.searching || view.expanded.has(pid);
   const shown = expanded ? prov.models : prov.models.slice(0, COLLAPSED_ROWS);
   const more = prov.models.length - shown.length;
-  const list = el('div', { class: 'models', role: 'list' },
-    shown.map((m) => modelRow(pid, prov, m, view)));
+  const list = el('div', { class: 'models', role: 'list', 'aria-label': `${prov.name} models` },
+    shown.map((m) => el('div', { class: 'model-item', role: 'listitem' }, modelRow(pid, prov, m, view))));
   const toggle = more > 0
     ? el('button', { type: 'button', class: 'ghost more', text: `Show all ${prov.models.length} models`,
+      dataset: { focusKey: `more:${pid}`, focusNext: rowKey(pid, prov.models[shown.length].id) },
       onclick: () => { view.expanded.add(pid); view.rerender(); } })
     : null;
   return el('section', {
@@ -69,7 +74,7 @@ function group(pid, prov, view) {
 
 function jumpBar(ordered) {
   return el('nav', { class: 'jump', 'aria-label': 'Providers' }, ordered.map(([pid, prov]) =>
-    el('a', { href: `#group-${pid}`, class: `chip chip-${prov.effectiveRoute}`,
+    el('a', { href: `#group-${pid}`, class: `chip chip-${prov.effectiveRoute}`, dataset: { focusKey: `jump:${pid}` },
       onclick: (ev) => { ev.preventDefault(); document.getElementById(`group-${pid}`).scrollIntoView({ behavior: 'smooth' }); } },
     el('span', { class: 'chip-dot', 'aria-hidden': 'true' }), prov.name,
     el('span', { class: 'chip-count', text: String(prov.models.length) }))));
@@ -88,4 +93,24 @@ export function renderPicker(root, catalog, view) {
       ? marketplaceGroup(pid, prov, view, { groupHeader, modelRow }) : group(pid, prov, view)))]
     : [el('p', { class: 'empty', text: 'No models match that search.' })]));
   root.setAttribute('aria-busy', 'false');
+}
+
+// Arrow keys move between model rows (across groups); ArrowDown in the search box enters the list.
+export function wirePickerKeys(root, search) {
+  const rows = () => [...root.querySelectorAll('.model')];
+  root.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'ArrowDown' && ev.key !== 'ArrowUp') return;
+    const all = rows();
+    const at = all.indexOf(document.activeElement);
+    if (at < 0) return;
+    ev.preventDefault();
+    if (ev.key === 'ArrowUp' && at === 0) { search.focus(); return; }
+    const to = all[Math.min(all.length - 1, Math.max(0, at + (ev.key === 'ArrowDown' ? 1 : -1)))];
+    to.focus();
+  });
+  search.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'ArrowDown') return;
+    const first = rows()[0];
+    if (first) { ev.preventDefault(); first.focus(); }
+  });
 }
