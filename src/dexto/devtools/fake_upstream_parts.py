@@ -129,6 +129,13 @@ def tool_call(body: dict[str, Any]) -> tuple[str, str] | None:
     tools = body.get("tools")
     if not isinstance(tools, list) or not tools or body.get("tool_choice") == "none":
         return None
+    messages = body.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    if isinstance(last, dict) and last.get("role") == "tool" and body.get("tool_choice") in (
+        None,
+        "auto",
+    ):
+        return None  # a tool result was given: answer with text, so agent loops end
     chosen = tools[0]
     choice = body.get("tool_choice")
     if isinstance(choice, dict):

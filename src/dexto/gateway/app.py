@@ -18,6 +18,7 @@ from dexto.gateway.logs import configure_logging, get_logger, log_event
 from dexto.gateway.migrations import migrate
 from dexto.gateway.proxy import ChatCompletions
 from dexto.gateway.ratelimit import make_limiter
+from dexto.gateway.responses import ResponsesEndpoint
 from dexto.gateway.routes import json_error, make_routes
 from dexto.gateway.runner import DbRunner
 from dexto.gateway.settings import GatewaySettings
@@ -27,6 +28,7 @@ from dexto.gateway.upstream import ModelCatalog, Upstream
 __all__ = ["GatewayApp", "create_app", "create_app_from_env"]
 
 _CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
+_RESPONSES_PATHS = frozenset({"/v1/responses", "/responses"})
 
 
 class GatewayApp:
@@ -37,6 +39,7 @@ class GatewayApp:
         self._overrides = overrides  # test seams, e.g. upstream_transport
         self._state: GatewayState | None = None
         self._chat: ChatCompletions | None = None
+        self._responses: ResponsesEndpoint | None = None
         from dexto.gateway.admin_http import make_admin_routes
 
         self.starlette = Starlette(
@@ -53,6 +56,9 @@ class GatewayApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] in _CHAT_PATHS and self._chat is not None:
             await self._chat(scope, receive, send)
+            return
+        if scope["type"] == "http" and scope["path"] in _RESPONSES_PATHS and self._responses:
+            await self._responses(scope, receive, send)
             return
         await self.starlette(scope, receive, send)
 
@@ -78,6 +84,7 @@ class GatewayApp:
         )
         self._state = state
         self._chat = ChatCompletions(state)
+        self._responses = ResponsesEndpoint(self._chat)
         tasks = [
             asyncio.create_task(_sweeper(state)),
             asyncio.create_task(state.catalog.get_raw()),
@@ -89,7 +96,7 @@ class GatewayApp:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            self._chat = None
+            self._chat = self._responses = None
             await state.catalog.aclose()
             await upstream.aclose()
             await state.limiter.close()
