@@ -34,6 +34,7 @@ import json
 from typing import Any
 
 from dexto.devtools.fake_upstream_parts import (
+    ATTRIBUTION_HEADERS,
     CREATED,
     MODELS,
     DeliberateDrop,
@@ -109,6 +110,9 @@ class FakeUpstream:
             ),
         ]
         self.stats.last_seen = {k.decode(): v.decode() for k, v in echo}
+        for name in ATTRIBUTION_HEADERS:
+            if name in headers:
+                self.stats.last_seen[name.decode()] = headers[name].decode("latin-1")
         wait = (opts.hang_ms or 0) + (opts.latency_ms or 0)
         if wait and await sleep_or_disconnect(receive, wait / 1000):
             return

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 __all__ = [
+    "ATTRIBUTION_HEADERS",
     "CREATED",
     "DEFAULT_PRICE",
     "MODELS",
@@ -62,6 +63,13 @@ PRICES = {
 }
 DEFAULT_PRICE = PRICES["fake/cheap"]
 CREATED = 1_700_000_000
+# OpenRouter's app-attribution request headers; the fake records them in ``stats.last_seen``.
+ATTRIBUTION_HEADERS = (
+    b"http-referer",
+    b"x-title",
+    b"x-openrouter-title",
+    b"x-openrouter-categories",
+)
 
 
 class DeliberateDrop(Exception):
@@ -131,9 +139,14 @@ def tool_call(body: dict[str, Any]) -> tuple[str, str] | None:
         return None
     messages = body.get("messages")
     last = messages[-1] if isinstance(messages, list) and messages else None
-    if isinstance(last, dict) and last.get("role") == "tool" and body.get("tool_choice") in (
-        None,
-        "auto",
+    if (
+        isinstance(last, dict)
+        and last.get("role") == "tool"
+        and body.get("tool_choice")
+        in (
+            None,
+            "auto",
+        )
     ):
         return None  # a tool result was given: answer with text, so agent loops end
     chosen = tools[0]

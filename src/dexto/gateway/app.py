@@ -14,6 +14,7 @@ from starlette.responses import Response
 from dexto.gateway import ledger
 from dexto.gateway.asgi import Receive, Scope, Send
 from dexto.gateway.db import Database, redact_url
+from dexto.gateway.http_errors import error_body
 from dexto.gateway.logs import configure_logging, get_logger, log_event
 from dexto.gateway.migrations import migrate
 from dexto.gateway.proxy import ChatCompletions
@@ -25,10 +26,25 @@ from dexto.gateway.settings import GatewaySettings
 from dexto.gateway.state import GatewayState
 from dexto.gateway.upstream import ModelCatalog, Upstream
 
-__all__ = ["GatewayApp", "create_app", "create_app_from_env"]
+__all__ = ["SERVED_ENDPOINTS", "GatewayApp", "create_app", "create_app_from_env"]
 
 _CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
 _RESPONSES_PATHS = frozenset({"/v1/responses", "/responses"})
+_OPENROUTER_PREFIX = "/api/v1/"
+SERVED_ENDPOINTS = (
+    "POST /v1/chat/completions",
+    "POST /v1/responses",
+    "GET /v1/models",
+    "GET /v1/models/{id}",
+    "GET /v1/credits",
+    "GET /v1/key",
+    "GET /me/usage",
+    "GET /healthz",
+    "GET /metrics",
+    "POST /auth/device/code",
+    "POST /auth/device/token",
+    "GET /device",
+)
 
 
 class GatewayApp:
@@ -54,6 +70,10 @@ class GatewayApp:
         return self._state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(_OPENROUTER_PREFIX):
+            # OpenRouter base URLs (…/api/v1) work unchanged: /api/v1/X is /v1/X.
+            path = scope["path"][4:]
+            scope = {**scope, "path": path, "raw_path": path.encode()}
         if scope["type"] == "http" and scope["path"] in _CHAT_PATHS and self._chat is not None:
             await self._chat(scope, receive, send)
             return
@@ -119,7 +139,15 @@ async def _sweeper(state: GatewayState) -> None:
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return json_error(404, "NOT_FOUND", "Not found.", "invalid_request_error")
+    body = error_body(
+        "NOT_FOUND",
+        f"No endpoint {request.method} {request.url.path[:200]}. Served: "
+        + ", ".join(SERVED_ENDPOINTS)
+        + " (every /v1/… path also under /api/v1/…).",
+        "invalid_request_error",
+        endpoints=list(SERVED_ENDPOINTS),
+    )
+    return Response(body, 404, media_type="application/json")
 
 
 async def _not_allowed(request: Request, exc: Exception) -> Response:
