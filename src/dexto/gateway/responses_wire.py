@@ -265,7 +265,7 @@ def _message_item(item_id: str, text: str) -> dict[str, Any]:
         "id": item_id,
         "status": "completed",
         "role": "assistant",
-        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
     }
 
 
@@ -451,7 +451,7 @@ class StreamTranslator:
                     item_id=item["id"],
                     output_index=idx,
                     content_index=0,
-                    part={"type": "output_text", "text": "", "annotations": [], "logprobs": []},
+                    part={"type": "output_text", "text": "", "annotations": []},
                 )
             )
         self._text["_text"] += text
