@@ -9,6 +9,8 @@ import httpx
 import openai
 import pytest
 from _gwhelpers import Gateway, ledger_state, start_gateway
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dexto.devtools.fake_upstream import FakeUpstream
 from dexto.gateway.responses_wire import StreamTranslator, to_chat
@@ -174,3 +176,64 @@ def test_translator_cut_stream_ends_failed() -> None:
 def test_input_items_map_to_chat_roles(item: dict[str, Any], expected: str) -> None:
     problem, chat = to_chat({"model": MODEL, "input": [{"role": "user", "content": "x"}, item]})
     assert problem == "" and chat["messages"][-1]["role"] == expected
+
+
+def test_upstream_failure_passes_through_and_is_not_charged(gateway: Gateway) -> None:
+    body = {"model": MODEL, "input": "hello", "fake": {"status": 500}}
+    with httpx.Client() as c:
+        plain = c.post(gateway.v1 + "/responses", json=body, headers=gateway.auth())
+        streamed = c.post(
+            gateway.v1 + "/responses", json={**body, "stream": True}, headers=gateway.auth()
+        )
+    for r in (plain, streamed):
+        assert r.status_code == 502 and r.json()["error"]["code"] == "UPSTREAM_ERROR"
+    state = ledger_state(gateway.db_url, gateway.account_id)
+    assert state.charges == [] and state.holds == 0
+
+
+def _chat_sse(n: int, tool: bool) -> bytes:
+    head = '{"id":"g","created":1,"model":"m","choices":[{"index":0,"delta":'
+    out = ": OPENROUTER PROCESSING\n\n"
+    for i in range(n):
+        if tool:
+            delta = (
+                '{"tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":"'
+                + f"a{i}"
+                + '"}}]}'
+            )
+        else:
+            delta = '{"content":"' + f"w{i} " + '"}'
+        out += f'data: {head}{delta},"finish_reason":null}}]}}\n\n'
+    out += f'data: {head}{{}},"finish_reason":"stop"}}]}}\n\n'
+    out += 'data: {"id":"g","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n'
+    return (out + "data: [DONE]\n\n").encode()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(0, 6),
+    tool=st.booleans(),
+    cuts=st.lists(st.integers(1, 2000), max_size=12),
+)
+def test_stream_translation_ignores_chunk_boundaries(n: int, tool: bool, cuts: list[int]) -> None:
+    data = _chat_sse(n, tool)
+    whole = StreamTranslator({"model": MODEL}, "resp_x").feed(data)
+    t = StreamTranslator({"model": MODEL}, "resp_x")
+    pieces, last = [], 0
+    for cut in sorted(set(c % (len(data) + 1) for c in cuts)) + [len(data)]:
+        pieces.append(t.feed(data[last:cut]))
+        last = cut
+    split = b"".join(pieces)
+    events = _events(split.decode())
+
+    assert events == _events(whole.decode())  # created_at is the chunks' "created"
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    final = events[-1]
+    assert final["type"] == "response.completed" and final["response"]["usage"]["total_tokens"] == 5
+    if tool and n:
+        [item] = final["response"]["output"]
+        assert item["arguments"] == "".join(f"a{i}" for i in range(n))
+    elif n:
+        assert final["response"]["output"][0]["content"][0]["text"] == "".join(
+            f"w{i} " for i in range(n)
+        )
