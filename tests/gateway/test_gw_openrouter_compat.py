@@ -23,6 +23,11 @@ def test_openrouter_base_url_serves_every_v1_endpoint(gateway: Gateway) -> None:
         one = client.models.retrieve(MODEL)
     assert chat.choices[0].message.content and resp.output_text
     assert MODEL in {m.id for m in models.data} and one.id == MODEL
+    with httpx.Client() as c:
+        usage = c.get(base + "/me/usage", headers=gateway.auth())
+        health = c.get(base + "/healthz")
+    assert usage.status_code == 200 and len(usage.json()["recent"]) == 2
+    assert health.json()["status"] == "ok"
     assert len(ledger_state(gateway.db_url, gateway.account_id).charges) == 2
 
 

@@ -31,6 +31,7 @@ __all__ = ["SERVED_ENDPOINTS", "GatewayApp", "create_app", "create_app_from_env"
 _CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
 _RESPONSES_PATHS = frozenset({"/v1/responses", "/responses"})
 _OPENROUTER_PREFIX = "/api/v1/"
+_UNVERSIONED = ("me/", "healthz", "metrics", "auth/device/", "device")
 SERVED_ENDPOINTS = (
     "POST /v1/chat/completions",
     "POST /v1/responses",
@@ -71,8 +72,10 @@ class GatewayApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(_OPENROUTER_PREFIX):
-            # OpenRouter base URLs (…/api/v1) work unchanged: /api/v1/X is /v1/X.
-            path = scope["path"][4:]
+            # OpenRouter base URLs (…/api/v1) work unchanged: /api/v1/X is /v1/X, or /X for
+            # the endpoints outside /v1 (/api/v1/me/usage is /me/usage).
+            rest = scope["path"][len(_OPENROUTER_PREFIX) :]
+            path = ("/" if rest.startswith(_UNVERSIONED) else "/v1/") + rest
             scope = {**scope, "path": path, "raw_path": path.encode()}
         if scope["type"] == "http" and scope["path"] in _CHAT_PATHS and self._chat is not None:
             await self._chat(scope, receive, send)
@@ -113,10 +116,11 @@ class GatewayApp:
         try:
             yield
         finally:
+            self._responses = None
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            self._chat = self._responses = None
+            self._chat = None
             await state.catalog.aclose()
             await upstream.aclose()
             await state.limiter.close()
@@ -143,7 +147,7 @@ async def _not_found(request: Request, exc: Exception) -> Response:
         "NOT_FOUND",
         f"No endpoint {request.method} {request.url.path[:200]}. Served: "
         + ", ".join(SERVED_ENDPOINTS)
-        + " (every /v1/… path also under /api/v1/…).",
+        + " (each also under /api/v1/…: /api/v1/X is /v1/X, or /X outside /v1).",
         "invalid_request_error",
         endpoints=list(SERVED_ENDPOINTS),
     )
