@@ -107,12 +107,13 @@ class GatewayApp:
         )
         self._state = state
         self._chat = ChatCompletions(state)
-        self._responses = ResponsesEndpoint(self._chat)
         tasks = [
             asyncio.create_task(_sweeper(state)),
             asyncio.create_task(state.catalog.get_raw()),
         ]
         log_event(log, "gateway started", db=redact_url(s.db_url))
+        # /v1/responses runs through the same chat handler (translation, see responses.py).
+        self._responses = ResponsesEndpoint(self._chat, s.max_body_bytes)
         try:
             yield
         finally:

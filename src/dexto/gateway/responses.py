@@ -1,8 +1,8 @@
 """``POST /v1/responses``: the OpenAI Responses API, translated onto the chat-completions path.
 
 The request is checked (method, key shape, content type, size, body), translated into a
-chat-completions request (``responses_wire.to_chat``) and handed to the very same
-``ChatCompletions`` ASGI handler as ``POST /v1/chat/completions`` — same rate limit, hold,
+chat-completions request (``responses_wire.to_chat``) and handed to the very same ASGI handler
+that serves ``POST /v1/chat/completions`` (``proxy.ChatCompletions``) — same rate limit, hold,
 upstream call, relay and settlement, so the charge is computed by the same code. The handler's
 answer is translated back on its way out:
 
@@ -15,7 +15,7 @@ answer is translated back on its way out:
 from __future__ import annotations
 
 import json
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from dexto.gateway.accounts import looks_like_key
@@ -29,11 +29,12 @@ from dexto.gateway.asgi import (
     send_bytes,
 )
 from dexto.gateway.http_errors import error_body
-from dexto.gateway.proxy import ChatCompletions
 from dexto.gateway.responses_wire import StreamTranslator, to_chat, to_response
 from dexto.gateway.validation import BAD_CTYPE, INVALID_KEY, TOO_LARGE, parse_chat
 
 __all__ = ["ResponsesEndpoint"]
+
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _CHAT_PATH = "/v1/chat/completions"
 
@@ -43,10 +44,11 @@ def _bad(message: str) -> bytes:
 
 
 class ResponsesEndpoint:
-    """Raw ASGI endpoint wrapping a ``ChatCompletions`` handler."""
+    """Raw ASGI endpoint wrapping the chat-completions ASGI handler ``chat``."""
 
-    def __init__(self, chat: ChatCompletions) -> None:
+    def __init__(self, chat: ASGIApp, max_body_bytes: int) -> None:
         self.chat = chat
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
@@ -67,7 +69,7 @@ class ResponsesEndpoint:
         if ctype != b"application/json":
             await send_bytes(send, 415, BAD_CTYPE, [])
             return
-        limit = self.chat.state.settings.max_body_bytes
+        limit = self.max_body_bytes
         try:
             raw = await read_body(receive, limit)
         except BodyTooLarge:
