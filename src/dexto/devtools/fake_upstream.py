@@ -1,30 +1,40 @@
 """A deterministic OpenRouter-compatible fake upstream (``dexto dev fake-upstream --port P``).
 
-Endpoints: ``POST /chat/completions`` and ``/v1/chat/completions`` (JSON or SSE with a final
-usage chunk carrying ``usage.cost``), ``GET /models`` and ``/v1/models``, ``GET /_fake/stats``.
+Endpoints (each also under ``/v1`` and ``/api/v1``): ``POST /chat/completions`` (JSON, or SSE
+opening with an ``: OPENROUTER PROCESSING`` comment and ending with a usage chunk when usage is
+asked for), ``POST /responses`` (OpenRouter's Responses API: translated onto the chat path),
+``GET /models`` (OpenRouter's model objects), and ``GET /_fake/stats``. Bodies carry
+OpenRouter's fields (``provider``, ``system_fingerprint``, ``native_finish_reason``,
+``usage.cost`` with ``cost_details``, ``prompt_tokens_details`` …) and an ``X-Generation-Id``
+header; ``tests/gateway/golden/`` holds the documented shapes they are tested against.
 
 Knobs, per request, from the JSON body's ``fake`` object (snake_case; passes through proxies
 untouched), else ``X-Fake-*`` headers (kebab-case), else the server's defaults (CLI flags):
 
-=================== ===================== ==================================================
-body ``fake`` key    header                effect
-=================== ===================== ==================================================
-latency_ms          X-Fake-Latency-Ms      wait before answering
-chunk_delay_ms      X-Fake-Chunk-Delay-Ms  wait between stream chunks
-chunks              X-Fake-Chunks          completion length in chunks/tokens (default 20)
-status / error      X-Fake-Status/-Error   answer with this HTTP status (OpenRouter error body)
-drop_after          X-Fake-Drop-After      cut the connection after N content chunks
-malformed           X-Fake-Malformed       invalid JSON body / a malformed SSE line
-hang_ms             X-Fake-Hang-Ms         hang this long before answering (timeouts)
-no_usage            X-Fake-No-Usage        omit usage
-no_cost             X-Fake-No-Cost         omit ``usage.cost`` (tokens only)
-cost                X-Fake-Cost            report this ``usage.cost`` (USD)
-=================== ===================== ==================================================
+=================== ========================= ==============================================
+body ``fake`` key    header                    effect
+=================== ========================= ==============================================
+latency_ms          X-Fake-Latency-Ms          wait before answering
+chunk_delay_ms      X-Fake-Chunk-Delay-Ms      wait between stream chunks
+chunks              X-Fake-Chunks              completion length in chunks/tokens (default 20)
+status / error      X-Fake-Status/-Error       answer with this HTTP status (OpenRouter error)
+drop_after          X-Fake-Drop-After          cut the connection after N content chunks
+stream_error_after  X-Fake-Stream-Error-After  after N chunks send OpenRouter's mid-stream
+                                               error event (``finish_reason: "error"``), end
+malformed           X-Fake-Malformed           invalid JSON body / a malformed SSE line
+hang_ms             X-Fake-Hang-Ms             hang this long before answering (timeouts)
+no_usage            X-Fake-No-Usage            omit usage
+no_cost             X-Fake-No-Cost             omit ``usage.cost`` and its breakdown
+cost                X-Fake-Cost                report this ``usage.cost`` (USD)
+=================== ========================= ==============================================
 
 What the fake received is echoed: the response ``model`` is the requested model, and headers
 ``X-Fake-Model-Seen``, ``X-Fake-Auth-Seen`` (``none`` or ``sha256:<12 hex>;last4:<4>`` — never
-the key), ``X-Fake-Usage-Requested`` (``usage.include`` / ``stream_options.include_usage``).
-With ``tools`` in the request, the answer is a deterministic tool call.
+the key), ``X-Fake-Usage-Requested`` (``usage.include`` / ``stream_options.include_usage``);
+``stats.last_seen`` also holds the attribution headers received (``http-referer``,
+``x-title``, ``x-openrouter-title``, ``x-openrouter-categories``). With ``tools`` in the
+request, the answer is a deterministic tool call — unless the last message is a tool result
+(and ``tool_choice`` is absent or ``auto``), which is answered with text so agent loops end.
 """
 
 import argparse
@@ -34,12 +44,16 @@ import json
 from typing import Any
 
 from dexto.devtools.fake_upstream_parts import (
+    ATTRIBUTION_HEADERS,
     CREATED,
     MODELS,
     DeliberateDrop,
     FakeOptions,
     FakeStats,
     auth_seen,
+    chat_doc,
+    chunk_line,
+    delta_choice,
     err,
     knobs,
     obj,
@@ -49,6 +63,9 @@ from dexto.devtools.fake_upstream_parts import (
     usage_for,
     watch_disconnect,
 )
+from dexto.devtools.fake_upstream_responses import serve_responses
+
+PROCESSING = b": OPENROUTER PROCESSING\n\n"
 
 __all__ = ["MODELS", "FakeOptions", "FakeUpstream", "add_arguments", "create_app", "main"]
 
@@ -78,6 +95,8 @@ class FakeUpstream:
             await send_json(send, 200, json.dumps(self.stats.__dict__).encode())
         elif path in ("/chat/completions", "/v1/chat/completions", "/api/v1/chat/completions"):
             await self._chat(scope, receive, send)
+        elif path in ("/responses", "/v1/responses", "/api/v1/responses"):
+            await serve_responses(self._chat, scope, receive, send)
         else:
             await send_json(send, 404, err(404, "not found"))
 
@@ -109,6 +128,9 @@ class FakeUpstream:
             ),
         ]
         self.stats.last_seen = {k.decode(): v.decode() for k, v in echo}
+        for name in ATTRIBUTION_HEADERS:
+            if name in headers:
+                self.stats.last_seen[name.decode()] = headers[name].decode("latin-1")
         wait = (opts.hang_ms or 0) + (opts.latency_ms or 0)
         if wait and await sleep_or_disconnect(receive, wait / 1000):
             return
@@ -120,7 +142,8 @@ class FakeUpstream:
         if not model:
             await send_json(send, 400, err(400, "model is required"), echo)
             return
-        gen_id = "gen-fake-" + hashlib.sha256(b"".join(chunks)).hexdigest()[:16]
+        gen_id = f"gen-{CREATED}-" + hashlib.sha256(b"".join(chunks)).hexdigest()[:20]
+        echo.append((b"x-generation-id", gen_id.encode()))
         tool = tool_call(body)
         if body.get("stream"):
             await self._stream(send, receive, body, model, gen_id, tool, opts, echo)
@@ -131,30 +154,20 @@ class FakeUpstream:
         n = 3 if tool else max(0, opts.chunks)
         if tool:
             message: dict[str, Any] = {
-                "role": "assistant",
                 "content": None,
                 "tool_calls": [
                     {
                         "id": "call_fake_0",
+                        "index": 0,
                         "type": "function",
                         "function": {"name": tool[0], "arguments": tool[1]},
                     }
                 ],
             }
         else:
-            message = {"role": "assistant", "content": "".join(f"w{i} " for i in range(n))}
-        doc: dict[str, Any] = {
-            "id": gen_id,
-            "object": "chat.completion",
-            "created": CREATED,
-            "model": model,
-            "provider": "Fake",
-            "choices": [
-                {"index": 0, "message": message, "finish_reason": "tool_calls" if tool else "stop"}
-            ],
-        }
-        if not opts.no_usage:
-            doc["usage"] = usage_for(body, model, n, opts)
+            message = {"content": "".join(f"w{i} " for i in range(n))}
+        usage = None if opts.no_usage else usage_for(body, model, n, opts)
+        doc = chat_doc(gen_id, model, message, "tool_calls" if tool else "stop", usage)
         data = json.dumps(doc).encode()
         if opts.drop_after >= 0:
             await send(
@@ -197,8 +210,8 @@ class FakeUpstream:
                 ],
             }
         )
-        head = f'data: {{"id":"{gen_id}","object":"chat.completion.chunk","created":{CREATED},'
-        head += f'"model":{json.dumps(model)},"provider":"Fake","choices":'
+        # OpenRouter sends SSE comments while the provider works; clients must ignore them.
+        await send({"type": "http.response.body", "body": PROCESSING, "more_body": True})
         deltas: list[dict[str, Any]]
         if tool:
             half = len(tool[1]) // 2
@@ -215,13 +228,20 @@ class FakeUpstream:
                         }
                     ],
                 },
-                {"tool_calls": [{"index": 0, "function": {"arguments": tool[1][:half]}}]},
-                {"tool_calls": [{"index": 0, "function": {"arguments": tool[1][half:]}}]},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"index": 0, "function": {"arguments": tool[1][:half]}}],
+                },
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"index": 0, "function": {"arguments": tool[1][half:]}}],
+                },
             ]
-        else:
+        else:  # OpenRouter repeats the role in every delta
             deltas = [
-                {"role": "assistant", "content": f"w{i} "} if i == 0 else {"content": f"w{i} "}
-                for i in range(max(0, opts.chunks))
+                {"role": "assistant", "content": f"w{i} "} for i in range(max(0, opts.chunks))
             ]
         disconnected = asyncio.Event()
         watcher = asyncio.ensure_future(watch_disconnect(receive, disconnected))
@@ -229,19 +249,23 @@ class FakeUpstream:
             for i, delta in enumerate(deltas):
                 if opts.drop_after >= 0 and i >= opts.drop_after:
                     raise DeliberateDrop()
+                if opts.stream_error_after >= 0 and i >= opts.stream_error_after:
+                    # OpenRouter's mid-stream error: a data event with a top-level error and
+                    # finish_reason "error"; the stream then ends (no usage, no [DONE]).
+                    error = {"code": "server_error", "message": "Provider disconnected"}
+                    last = chunk_line(
+                        gen_id, model, [delta_choice({"role": "assistant", "content": ""}, "error")]
+                    )
+                    last = last[:-3] + b',"error":' + json.dumps(error).encode() + b"}\n\n"
+                    await send({"type": "http.response.body", "body": last, "more_body": False})
+                    return
                 if opts.chunk_delay_ms and i:
                     await asyncio.sleep(opts.chunk_delay_ms / 1000)
                 if disconnected.is_set():
                     self.stats.streams_cancelled += 1
                     return
-                choice = json.dumps([{"index": 0, "delta": delta, "finish_reason": None}])
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "more_body": True,
-                        "body": (head + choice + "}\n\n").encode(),
-                    }
-                )
+                line = chunk_line(gen_id, model, [delta_choice(delta)])
+                await send({"type": "http.response.body", "more_body": True, "body": line})
             if opts.malformed:
                 await send(
                     {
@@ -250,20 +274,20 @@ class FakeUpstream:
                         "more_body": True,
                     }
                 )
-            finish = json.dumps(
-                [{"index": 0, "delta": {}, "finish_reason": "tool_calls" if tool else "stop"}]
+            finish = "tool_calls" if tool else "stop"
+            tail = chunk_line(
+                gen_id, model, [delta_choice({"role": "assistant", "content": ""}, finish)]
             )
-            tail = head + finish + "}\n\n"
             stream_opts = body.get("stream_options")
             wants = (isinstance(stream_opts, dict) and stream_opts.get("include_usage")) or (
                 isinstance(body.get("usage"), dict) and body["usage"].get("include")
             )
             if wants and not opts.no_usage and not opts.malformed:
                 usage = usage_for(body, model, len(deltas), opts)
-                tail += head + "[]," + f'"usage":{json.dumps(usage)}' + "}\n\n"
+                tail += chunk_line(gen_id, model, [], usage=usage)
             if not opts.malformed:
-                tail += "data: [DONE]\n\n"
-            await send({"type": "http.response.body", "body": tail.encode(), "more_body": False})
+                tail += b"data: [DONE]\n\n"
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
             self.stats.streams_completed += 1
         finally:
             watcher.cancel()
@@ -287,6 +311,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--drop-after", type=int, default=-1, metavar="N", help="cut streams after N chunks"
     )
+    parser.add_argument(
+        "--stream-error-after",
+        type=int,
+        default=-1,
+        metavar="N",
+        help="send a mid-stream error event after N chunks",
+    )
     parser.add_argument("--malformed", action="store_true", help="send malformed JSON/SSE")
     parser.add_argument("--hang-ms", type=float, default=0.0, help="hang before answering")
     parser.add_argument("--no-usage", action="store_true", help="omit usage")
@@ -304,6 +335,7 @@ def main(ns: argparse.Namespace) -> int:
         chunks=ns.chunks,
         status=ns.error,
         drop_after=ns.drop_after,
+        stream_error_after=ns.stream_error_after,
         malformed=ns.malformed,
         hang_ms=ns.hang_ms,
         no_usage=ns.no_usage,

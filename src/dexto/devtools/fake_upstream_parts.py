@@ -8,7 +8,15 @@ import json
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from dexto.devtools.fake_upstream_models import MODELS
+
 __all__ = [
+    "SYSTEM_FINGERPRINT",
+    "chat_doc",
+    "chunk_line",
+    "delta_choice",
+    "provider_for",
+    "ATTRIBUTION_HEADERS",
     "CREATED",
     "DEFAULT_PRICE",
     "MODELS",
@@ -27,41 +35,20 @@ __all__ = [
     "watch_disconnect",
 ]
 
-MODELS: list[dict[str, Any]] = [
-    {
-        "id": "openai/gpt-4o-mini",
-        "name": "OpenAI: GPT-4o-mini",
-        "context_length": 128000,
-        "pricing": {"prompt": "0.00000015", "completion": "0.0000006", "request": "0"},
-        "top_provider": {"context_length": 128000, "max_completion_tokens": 16384},
-    },
-    {
-        "id": "anthropic/claude-sonnet-4.5",
-        "name": "Anthropic: Claude Sonnet 4.5",
-        "context_length": 1000000,
-        "pricing": {"prompt": "0.000003", "completion": "0.000015", "request": "0"},
-        "top_provider": {"context_length": 1000000, "max_completion_tokens": 64000},
-    },
-    {
-        "id": "fake/cheap",
-        "name": "Fake: Cheap",
-        "context_length": 8192,
-        "pricing": {"prompt": "0.000001", "completion": "0.000002", "request": "0"},
-        "top_provider": {"context_length": 8192, "max_completion_tokens": 1000},
-    },
-    {
-        "id": "z-ai/glm-4.5-air:free",
-        "name": "Z.AI: GLM 4.5 Air (free)",
-        "context_length": 131072,
-        "pricing": {"prompt": "0", "completion": "0", "request": "0"},
-        "top_provider": {"context_length": 131072, "max_completion_tokens": 96000},
-    },
-]
 PRICES = {
     m["id"]: (float(m["pricing"]["prompt"]), float(m["pricing"]["completion"])) for m in MODELS
 }
 DEFAULT_PRICE = PRICES["fake/cheap"]
 CREATED = 1_700_000_000
+SYSTEM_FINGERPRINT = "fp_fake0000"
+_PROVIDERS = {"openai": "OpenAI", "anthropic": "Anthropic", "z-ai": "Z.AI"}
+# OpenRouter's app-attribution request headers; the fake records them in ``stats.last_seen``.
+ATTRIBUTION_HEADERS = (
+    b"http-referer",
+    b"x-title",
+    b"x-openrouter-title",
+    b"x-openrouter-categories",
+)
 
 
 class DeliberateDrop(Exception):
@@ -80,6 +67,7 @@ class FakeOptions:
     no_usage: bool = False
     no_cost: bool = False
     cost: float = -1.0
+    stream_error_after: int = -1
 
     def merged(self, overrides: dict[str, Any]) -> FakeOptions:
         changes: dict[str, Any] = {}
@@ -129,6 +117,18 @@ def tool_call(body: dict[str, Any]) -> tuple[str, str] | None:
     tools = body.get("tools")
     if not isinstance(tools, list) or not tools or body.get("tool_choice") == "none":
         return None
+    messages = body.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    if (
+        isinstance(last, dict)
+        and last.get("role") == "tool"
+        and body.get("tool_choice")
+        in (
+            None,
+            "auto",
+        )
+    ):
+        return None  # a tool result was given: answer with text, so agent loops end
     chosen = tools[0]
     choice = body.get("tool_choice")
     if isinstance(choice, dict):
@@ -155,9 +155,15 @@ def obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def provider_for(model: str) -> str:
+    """The ``provider`` OpenRouter names in answers (the fake's stand-in for the routed one)."""
+    return _PROVIDERS.get(model.split("/", 1)[0], "Fake")
+
+
 def usage_for(
     body: dict[str, Any], model: str, completion: int, opts: FakeOptions
 ) -> dict[str, Any]:
+    """OpenRouter's usage object (usage accounting): tokens, ``cost`` and its breakdown."""
     prompt = max(1, len(json.dumps(body.get("messages", []))) // 4)
     p_in, p_out = PRICES.get(model, DEFAULT_PRICE)
     usage: dict[str, Any] = {
@@ -169,7 +175,67 @@ def usage_for(
         usage["cost"] = (
             opts.cost if opts.cost >= 0 else round(prompt * p_in + completion * p_out, 12)
         )
+        usage["is_byok"] = False
+    usage["prompt_tokens_details"] = {"cached_tokens": 0, "audio_tokens": 0}
+    if not opts.no_cost:
+        usage["cost_details"] = {
+            "upstream_inference_cost": None,
+            "upstream_inference_prompt_cost": round(prompt * p_in, 12),
+            "upstream_inference_completions_cost": round(completion * p_out, 12),
+        }
+    usage["completion_tokens_details"] = {"reasoning_tokens": 0, "image_tokens": 0}
     return usage
+
+
+def chat_doc(
+    gen_id: str, model: str, message: dict[str, Any], finish: str, usage: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A non-streaming chat completion, field for field as OpenRouter answers it."""
+    doc: dict[str, Any] = {
+        "id": gen_id,
+        "provider": provider_for(model),
+        "model": model,
+        "object": "chat.completion",
+        "created": CREATED,
+        "choices": [
+            {
+                "logprobs": None,
+                "finish_reason": finish,
+                "native_finish_reason": finish,
+                "index": 0,
+                "message": {"role": "assistant", "refusal": None, "reasoning": None, **message},
+            }
+        ],
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+    }
+    if usage is not None:
+        doc["usage"] = usage
+    return doc
+
+
+def chunk_line(gen_id: str, model: str, choices: list[dict[str, Any]], **extra: Any) -> bytes:
+    """One ``data:`` event of a chat-completion stream."""
+    doc = {
+        "id": gen_id,
+        "provider": provider_for(model),
+        "model": model,
+        "object": "chat.completion.chunk",
+        "created": CREATED,
+        "choices": choices,
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+        **extra,
+    }
+    return b"data: " + json.dumps(doc).encode() + b"\n\n"
+
+
+def delta_choice(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {
+        "index": 0,
+        "delta": delta,
+        "finish_reason": finish,
+        "native_finish_reason": finish,
+        "logprobs": None,
+    }
 
 
 async def watch_disconnect(receive: Any, event: asyncio.Event) -> None:

@@ -16,20 +16,39 @@ from dexto.gateway import ledger, throttle
 from dexto.gateway.asgi import Receive, Scope, Send
 from dexto.gateway.db import Database, DatabaseUnavailable, redact_url
 from dexto.gateway.guard import ErrorGuard
+from dexto.gateway.http_errors import error_body
 from dexto.gateway.logs import configure_logging, get_logger, log_event
 from dexto.gateway.metrics import Metrics
 from dexto.gateway.migrations import migrate
 from dexto.gateway.proxy import ChatCompletions
 from dexto.gateway.ratelimit import make_limiter
+from dexto.gateway.responses import ResponsesEndpoint
 from dexto.gateway.routes import json_error, make_routes
 from dexto.gateway.runner import DbRunner
 from dexto.gateway.settings import GatewaySettings
 from dexto.gateway.state import GatewayState
 from dexto.gateway.upstream import ModelCatalog, Upstream
 
-__all__ = ["GatewayApp", "create_app", "create_app_from_env"]
+__all__ = ["SERVED_ENDPOINTS", "GatewayApp", "create_app", "create_app_from_env"]
 
 _CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
+_RESPONSES_PATHS = frozenset({"/v1/responses", "/responses"})
+_OPENROUTER_PREFIX = "/api/v1/"
+_UNVERSIONED = ("me/", "healthz", "metrics", "auth/device/", "device")
+SERVED_ENDPOINTS = (
+    "POST /v1/chat/completions",
+    "POST /v1/responses",
+    "GET /v1/models",
+    "GET /v1/models/{id}",
+    "GET /v1/credits",
+    "GET /v1/key",
+    "GET /me/usage",
+    "GET /healthz",
+    "GET /metrics",
+    "POST /auth/device/code",
+    "POST /auth/device/token",
+    "GET /device",
+)
 
 
 class GatewayApp:
@@ -40,6 +59,7 @@ class GatewayApp:
         self._overrides = overrides  # test seams, e.g. upstream_transport
         self._state: GatewayState | None = None
         self._chat: ErrorGuard | None = None
+        self._responses: ErrorGuard | None = None
         from dexto.gateway.admin_http import make_admin_routes
         from dexto.gateway.device_http import make_device_routes
         from dexto.gateway.openapi import openapi_route
@@ -62,8 +82,17 @@ class GatewayApp:
         return self._state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(_OPENROUTER_PREFIX):
+            # OpenRouter base URLs (…/api/v1) work unchanged: /api/v1/X is /v1/X, or /X for
+            # the endpoints outside /v1 (/api/v1/me/usage is /me/usage).
+            rest = scope["path"][len(_OPENROUTER_PREFIX) :]
+            path = ("/" if rest.startswith(_UNVERSIONED) else "/v1/") + rest
+            scope = {**scope, "path": path, "raw_path": path.encode()}
         if scope["type"] == "http" and scope["path"] in _CHAT_PATHS and self._chat is not None:
             await self._chat(scope, receive, send)
+            return
+        if scope["type"] == "http" and scope["path"] in _RESPONSES_PATHS and self._responses:
+            await self._responses(scope, receive, send)
             return
         if scope["type"] == "http" and self._state is not None:
             await self._state.metrics.observe(self.starlette, scope, receive, send)
@@ -97,16 +126,20 @@ class GatewayApp:
             metrics=metrics,
         )
         self._state = state
-        self._chat = ErrorGuard(ChatCompletions(state), self.state)
+        chat = ChatCompletions(state)
+        self._chat = ErrorGuard(chat, self.state)
         tasks = [
             asyncio.create_task(_sweeper(state)),
             asyncio.create_task(throttle.sweeper(state)),
             asyncio.create_task(state.catalog.get_raw()),
         ]
         log_event(log, "gateway started", db=redact_url(s.db_url))
+        # /v1/responses runs through the same chat handler (translation, see responses.py).
+        self._responses = ErrorGuard(ResponsesEndpoint(chat, s.max_body_bytes), self.state)
         try:
             yield
         finally:
+            self._responses = None
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -135,7 +168,15 @@ async def _sweeper(state: GatewayState) -> None:
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return json_error(404, "NOT_FOUND", "Not found.", "invalid_request_error")
+    body = error_body(
+        "NOT_FOUND",
+        f"No endpoint {request.method} {request.url.path[:200]}. Served: "
+        + ", ".join(SERVED_ENDPOINTS)
+        + " (each also under /api/v1/…: /api/v1/X is /v1/X, or /X outside /v1).",
+        "invalid_request_error",
+        endpoints=list(SERVED_ENDPOINTS),
+    )
+    return Response(body, 404, media_type="application/json")
 
 
 async def _not_allowed(request: Request, exc: Exception) -> Response:

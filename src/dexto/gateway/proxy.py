@@ -34,7 +34,12 @@ from dexto.gateway.validation import (
 
 __all__ = ["ChatCompletions", "RequestContext"]
 
-_FORWARD_HEADERS = (b"http-referer", b"x-title")
+_FORWARD_HEADERS = (
+    b"http-referer",
+    b"x-title",
+    b"x-openrouter-title",
+    b"x-openrouter-categories",
+)
 _RECORDED = {
     b"x-dexto-session-id": "session_id",
     b"x-dexto-source": "source",

@@ -13,10 +13,11 @@ from starlette.routing import Route
 from dexto.gateway.accounts import hash_key, looks_like_key
 from dexto.gateway.http_errors import error_body
 from dexto.gateway.metrics import db_snapshot
+from dexto.gateway.openrouter_account import credits_doc, key_doc
 from dexto.gateway.state import GatewayState
 from dexto.gateway.usage import account_for_key, usage_report
 
-__all__ = ["json_error", "make_routes"]
+__all__ = ["find_model", "json_error", "make_routes"]
 
 
 def json_error(status: int, code: str, message: str, type_: str) -> Response:
@@ -25,6 +26,31 @@ def json_error(status: int, code: str, message: str, type_: str) -> Response:
 
 def _json(doc: Any, status: int = 200) -> Response:
     return Response(json.dumps(doc), status, media_type="application/json")
+
+
+def _bearer(request: Request) -> str:
+    auth = request.headers.get("authorization", "")
+    return auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+
+
+def _bad_key() -> Response:
+    return json_error(
+        401, "INVALID_API_KEY", "Invalid or revoked Dexto API key.", "invalid_request_error"
+    )
+
+
+def find_model(raw: bytes, model_id: str) -> dict[str, Any] | None:
+    """The cached model list's entry with this ``id``, OpenAI's ``object``/``owned_by`` added."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None
+    entries = doc.get("data") if isinstance(doc, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get("id") == model_id:
+            owner = model_id.split("/", 1)[0] if "/" in model_id else "dexto"
+            return {"object": "model", "owned_by": owner, **entry}
+    return None
 
 
 def make_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
@@ -36,17 +62,49 @@ def make_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
             )
         return Response(raw, media_type="application/json")
 
+    async def model(request: Request) -> Response:
+        model_id = str(request.path_params["model_id"])
+        raw = await get_state().catalog.get_raw()
+        if raw is None:
+            return json_error(
+                502, "UPSTREAM_ERROR", "The model list is unavailable.", "upstream_error"
+            )
+        entry = find_model(raw, model_id)
+        if entry is None:
+            return json_error(
+                404,
+                "MODEL_NOT_FOUND",
+                f"No model {model_id[:200]!r}; GET /v1/models lists the served IDs.",
+                "invalid_request_error",
+            )
+        return _json(entry)
+
+    async def _account(request: Request) -> tuple[str, str | None]:
+        st = get_state()
+        token = _bearer(request)
+        if not looks_like_key(token):
+            return "", None
+        key_hash = hash_key(token)
+        return key_hash, await st.runner.run(account_for_key, key_hash)
+
+    async def credits(request: Request) -> Response:
+        _, account_id = await _account(request)
+        if account_id is None:
+            return _bad_key()
+        return _json(await get_state().runner.run(credits_doc, account_id))
+
+    async def key(request: Request) -> Response:
+        st = get_state()
+        token = _bearer(request)
+        rate = (st.settings.rate_limit_rps, float(st.settings.rate_limit_burst))
+        doc = await st.runner.run(key_doc, hash_key(token), rate) if looks_like_key(token) else None
+        return _bad_key() if doc is None else _json(doc)
+
     async def me_usage(request: Request) -> Response:
         st = get_state()
-        auth = request.headers.get("authorization", "")
-        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-        account_id = (
-            await st.runner.run(account_for_key, hash_key(token)) if looks_like_key(token) else None
-        )
+        _, account_id = await _account(request)
         if account_id is None:
-            return json_error(
-                401, "INVALID_API_KEY", "Invalid or revoked Dexto API key.", "invalid_request_error"
-            )
+            return _bad_key()
         report = await st.runner.run(usage_report, account_id)
         if report is None:
             return json_error(401, "INVALID_API_KEY", "Unknown account.", "invalid_request_error")
@@ -79,6 +137,10 @@ def make_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
 
     return [
         Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", model, methods=["GET"]),
+        Route("/v1/credits", credits, methods=["GET"]),
+        Route("/v1/key", key, methods=["GET"]),
+        Route("/v1/auth/key", key, methods=["GET"]),
         Route("/me/usage", me_usage, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from dexto.gateway.http_errors import HttpError, error_body
+from dexto.gateway.model_ids import model_id_problem
 
 __all__ = [
     "BAD_CTYPE",
@@ -111,9 +112,8 @@ def parse_chat(raw: bytes) -> tuple[str, dict[str, Any]]:
         return str(exc), {}
     if not isinstance(payload, dict):
         return "The request body must be a JSON object.", {}
-    model = payload.get("model")
-    if not isinstance(model, str) or not model.strip() or len(model) > 256:
-        return "'model' must be a non-empty string.", {}
+    if problem := model_id_problem(payload.get("model")):
+        return problem, {}
     messages = payload.get("messages")
     if not isinstance(messages, list) or not messages:
         return "'messages' must be a non-empty array.", {}

@@ -1,0 +1,181 @@
+"""``POST /v1/responses``: the OpenAI Responses API, translated onto the chat-completions path.
+
+The request is checked (method, key shape, content type, size, body), translated into a
+chat-completions request (``responses_wire.to_chat``) and handed to the very same ASGI handler
+that serves ``POST /v1/chat/completions`` (``proxy.ChatCompletions``) — same rate limit, hold,
+upstream call, relay and settlement, so the charge is computed by the same code. The handler's
+answer is translated back on its way out:
+
+* 200 JSON → a Response object (``usage.cost`` = the charged ``X-Dexto-Cost``);
+* 200 SSE → Responses events, ``response.completed`` carrying the usage; an interrupted upstream
+  stream ends with ``error`` + ``response.failed``;
+* any error status → passed through unchanged (the same ``{"error": {...}}`` body and headers).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from dexto.gateway.accounts import looks_like_key
+from dexto.gateway.asgi import (
+    BodyTooLarge,
+    ClientGone,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    send_bytes,
+)
+from dexto.gateway.http_errors import error_body
+from dexto.gateway.responses_wire import StreamTranslator, to_chat, to_response
+from dexto.gateway.validation import BAD_CTYPE, INVALID_KEY, TOO_LARGE, parse_chat
+
+__all__ = ["ResponsesEndpoint"]
+
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_CHAT_PATH = "/v1/chat/completions"
+
+
+def _bad(message: str) -> bytes:
+    return error_body("INVALID_REQUEST", message, "invalid_request_error")
+
+
+class ResponsesEndpoint:
+    """Raw ASGI endpoint wrapping the chat-completions ASGI handler ``chat``."""
+
+    def __init__(self, chat: ASGIApp, max_body_bytes: int) -> None:
+        self.chat = chat
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            await send_bytes(
+                send,
+                405,
+                error_body("METHOD_NOT_ALLOWED", "Use POST.", "invalid_request_error"),
+                [(b"allow", b"POST")],
+            )
+            return
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        auth = headers.get(b"authorization", b"")
+        token = auth[7:].strip().decode("latin-1") if auth[:7].lower() == b"bearer " else ""
+        if not looks_like_key(token):
+            await send_bytes(send, 401, INVALID_KEY, [])
+            return
+        ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if ctype != b"application/json":
+            await send_bytes(send, 415, BAD_CTYPE, [])
+            return
+        limit = self.max_body_bytes
+        try:
+            raw = await read_body(receive, limit)
+        except BodyTooLarge:
+            await send_bytes(send, 413, TOO_LARGE, [])
+            return
+        except ClientGone:
+            return
+        try:
+            req = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            req = None
+        if not isinstance(req, dict):
+            await send_bytes(send, 400, _bad("The request body must be a JSON object."), [])
+            return
+        problem, chat = to_chat(req)
+        body = json.dumps(chat, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if not problem:
+            problem = parse_chat(body)[0]
+        if problem:
+            await send_bytes(send, 400, _bad(problem), [])
+            return
+        await self.chat(_chat_scope(scope, len(body)), _replay(body, receive), _Out(send, req))
+
+
+def _chat_scope(scope: Scope, length: int) -> Scope:
+    headers = [
+        (k, v) for k, v in scope["headers"] if k not in (b"content-length", b"transfer-encoding")
+    ]
+    headers.append((b"content-length", str(length).encode()))
+    return {**scope, "path": _CHAT_PATH, "raw_path": _CHAT_PATH.encode(), "headers": headers}
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that yields ``body`` once, then the client's own messages (disconnects)."""
+    sent = False
+
+    async def replay() -> MutableMapping[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+class _Out:
+    """The ``send`` given to the chat handler: translates its answer into the Responses shape."""
+
+    def __init__(self, send: Send, req: dict[str, Any]) -> None:
+        self._send = send
+        self._req = req
+        self._start: MutableMapping[str, Any] | None = None
+        self._headers: dict[bytes, bytes] = {}
+        self._buffer: list[bytes] = []
+        self._stream: StreamTranslator | None = None
+
+    def _resp_id(self) -> str:
+        rid = self._headers.get(b"x-request-id", b"").decode("latin-1")
+        return "resp_" + (rid.removeprefix("req_") or "0")
+
+    async def __call__(self, message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self._start = message
+            self._headers = {k.lower(): v for k, v in message.get("headers", [])}
+            ctype = self._headers.get(b"content-type", b"")
+            if message["status"] == 200 and ctype.startswith(b"text/event-stream"):
+                self._stream = StreamTranslator(self._req, self._resp_id())
+                await self._send(message)
+            return
+        if message["type"] != "http.response.body":
+            await self._send(message)
+            return
+        body: bytes = message.get("body", b"")
+        more = bool(message.get("more_body", False))
+        if self._stream is not None:
+            out = self._stream.feed(body)
+            if not more and not self._stream.finished:
+                out += self._stream.fail(
+                    "UPSTREAM_STREAM_INTERRUPTED", "The upstream stream ended early."
+                )
+            if out or not more:
+                await self._send({"type": "http.response.body", "body": out, "more_body": more})
+            return
+        self._buffer.append(body)
+        if more:
+            return
+        await self._flush(b"".join(self._buffer))
+
+    async def _flush(self, data: bytes) -> None:
+        assert self._start is not None
+        status = int(self._start["status"])
+        if status == 200:
+            try:
+                chat = json.loads(data)
+            except ValueError:
+                chat = None
+            if isinstance(chat, dict):
+                doc = to_response(chat, self._req, self._resp_id())
+                cost = self._headers.get(b"x-dexto-cost")
+                if cost is not None and isinstance(doc.get("usage"), dict):
+                    doc["usage"]["cost"] = float(cost)
+                data = json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        headers = [
+            (k, v) for k, v in self._start.get("headers", []) if k.lower() != b"content-length"
+        ]
+        headers.append((b"content-length", str(len(data)).encode()))
+        await self._send({**self._start, "headers": headers})
+        await self._send({"type": "http.response.body", "body": data, "more_body": False})

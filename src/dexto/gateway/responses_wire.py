@@ -1,0 +1,587 @@
+"""Pure translation between the OpenAI Responses API and chat completions (no I/O).
+
+``to_chat(doc)`` turns a Responses request into a chat-completions request (or names the field
+that cannot be translated); ``to_response(chat, ...)`` turns a chat completion into a Response
+object; ``StreamTranslator`` turns chat-completion SSE chunks into Responses SSE events.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+__all__ = ["StreamTranslator", "to_chat", "to_response", "usage_of"]
+
+# Responses request fields copied to the chat request under the same name.
+_SAME = ("model", "temperature", "top_p", "parallel_tool_calls", "user", "stream")
+# Dexto / OpenRouter extensions passed through untouched.
+_PASSTHROUGH = ("fake", "provider", "models", "transforms", "usage", "top_k", "seed")
+_UNSUPPORTED = {
+    "previous_response_id": "the gateway stores no responses; send the whole conversation "
+    "in 'input'",
+    "conversation": "the gateway stores no conversations; send the whole conversation in 'input'",
+    "background": "background responses are not supported; omit 'background'",
+}
+
+
+def _dumps(doc: Any) -> str:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def _content_parts(content: Any, where: str) -> tuple[str, Any]:
+    """(problem, chat content) for one message's Responses ``content``."""
+    if isinstance(content, str):
+        return "", content
+    if not isinstance(content, list):
+        return f"'{where}.content' must be a string or an array.", None
+    parts: list[dict[str, Any]] = []
+    for j, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        assert kind is None or isinstance(part, dict)
+        if kind in ("input_text", "output_text", "text", "refusal"):
+            text = part.get("text", part.get("refusal"))
+            if not isinstance(text, str):
+                return f"'{where}.content[{j}].text' must be a string.", None
+            parts.append({"type": "text", "text": text})
+        elif kind == "input_image" and isinstance(part, dict):
+            url = part.get("image_url")
+            if not isinstance(url, str):
+                return (
+                    f"'{where}.content[{j}].image_url' must be a URL or data URL "
+                    "(file_id is not supported).",
+                    None,
+                )
+            image: dict[str, Any] = {"url": url}
+            if isinstance(part.get("detail"), str):
+                image["detail"] = part["detail"]
+            parts.append({"type": "image_url", "image_url": image})
+        elif kind == "input_file" and isinstance(part, dict):
+            file = {k: part[k] for k in ("filename", "file_data") if isinstance(part.get(k), str)}
+            if "file_data" not in file:
+                return f"'{where}.content[{j}].file_data' is required for input_file.", None
+            parts.append({"type": "file", "file": file})
+        else:
+            return (
+                f"'{where}.content[{j}].type' {kind!r} is not supported; use input_text, "
+                "input_image or input_file.",
+                None,
+            )
+    return "", parts
+
+
+def _input_messages(items: list[Any]) -> tuple[str, list[dict[str, Any]]]:
+    messages: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        where = f"input[{i}]"
+        if not isinstance(item, dict):
+            return f"'{where}' must be an object.", []
+        kind = item.get("type", "message")
+        if kind == "message":
+            role = item.get("role")
+            if role not in ("user", "assistant", "system", "developer"):
+                return f"'{where}.role' must be user, assistant, system or developer.", []
+            problem, content = _content_parts(item.get("content"), where)
+            if problem:
+                return problem, []
+            if role == "assistant" and isinstance(content, list):
+                content = "".join(p.get("text", "") for p in content)
+            messages.append({"role": "system" if role == "developer" else role, "content": content})
+        elif kind == "function_call":
+            call_id, name, args = item.get("call_id"), item.get("name"), item.get("arguments")
+            if not (isinstance(call_id, str) and isinstance(name, str) and isinstance(args, str)):
+                return f"'{where}' needs string call_id, name and arguments.", []
+            fn = {"name": name, "arguments": args}
+            call = {"id": call_id, "type": "function", "function": fn}
+            last = messages[-1] if messages else None
+            if last is not None and last["role"] == "assistant":
+                last.setdefault("tool_calls", []).append(call)
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "function_call_output":
+            call_id, output = item.get("call_id"), item.get("output")
+            if not isinstance(call_id, str):
+                return f"'{where}.call_id' must be a string.", []
+            if not isinstance(output, str):
+                output = _dumps(output)
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": output})
+        elif kind == "reasoning":
+            continue  # reasoning items are the model's own; chat completions has no slot for them
+        else:
+            return (
+                f"'{where}.type' {kind!r} is not supported; use message, function_call or "
+                "function_call_output.",
+                [],
+            )
+    return "", messages
+
+
+def _tools(tools: Any) -> tuple[str, list[dict[str, Any]]]:
+    if not isinstance(tools, list):
+        return "'tools' must be an array.", []
+    out: list[dict[str, Any]] = []
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            return (
+                f"'tools[{i}].type' {kind!r} is not supported; only function tools are "
+                "(built-in tools such as web_search run on OpenAI's servers).",
+                [],
+            )
+        if not isinstance(tool.get("name"), str):
+            return f"'tools[{i}].name' must be a string.", []
+        fn = {k: tool[k] for k in ("name", "description", "parameters", "strict") if k in tool}
+        out.append({"type": "function", "function": fn})
+    return "", out
+
+
+def to_chat(doc: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(problem, chat request): problem is "" when ``doc`` translates."""
+    for name, why in _UNSUPPORTED.items():
+        if doc.get(name) not in (None, False):
+            return f"'{name}' is not supported: {why}.", {}
+    chat: dict[str, Any] = {k: doc[k] for k in _SAME if doc.get(k) is not None}
+    chat.update({k: doc[k] for k in _PASSTHROUGH if k in doc})
+    messages: list[dict[str, Any]] = []
+    instructions = doc.get("instructions")
+    if instructions is not None:
+        if not isinstance(instructions, str):
+            return "'instructions' must be a string.", {}
+        messages.append({"role": "system", "content": instructions})
+    raw_input = doc.get("input")
+    if isinstance(raw_input, str):
+        messages.append({"role": "user", "content": raw_input})
+    elif isinstance(raw_input, list):
+        problem, more = _input_messages(raw_input)
+        if problem:
+            return problem, {}
+        messages.extend(more)
+    else:
+        return "'input' must be a string or an array of input items.", {}
+    if not any(m["role"] != "system" for m in messages):
+        return "'input' must contain at least one message.", {}
+    chat["messages"] = messages
+    if doc.get("tools"):
+        problem, tools = _tools(doc["tools"])
+        if problem:
+            return problem, {}
+        chat["tools"] = tools
+    choice = doc.get("tool_choice")
+    if isinstance(choice, str):
+        chat["tool_choice"] = choice
+    elif isinstance(choice, dict) and choice.get("type") == "function":
+        chat["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
+    elif choice is not None:
+        return "'tool_choice' must be auto, none, required or a function choice.", {}
+    limit = doc.get("max_output_tokens")
+    if limit is not None:
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
+            return "'max_output_tokens' must be a positive integer.", {}
+        chat["max_tokens"] = limit
+    fmt = doc.get("text", {}).get("format") if isinstance(doc.get("text"), dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        schema = {k: fmt[k] for k in ("name", "schema", "strict", "description") if k in fmt}
+        chat["response_format"] = {"type": "json_schema", "json_schema": schema}
+    elif isinstance(fmt, dict) and fmt.get("type") == "json_object":
+        chat["response_format"] = {"type": "json_object"}
+    reasoning = doc.get("reasoning")
+    if isinstance(reasoning, dict) and reasoning.get("effort") is not None:
+        chat["reasoning"] = {"effort": reasoning["effort"]}
+    if chat.get("stream"):
+        chat["stream_options"] = {"include_usage": True}
+    return "", chat
+
+
+def usage_of(usage: Any) -> dict[str, Any] | None:
+    """Chat-completions usage → Responses usage (``cost`` kept when present)."""
+    if not isinstance(usage, dict):
+        return None
+    pt = int(usage.get("prompt_tokens") or 0)
+    ct = int(usage.get("completion_tokens") or 0)
+    ptd = usage.get("prompt_tokens_details")
+    ctd = usage.get("completion_tokens_details")
+    out: dict[str, Any] = {
+        "input_tokens": pt,
+        "input_tokens_details": {
+            "cached_tokens": int((ptd or {}).get("cached_tokens") or 0)
+            if isinstance(ptd, dict)
+            else 0
+        },
+        "output_tokens": ct,
+        "output_tokens_details": {
+            "reasoning_tokens": int((ctd or {}).get("reasoning_tokens") or 0)
+            if isinstance(ctd, dict)
+            else 0
+        },
+        "total_tokens": int(usage.get("total_tokens") or pt + ct),
+    }
+    if "cost" in usage:
+        out["cost"] = usage["cost"]
+    return out
+
+
+def _status(finish: str | None) -> tuple[str, dict[str, str] | None]:
+    if finish == "length":
+        return "incomplete", {"reason": "max_output_tokens"}
+    if finish == "content_filter":
+        return "incomplete", {"reason": "content_filter"}
+    return "completed", None
+
+
+def _shell(req: dict[str, Any], resp_id: str, created: int, model: str) -> dict[str, Any]:
+    """The Response object's fields that echo the request."""
+    text = req.get("text") if isinstance(req.get("text"), dict) else {"format": {"type": "text"}}
+    reasoning: dict[str, Any] = req["reasoning"] if isinstance(req.get("reasoning"), dict) else {}
+    return {
+        "id": resp_id,
+        "object": "response",
+        "created_at": created,
+        "status": "in_progress",
+        "error": None,
+        "incomplete_details": None,
+        "instructions": req.get("instructions"),
+        "max_output_tokens": req.get("max_output_tokens"),
+        "model": model,
+        "output": [],
+        "parallel_tool_calls": req.get("parallel_tool_calls", True),
+        "previous_response_id": None,
+        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "store": False,
+        "temperature": req.get("temperature"),
+        "text": text,
+        "tool_choice": req.get("tool_choice", "auto"),
+        "tools": req.get("tools") or [],
+        "top_p": req.get("top_p"),
+        "truncation": "disabled",
+        "usage": None,
+        "user": req.get("user"),
+        "metadata": req.get("metadata") if isinstance(req.get("metadata"), dict) else {},
+    }
+
+
+def _message_item(item_id: str, text: str) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": item_id,
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
+
+
+def _call_item(item_id: str, call_id: str, name: str, args: str) -> dict[str, Any]:
+    return {
+        "type": "function_call",
+        "id": item_id,
+        "call_id": call_id,
+        "name": name,
+        "arguments": args,
+        "status": "completed",
+    }
+
+
+def _reasoning_item(item_id: str, text: str) -> dict[str, Any]:
+    return {"type": "reasoning", "id": item_id, "summary": [{"type": "summary_text", "text": text}]}
+
+
+def to_response(chat: dict[str, Any], req: dict[str, Any], resp_id: str) -> dict[str, Any]:
+    """A chat completion (already charged) as a Response object."""
+    choices = chat.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices else {}
+    message = choice.get("message") if isinstance(choice, dict) else None
+    message = message if isinstance(message, dict) else {}
+    created = chat.get("created")
+    out = _shell(req, resp_id, created if isinstance(created, int) else int(time.time()), "")
+    out["model"] = str(chat.get("model") or req.get("model") or "")
+    tail = resp_id.removeprefix("resp_")
+    output: list[dict[str, Any]] = []
+    if isinstance(message.get("reasoning"), str) and message["reasoning"]:
+        output.append(_reasoning_item(f"rs_{tail}", message["reasoning"]))
+    if isinstance(message.get("content"), str) and message["content"]:
+        output.append(_message_item(f"msg_{tail}", message["content"]))
+    for i, call in enumerate(message.get("tool_calls") or []):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict):
+            output.append(
+                _call_item(
+                    f"fc_{tail}_{i}",
+                    str(call.get("id") or f"call_{tail}_{i}"),
+                    str(fn.get("name", "")),
+                    str(fn.get("arguments") or ""),
+                )
+            )
+    out["output"] = output
+    out["status"], out["incomplete_details"] = _status(choice.get("finish_reason"))
+    out["usage"] = usage_of(chat.get("usage"))
+    return out
+
+
+class StreamTranslator:
+    """Feed chat-completion SSE bytes; get Responses SSE bytes back (``event:`` + ``data:``)."""
+
+    def __init__(self, req: dict[str, Any], resp_id: str) -> None:
+        self.req = req
+        self.resp_id = resp_id
+        self._tail_id = resp_id.removeprefix("resp_")
+        self._buf = b""
+        self._seq = 0
+        self._started = False
+        self.finished = False
+        self._response = _shell(req, resp_id, int(time.time()), str(req.get("model", "")))
+        self._output: list[dict[str, Any]] = []
+        self._text: dict[str, Any] | None = None  # the open message item
+        self._reasoning: dict[str, Any] | None = None
+        self._calls: dict[int, dict[str, Any]] = {}  # chat tool_call index → open item
+        self._finish: str | None = None
+        self._usage: dict[str, Any] | None = None
+
+    def _event(self, kind: str, **fields: Any) -> bytes:
+        doc = {"type": kind, "sequence_number": self._seq, **fields}
+        self._seq += 1
+        return f"event: {kind}\ndata: {_dumps(doc)}\n\n".encode()
+
+    def _start(self, chunk: dict[str, Any]) -> list[bytes]:
+        if self._started:
+            return []
+        self._started = True
+        if isinstance(chunk.get("created"), int):
+            self._response["created_at"] = chunk["created"]
+        if isinstance(chunk.get("model"), str):
+            self._response["model"] = chunk["model"]
+        snap = dict(self._response)
+        return [
+            self._event("response.created", response=snap),
+            self._event("response.in_progress", response=snap),
+        ]
+
+    def feed(self, data: bytes) -> bytes:
+        self._buf += data
+        out: list[bytes] = []
+        while b"\n" in self._buf:
+            line, self._buf = self._buf.split(b"\n", 1)
+            line = line.rstrip(b"\r")
+            if not line.startswith(b"data:"):
+                continue  # blank separators and ": OPENROUTER PROCESSING" comments
+            payload = line[5:].strip()
+            if payload == b"[DONE]":
+                out.extend(self.finish())
+                continue
+            try:
+                chunk = json.loads(payload)
+            except ValueError:
+                continue
+            if isinstance(chunk, dict):
+                out.extend(self._chunk(chunk))
+        return b"".join(out)
+
+    def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
+        if self.finished:
+            return []
+        out = self._start(chunk)
+        if isinstance(chunk.get("error"), dict):
+            return out + self._fail(chunk["error"])
+        if isinstance(chunk.get("usage"), dict):
+            self._usage = chunk["usage"]
+        choices = chunk.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        if not isinstance(choice, dict):
+            return out
+        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        assert isinstance(delta, dict)
+        reasoning = delta.get("reasoning")
+        if isinstance(reasoning, str) and reasoning:
+            out += self._reasoning_delta(reasoning)
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            out += self._text_delta(content)
+        for call in delta.get("tool_calls") or []:
+            if isinstance(call, dict):
+                out += self._call_delta(call)
+        if choice.get("finish_reason"):
+            self._finish = str(choice["finish_reason"])
+        return out
+
+    def _reasoning_delta(self, text: str) -> list[bytes]:
+        out: list[bytes] = []
+        if self._reasoning is None:
+            item: dict[str, Any] = {"type": "reasoning", "id": f"rs_{self._tail_id}"}
+            item["summary"], item["_text"] = [], ""
+            self._reasoning = item
+            self._output.append(item)
+            out.append(self._added(item))
+        self._reasoning["_text"] += text
+        idx = self._output.index(self._reasoning)
+        out.append(
+            self._event(
+                "response.reasoning_summary_text.delta",
+                item_id=self._reasoning["id"],
+                output_index=idx,
+                summary_index=0,
+                delta=text,
+            )
+        )
+        return out
+
+    def _added(self, item: dict[str, Any]) -> bytes:
+        public = {k: v for k, v in item.items() if not k.startswith("_")}
+        public["status"] = "in_progress"
+        if item["type"] == "message":
+            public["content"] = []
+        elif item["type"] == "function_call":
+            public["arguments"] = ""
+        elif item["type"] == "reasoning":
+            public["summary"] = []
+            public.pop("status")
+        return self._event(
+            "response.output_item.added", output_index=self._output.index(item), item=public
+        )
+
+    def _text_delta(self, text: str) -> list[bytes]:
+        out: list[bytes] = []
+        if self._text is None:
+            item = {"type": "message", "id": f"msg_{self._tail_id}", "role": "assistant"}
+            item["_text"] = ""
+            self._text = item
+            self._output.append(item)
+            idx = len(self._output) - 1
+            out.append(self._added(item))
+            out.append(
+                self._event(
+                    "response.content_part.added",
+                    item_id=item["id"],
+                    output_index=idx,
+                    content_index=0,
+                    part={"type": "output_text", "text": "", "annotations": []},
+                )
+            )
+        self._text["_text"] += text
+        out.append(
+            self._event(
+                "response.output_text.delta",
+                item_id=self._text["id"],
+                output_index=self._output.index(self._text),
+                content_index=0,
+                delta=text,
+                logprobs=[],
+            )
+        )
+        return out
+
+    def _call_delta(self, call: dict[str, Any]) -> list[bytes]:
+        out: list[bytes] = []
+        index = call.get("index", 0)
+        fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+        assert isinstance(fn, dict)
+        item = self._calls.get(index)
+        if item is None:
+            n = len(self._calls)
+            item = {
+                "type": "function_call",
+                "id": f"fc_{self._tail_id}_{n}",
+                "call_id": str(call.get("id") or f"call_{self._tail_id}_{n}"),
+                "name": str(fn.get("name") or ""),
+                "_args": "",
+            }
+            self._calls[index] = item
+            self._output.append(item)
+            out.append(self._added(item))
+        args = fn.get("arguments")
+        if isinstance(args, str) and args:
+            item["_args"] += args
+            out.append(
+                self._event(
+                    "response.function_call_arguments.delta",
+                    item_id=item["id"],
+                    output_index=self._output.index(item),
+                    delta=args,
+                )
+            )
+        return out
+
+    def _final_items(self) -> tuple[list[bytes], list[dict[str, Any]]]:
+        events: list[bytes] = []
+        final: list[dict[str, Any]] = []
+        for idx, item in enumerate(self._output):
+            if item["type"] == "message":
+                text = item["_text"]
+                done = _message_item(item["id"], text)
+                part = done["content"][0]
+                events.append(
+                    self._event(
+                        "response.output_text.done",
+                        item_id=item["id"],
+                        output_index=idx,
+                        content_index=0,
+                        text=text,
+                        logprobs=[],
+                    )
+                )
+                events.append(
+                    self._event(
+                        "response.content_part.done",
+                        item_id=item["id"],
+                        output_index=idx,
+                        content_index=0,
+                        part=part,
+                    )
+                )
+            elif item["type"] == "function_call":
+                done = _call_item(item["id"], item["call_id"], item["name"], item["_args"])
+                events.append(
+                    self._event(
+                        "response.function_call_arguments.done",
+                        item_id=item["id"],
+                        output_index=idx,
+                        name=item["name"],
+                        arguments=item["_args"],
+                    )
+                )
+            else:
+                done = _reasoning_item(item["id"], item["_text"])
+                events.append(
+                    self._event(
+                        "response.reasoning_summary_text.done",
+                        item_id=item["id"],
+                        output_index=idx,
+                        summary_index=0,
+                        text=item["_text"],
+                    )
+                )
+            events.append(self._event("response.output_item.done", output_index=idx, item=done))
+            final.append(done)
+        return events, final
+
+    def finish(self) -> list[bytes]:
+        """Close every open item and emit ``response.completed`` (or ``.incomplete``)."""
+        if self.finished:
+            return []
+        out = self._start({})
+        events, final = self._final_items()
+        self.finished = True
+        resp = self._response
+        resp["output"] = final
+        resp["status"], resp["incomplete_details"] = _status(self._finish)
+        resp["usage"] = usage_of(self._usage)
+        kind = "response.completed" if resp["status"] == "completed" else "response.incomplete"
+        return out + events + [self._event(kind, response=resp)]
+
+    def _fail(self, error: dict[str, Any]) -> list[bytes]:
+        self.finished = True
+        code = error.get("code")
+        message = str(error.get("message") or "The upstream stream failed.")
+        resp = self._response
+        resp["status"] = "failed"
+        resp["error"] = {"code": str(code or "server_error"), "message": message}
+        resp["usage"] = usage_of(self._usage)
+        return [
+            self._event(
+                "error", code=str(code) if code is not None else None, message=message, param=None
+            ),
+            self._event("response.failed", response=resp),
+        ]
+
+    def fail(self, code: str, message: str) -> bytes:
+        """The stream ended without ``[DONE]`` (upstream cut): a ``response.failed`` ending."""
+        if self.finished:
+            return b""
+        return b"".join(self._start({}) + self._fail({"code": code, "message": message}))
