@@ -26,7 +26,7 @@ def test_admin_cli_round_trip(
     capsys: pytest.CaptureFixture[str], sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code, doc, _ = _run(capsys, "gateway", "migrate", "--db", sqlite_url, "--json")
-    assert code == 0 and doc == {"applied": [1]}
+    assert code == 0 and doc == {"applied": [1, 2]}
     assert _run(capsys, "gateway", "migrate", "--db", sqlite_url, "--json")[1] == {"applied": []}
 
     monkeypatch.setattr("sys.stdin", io.StringIO("pw-123456789\n"))

@@ -22,7 +22,7 @@ L = 5_000  # overdraft limit used in these tests
 def conn(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Conn]:
     url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
     db = Database(url)
-    assert migrate(db) == [1]
+    assert migrate(db) == [1, 2]
     assert migrate(db) == []  # idempotent
     c = db.connect()
     yield c
