@@ -100,6 +100,10 @@ _COUNTERS = {
     "insufficient_credits_total": "Requests refused with 402 (this worker).",
     "rate_limited_total": "Requests refused with 429 (this worker).",
     "estimated_charges_total": "Charges settled from an estimate (this worker).",
+    "upstream_bad_cost_total": "Upstream usage.cost not a finite number in range (this worker).",
+    "settle_retries_total": "Settlement attempts that failed and were retried (this worker).",
+    "settle_deferred_total": "Settlements deferred to background retry (this worker).",
+    "holds_swept_settled_total": "Expired holds with delivered output settled (this worker).",
 }
 
 _DB_GAUGES = {
