@@ -3,7 +3,8 @@
 The request body's ``script`` object (passed through the gateway untouched) chooses the answer:
 ``{"json": <document>}`` → HTTP 200 with that JSON text (``raw`` instead of ``json``: these exact
 bytes), ``{"sse": [<str>, …]}`` → an SSE response written in exactly those pieces (latin-1
-text standing for bytes; each one its own write, with ``pause_ms`` between them). ``GET /models`` lists :data:`MODELS`.
+text standing for bytes; each one its own write, with ``pause_ms`` between them).
+``GET /models`` lists :data:`MODELS`.
 """
 
 from __future__ import annotations
