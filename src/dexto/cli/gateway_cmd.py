@@ -193,6 +193,7 @@ def _usage(ns: argparse.Namespace, conn: Any) -> Any:
 
 
 def _serve(ns: argparse.Namespace) -> int:
+    import math
     import os
 
     import uvicorn
@@ -223,7 +224,7 @@ def _serve(ns: argparse.Namespace) -> int:
         "log_level": "warning",
         "access_log": False,
         "lifespan": "on",
-        "timeout_graceful_shutdown": 10,
+        "timeout_graceful_shutdown": max(1, math.ceil(settings.drain_s)),
         "http": "httptools",
         "server_header": False,
     }

@@ -102,7 +102,13 @@ class ChatCompletions(Settlement):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = RequestContext(request_id="req_" + os.urandom(12).hex(), started=time.perf_counter())
-        status = await self._handle(scope, receive, send, ctx)
+        task = asyncio.current_task()
+        if task is not None:
+            self.active.add(task)
+        try:
+            status = await self._handle(scope, receive, send, ctx)
+        finally:
+            self.active.discard(task)
         elapsed = time.perf_counter() - ctx.started
         self.state.metrics.request("chat_completions", status, elapsed)
 

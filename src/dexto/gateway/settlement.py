@@ -54,6 +54,7 @@ class Settlement:
         self._pending: dict[str, tuple[RequestContext, dict[str, Any]]] = {}
         self._retrier: asyncio.Task[None] | None = None
         self._settling: set[asyncio.Task[Any]] = set()
+        self.active: set[asyncio.Task[Any]] = set()  # request tasks in progress
 
     # -- durable hold progress ------------------------------------------------------------
 
@@ -242,6 +243,8 @@ class Settlement:
     async def drain(self, timeout_s: float = 5.0) -> int:
         """At shutdown: wait for settlements in progress, retry deferred ones for up to
         ``timeout_s``; return how many remain unsettled (their holds stay for the sweeper)."""
+        if self.active:  # cancelled requests settle what they relayed before ending
+            await asyncio.wait(set(self.active), timeout=timeout_s)
         if self._settling:
             await asyncio.wait(set(self._settling), timeout=timeout_s)
         if self._retrier is not None and not self._retrier.done():
