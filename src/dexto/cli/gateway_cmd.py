@@ -79,6 +79,10 @@ def register(subparsers: Any, name: str) -> None:
     usage.add_argument("--account", required=True, metavar="ID")
     usage.set_defaults(handler=_wrap(_usage))
 
+    from dexto.cli.gateway_reconcile_cmd import register_reconcile
+
+    register_reconcile(sub)
+
 
 def _db(p: argparse.ArgumentParser, *, json_flag: bool = False) -> None:
     p.add_argument(
