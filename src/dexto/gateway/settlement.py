@@ -62,14 +62,16 @@ class Settlement:
         """Seconds between hold updates while a stream runs (each one extends the hold)."""
         return max(0.2, self.state.settings.hold_ttl_s / 3)
 
-    def note_progress(self, ctx: RequestContext, generation_id: str, tokens: int) -> None:
+    def note_progress(self, ctx: RequestContext, generation_id: str | None, tokens: int) -> bool:
         """Record on the hold the upstream generation id and the tokens delivered so far, in
-        the background (the relay does not wait); extends the hold's lease."""
+        the background (the relay does not wait); extends the hold's lease. False if an
+        update is still running (the caller tries again later)."""
         if ctx.progress_task is not None and not ctx.progress_task.done():
-            return
+            return False
         ctx.progress_task = asyncio.ensure_future(self._progress(ctx, generation_id, tokens))
+        return True
 
-    async def _progress(self, ctx: RequestContext, generation_id: str, tokens: int) -> None:
+    async def _progress(self, ctx: RequestContext, generation_id: str | None, tokens: int) -> None:
         st = self.state
         try:
             await st.runner.run(

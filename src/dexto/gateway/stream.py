@@ -165,16 +165,22 @@ async def relay_stream(
     lease = handler.lease_interval()
     next_progress = 0.0  # monotonic time of the next hold update (0: at the first event)
 
+    gen_noted = False
+
     async def pump() -> str:
-        nonlocal next_progress
+        nonlocal next_progress, gen_noted
         try:
             async for chunk in resp.aiter_raw():
                 out = relay.feed(chunk)
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
-                if relay.generation_id is not None and time.monotonic() >= next_progress:
-                    next_progress = time.monotonic() + lease
-                    handler.note_progress(ctx, relay.generation_id, relay.tokens)
+                    # The hold records the first delivery, the generation id once known, and
+                    # then progress every lease interval (which also renews the hold).
+                    now = time.monotonic()
+                    if now >= next_progress or (relay.generation_id is not None and not gen_noted):
+                        if handler.note_progress(ctx, relay.generation_id, relay.tokens):
+                            next_progress = now + lease
+                            gen_noted = relay.generation_id is not None
             out = relay.finish()
             if out:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
