@@ -98,3 +98,52 @@ def test_sweeper_estimates_when_the_generation_is_unknown_and_releases_idle_hold
     assert rows == [("delivered", 200, 1, "swept:estimate", "sweeper", 100, 50)]
     assert swept == [("delivered", "settled"), ("idle", "released")]
     assert _holds(sqlite_url) == []
+
+
+def test_run_chat_entry_point_runs_a_translated_request(
+    sqlite_url: str, fake: tuple[FakeUpstream, str]
+) -> None:
+    """``ChatCompletions.run_chat``: what a translating endpoint (e.g. /v1/responses) calls."""
+    import json
+
+    from _gwhelpers import settings_for
+
+    from dexto.devtools.fake_upstream_server import ServerThread
+    from dexto.gateway.app import create_app
+
+    account_id, key = make_account(sqlite_url, "entry@example.com", 1_000_000)
+    gw_app = create_app(settings_for(sqlite_url, fake[1]))
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/translated":
+            await gw_app(scope, receive, send)
+            return
+        msg = await receive()
+        prompt = json.loads(msg["body"])["prompt"]
+        body = json.dumps(chat_body(messages=[{"role": "user", "content": prompt}])).encode()
+        assert gw_app._chat is not None
+        await gw_app._chat.run_chat(scope, receive, send, body, route="translated")
+
+    with ServerThread(app) as srv, httpx.Client(timeout=30) as c:
+        r = c.post(
+            srv.url + "/translated",
+            json={"prompt": "hi"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        bad = c.post(srv.url + "/translated", json={"prompt": "hi"})
+        metrics = c.get(srv.url + "/metrics").text
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"].startswith("w0")
+    assert r.headers["x-dexto-cost"] == f"{r.json()['usage']['cost']:.6f}"
+    assert bad.status_code == 401
+    assert 'dexto_gateway_requests_total{route="translated",status="200"} 1' in metrics
+    db = Database(sqlite_url)
+    try:
+        conn = db.connect()
+        with conn.read():
+            row = conn.one(
+                "SELECT COUNT(*) FROM ledger WHERE kind = 'charge' AND account_id = ?",
+                (account_id,),
+            )
+    finally:
+        db.close_all()
+    assert row == (1,)

@@ -129,13 +129,19 @@ class ChatCompletions(Settlement):
             request_id=request_id or "req_" + os.urandom(12).hex(), started=time.perf_counter()
         )
         headers: dict[bytes, bytes] = dict(scope["headers"])
-        early = self._precheck(headers)
-        if early is not None:
-            status = await self._fail(send, ctx, *early)
-        elif len(body) > self.state.settings.max_body_bytes:
-            status = await self._fail(send, ctx, 413, TOO_LARGE)
-        else:
-            status = await self._run(headers, body, receive, send, ctx)
+        task = asyncio.current_task()
+        if task is not None:
+            self.active.add(task)
+        try:
+            early = self._precheck(headers)
+            if early is not None:
+                status = await self._fail(send, ctx, *early)
+            elif len(body) > self.state.settings.max_body_bytes:
+                status = await self._fail(send, ctx, 413, TOO_LARGE)
+            else:
+                status = await self._run(headers, body, receive, send, ctx)
+        finally:
+            self.active.discard(task)
         self.state.metrics.request(route, status, time.perf_counter() - ctx.started)
         return status
 
