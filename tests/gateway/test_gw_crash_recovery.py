@@ -157,7 +157,7 @@ def test_sigkill_mid_stream_every_delivered_stream_is_charged_once(
             s.start()
         for s in streams:
             assert s.started.wait(30)
-        time.sleep(0.3)  # let the first-byte hold updates land
+        time.sleep(0.6)  # let the first-delivery hold updates land (flushed every 0.2 s)
         os.kill(gw.proc.pid, signal.SIGKILL)
         gw.proc.wait(timeout=30)
     finally:

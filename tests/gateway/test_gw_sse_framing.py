@@ -44,7 +44,7 @@ def streams(draw: Any) -> tuple[bytes, list[str], bool]:
         usage = {"prompt_tokens": 9, "completion_tokens": len(pieces), "cost": 0.0000123}
         events.append("data: " + json.dumps({"id": "gen-abc", "choices": [], "usage": usage}))
     events.append(done)
-    raw = (eol + eol).join(events) + eol + eol
+    raw = "".join(e + eol * draw(st.sampled_from([2, 2, 2, 3, 4])) for e in events)
     return raw.encode(), pieces, with_usage
 
 

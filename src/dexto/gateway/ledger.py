@@ -25,6 +25,7 @@ __all__ = [
     "credit",
     "now_ms",
     "progress",
+    "progress_many",
     "release",
     "settle",
     "sweep_expired",
@@ -227,13 +228,23 @@ def progress(
     expires_at: int,
 ) -> bool:
     """Record on the hold what was delivered so far and extend its lease; False if it is gone."""
+    return progress_many(conn, [(request_id, generation_id, completion_tokens)], expires_at) == 1
+
+
+def progress_many(conn: Conn, rows: list[tuple[str, str | None, int]], expires_at: int) -> int:
+    """:func:`progress` for many holds in one transaction: (request id, generation id, tokens).
+    Returns how many holds still existed."""
+    found = 0
     with conn.write():
-        row = conn.one(
-            "UPDATE holds SET generation_id = COALESCE(?, generation_id), completion_tokens = ?,"
-            " delivered = 1, expires_at = ? WHERE request_id = ? RETURNING request_id",
-            (generation_id, completion_tokens, expires_at, request_id),
-        )
-    return row is not None
+        for request_id, generation_id, tokens in rows:
+            row = conn.one(
+                "UPDATE holds SET generation_id = COALESCE(?, generation_id),"
+                " completion_tokens = ?, delivered = 1, expires_at = ?"
+                " WHERE request_id = ? RETURNING request_id",
+                (generation_id, tokens, expires_at, request_id),
+            )
+            found += row is not None
+    return found
 
 
 def credit(

@@ -189,9 +189,16 @@ def estimate_text_tokens(text: str) -> int:
     return -(-ascii_n // 4) + (len(text) - ascii_n)
 
 
+_ASCII = bytes(range(128))
+
+
 def estimate_bytes_tokens(raw: bytes) -> int:
-    """The same estimate over UTF-8 bytes (JSON escapes count as the ASCII they are)."""
-    return estimate_text_tokens(raw.decode("utf-8", "replace"))
+    """The same estimate over UTF-8 bytes (JSON escapes count as the ASCII they are); a
+    non-ASCII character is 2–4 bytes, so every 2 such bytes count as one token (leans high)."""
+    if raw.isascii():
+        return -(-len(raw) // 4)
+    non_ascii = len(raw.translate(None, _ASCII))
+    return -(-(len(raw) - non_ascii) // 4) + -(-non_ascii // 2)
 
 
 _TEXT_FIELDS = ("content", "reasoning", "refusal")

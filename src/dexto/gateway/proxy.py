@@ -11,7 +11,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from dexto.gateway import ledger
@@ -70,7 +70,6 @@ class RequestContext:
     wants_usage: bool = False  # the client asked for usage in the stream (include_usage)
     prompt_estimate: int = 0  # ceil(body bytes / 4): prompt tokens when the upstream says none
     settling: bool = False  # settlement started: the hold is no longer released on errors
-    progress_task: asyncio.Task[None] | None = field(default=None)
 
 
 def _clean(value: bytes) -> str:

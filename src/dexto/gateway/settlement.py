@@ -24,6 +24,7 @@ __all__ = ["Settlement", "uncancellable"]
 
 T = TypeVar("T")
 _SETTLE_ATTEMPTS = 4  # then deferred: retried every second in the background
+PROGRESS_FLUSH_S = 0.2  # queued hold updates are written this often (one transaction)
 
 
 async def uncancellable(aw: Awaitable[T]) -> T:
@@ -55,6 +56,8 @@ class Settlement:
         self._retrier: asyncio.Task[None] | None = None
         self._settling: set[asyncio.Task[Any]] = set()
         self.active: set[asyncio.Task[Any]] = set()  # request tasks in progress
+        self._progress_due: dict[str, tuple[str | None, int]] = {}
+        self._flusher: asyncio.Task[None] | None = None
 
     # -- durable hold progress ------------------------------------------------------------
 
@@ -63,26 +66,26 @@ class Settlement:
         return max(0.2, self.state.settings.hold_ttl_s / 3)
 
     def note_progress(self, ctx: RequestContext, generation_id: str | None, tokens: int) -> bool:
-        """Record on the hold the upstream generation id and the tokens delivered so far, in
-        the background (the relay does not wait); extends the hold's lease. False if an
-        update is still running (the caller tries again later)."""
-        if ctx.progress_task is not None and not ctx.progress_task.done():
-            return False
-        ctx.progress_task = asyncio.ensure_future(self._progress(ctx, generation_id, tokens))
+        """Queue an update of the hold (delivered, the upstream generation id, the tokens
+        delivered so far, a renewed lease); a background flusher writes all queued updates
+        of this worker in one transaction every ``PROGRESS_FLUSH_S``. A request that settles
+        first is dropped from the queue (its hold is gone anyway)."""
+        self._progress_due[ctx.request_id] = (generation_id, tokens)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush_progress())
         return True
 
-    async def _progress(self, ctx: RequestContext, generation_id: str | None, tokens: int) -> None:
+    async def _flush_progress(self) -> None:
         st = self.state
-        try:
-            await st.runner.run(
-                ledger.progress,
-                ctx.request_id,
-                generation_id=generation_id,
-                completion_tokens=tokens,
-                expires_at=ledger.now_ms() + st.settings.hold_ttl_s * 1000,
-            )
-        except Exception as exc:  # noqa: BLE001 - the settle path still bills the request
-            log_event(st.log, "hold progress failed", 30, error=type(exc).__name__)
+        while self._progress_due:
+            await asyncio.sleep(PROGRESS_FLUSH_S)
+            due, self._progress_due = self._progress_due, {}
+            rows = [(rid, gen, tokens) for rid, (gen, tokens) in due.items()]
+            expires_at = ledger.now_ms() + st.settings.hold_ttl_s * 1000
+            try:
+                await st.runner.run(ledger.progress_many, rows, expires_at)
+            except Exception as exc:  # noqa: BLE001 - the settle path still bills the requests
+                log_event(st.log, "hold progress failed", 30, error=type(exc).__name__)
 
     # -- settlement -----------------------------------------------------------------------
 
@@ -161,8 +164,7 @@ class Settlement:
         reason: str | None,
     ) -> ledger.SettleResult:
         st = self.state
-        if ctx.progress_task is not None:
-            await asyncio.gather(ctx.progress_task, return_exceptions=True)
+        self._progress_due.pop(ctx.request_id, None)
         kwargs: dict[str, Any] = {
             "overdraft_limit_micros": st.settings.overdraft_limit_micros,
             "model": ctx.model,
@@ -249,6 +251,9 @@ class Settlement:
             await asyncio.wait(set(self.active), timeout=timeout_s)
         if self._settling:
             await asyncio.wait(set(self._settling), timeout=timeout_s)
+        if self._flusher is not None and not self._flusher.done():
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
         if self._retrier is not None and not self._retrier.done():
             self._retrier.cancel()
             await asyncio.gather(self._retrier, return_exceptions=True)

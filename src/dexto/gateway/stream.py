@@ -74,18 +74,35 @@ class SseRelay:
             self._cr = data[-1:] == b"\r"
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         buf = self._buf + data if self._buf else data
-        if b"\n\n" not in buf:
+        end = buf.rfind(b"\n\n")
+        if end < 0:
             self._buf = buf
             return b""
-        events = buf.split(b"\n\n")
-        self._buf = events.pop()
-        out = [self._event(e) for e in events if e]
-        return b"".join(out)
+        region, self._buf = buf[: end + 2], buf[end + 2 :]
+        if (
+            self.held
+            or b"[DONE]" in region
+            or b'"usage"' in region
+            or b"\n\n\n" in region
+            or region[:1] == b"\n"
+        ):
+            return self._events(region)
+        # Fast path (plain events, one blank line each): relayed byte for byte, one scan.
+        if self.generation_id is None:
+            m = _ID.search(region)
+            if m:
+                self.generation_id = m.group(1).decode("utf-8", "replace")
+        self.tokens += chunk_text_tokens(region)
+        return region
 
     def finish(self) -> bytes:
         """The upstream ended: a last event without its blank line still counts."""
         rest, self._buf = self._buf.strip(b"\n"), b""
-        return self._event(rest) if rest else b""
+        return self._events(rest)
+
+    def _events(self, region: bytes) -> bytes:
+        events = (e.lstrip(b"\n") for e in region.split(b"\n\n"))
+        return b"".join([self._event(e) for e in events if e])
 
     def _event(self, e: bytes) -> bytes:
         if e[:5] == b"data:" and b"\n" not in e:
@@ -97,7 +114,7 @@ class SseRelay:
             data = b"\n".join(d[1:] if d[:1] == b" " else d for d in datas)
         if data[:1] == b" ":
             data = data[1:]
-        if data.strip() == b"[DONE]":
+        if len(data) < 32 and data.strip() == b"[DONE]":
             self.done = True
             self.held.append(_DONE)
             return b""
