@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterator
 from decimal import Decimal
@@ -15,6 +16,7 @@ from _scripted import ScriptedUpstream
 
 from dexto.devtools.fake_upstream_server import ServerThread
 from dexto.gateway.db import Database
+from dexto.gateway.logs import JsonFormatter
 from dexto.gateway.pricing import ModelPrice, cost_from_usage, parse_price
 
 P = ModelPrice(prompt=Decimal("0.000001"), completion=Decimal("0.000002"))
@@ -133,8 +135,19 @@ def test_bad_upstream_cost_is_billed_by_tokens_estimated(
     gw, _ = scripted
     usage = f'{{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"cost":{cost}}}'
     doc = {"model": "fake/cheap", "messages": [{"role": "user", "content": "hi"}]}
-    r, _ = _post(gw, {**doc, "script": {"raw": _answer(usage)}})
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.setFormatter(JsonFormatter())
+    handler.emit = lambda record: lines.append(handler.format(record))  # type: ignore[method-assign]
+    logging.getLogger("dexto.gateway").addHandler(handler)
+    try:
+        r, _ = _post(gw, {**doc, "script": {"raw": _answer(usage)}})
+    finally:
+        logging.getLogger("dexto.gateway").removeHandler(handler)
     assert r.status_code == 200
+    bad = [json.loads(x) for x in lines if "upstream reported a bad cost" in x]
+    assert len(bad) == 1 and bad[0]["error"].startswith("usage.cost=")
+    assert bad[0]["request_id"] == r.headers["x-request-id"]
     assert _charge(gw, r.headers["x-request-id"]) == (20, 1, "bad_cost")
     assert r.headers["x-dexto-cost"] == "0.000020"
     assert r.json()["usage"]["cost"] == 0.00002

@@ -110,7 +110,7 @@ class Settlement:
                 30,
                 request_id=ctx.request_id,
                 model=ctx.model,
-                cost=repr(bad)[:40],
+                error=f"usage.cost={bad!r}"[:60],
             )
         if uc.cost is not None and not uc.bad_cost:
             return await self.settle(

@@ -159,7 +159,7 @@ async def _settle_one(state: GatewayState, hold: ExpiredHold, now: int) -> bool:
         cost_micros=result.charged_micros,
         written_off_micros=result.written_off_micros or None,
         estimated=estimated,
-        reason=reason,
+        estimate_reason=reason,
     )
     return True
 
