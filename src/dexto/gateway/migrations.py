@@ -99,7 +99,6 @@ def _v2(d: str) -> list[str]:
         "ALTER TABLE holds ADD COLUMN delivered SMALLINT NOT NULL DEFAULT 0",
         "ALTER TABLE ledger ADD COLUMN estimate_reason TEXT",
         "ALTER TABLE ledger ADD COLUMN settled_by TEXT",
-        "CREATE INDEX holds_expiry ON holds(expires_at)",
         """CREATE TABLE swept_holds (
             request_id TEXT PRIMARY KEY,
             account_id TEXT NOT NULL,

@@ -24,7 +24,7 @@ __all__ = ["Settlement", "uncancellable"]
 
 T = TypeVar("T")
 _SETTLE_ATTEMPTS = 4  # then deferred: retried every second in the background
-PROGRESS_FLUSH_S = 0.2  # queued hold updates are written this often (one transaction)
+PROGRESS_FLUSH_S = 0.2  # queued hold updates are written 0.2–0.4 s later (one transaction)
 
 
 async def uncancellable(aw: Awaitable[T]) -> T:
@@ -57,6 +57,7 @@ class Settlement:
         self._settling: set[asyncio.Task[Any]] = set()
         self.active: set[asyncio.Task[Any]] = set()  # request tasks in progress
         self._progress_due: dict[str, tuple[str | None, int]] = {}
+        self._progress_aging: dict[str, tuple[str | None, int]] = {}
         self._flusher: asyncio.Task[None] | None = None
 
     # -- durable hold progress ------------------------------------------------------------
@@ -65,21 +66,24 @@ class Settlement:
         """Seconds between hold updates while a stream runs (each one extends the hold)."""
         return max(0.2, self.state.settings.hold_ttl_s / 3)
 
-    def note_progress(self, ctx: RequestContext, generation_id: str | None, tokens: int) -> bool:
+    def note_progress(self, ctx: RequestContext, generation_id: str | None, tokens: int) -> None:
         """Queue an update of the hold (delivered, the upstream generation id, the tokens
-        delivered so far, a renewed lease); a background flusher writes all queued updates
-        of this worker in one transaction every ``PROGRESS_FLUSH_S``. A request that settles
-        first is dropped from the queue (its hold is gone anyway)."""
+        delivered so far, a renewed lease). A background flusher writes, every
+        ``PROGRESS_FLUSH_S`` and in one transaction, the updates queued before its previous
+        round; a request that settles first is dropped from the queue (its hold is gone), so
+        requests shorter than that never pay for an update."""
         self._progress_due[ctx.request_id] = (generation_id, tokens)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.ensure_future(self._flush_progress())
-        return True
 
     async def _flush_progress(self) -> None:
         st = self.state
-        while self._progress_due:
+        while self._progress_due or self._progress_aging:
             await asyncio.sleep(PROGRESS_FLUSH_S)
-            due, self._progress_due = self._progress_due, {}
+            due, self._progress_aging = self._progress_aging, self._progress_due
+            self._progress_due = {}
+            if not due:
+                continue
             rows = [(rid, gen, tokens) for rid, (gen, tokens) in due.items()]
             expires_at = ledger.now_ms() + st.settings.hold_ttl_s * 1000
             try:
@@ -165,6 +169,7 @@ class Settlement:
     ) -> ledger.SettleResult:
         st = self.state
         self._progress_due.pop(ctx.request_id, None)
+        self._progress_aging.pop(ctx.request_id, None)
         kwargs: dict[str, Any] = {
             "overdraft_limit_micros": st.settings.overdraft_limit_micros,
             "model": ctx.model,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from typing import TYPE_CHECKING, Any
 
 from dexto.gateway.asgi import Receive, Send
@@ -179,25 +178,29 @@ async def relay_stream(
             ],
         }
     )
+    # The hold records the first delivery and the generation id once known, then progress each
+    # lease interval (a timer sets the flag: no clock read per chunk).
+    loop = asyncio.get_running_loop()
     lease = handler.lease_interval()
-    next_progress = 0.0  # monotonic time of the next hold update (0: at the first event)
+    state = {"due": True, "gen": False}
+    timer: asyncio.TimerHandle | None = None
 
-    gen_noted = False
+    def due() -> None:
+        state["due"] = True
 
     async def pump() -> str:
-        nonlocal next_progress, gen_noted
+        nonlocal timer
         try:
             async for chunk in resp.aiter_raw():
                 out = relay.feed(chunk)
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
-                    # The hold records the first delivery, the generation id once known, and
-                    # then progress every lease interval (which also renews the hold).
-                    now = time.monotonic()
-                    if now >= next_progress or (relay.generation_id is not None and not gen_noted):
-                        if handler.note_progress(ctx, relay.generation_id, relay.tokens):
-                            next_progress = now + lease
-                            gen_noted = relay.generation_id is not None
+                    if state["due"] or (relay.generation_id is not None and not state["gen"]):
+                        handler.note_progress(ctx, relay.generation_id, relay.tokens)
+                        state["gen"] = relay.generation_id is not None
+                        if state["due"]:
+                            state["due"] = False
+                            timer = loop.call_later(lease, due)
             out = relay.finish()
             if out:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
@@ -205,6 +208,9 @@ async def relay_stream(
             return "timeout"
         except UpstreamError:
             return "cut"
+        finally:
+            if timer is not None:
+                timer.cancel()
         return "ok"
 
     async def watch() -> None:
