@@ -4,7 +4,7 @@ Framing (:class:`SseRelay`) is independent of read boundaries: ``\\r\\n``, ``\\r
 ends are normalised to ``\\n``, an event ends at a blank line, ``data:`` with or without the
 space. The terminating ``data: [DONE]``, the usage-only chunk (``choices: []``) and anything after
 them are held back until the charge is committed, so a client that asks ``/me/usage`` right after
-a stream ends sees it. The usage chunk is relayed only when the client asked for it
+a stream ends sees it. The usage (wherever it comes) is relayed only when the client asked for it
 (``stream_options.include_usage`` or ``usage.include``), with ``usage.cost`` rewritten to the amount
 charged (USD, the ``X-Dexto-Cost`` figure) and the upstream's figure kept in
 ``usage.dexto_upstream_cost``.
@@ -127,15 +127,13 @@ class SseRelay:
             except ValueError:
                 doc = None
             if isinstance(doc, dict) and isinstance(doc.get("usage"), dict):
+                # The usage chunk (usually ``choices: []``, sometimes the last content chunk):
+                # held, and sent at the end with the charged cost (or without usage).
                 self.usage = doc["usage"]
-                if not doc.get("choices"):
-                    self.held.append(doc)  # the usage-only chunk: sent (rewritten) at the end
-                    return b""
-                self.tokens += chunk_text_tokens(data)
-                if not self.wants_usage:
-                    del doc["usage"]
-                    e = b"data: " + json.dumps(doc, ensure_ascii=False).encode()
-                return self._out(e)
+                if doc.get("choices"):
+                    self.tokens += chunk_text_tokens(data)
+                self.held.append(doc)
+                return b""
         self.tokens += chunk_text_tokens(data)
         return self._out(e)
 
@@ -151,7 +149,11 @@ class SseRelay:
             if isinstance(item, dict):
                 if self.wants_usage:
                     doc = {**item, "usage": rewrite_usage(item["usage"], charged_micros)}
-                    out.append(b"data: " + json.dumps(doc, ensure_ascii=False).encode() + b"\n\n")
+                elif item.get("choices"):
+                    doc = {k: v for k, v in item.items() if k != "usage"}
+                else:
+                    continue
+                out.append(b"data: " + json.dumps(doc, ensure_ascii=False).encode() + b"\n\n")
             else:
                 out.append(item + b"\n\n")
         return b"".join(out)
