@@ -253,23 +253,25 @@ class ChatCompletions(Settlement):
         )
         # From here on the request may own a hold: every exit settles or releases it.
         try:
-            admit = asyncio.ensure_future(
-                st.runner.run(
-                    ledger.admit,
-                    key_hash,
-                    ctx.request_id,
-                    ctx.hold,
-                    ttl_ms=settings.hold_ttl_s * 1000,
-                    model=ctx.model,
-                    prompt_tokens=ctx.prompt_estimate,
-                )
+            admit = st.runner.run(
+                ledger.admit,
+                key_hash,
+                ctx.request_id,
+                ctx.hold,
+                ttl_ms=settings.hold_ttl_s * 1000,
+                model=ctx.model,
+                prompt_tokens=ctx.prompt_estimate,
             )
-            try:
-                res = await asyncio.shield(admit)
-            except asyncio.CancelledError:
-                # The hold may still be placed by the running admission: wait, then release.
-                await uncancellable(asyncio.wait({admit}))
-                raise
+            if getattr(st.runner, "_inline", False):
+                res = await admit  # runs inline, never suspends: a cancel cannot cut it
+            else:
+                admitting = asyncio.ensure_future(admit)
+                try:
+                    res = await asyncio.shield(admitting)
+                except asyncio.CancelledError:
+                    # The hold may still be placed by the running admission: wait, then release.
+                    await uncancellable(asyncio.wait({admitting}))
+                    raise
             if res.status == "invalid_key":
                 return await self._fail(send, ctx, 401, INVALID_KEY)
             ctx.account_id, ctx.key_id = res.account_id, res.key_id

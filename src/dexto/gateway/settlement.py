@@ -151,12 +151,21 @@ class Settlement:
         database stays unavailable the settlement is queued and retried in the background
         (the hold keeps counting meanwhile), and the computed charge is returned."""
         ctx.settling = True
-        task = asyncio.ensure_future(
-            self._settle_now(ctx, cost, prompt_tokens, completion_tokens, estimated, reason)
-        )
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
-        return await uncancellable(task)
+        try:
+            return await self._settle_now(
+                ctx, cost, prompt_tokens, completion_tokens, estimated, reason
+            )
+        except asyncio.CancelledError:
+            # Cancelled mid-way (a database call in a thread, or a retry pause): settle again in
+            # a task nothing can cancel, then let the cancellation proceed. Settling is
+            # idempotent per request id, so an attempt that did land is not charged twice.
+            task = asyncio.ensure_future(
+                self._settle_now(ctx, cost, prompt_tokens, completion_tokens, estimated, reason)
+            )
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+            await uncancellable(task)
+            raise
 
     async def _settle_now(
         self,
