@@ -86,12 +86,74 @@ def measure(
     }
 
 
+def start_gateway(
+    py: str, work: Path, name: str, env: dict[str, str], up_port: int
+) -> tuple[Proc, int, str]:
+    """A gateway on its own SQLite file with one funded account: (process, port, key)."""
+    db = f"sqlite:///{work / (name + '.db')}"
+    out = subprocess.run(
+        [
+            py,
+            "-m",
+            "dexto.cli.main",
+            "gateway",
+            "accounts",
+            "create",
+            "--db",
+            db,
+            "--email",
+            "bench@example.com",
+            "--credits",
+            "1000000",
+            "--json",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    key = json.loads(out.stdout)["apiKey"]
+    gw_port = free_port()
+    gw_env = {
+        **env,
+        "DEXTO_GATEWAY_UPSTREAM_KEY": "sk-or-bench-upstream",
+        "DEXTO_GATEWAY_RATE_LIMIT_RPS": "1000000",
+        "DEXTO_GATEWAY_RATE_LIMIT_BURST": "1000000",
+        "DEXTO_GATEWAY_LOG_LEVEL": "WARNING",
+    }
+    gw = Proc(
+        [
+            py,
+            "-m",
+            "dexto.cli.main",
+            "gateway",
+            "serve",
+            "--db",
+            db,
+            "--upstream",
+            f"http://127.0.0.1:{up_port}/api/v1",
+            "--port",
+            str(gw_port),
+        ],
+        gw_env,
+        work / f"{name}.log",
+    )
+    wait_http(gw_port, "/healthz", 30, gw.popen)
+    return gw, gw_port, key
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer requests (smoke run)")
     ap.add_argument("--no-litellm", action="store_true")
     ap.add_argument("--litellm-venv", default="/tmp/dexto-bench-litellm")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument(
+        "--baseline",
+        metavar="CHECKOUT",
+        help="also measure the gateway of another checkout (its .venv), interleaved with ours",
+    )
+    ap.add_argument("--rounds", type=int, default=1, help="ours/baseline rounds per mode")
     args = ap.parse_args()
     n1, n32 = (100, 400) if args.quick else (500, 3000)
     ln1, ln32 = (40, 120) if args.quick else (150, 600)
@@ -112,56 +174,13 @@ def main() -> int:
         procs.append(fake)
         wait_http(up_port, "/models", 30, fake.popen)
 
-        db = f"sqlite:///{work / 'gateway.db'}"
-        out = subprocess.run(
-            [
-                PY,
-                "-m",
-                "dexto.cli.main",
-                "gateway",
-                "accounts",
-                "create",
-                "--db",
-                db,
-                "--email",
-                "bench@example.com",
-                "--credits",
-                "1000000",
-                "--json",
-            ],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        key = json.loads(out.stdout)["apiKey"]
-        gw_port = free_port()
-        gw_env = {
-            **env,
-            "DEXTO_GATEWAY_UPSTREAM_KEY": "sk-or-bench-upstream",
-            "DEXTO_GATEWAY_RATE_LIMIT_RPS": "1000000",
-            "DEXTO_GATEWAY_RATE_LIMIT_BURST": "1000000",
-            "DEXTO_GATEWAY_LOG_LEVEL": "WARNING",
-        }
-        gw = Proc(
-            [
-                PY,
-                "-m",
-                "dexto.cli.main",
-                "gateway",
-                "serve",
-                "--db",
-                db,
-                "--upstream",
-                f"http://127.0.0.1:{up_port}/api/v1",
-                "--port",
-                str(gw_port),
-            ],
-            gw_env,
-            work / "gateway.log",
-        )
+        gw, gw_port, key = start_gateway(PY, work, "gateway", env, up_port)
         procs.append(gw)
-        wait_http(gw_port, "/healthz", 30, gw.popen)
+        base: tuple[Proc, int, str] | None = None
+        if args.baseline:
+            base_py = str(Path(args.baseline) / ".venv" / "bin" / "python")
+            base = start_gateway(base_py, work, "baseline", env, up_port)
+            procs.append(base[0])
 
         lite: Proc | None = None
         lite_port = free_port()
@@ -213,18 +232,32 @@ def main() -> int:
                     n32,
                 )
             )
-            results.append(
-                measure(
-                    "ours",
-                    gw,
-                    gw_port,
-                    "/v1/chat/completions",
-                    {"Authorization": f"Bearer {key}"},
-                    stream,
-                    n1,
-                    n32,
+            for _ in range(args.rounds):  # ours and the baseline interleaved, round by round
+                results.append(
+                    measure(
+                        "ours",
+                        gw,
+                        gw_port,
+                        "/v1/chat/completions",
+                        {"Authorization": f"Bearer {key}"},
+                        stream,
+                        n1,
+                        n32,
+                    )
                 )
-            )
+                if base is not None:
+                    results.append(
+                        measure(
+                            "baseline",
+                            base[0],
+                            base[1],
+                            "/v1/chat/completions",
+                            {"Authorization": f"Bearer {base[2]}"},
+                            stream,
+                            n1,
+                            n32,
+                        )
+                    )
             if lite is not None:
                 try:
                     results.append(
@@ -272,6 +305,23 @@ def main() -> int:
                 f"{'stream' if stream else 'non-stream'}: ours / LiteLLM throughput = "
                 f"{ours['c32_rps'] / lite_r['c32_rps']:.1f}x"
             )
+    for stream in (False, True):
+        rows = {
+            t: [r for r in results if r["target"] == t and r["stream"] == stream]
+            for t in ("ours", "baseline")
+        }
+        if not rows["baseline"]:
+            continue
+        for field in ("c32_rps", "cpu_ms_per_req"):
+            vals = {
+                t: sorted(r[field] for r in rs if r[field] is not None) for t, rs in rows.items()
+            }
+            line = ", ".join(
+                f"{t} min/median/max {v[0]:.2f}/{v[len(v) // 2]:.2f}/{v[-1]:.2f}"
+                for t, v in vals.items()
+                if v
+            )
+            print(f"{'stream' if stream else 'non-stream'} {field}: {line}")
     if litellm_note:
         print(litellm_note)
     Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import openai
@@ -37,6 +38,9 @@ def test_sync_answer_headers_and_charge(gateway: Gateway) -> None:
     rid, amount, _, estimated = state.charges[0]
     assert rid == raw.headers["x-request-id"] and estimated == 0
     assert cost == f"0.{-amount:06d}" and remaining == f"0.{state.balance:06d}"
+    extra = completion.usage.model_extra or {}
+    assert extra["cost"] == float(cost)  # the body says what the ledger charged
+    assert extra["dexto_upstream_cost"] > 0  # the upstream's own figure, kept aside
     with httpx.Client() as c:
         usage = c.get(gateway.url + "/me/usage", headers=gateway.auth()).json()
     assert usage["recent"][0]["sessionId"] == "sess-1" and usage["recent"][0]["source"] == "cli"
@@ -60,25 +64,37 @@ def test_upstream_sees_usage_request_and_upstream_key_not_client_key(
     assert UPSTREAM_KEY not in r.text + s.text
 
 
-def test_streaming_sync(gateway: Gateway) -> None:
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_streaming_sync(gateway: Gateway, include_usage: bool) -> None:
+    """The usage chunk (choices: []) reaches the client only when it asked for it, with the
+    charged cost; without it every chunk has a choice (``chunk.choices[0]`` never raises)."""
+    extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if include_usage else {}
     with openai.OpenAI(base_url=gateway.v1, api_key=gateway.key, max_retries=0) as client:
         stream = client.chat.completions.create(
             model="openai/gpt-4o-mini",
             messages=MSG,
             stream=True,  # type: ignore[arg-type]
+            **extra,
         )
         text = ""
         usage = None
         with stream:
             for chunk in stream:
+                if not include_usage:
+                    assert chunk.choices, chunk
                 if chunk.choices and chunk.choices[0].delta.content:
                     text += chunk.choices[0].delta.content
                 if chunk.usage:
                     usage = chunk.usage
     assert text == "".join(f"w{i} " for i in range(20))
-    assert usage is not None and usage.completion_tokens == 20
     state = ledger_state(gateway.db_url, gateway.account_id)
     assert len(state.charges) == 1 and state.charges[0][3] == 0 and state.holds == 0
+    if include_usage:
+        assert usage is not None and usage.completion_tokens == 20
+        cost = (usage.model_extra or {})["cost"]
+        assert round(cost * 1_000_000) == -state.charges[0][1]
+    else:
+        assert usage is None
 
 
 def test_async_and_async_streaming(gateway: Gateway) -> None:

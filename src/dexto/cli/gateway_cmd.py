@@ -80,6 +80,10 @@ def register(subparsers: Any, name: str) -> None:
     usage.add_argument("--account", required=True, metavar="ID")
     usage.set_defaults(handler=_wrap(_usage))
 
+    from dexto.cli.gateway_reconcile_cmd import register_reconcile
+
+    register_reconcile(sub)
+
 
 def _db(p: argparse.ArgumentParser, *, json_flag: bool = False) -> None:
     p.add_argument(
@@ -194,6 +198,7 @@ def _usage(ns: argparse.Namespace, conn: Any) -> Any:
 
 
 def _serve(ns: argparse.Namespace) -> int:
+    import math
     import os
 
     import uvicorn
@@ -227,7 +232,7 @@ def _serve(ns: argparse.Namespace) -> int:
         "log_level": "warning",
         "access_log": False,
         "lifespan": "on",
-        "timeout_graceful_shutdown": 10,
+        "timeout_graceful_shutdown": max(1, math.ceil(settings.drain_s)),
         "http": "httptools",
         "server_header": False,
     }

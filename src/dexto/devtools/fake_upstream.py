@@ -43,6 +43,7 @@ import hashlib
 import json
 from typing import Any
 
+from dexto.devtools.fake_upstream_generation import GenerationStore, serve_generation
 from dexto.devtools.fake_upstream_parts import (
     ATTRIBUTION_HEADERS,
     CREATED,
@@ -76,6 +77,7 @@ class FakeUpstream:
     def __init__(self, options: FakeOptions | None = None) -> None:
         self.options = options or FakeOptions()
         self.stats = FakeStats()
+        self.generations = GenerationStore()  # GET /generation?id= (fake_upstream_generation)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -91,6 +93,8 @@ class FakeUpstream:
         self.stats.paths[path] = self.stats.paths.get(path, 0) + 1
         if path in ("/models", "/v1/models", "/api/v1/models") and scope["method"] == "GET":
             await send_json(send, 200, json.dumps({"data": MODELS}).encode())
+        elif path.endswith("/generation") and scope["method"] == "GET":
+            await serve_generation(self.generations, scope, send)
         elif path == "/_fake/stats":
             await send_json(send, 200, json.dumps(self.stats.__dict__).encode())
         elif path in ("/chat/completions", "/v1/chat/completions", "/api/v1/chat/completions"):
@@ -145,6 +149,7 @@ class FakeUpstream:
         gen_id = f"gen-{CREATED}-" + hashlib.sha256(b"".join(chunks)).hexdigest()[:20]
         echo.append((b"x-generation-id", gen_id.encode()))
         tool = tool_call(body)
+        send = self.generations.track(send, gen_id, model, body, opts)
         if body.get("stream"):
             await self._stream(send, receive, body, model, gen_id, tool, opts, echo)
             return

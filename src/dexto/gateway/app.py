@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dexto.gateway import ledger, throttle
+from dexto.gateway import throttle
 from dexto.gateway.asgi import Receive, Scope, Send
 from dexto.gateway.db import Database, DatabaseUnavailable, redact_url
 from dexto.gateway.guard import ErrorGuard
@@ -27,6 +27,7 @@ from dexto.gateway.routes import json_error, make_routes
 from dexto.gateway.runner import DbRunner
 from dexto.gateway.settings import GatewaySettings
 from dexto.gateway.state import GatewayState
+from dexto.gateway.sweeper import run_sweeper
 from dexto.gateway.upstream import ModelCatalog, Upstream
 
 __all__ = ["SERVED_ENDPOINTS", "GatewayApp", "create_app", "create_app_from_env"]
@@ -129,7 +130,7 @@ class GatewayApp:
         chat = ChatCompletions(state)
         self._chat = ErrorGuard(chat, self.state)
         tasks = [
-            asyncio.create_task(_sweeper(state)),
+            asyncio.create_task(run_sweeper(state)),
             asyncio.create_task(throttle.sweeper(state)),
             asyncio.create_task(state.catalog.get_raw()),
         ]
@@ -143,28 +144,13 @@ class GatewayApp:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self._chat.drain()  # settlements in flight (incl. cancelled streams) finish
             self._chat = None
             await state.catalog.aclose()
             await upstream.aclose()
             await state.limiter.close()
             runner.close()
             self._state = None
-
-
-async def _sweeper(state: GatewayState) -> None:
-    """Delete expired holds (they already stopped counting at expiry; this keeps tables small)."""
-    while True:
-        await asyncio.sleep(state.settings.sweep_interval_s)
-        try:
-            n = await state.runner.run(ledger.sweep_expired)
-        except DatabaseUnavailable:
-            continue  # the runner logs the outage once
-        except Exception as exc:  # noqa: BLE001 - keep sweeping after a transient DB error
-            log_event(state.log, "hold sweep failed", 30, error=type(exc).__name__)
-            continue
-        if n:
-            state.metrics.inc("holds_expired_total", n)
-            log_event(state.log, "expired holds swept", count=n)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

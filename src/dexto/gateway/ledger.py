@@ -24,10 +24,15 @@ __all__ = [
     "admit",
     "credit",
     "now_ms",
+    "progress",
+    "progress_many",
     "release",
     "settle",
     "sweep_expired",
 ]
+
+
+MAX_CHARGE_MICROS = 10**15  # $1e9: a ceiling that keeps any charge inside BIGINT
 
 
 def now_ms() -> int:
@@ -65,8 +70,8 @@ _AUTH_PG = (
 )
 _HELD = "SELECT COALESCE(SUM(amount_micros), 0) FROM holds WHERE account_id = ? AND expires_at > ?"
 _INSERT_HOLD = (
-    "INSERT INTO holds (request_id, account_id, amount_micros, created_at, expires_at)"
-    " VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO holds (request_id, account_id, amount_micros, created_at, expires_at,"
+    " model, key_id, prompt_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -78,8 +83,14 @@ def admit(
     *,
     ttl_ms: int,
     now: int | None = None,
+    model: str | None = None,
+    prompt_tokens: int | None = None,
 ) -> AdmitResult:
-    """Authenticate the key and, if the account can afford ``hold_micros``, place a hold."""
+    """Authenticate the key and, if the account can afford ``hold_micros``, place a hold.
+
+    The hold records what a sweeper needs to bill the request if its worker never settles it:
+    the model, the key and the prompt-token estimate (see :func:`progress` for the rest).
+    """
     now = now_ms() if now is None else now
     with conn.write():
         if conn.dialect == "sqlite":
@@ -98,7 +109,10 @@ def admit(
         available = int(balance) - int(held)
         if available < max(hold_micros, 1):
             return AdmitResult("insufficient", account_id, key_id, int(balance), available)
-        conn.execute(_INSERT_HOLD, (request_id, account_id, hold_micros, now, now + ttl_ms))
+        conn.execute(
+            _INSERT_HOLD,
+            (request_id, account_id, hold_micros, now, now + ttl_ms, model, key_id, prompt_tokens),
+        )
         return AdmitResult("ok", account_id, key_id, int(balance), available - hold_micros)
 
 
@@ -109,8 +123,8 @@ _LOCK_BALANCE = {
 _INSERT_LEDGER = (
     "INSERT INTO ledger (request_id, account_id, kind, amount_micros, cost_micros,"
     " written_off_micros, hold_micros, estimated, model, prompt_tokens, completion_tokens,"
-    " key_id, session_id, source, client_version, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " key_id, session_id, source, client_version, created_at, estimate_reason, settled_by)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (request_id) DO NOTHING RETURNING id"
 )
 
@@ -131,18 +145,35 @@ def settle(
     source: str | None = None,
     client_version: str | None = None,
     now: int | None = None,
+    estimate_reason: str | None = None,
+    settled_by: str | None = None,
+    expired_before: int | None = None,
 ) -> SettleResult:
-    """Replace the request's hold by its charge, in one transaction; idempotent per request id."""
+    """Replace the request's hold by its charge, in one transaction; idempotent per request id.
+
+    With ``expired_before`` (the sweeper), nothing happens unless the hold still exists and
+    expired before that time: a request its live worker settled, or is still heartbeating, is
+    left alone.
+    """
     now = now_ms() if now is None else now
-    cost_micros = max(0, int(cost_micros))
+    cost_micros = min(max(0, int(cost_micros)), MAX_CHARGE_MICROS)
     with conn.write():
         row = conn.one(_LOCK_BALANCE[conn.dialect], (account_id,))
         if row is None:
             raise LookupError(f"no account {account_id!r}")
         balance = int(row[0])
-        hold_row = conn.one(
-            "DELETE FROM holds WHERE request_id = ? RETURNING amount_micros", (request_id,)
-        )
+        if expired_before is None:
+            hold_row = conn.one(
+                "DELETE FROM holds WHERE request_id = ? RETURNING amount_micros", (request_id,)
+            )
+        else:
+            hold_row = conn.one(
+                "DELETE FROM holds WHERE request_id = ? AND expires_at <= ?"
+                " RETURNING amount_micros",
+                (request_id, expired_before),
+            )
+            if hold_row is None:
+                return SettleResult(0, 0, balance, True)
         hold = int(hold_row[0]) if hold_row else 0
         debit = min(cost_micros, max(0, balance + overdraft_limit_micros))
         written_off = cost_micros - debit
@@ -165,6 +196,8 @@ def settle(
                 source,
                 client_version,
                 now,
+                estimate_reason if estimated else None,
+                settled_by,
             ),
         )
         if inserted is None:
@@ -184,6 +217,34 @@ def release(conn: Conn, request_id: str) -> bool:
             "DELETE FROM holds WHERE request_id = ? RETURNING amount_micros", (request_id,)
         )
     return row is not None
+
+
+def progress(
+    conn: Conn,
+    request_id: str,
+    *,
+    generation_id: str | None,
+    completion_tokens: int,
+    expires_at: int,
+) -> bool:
+    """Record on the hold what was delivered so far and extend its lease; False if it is gone."""
+    return progress_many(conn, [(request_id, generation_id, completion_tokens)], expires_at) == 1
+
+
+def progress_many(conn: Conn, rows: list[tuple[str, str | None, int]], expires_at: int) -> int:
+    """:func:`progress` for many holds in one transaction: (request id, generation id, tokens).
+    Returns how many holds still existed."""
+    found = 0
+    with conn.write():
+        for request_id, generation_id, tokens in rows:
+            row = conn.one(
+                "UPDATE holds SET generation_id = COALESCE(?, generation_id),"
+                " completion_tokens = ?, delivered = 1, expires_at = ?"
+                " WHERE request_id = ? RETURNING request_id",
+                (generation_id, tokens, expires_at, request_id),
+            )
+            found += row is not None
+    return found
 
 
 def credit(
@@ -217,6 +278,8 @@ def credit(
                 None,
                 None,
                 now,
+                None,
+                None,
             ),
         )
         if inserted is None:
@@ -229,8 +292,21 @@ def credit(
 
 
 def sweep_expired(conn: Conn, now: int | None = None) -> int:
-    """Delete holds whose TTL passed (they already stopped counting); return how many."""
+    """Release expired holds on which nothing was delivered (they already stopped counting);
+    each is recorded in ``swept_holds``. Return how many. Holds that delivered output are
+    settled by :mod:`dexto.gateway.sweeper` instead."""
     now = now_ms() if now is None else now
     with conn.write():
-        rows = conn.all("DELETE FROM holds WHERE expires_at <= ? RETURNING request_id", (now,))
+        rows = conn.all(
+            "DELETE FROM holds WHERE expires_at <= ? AND delivered = 0"
+            " RETURNING request_id, account_id, amount_micros",
+            (now,),
+        )
+        for rid, acct, amount in rows:
+            conn.execute(
+                "INSERT INTO swept_holds (request_id, account_id, amount_micros, action, reason,"
+                " created_at) VALUES (?, ?, ?, 'released', 'nothing delivered', ?)"
+                " ON CONFLICT (request_id) DO NOTHING",
+                (rid, acct, amount, now),
+            )
     return len(rows)

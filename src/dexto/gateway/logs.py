@@ -30,6 +30,8 @@ ALLOWED_FIELDS = frozenset(
         "hold_micros",
         "written_off_micros",
         "estimated",
+        "estimate_reason",
+        "attempt",
         "latency_ms",
         "upstream_status",
         "error",

@@ -52,6 +52,10 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("reason",),
     ),
     "db_unavailable_total": ("Requests answered 503 because the database was unavailable.", ()),
+    "upstream_bad_cost_total": ("Upstream usage.cost not a finite number in range.", ()),
+    "settle_retries_total": ("Settlement attempts that failed and were retried.", ()),
+    "settle_deferred_total": ("Settlements deferred to background retry.", ()),
+    "holds_swept_settled_total": ("Expired holds with delivered output settled.", ()),
 }
 
 _DB_GAUGES = {

@@ -88,7 +88,30 @@ def _v1(d: str) -> list[str]:
     return stmts
 
 
-MIGRATIONS = {1: _v1, 10: login_schema}
+def _v2(d: str) -> list[str]:
+    """Durable holds (what is needed to bill a request its worker never settled) and the
+    reason behind every estimated charge; swept holds are recorded for reconciliation."""
+    return [
+        "ALTER TABLE holds ADD COLUMN model TEXT",
+        "ALTER TABLE holds ADD COLUMN key_id TEXT",
+        "ALTER TABLE holds ADD COLUMN prompt_tokens INTEGER",
+        "ALTER TABLE holds ADD COLUMN generation_id TEXT",
+        "ALTER TABLE holds ADD COLUMN completion_tokens INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE holds ADD COLUMN delivered SMALLINT NOT NULL DEFAULT 0",
+        "ALTER TABLE ledger ADD COLUMN estimate_reason TEXT",
+        "ALTER TABLE ledger ADD COLUMN settled_by TEXT",
+        """CREATE TABLE swept_holds (
+            request_id TEXT PRIMARY KEY,
+            account_id TEXT NOT NULL,
+            amount_micros BIGINT NOT NULL,
+            action TEXT NOT NULL,
+            reason TEXT,
+            created_at BIGINT NOT NULL)""",
+        "CREATE INDEX swept_holds_time ON swept_holds(created_at)",
+    ]
+
+
+MIGRATIONS = {1: _v1, 2: _v2, 3: login_schema}
 LATEST_VERSION = max(MIGRATIONS)
 
 

@@ -6,12 +6,13 @@ the hold, and one that replaces the hold by the charge (or releases it).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from dexto.gateway import ledger
 from dexto.gateway.accounts import hash_key, looks_like_key
@@ -19,8 +20,14 @@ from dexto.gateway.asgi import BodyTooLarge, ClientGone, Receive, Scope, Send, r
 from dexto.gateway.http_errors import error_body, insufficient_credits_body
 from dexto.gateway.logs import log_event
 from dexto.gateway.money import format_usd
-from dexto.gateway.pricing import ModelPrice, cost_from_usage, guard_estimate
-from dexto.gateway.state import GatewayState
+from dexto.gateway.pricing import (
+    ModelPrice,
+    guard_estimate,
+    message_text_tokens,
+    request_shape,
+)
+from dexto.gateway.settlement import Settlement, uncancellable
+from dexto.gateway.stream import relay_stream, rewrite_usage
 from dexto.gateway.upstream_http import UpstreamError, UpstreamResponse, UpstreamTimeout
 from dexto.gateway.validation import (
     BAD_CTYPE,
@@ -33,6 +40,9 @@ from dexto.gateway.validation import (
 )
 
 __all__ = ["ChatCompletions", "RequestContext"]
+
+T = TypeVar("T")
+_SETTLE_ATTEMPTS = 4  # then deferred: retried every second in the background
 
 _FORWARD_HEADERS = (
     b"http-referer",
@@ -63,6 +73,9 @@ class RequestContext:
     session_id: str | None = None
     source: str | None = None
     client_version: str | None = None
+    wants_usage: bool = False  # the client asked for usage in the stream (include_usage)
+    prompt_estimate: int = 0  # ceil(body bytes / 4): prompt tokens when the upstream says none
+    settling: bool = False  # settlement started: the hold is no longer released on errors
 
 
 def _clean(value: bytes) -> str:
@@ -70,17 +83,72 @@ def _clean(value: bytes) -> str:
     return "".join(c for c in text if c.isprintable())
 
 
-class ChatCompletions:
-    """Raw ASGI endpoint (the hot path avoids framework request/response objects)."""
+def _bearer(headers: dict[bytes, bytes]) -> str:
+    auth = headers.get(b"authorization", b"")
+    return auth[7:].strip().decode("latin-1") if auth[:7].lower() == b"bearer " else ""
 
-    def __init__(self, state: GatewayState) -> None:
-        self.state = state
+
+def _wants_usage(payload: dict[str, Any]) -> bool:
+    opts = payload.get("stream_options")
+    usage = payload.get("usage")
+    return bool(
+        (isinstance(opts, dict) and opts.get("include_usage"))
+        or (isinstance(usage, dict) and usage.get("include"))
+    )
+
+
+class ChatCompletions(Settlement):
+    """Raw ASGI endpoint (the hot path avoids framework request/response objects).
+
+    :meth:`run_chat` is the stable internal entry point: one chat-completions request body
+    through admission → upstream → relay → settlement, answering on ``send`` exactly as
+    ``POST /v1/chat/completions`` does.
+    """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = RequestContext(request_id="req_" + os.urandom(12).hex(), started=time.perf_counter())
-        status = await self._handle(scope, receive, send, ctx)
+        task = asyncio.current_task()
+        if task is not None:
+            self.active.add(task)
+        try:
+            status = await self._handle(scope, receive, send, ctx)
+        finally:
+            self.active.discard(task)
         elapsed = time.perf_counter() - ctx.started
         self.state.metrics.request("chat_completions", status, elapsed)
+
+    async def run_chat(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        body: bytes,
+        *,
+        route: str = "chat_completions",
+        request_id: str | None = None,
+    ) -> int:
+        """Run one chat-completions request whose body was already read (e.g. translated from
+        another API): auth, validation, rate limit, hold, upstream, relay, settlement. The
+        answer (JSON, SSE or an error) goes to ``send``; returns the HTTP status sent."""
+        ctx = RequestContext(
+            request_id=request_id or "req_" + os.urandom(12).hex(), started=time.perf_counter()
+        )
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        task = asyncio.current_task()
+        if task is not None:
+            self.active.add(task)
+        try:
+            early = self._precheck(headers)
+            if early is not None:
+                status = await self._fail(send, ctx, *early)
+            elif len(body) > self.state.settings.max_body_bytes:
+                status = await self._fail(send, ctx, 413, TOO_LARGE)
+            else:
+                status = await self._run(headers, body, receive, send, ctx)
+        finally:
+            self.active.discard(task)
+        self.state.metrics.request(route, status, time.perf_counter() - ctx.started)
+        return status
 
     async def _fail(
         self,
@@ -104,8 +172,7 @@ class ChatCompletions:
         return status
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> int:
-        st = self.state
-        settings = st.settings
+        settings = self.state.settings
         if scope["method"] != "POST":
             return await self._fail(
                 send,
@@ -115,12 +182,9 @@ class ChatCompletions:
                 [(b"allow", b"POST")],
             )
         headers: dict[bytes, bytes] = dict(scope["headers"])
-        auth = headers.get(b"authorization", b"")
-        token = auth[7:].strip().decode("latin-1") if auth[:7].lower() == b"bearer " else ""
-        if not looks_like_key(token):
-            return await self._fail(send, ctx, 401, INVALID_KEY)
-        if not json_content_type(headers.get(b"content-type", b"")):
-            return await self._fail(send, ctx, 415, BAD_CTYPE)
+        early = self._precheck(headers)
+        if early is not None:
+            return await self._fail(send, ctx, *early)
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
             return await self._fail(send, ctx, 413, TOO_LARGE)
@@ -130,6 +194,27 @@ class ChatCompletions:
             return await self._fail(send, ctx, 413, TOO_LARGE)
         except ClientGone:
             return 499
+        return await self._run(headers, raw, receive, send, ctx)
+
+    @staticmethod
+    def _precheck(headers: dict[bytes, bytes]) -> tuple[int, bytes] | None:
+        if not looks_like_key(_bearer(headers)):
+            return 401, INVALID_KEY
+        if not json_content_type(headers.get(b"content-type", b"")):
+            return 415, BAD_CTYPE
+        return None
+
+    async def _run(
+        self,
+        headers: dict[bytes, bytes],
+        raw: bytes,
+        receive: Receive,
+        send: Send,
+        ctx: RequestContext,
+    ) -> int:
+        st = self.state
+        settings = st.settings
+        token = _bearer(headers)
         problem, payload = parse_chat(raw)
         if problem:
             return await self._fail(
@@ -140,6 +225,8 @@ class ChatCompletions:
             bool(payload.get("stream")),
             len(raw),
         )
+        ctx.wants_usage = _wants_usage(payload)
+        ctx.prompt_estimate = -(-len(raw) // 4)
         for name, attr in _RECORDED.items():
             if name in headers:
                 setattr(ctx, attr, _clean(headers[name]) or None)
@@ -167,81 +254,53 @@ class ChatCompletions:
             min_hold=settings.min_hold_usd_micros,
             default_max_tokens=settings.default_max_tokens,
             unknown_model_hold=settings.unknown_model_hold_micros,
+            shape=request_shape(payload),
         )
-        res = await st.runner.run(
-            ledger.admit, key_hash, ctx.request_id, ctx.hold, ttl_ms=settings.hold_ttl_s * 1000
-        )
-        if res.status == "invalid_key":
-            return await self._fail(send, ctx, 401, INVALID_KEY)
-        ctx.account_id, ctx.key_id = res.account_id, res.key_id
-        ctx.balance, ctx.available = res.balance_micros, res.available_micros
-        if res.status == "insufficient":
-            st.metrics.inc("insufficient_credits_total")
-            return await self._fail(
-                send,
-                ctx,
-                402,
-                insufficient_credits_body(res.balance_micros, ctx.hold),
-                [(b"x-dexto-credits-remaining", format_usd(res.balance_micros).encode())],
-            )
-        st.metrics.inc("holds_placed_total")
+        # From here on the request may own a hold: every exit settles or releases it.
         try:
+            admit = st.runner.run(
+                ledger.admit,
+                key_hash,
+                ctx.request_id,
+                ctx.hold,
+                ttl_ms=settings.hold_ttl_s * 1000,
+                model=ctx.model,
+                prompt_tokens=ctx.prompt_estimate,
+            )
+            if getattr(st.runner, "_inline", False):
+                res = await admit  # runs inline, never suspends: a cancel cannot cut it
+            else:
+                admitting = asyncio.ensure_future(admit)
+                try:
+                    res = await asyncio.shield(admitting)
+                except asyncio.CancelledError:
+                    # The hold may still be placed by the running admission: wait, then release.
+                    await uncancellable(asyncio.wait({admitting}))
+                    raise
+            if res.status == "invalid_key":
+                return await self._fail(send, ctx, 401, INVALID_KEY)
+            ctx.account_id, ctx.key_id = res.account_id, res.key_id
+            ctx.balance, ctx.available = res.balance_micros, res.available_micros
+            if res.status == "insufficient":
+                st.metrics.inc("insufficient_credits_total")
+                return await self._fail(
+                    send,
+                    ctx,
+                    402,
+                    insufficient_credits_body(res.balance_micros, ctx.hold),
+                    [(b"x-dexto-credits-remaining", format_usd(res.balance_micros).encode())],
+                )
+            st.metrics.inc("holds_placed_total")
             return await self._forward(payload, headers, receive, send, ctx)
         except BaseException:
-            # Anything unexpected (incl. cancellation): never leave the hold behind.
-            await self._release(ctx)
+            # Anything unexpected (incl. cancellation) before settlement started: release.
+            if not ctx.settling:
+                await uncancellable(self._release(ctx))
             raise
 
     async def _release(self, ctx: RequestContext) -> None:
         if await self.state.runner.run(ledger.release, ctx.request_id):
             self.state.metrics.inc("holds_released_total")
-
-    async def settle(
-        self,
-        ctx: RequestContext,
-        cost: int,
-        prompt_tokens: int | None,
-        completion_tokens: int | None,
-        *,
-        estimated: bool,
-    ) -> ledger.SettleResult:
-        st = self.state
-        result = await st.runner.run(
-            ledger.settle,
-            ctx.request_id,
-            ctx.account_id,
-            cost,
-            overdraft_limit_micros=st.settings.overdraft_limit_micros,
-            model=ctx.model,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            estimated=estimated,
-            key_id=ctx.key_id,
-            session_id=ctx.session_id,
-            source=ctx.source,
-            client_version=ctx.client_version,
-        )
-        st.metrics.inc("holds_settled_total")
-        if estimated:
-            st.metrics.inc("estimated_charges_total")
-        log_event(
-            st.log,
-            "chat.completions",
-            request_id=ctx.request_id,
-            account=ctx.account_id,
-            key_id=ctx.key_id,
-            model=ctx.model,
-            stream=ctx.stream,
-            status=200,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            cost_micros=result.charged_micros,
-            hold_micros=ctx.hold,
-            written_off_micros=result.written_off_micros or None,
-            estimated=estimated,
-            latency_ms=round((time.perf_counter() - ctx.started) * 1000, 2),
-        )
-        return result
 
     async def _forward(
         self,
@@ -273,8 +332,6 @@ class ChatCompletions:
                 return await self._upstream_status(resp, send, ctx)
             is_sse = resp.headers.get("content-type", "").startswith("text/event-stream")
             if ctx.stream and is_sse:
-                from dexto.gateway.stream import relay_stream
-
                 return await relay_stream(self, resp, receive, send, ctx)
             try:
                 data = await resp.aread()
@@ -295,11 +352,20 @@ class ChatCompletions:
                 raise ValueError("not an object")
         except ValueError:
             return await self._upstream_failed(send, ctx, 502, "malformed")
-        cost, pt, ct = cost_from_usage(doc.get("usage"), ctx.price)
-        estimated = cost is None
-        if cost is None:
-            cost = ctx.hold  # no usage and no listed price: the hold is the best estimate
-        result = await self.settle(ctx, cost, pt, ct, estimated=estimated)
+        usage = doc.get("usage")
+
+        def delivered() -> int:
+            choices = doc.get("choices")
+            return sum(
+                message_text_tokens(c.get("message")) if isinstance(c, dict) else 0
+                for c in (choices if isinstance(choices, list) else ())
+            )
+
+        result = await self.settle_usage(ctx, usage, delivered)
+        if isinstance(usage, dict):
+            # The charged amount is what the client sees (the upstream's figure kept aside).
+            doc["usage"] = rewrite_usage(usage, result.charged_micros)
+            data = json.dumps(doc, ensure_ascii=False).encode("utf-8")
         await send_bytes(
             send,
             200,

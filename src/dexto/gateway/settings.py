@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "rate_limit_burst": 40,  # per-key bucket size
     "hold_ttl_s": 900,  # a hold not settled by then stops counting (worker died)
     "sweep_interval_s": 30.0,
+    "drain_s": 30.0,  # on SIGTERM, in-flight requests get this long to finish (then: estimated)
     "min_hold_usd_micros": 1_000,  # $0.001: the smallest hold
     "default_max_tokens": 4096,  # completion allowance when the request sets no max_tokens
     "unknown_model_hold_micros": 50_000,  # $0.05: hold for a model with no listed price
@@ -63,6 +64,7 @@ ENV_VARS: dict[str, str] = {
     "rate_limit_burst": "DEXTO_GATEWAY_RATE_LIMIT_BURST",
     "hold_ttl_s": "DEXTO_GATEWAY_HOLD_TTL_S",
     "sweep_interval_s": "DEXTO_GATEWAY_SWEEP_INTERVAL_S",
+    "drain_s": "DEXTO_GATEWAY_DRAIN_S",
     "min_hold_usd_micros": "DEXTO_GATEWAY_MIN_HOLD_MICROS",
     "default_max_tokens": "DEXTO_GATEWAY_DEFAULT_MAX_TOKENS",
     "unknown_model_hold_micros": "DEXTO_GATEWAY_UNKNOWN_MODEL_HOLD_MICROS",
@@ -99,6 +101,7 @@ class GatewaySettings:
     rate_limit_burst: int = DEFAULTS["rate_limit_burst"]
     hold_ttl_s: int = DEFAULTS["hold_ttl_s"]
     sweep_interval_s: float = DEFAULTS["sweep_interval_s"]
+    drain_s: float = DEFAULTS["drain_s"]
     min_hold_usd_micros: int = DEFAULTS["min_hold_usd_micros"]
     default_max_tokens: int = DEFAULTS["default_max_tokens"]
     unknown_model_hold_micros: int = DEFAULTS["unknown_model_hold_micros"]

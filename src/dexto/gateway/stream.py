@@ -1,66 +1,162 @@
-"""SSE relay: chunks go to the client as they arrive; the final usage chunk settles the charge.
+"""SSE relay: events go to the client as they arrive; the final usage chunk settles the charge.
 
-The terminating ``data: [DONE]`` is held back until the charge is committed, so a client that
-asks ``/me/usage`` right after a stream ends sees it.
+Framing (:class:`SseRelay`) is independent of read boundaries: ``\\r\\n``, ``\\r`` and ``\\n`` line
+ends are normalised to ``\\n``, an event ends at a blank line, ``data:`` with or without the
+space. The terminating ``data: [DONE]``, the usage-only chunk (``choices: []``) and anything after
+them are held back until the charge is committed, so a client that asks ``/me/usage`` right after
+a stream ends sees it. The usage (wherever it comes) is relayed only when the client asked for it
+(``stream_options.include_usage`` or ``usage.include``), with ``usage.cost`` rewritten to the amount
+charged (USD, the ``X-Dexto-Cost`` figure) and the upstream's figure kept in
+``usage.dexto_upstream_cost``.
 
-If the upstream stream breaks (cut, timeout) or the client disconnects (upstream is then
-cancelled), the charge is settled from what is known and marked estimated:
-``ceil(body_bytes / 4)`` prompt tokens plus one completion token per content chunk relayed,
-at the model's listed price, never more than the hold.
+If the upstream stream breaks (cut, timeout), ends without usage, the client disconnects
+(upstream is then cancelled) or the task is cancelled (shutdown past the drain deadline), the
+charge is settled from what is known and marked estimated: ``ceil(body_bytes / 4)`` prompt tokens
+plus the delivered completion tokens (tokenizer-free, see :func:`pricing.estimate_text_tokens`,
+at least one per content chunk), at the model's listed price, never more than the hold.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from dexto.gateway.asgi import Receive, Send
 from dexto.gateway.money import format_usd
-from dexto.gateway.pricing import cost_from_usage, estimate_tokens_cost
+from dexto.gateway.pricing import chunk_text_tokens
 from dexto.gateway.upstream_http import UpstreamError, UpstreamResponse, UpstreamTimeout
 
 if TYPE_CHECKING:
     from dexto.gateway.proxy import ChatCompletions, RequestContext
 
-__all__ = ["SseUsageScanner", "relay_stream"]
+__all__ = ["SseRelay", "relay_stream", "rewrite_usage"]
 
 _CUT_EVENT = (
     b'data: {"error": {"code": "UPSTREAM_STREAM_INTERRUPTED", "message": "The upstream stream '
     b'ended early; you were charged only for what was delivered (estimated).", "type": '
     b'"upstream_error"}}\n\n'
 )
+_ID = re.compile(rb'"id":\s*"([^"\\]{1,200})"')
+_DONE = b"data: [DONE]"
 
 
-class SseUsageScanner:
-    """Watches the relayed bytes for ``data:`` lines; remembers the usage object and chunks."""
+def rewrite_usage(usage: dict[str, Any], charged_micros: int) -> dict[str, Any]:
+    """``usage`` with ``cost`` set to the charged amount; the upstream's figure kept aside."""
+    out = dict(usage)
+    if "cost" in usage:
+        out["dexto_upstream_cost"] = usage["cost"]
+    out["cost"] = float(format_usd(charged_micros))
+    return out
 
-    __slots__ = ("_tail", "usage", "chunks", "done")
 
-    def __init__(self) -> None:
-        self._tail = b""
+class SseRelay:
+    """Incremental SSE framer: ``feed`` returns the bytes to relay now; ``tail`` the held ones."""
+
+    __slots__ = ("wants_usage", "_buf", "_cr", "usage", "tokens", "done", "generation_id", "held")
+
+    def __init__(self, wants_usage: bool) -> None:
+        self.wants_usage = wants_usage
+        self._buf = b""
+        self._cr = False  # the previous read ended with "\r" (maybe half of "\r\n")
         self.usage: dict[str, Any] | None = None
-        self.chunks = 0
+        self.tokens = 0  # estimated completion tokens relayed
         self.done = False
+        self.generation_id: str | None = None
+        self.held: list[bytes | dict[str, Any]] = []  # raw events, or the parsed usage chunk
 
-    def feed(self, data: bytes) -> None:
-        buf = self._tail + data
-        lines = buf.split(b"\n")
-        self._tail = lines.pop()
-        for line in lines:
-            if not line.startswith(b"data:"):
-                continue
-            if b'"usage"' in line:
-                try:
-                    doc = json.loads(line[5:])
-                except ValueError:
-                    doc = None
-                if isinstance(doc, dict) and isinstance(doc.get("usage"), dict):
-                    self.usage = doc["usage"]
-            if b'"content":"' in line or b'"content": "' in line or b'"tool_calls"' in line:
-                self.chunks += 1
-            elif line[5:].strip() == b"[DONE]":
-                self.done = True
+    def feed(self, data: bytes) -> bytes:
+        if self._cr or b"\r" in data:
+            if self._cr and data[:1] == b"\n":
+                data = data[1:]
+            self._cr = data[-1:] == b"\r"
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buf = self._buf + data if self._buf else data
+        end = buf.rfind(b"\n\n")
+        if end < 0:
+            self._buf = buf
+            return b""
+        region, self._buf = buf[: end + 2], buf[end + 2 :]
+        if (
+            self.held
+            or b"[DONE]" in region
+            or b'"usage"' in region
+            or b"\n\n\n" in region
+            or region[:1] == b"\n"
+        ):
+            return self._events(region)
+        # Fast path (plain events, one blank line each): relayed byte for byte, one scan.
+        if self.generation_id is None:
+            m = _ID.search(region)
+            if m:
+                self.generation_id = m.group(1).decode("utf-8", "replace")
+        self.tokens += chunk_text_tokens(region)
+        return region
+
+    def finish(self) -> bytes:
+        """The upstream ended: a last event without its blank line still counts."""
+        rest, self._buf = self._buf.strip(b"\n"), b""
+        return self._events(rest)
+
+    def _events(self, region: bytes) -> bytes:
+        events = (e.lstrip(b"\n") for e in region.split(b"\n\n"))
+        return b"".join([self._event(e) for e in events if e])
+
+    def _event(self, e: bytes) -> bytes:
+        if e[:5] == b"data:" and b"\n" not in e:
+            data = e[5:]
+        else:
+            datas = [line[5:] for line in e.split(b"\n") if line[:5] == b"data:"]
+            if not datas:  # comments (": OPENROUTER PROCESSING") and other fields
+                return self._out(e)
+            data = b"\n".join(d[1:] if d[:1] == b" " else d for d in datas)
+        if data[:1] == b" ":
+            data = data[1:]
+        if len(data) < 32 and data.strip() == b"[DONE]":
+            self.done = True
+            self.held.append(_DONE)
+            return b""
+        if self.generation_id is None and data[:1] == b"{":
+            m = _ID.search(data)
+            if m:
+                self.generation_id = m.group(1).decode("utf-8", "replace")
+        if b'"usage"' in data:
+            try:
+                doc = json.loads(data)
+            except ValueError:
+                doc = None
+            if isinstance(doc, dict) and isinstance(doc.get("usage"), dict):
+                # The usage chunk (usually ``choices: []``, sometimes the last content chunk):
+                # held, and sent at the end with the charged cost (or without usage).
+                self.usage = doc["usage"]
+                if doc.get("choices"):
+                    self.tokens += chunk_text_tokens(data)
+                self.held.append(doc)
+                return b""
+        self.tokens += chunk_text_tokens(data)
+        return self._out(e)
+
+    def _out(self, e: bytes) -> bytes:
+        if self.held:  # keep the order: nothing overtakes a held event
+            self.held.append(e)
+            return b""
+        return e + b"\n\n"
+
+    def tail(self, charged_micros: int) -> bytes:
+        out: list[bytes] = []
+        for item in self.held:
+            if isinstance(item, dict):
+                if self.wants_usage:
+                    doc = {**item, "usage": rewrite_usage(item["usage"], charged_micros)}
+                elif item.get("choices"):
+                    doc = {k: v for k, v in item.items() if k != "usage"}
+                else:
+                    continue
+                out.append(b"data: " + json.dumps(doc, ensure_ascii=False).encode() + b"\n\n")
+            else:
+                out.append(item + b"\n\n")
+        return b"".join(out)
 
 
 async def relay_stream(
@@ -70,7 +166,7 @@ async def relay_stream(
     send: Send,
     ctx: RequestContext,
 ) -> int:
-    scanner = SseUsageScanner()
+    relay = SseRelay(ctx.wants_usage)
     await send(
         {
             "type": "http.response.start",
@@ -84,28 +180,39 @@ async def relay_stream(
             ],
         }
     )
+    # The hold records the first delivery and the generation id once known, then progress each
+    # lease interval (a timer sets the flag: no clock read per chunk).
+    loop = asyncio.get_running_loop()
+    lease = handler.lease_interval()
+    state = {"due": True, "gen": False}
+    timer: asyncio.TimerHandle | None = None
 
-    held: list[bytes] = []  # "data: [DONE]" and after: sent only once the charge is settled
+    def due() -> None:
+        state["due"] = True
 
     async def pump() -> str:
+        nonlocal timer
         try:
             async for chunk in resp.aiter_raw():
-                scanner.feed(chunk)
-                if not held:
-                    idx = chunk.find(b"data: [DONE]")
-                    if idx < 0:
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                        continue
-                    if idx:
-                        await send(
-                            {"type": "http.response.body", "body": chunk[:idx], "more_body": True}
-                        )
-                    chunk = chunk[idx:]
-                held.append(chunk)
+                out = relay.feed(chunk)
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+                    if state["due"] or (relay.generation_id is not None and not state["gen"]):
+                        handler.note_progress(ctx, relay.generation_id, relay.tokens)
+                        state["gen"] = relay.generation_id is not None
+                        if state["due"]:
+                            state["due"] = False
+                            timer = loop.call_later(lease, due)
+            out = relay.finish()
+            if out:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
         except UpstreamTimeout:
             return "timeout"
         except UpstreamError:
             return "cut"
+        finally:
+            if timer is not None:
+                timer.cancel()
         return "ok"
 
     async def watch() -> None:
@@ -118,6 +225,13 @@ async def relay_stream(
     watch_task = asyncio.ensure_future(watch())
     try:
         done, _ = await asyncio.wait({pump_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException as exc:
+        # Cancelled (shutdown past the drain deadline) or a bug: bill what was relayed, then go.
+        pump_task.cancel()
+        watch_task.cancel()
+        outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+        await handler.settle_usage(ctx, relay.usage, relay.tokens, outcome=outcome)
+        raise
     finally:
         for task in (pump_task, watch_task):
             if not task.done():
@@ -125,7 +239,7 @@ async def relay_stream(
         await asyncio.gather(pump_task, watch_task, return_exceptions=True)
 
     outcome = pump_task.result() if pump_task in done and not pump_task.cancelled() else "client"
-    if outcome == "ok" and scanner.usage is None:
+    if outcome == "ok" and relay.usage is None:
         outcome = "no_usage"
     if outcome != "ok":
         handler.state.metrics.upstream_error(
@@ -133,19 +247,10 @@ async def relay_stream(
                 outcome, f"stream_{outcome}"
             )
         )
-    cost, pt, ct = cost_from_usage(scanner.usage, ctx.price)
-    estimated = scanner.usage is None or cost is None
-    if estimated:
-        pt = -(-ctx.body_len // 4)
-        ct = scanner.chunks
-        guess = estimate_tokens_cost(pt, ct, ctx.price)
-        cost = min(ctx.hold, guess if guess is not None else ctx.hold)
-    assert cost is not None
-    await handler.settle(ctx, cost, pt, ct, estimated=estimated)
+    charged = await handler.settle_usage(ctx, relay.usage, relay.tokens, outcome=outcome)
     if outcome != "client":
-        if held:
-            await send({"type": "http.response.body", "body": b"".join(held), "more_body": True})
-        if outcome in ("cut", "timeout") and not scanner.done:
-            await send({"type": "http.response.body", "body": _CUT_EVENT, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        tail = relay.tail(charged.charged_micros)
+        if outcome in ("cut", "timeout") and not relay.done:
+            tail += _CUT_EVENT
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
     return 200 if outcome in ("ok", "no_usage") else (499 if outcome == "client" else 502)

@@ -1,0 +1,281 @@
+"""Settlement for the chat path: shielded from cancellation, retried, deferred when the
+database is away; and the durable-hold progress updates made while a stream runs.
+
+Every exit of a request that was admitted ends here or in a release (see docs/gateway.md,
+"What is billed on each exit").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from dexto.gateway import ledger
+from dexto.gateway.logs import log_event
+from dexto.gateway.pricing import cost_from_usage, estimate_tokens_cost
+from dexto.gateway.state import GatewayState
+
+if TYPE_CHECKING:
+    from dexto.gateway.proxy import RequestContext
+
+__all__ = ["Settlement", "uncancellable"]
+
+T = TypeVar("T")
+_SETTLE_ATTEMPTS = 4  # then deferred: retried every second in the background
+PROGRESS_FLUSH_S = 0.2  # queued hold updates are written 0.2–0.4 s later (one transaction)
+
+
+async def uncancellable(aw: Awaitable[T]) -> T:
+    """Run ``aw`` to completion even if the calling task is cancelled meanwhile (money moves
+    must not be cut in half); a cancellation that arrived is re-raised once it is done."""
+    task = asyncio.ensure_future(aw)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError()
+    return result
+
+
+class Settlement:
+    """Mixed into the chat endpoint: owns the in-flight settlements of one worker."""
+
+    state: GatewayState
+
+    def __init__(self, state: GatewayState) -> None:
+        self.state = state
+        self._pending: dict[str, tuple[RequestContext, dict[str, Any]]] = {}
+        self._retrier: asyncio.Task[None] | None = None
+        self._settling: set[asyncio.Task[Any]] = set()
+        self.active: set[asyncio.Task[Any]] = set()  # request tasks in progress
+        self._progress_due: dict[str, tuple[str | None, int]] = {}
+        self._progress_aging: dict[str, tuple[str | None, int]] = {}
+        self._flusher: asyncio.Task[None] | None = None
+
+    # -- durable hold progress ------------------------------------------------------------
+
+    def lease_interval(self) -> float:
+        """Seconds between hold updates while a stream runs (each one extends the hold)."""
+        return max(0.2, self.state.settings.hold_ttl_s / 3)
+
+    def note_progress(self, ctx: RequestContext, generation_id: str | None, tokens: int) -> None:
+        """Queue an update of the hold (delivered, the upstream generation id, the tokens
+        delivered so far, a renewed lease). A background flusher writes, every
+        ``PROGRESS_FLUSH_S`` and in one transaction, the updates queued before its previous
+        round; a request that settles first is dropped from the queue (its hold is gone), so
+        requests shorter than that never pay for an update."""
+        self._progress_due[ctx.request_id] = (generation_id, tokens)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush_progress())
+
+    async def _flush_progress(self) -> None:
+        st = self.state
+        while self._progress_due or self._progress_aging:
+            await asyncio.sleep(PROGRESS_FLUSH_S)
+            due, self._progress_aging = self._progress_aging, self._progress_due
+            self._progress_due = {}
+            if not due:
+                continue
+            rows = [(rid, gen, tokens) for rid, (gen, tokens) in due.items()]
+            expires_at = ledger.now_ms() + st.settings.hold_ttl_s * 1000
+            try:
+                await st.runner.run(ledger.progress_many, rows, expires_at)
+            except Exception as exc:  # noqa: BLE001 - the settle path still bills the requests
+                log_event(st.log, "hold progress failed", 30, error=type(exc).__name__)
+
+    # -- settlement -----------------------------------------------------------------------
+
+    async def settle_usage(
+        self,
+        ctx: RequestContext,
+        usage: Any,
+        delivered: int | Callable[[], int],
+        *,
+        outcome: str = "ok",
+    ) -> ledger.SettleResult:
+        """Settle from the upstream's ``usage`` if it gives a good cost, else estimate:
+        ``usage`` tokens if sane, else ``ceil(B/4)`` prompt and ``delivered`` completion tokens,
+        at list price, never more than the hold (the hold for an unpriced model)."""
+        uc = cost_from_usage(usage, ctx.price)
+        if uc.bad_cost:
+            self.state.metrics.inc("upstream_bad_cost_total")
+            bad = usage.get("cost") if isinstance(usage, dict) else None
+            log_event(
+                self.state.log,
+                "upstream reported a bad cost",
+                30,
+                request_id=ctx.request_id,
+                model=ctx.model,
+                error=f"usage.cost={bad!r}"[:60],
+            )
+        if uc.cost is not None and not uc.bad_cost:
+            return await self.settle(
+                ctx, uc.cost, uc.prompt_tokens, uc.completion_tokens, estimated=False
+            )
+        pt = uc.prompt_tokens if uc.prompt_tokens is not None else ctx.prompt_estimate
+        if uc.completion_tokens is not None:
+            ct = uc.completion_tokens
+        else:
+            ct = delivered if isinstance(delivered, int) else delivered()
+        guess = uc.cost if uc.cost is not None else estimate_tokens_cost(pt, ct, ctx.price)
+        cost = ctx.hold if guess is None else min(ctx.hold, guess)
+        if uc.bad_cost:
+            reason = "bad_cost"
+        elif outcome in ("ok", "no_usage"):
+            reason = "no_usage"
+        else:
+            reason = outcome
+        if ctx.price is None:
+            reason += ",unpriced"
+        return await self.settle(ctx, cost, pt, ct, estimated=True, reason=reason)
+
+    async def settle(
+        self,
+        ctx: RequestContext,
+        cost: int,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        *,
+        estimated: bool,
+        reason: str | None = None,
+    ) -> ledger.SettleResult:
+        """Replace the hold by the charge. Shielded from cancellation and retried; if the
+        database stays unavailable the settlement is queued and retried in the background
+        (the hold keeps counting meanwhile), and the computed charge is returned."""
+        ctx.settling = True
+        try:
+            return await self._settle_now(
+                ctx, cost, prompt_tokens, completion_tokens, estimated, reason
+            )
+        except asyncio.CancelledError:
+            # Cancelled mid-way (a database call in a thread, or a retry pause): settle again in
+            # a task nothing can cancel, then let the cancellation proceed. Settling is
+            # idempotent per request id, so an attempt that did land is not charged twice.
+            task = asyncio.ensure_future(
+                self._settle_now(ctx, cost, prompt_tokens, completion_tokens, estimated, reason)
+            )
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+            await uncancellable(task)
+            raise
+
+    async def _settle_now(
+        self,
+        ctx: RequestContext,
+        cost: int,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        estimated: bool,
+        reason: str | None,
+    ) -> ledger.SettleResult:
+        st = self.state
+        self._progress_due.pop(ctx.request_id, None)
+        self._progress_aging.pop(ctx.request_id, None)
+        kwargs: dict[str, Any] = {
+            "overdraft_limit_micros": st.settings.overdraft_limit_micros,
+            "model": ctx.model,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "estimated": estimated,
+            "key_id": ctx.key_id,
+            "session_id": ctx.session_id,
+            "source": ctx.source,
+            "client_version": ctx.client_version,
+            "estimate_reason": reason,
+        }
+        result: ledger.SettleResult | None = None
+        delay = 0.05
+        for attempt in range(_SETTLE_ATTEMPTS):
+            try:
+                result = await st.runner.run(
+                    ledger.settle, ctx.request_id, ctx.account_id, cost, **kwargs
+                )
+                break
+            except Exception as exc:  # noqa: BLE001 - retried, then queued
+                st.metrics.inc("settle_retries_total")
+                log_event(
+                    st.log,
+                    "settlement failed; retrying",
+                    30,
+                    request_id=ctx.request_id,
+                    attempt=attempt + 1,
+                    error=type(exc).__name__,
+                )
+                if attempt + 1 < _SETTLE_ATTEMPTS:
+                    await asyncio.sleep(delay)
+                    delay *= 4
+        if result is None:
+            self._pending[ctx.request_id] = (ctx, {"cost": cost, **kwargs})
+            st.metrics.inc("settle_deferred_total")
+            if self._retrier is None or self._retrier.done():
+                self._retrier = asyncio.ensure_future(self._retry_pending())
+            result = ledger.SettleResult(cost, 0, ctx.balance - cost, False)
+        st.metrics.inc("holds_settled_total")
+        if estimated:
+            st.metrics.inc("estimated_charges_total")
+        log_event(
+            st.log,
+            "chat.completions",
+            request_id=ctx.request_id,
+            account=ctx.account_id,
+            key_id=ctx.key_id,
+            model=ctx.model,
+            stream=ctx.stream,
+            status=200,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_micros=result.charged_micros,
+            hold_micros=ctx.hold,
+            written_off_micros=result.written_off_micros or None,
+            estimated=estimated,
+            estimate_reason=reason,
+            latency_ms=round((time.perf_counter() - ctx.started) * 1000, 2),
+        )
+        return result
+
+    async def _retry_pending(self, *, rounds: int | None = None, interval: float = 1.0) -> None:
+        st = self.state
+        n = 0
+        while self._pending and (rounds is None or n < rounds):
+            n += 1
+            await asyncio.sleep(interval)
+            for rid, (ctx, kw) in list(self._pending.items()):
+                kw = dict(kw)
+                cost = kw.pop("cost")
+                try:
+                    await st.runner.run(ledger.settle, rid, ctx.account_id, cost, **kw)
+                except Exception as exc:  # noqa: BLE001 - keep trying
+                    log_event(st.log, "deferred settlement failed", 30, error=type(exc).__name__)
+                    break
+                self._pending.pop(rid, None)
+                log_event(st.log, "deferred settlement done", request_id=rid)
+
+    async def drain(self, timeout_s: float = 5.0) -> int:
+        """At shutdown: wait for settlements in progress, retry deferred ones for up to
+        ``timeout_s``; return how many remain unsettled (their holds stay for the sweeper)."""
+        if self.active:  # cancelled requests settle what they relayed before ending
+            await asyncio.wait(set(self.active), timeout=timeout_s)
+        if self._settling:
+            await asyncio.wait(set(self._settling), timeout=timeout_s)
+        if self._flusher is not None and not self._flusher.done():
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        if self._retrier is not None and not self._retrier.done():
+            self._retrier.cancel()
+            await asyncio.gather(self._retrier, return_exceptions=True)
+        if self._pending:
+            rounds = max(1, int(timeout_s / 0.25))
+            await self._retry_pending(rounds=rounds, interval=0.25)
+        if self._pending:
+            log_event(
+                self.state.log, "settlements left to the sweeper", 40, count=len(self._pending)
+            )
+        return len(self._pending)

@@ -1,0 +1,311 @@
+"""Real processes: a worker SIGKILLed mid-stream, SIGTERM with streams in flight, PostgreSQL
+lost mid-request. Every request that delivered output ends up charged exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _gwhelpers import UPSTREAM_KEY, make_account, start_gateway
+
+from dexto.devtools.fake_upstream import FakeUpstream
+from dexto.devtools.fake_upstream_server import free_port
+from dexto.gateway import ledger
+from dexto.gateway.db import Database
+
+pytestmark = pytest.mark.slow
+_DEFERRED = "dexto_gateway_settle_deferred_total "
+
+
+def _wait_for(cond: Callable[[], bool], what: str, limit: float = 30.0) -> None:
+    deadline = time.monotonic() + limit
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class GatewayProc:
+    """``dexto gateway serve`` as a real process (its own session, so signals reach it only)."""
+
+    def __init__(self, db_url: str, upstream: str, tmp: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        base = {k: v for k, v in os.environ.items() if not k.startswith("DEXTO_GATEWAY_")}
+        base.update(
+            {"DEXTO_GATEWAY_UPSTREAM_KEY": UPSTREAM_KEY, "DEXTO_GATEWAY_RATE_LIMIT_RPS": "0"}
+        )
+        base.update(env)
+        self.log_path = tmp / f"gw-{self.port}.log"
+        self._log = self.log_path.open("wb")
+        argv = [sys.executable, "-m", "dexto.cli.main", "gateway", "serve", "--db", db_url]
+        argv += ["--upstream", upstream, "--port", str(self.port)]
+        self.proc = subprocess.Popen(
+            argv, env=base, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        with httpx.Client() as c:
+
+            def up() -> bool:
+                assert self.proc.poll() is None, self.log_path.read_text()
+                try:
+                    return c.get(self.url + "/healthz").status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            _wait_for(up, "the gateway to start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=30)
+        self._log.close()
+
+
+class Stream(threading.Thread):
+    """One streaming request read in the background; ``started`` once 3 content chunks came."""
+
+    def __init__(self, url: str, key: str, i: int, fake: dict[str, Any]) -> None:
+        super().__init__(daemon=True)
+        self.url, self.key = url, key
+        self.body = {
+            "model": "fake/cheap",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": f"stream {i} {uuid.uuid4().hex}"}],
+            "fake": fake,
+        }
+        self.started = threading.Event()
+        self.request_id = ""
+        self.text = b""
+        self.error: str | None = None
+
+    def run(self) -> None:
+        headers = {"Authorization": f"Bearer {self.key}"}
+        try:
+            with httpx.Client(timeout=60) as c:
+                with c.stream(
+                    "POST", self.url + "/v1/chat/completions", json=self.body, headers=headers
+                ) as r:
+                    self.request_id = r.headers["x-request-id"]
+                    for part in r.iter_raw():
+                        self.text += part
+                        if self.text.count(b'"content"') >= 3:
+                            self.started.set()
+        except httpx.HTTPError as exc:
+            self.error = type(exc).__name__
+        finally:
+            self.started.set()
+
+    def usage_cost(self) -> float:
+        for event in self.text.split(b"\n\n"):
+            if b'"usage"' in event:
+                return float(json.loads(event[5:])["usage"]["cost"])
+        raise AssertionError("no usage chunk")
+
+
+def _rows(db_url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    db = Database(db_url)
+    try:
+        conn = db.connect()
+        with conn.read():
+            return conn.all(sql, params)
+    finally:
+        db.close_all()
+
+
+def _charges(db_url: str) -> dict[str, tuple[int, int, str | None, str | None]]:
+    rows = _rows(
+        db_url,
+        "SELECT request_id, -amount_micros, estimated, estimate_reason, settled_by FROM ledger"
+        " WHERE kind = 'charge'",
+    )
+    return {str(r[0]): (int(r[1]), int(r[2]), r[3], r[4]) for r in rows}
+
+
+def _holds(db_url: str) -> int:
+    return int(_rows(db_url, "SELECT COUNT(*) FROM holds")[0][0])
+
+
+def _balance_matches_ledger(db_url: str, account_id: str) -> None:
+    (bal,) = _rows(db_url, "SELECT balance_micros FROM accounts WHERE id = ?", (account_id,))
+    (total,) = _rows(
+        db_url, "SELECT SUM(amount_micros) FROM ledger WHERE account_id = ?", (account_id,)
+    )
+    assert bal[0] == total[0]
+
+
+def test_sigkill_mid_stream_every_delivered_stream_is_charged_once(
+    sqlite_url: str, fake: tuple[FakeUpstream, str], tmp_path: Path
+) -> None:
+    account_id, key = make_account(sqlite_url, "kill@example.com", 10_000_000)
+    env = {"DEXTO_GATEWAY_HOLD_TTL_S": "2", "DEXTO_GATEWAY_SWEEP_INTERVAL_S": "0.3"}
+    gw = GatewayProc(sqlite_url, fake[1], tmp_path, **env)
+    streams = [Stream(gw.url, key, i, {"chunks": 400, "chunk_delay_ms": 50}) for i in range(6)]
+    try:
+        for s in streams:
+            s.start()
+        for s in streams:
+            assert s.started.wait(30)
+        time.sleep(0.6)  # let the first-delivery hold updates land (flushed every 0.2 s)
+        os.kill(gw.proc.pid, signal.SIGKILL)
+        gw.proc.wait(timeout=30)
+    finally:
+        gw.stop()
+    for s in streams:
+        s.join(30)
+    ids = [s.request_id for s in streams]
+    assert all(ids) and _charges(sqlite_url) == {}  # nothing was settled by the dead worker
+    gw2 = GatewayProc(sqlite_url, fake[1], tmp_path, **env)
+    try:
+        _wait_for(lambda: set(ids) <= set(_charges(sqlite_url)), "the sweeper to settle")
+        charges = _charges(sqlite_url)
+        for rid in ids:
+            amount, estimated, reason, by = charges[rid]
+            # priced from the upstream's generation record: exact, not an estimate
+            assert amount > 0 and (estimated, reason, by) == (0, None, "sweeper")
+        swept = _rows(sqlite_url, "SELECT request_id, action, reason FROM swept_holds")
+        assert {(r[0], r[1], r[2]) for r in swept} == {
+            (rid, "settled", "swept:generation") for rid in ids
+        }
+        assert _holds(sqlite_url) == 0
+        # A late settle racing the sweeper (the dead worker's, had it lived) charges nothing.
+        db = Database(sqlite_url)
+        conn = db.connect()
+        try:
+            late = ledger.settle(conn, ids[0], account_id, 999, overdraft_limit_micros=0)
+        finally:
+            db.close_all()
+        assert late.duplicate and late.charged_micros == 0
+        assert _charges(sqlite_url) == charges
+        _balance_matches_ledger(sqlite_url, account_id)
+    finally:
+        gw2.stop()
+
+
+def test_sigterm_lets_streams_finish_and_bills_them_exactly(
+    sqlite_url: str, fake: tuple[FakeUpstream, str], tmp_path: Path
+) -> None:
+    account_id, key = make_account(sqlite_url, "term@example.com", 10_000_000)
+    gw = GatewayProc(sqlite_url, fake[1], tmp_path, DEXTO_GATEWAY_DRAIN_S="60")
+    streams = [Stream(gw.url, key, i, {"chunks": 30, "chunk_delay_ms": 50}) for i in range(5)]
+    try:
+        for s in streams:
+            s.start()
+        for s in streams:
+            assert s.started.wait(30)
+        os.kill(gw.proc.pid, signal.SIGTERM)
+        for s in streams:
+            s.join(60)
+        assert gw.proc.wait(timeout=60) in (0, -signal.SIGTERM)  # uvicorn re-raises it
+    finally:
+        gw.stop()
+    charges = _charges(sqlite_url)
+    for s in streams:
+        assert s.error is None and s.text.endswith(b"data: [DONE]\n\n")
+        assert len(re.findall(rb'"content": ?"[^"]', s.text)) == 30  # non-empty content chunks
+        amount, estimated, _, _ = charges[s.request_id]
+        assert estimated == 0 and amount == round(s.usage_cost() * 1_000_000)
+    assert _holds(sqlite_url) == 0
+    _balance_matches_ledger(sqlite_url, account_id)
+
+
+def test_sigterm_past_the_drain_deadline_bills_what_was_relayed(
+    sqlite_url: str, fake: tuple[FakeUpstream, str], tmp_path: Path
+) -> None:
+    account_id, key = make_account(sqlite_url, "drain@example.com", 10_000_000)
+    gw = GatewayProc(sqlite_url, fake[1], tmp_path, DEXTO_GATEWAY_DRAIN_S="1")
+    streams = [Stream(gw.url, key, i, {"chunks": 400, "chunk_delay_ms": 50}) for i in range(3)]
+    try:
+        for s in streams:
+            s.start()
+        for s in streams:
+            assert s.started.wait(30)
+        os.kill(gw.proc.pid, signal.SIGTERM)
+        for s in streams:
+            s.join(60)
+        assert gw.proc.wait(timeout=60) in (0, -signal.SIGTERM)  # uvicorn re-raises it
+    finally:
+        gw.stop()
+    charges = _charges(sqlite_url)
+    for s in streams:
+        amount, estimated, reason, _ = charges[s.request_id]
+        assert amount > 0 and (estimated, reason) == (1, "cancelled")
+    assert _holds(sqlite_url) == 0
+    _balance_matches_ledger(sqlite_url, account_id)
+
+
+@pytest.fixture
+def own_pg_db() -> Iterator[tuple[str, str]]:
+    """A PostgreSQL database of this test's own: (URL, name); dropped afterwards."""
+    from conftest import PG_BASE, _need, _pg_problem
+
+    _need(_pg_problem())
+    import psycopg
+
+    name = f"dexto_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_BASE, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_BASE.rsplit("/", 1)[0]
+    yield f"{base}/{name}", name
+    with psycopg.connect(PG_BASE, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def _pg_admin(sql: str, *params: Any) -> None:
+    import psycopg
+
+    from conftest import PG_BASE
+
+    with psycopg.connect(PG_BASE, autocommit=True) as conn:
+        conn.execute(sql, params)
+
+
+@pytest.mark.postgres
+def test_postgres_lost_mid_request_every_completed_request_is_billed(
+    own_pg_db: tuple[str, str], fake: tuple[FakeUpstream, str]
+) -> None:
+    db_url, name = own_pg_db
+    with start_gateway(db_url, fake[1], credits_micros=10_000_000) as gw:
+        streams = [
+            Stream(gw.url, gw.key, i, {"chunks": 40, "chunk_delay_ms": 50}) for i in range(4)
+        ]
+        for s in streams:
+            s.start()
+        for s in streams:
+            assert s.started.wait(30)
+        _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        _pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", name)
+        for s in streams:
+            s.join(60)
+            assert s.error is None and s.text.endswith(b"data: [DONE]\n\n")
+        time.sleep(1.5)  # settlements are failing and deferred meanwhile
+        _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        ids = {s.request_id for s in streams}
+        _wait_for(lambda: ids <= set(_charges(db_url)), "deferred settlements")
+        charges = _charges(db_url)
+        for s in streams:
+            amount, estimated, _, by = charges[s.request_id]
+            assert estimated == 0 and by is None
+            assert amount == round(s.usage_cost() * 1_000_000)
+        assert _holds(db_url) == 0
+        _balance_matches_ledger(db_url, gw.account_id)
+        with httpx.Client() as c:
+            metrics = c.get(gw.url + "/metrics").text
+        deferred = [ln for ln in metrics.splitlines() if ln.startswith(_DEFERRED)]
+        assert deferred and int(deferred[0].split()[-1]) >= 1  # the outage hit settlement

@@ -1,0 +1,149 @@
+"""The sweeper (in a running gateway) and the fake upstream's generation lookup."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from _gwhelpers import Gateway, chat_body, make_account, start_gateway
+
+from dexto.devtools.fake_upstream import FakeUpstream
+from dexto.gateway import accounts, ledger
+from dexto.gateway.db import Database
+
+
+def test_generation_lookup_has_openrouters_shape(gateway: Gateway) -> None:
+    fake_url = gateway.settings.upstream_url
+    with httpx.Client(timeout=30) as c:
+        r = c.post(gateway.v1 + "/chat/completions", json=chat_body(), headers=gateway.auth())
+        gen_id = r.json()["id"]
+        g = c.get(fake_url + "/generation", params={"id": gen_id})
+        missing = c.get(fake_url + "/generation", params={"id": "gen-nope"})
+    assert g.status_code == 200
+    data = g.json()["data"]
+    for key in (
+        "id",
+        "total_cost",
+        "tokens_prompt",
+        "tokens_completion",
+        "native_tokens_prompt",
+        "native_tokens_completion",
+        "streamed",
+        "cancelled",
+        "finish_reason",
+        "model",
+        "provider_name",
+        "created_at",
+        "usage",
+        "is_byok",
+    ):
+        assert key in data, key
+    usage = r.json()["usage"]
+    assert data["id"] == gen_id and data["streamed"] is False and data["cancelled"] is False
+    assert data["total_cost"] == usage["dexto_upstream_cost"]
+    assert (data["tokens_prompt"], data["tokens_completion"]) == (
+        usage["prompt_tokens"],
+        usage["completion_tokens"],
+    )
+    assert missing.status_code == 404
+    assert missing.json() == {"error": {"code": 404, "message": "Generation not found"}}
+
+
+def _holds(db_url: str) -> list[tuple[Any, ...]]:
+    db = Database(db_url)
+    try:
+        conn = db.connect()
+        with conn.read():
+            return conn.all("SELECT request_id FROM holds")
+    finally:
+        db.close_all()
+
+
+def test_sweeper_estimates_when_the_generation_is_unknown_and_releases_idle_holds(
+    sqlite_url: str, fake: tuple[FakeUpstream, str]
+) -> None:
+    _, key = make_account(sqlite_url, "sweep@example.com", 1_000_000)
+    db = Database(sqlite_url)
+    conn = db.connect()
+    try:
+        kh = accounts.hash_key(key)
+        past = ledger.now_ms() - 10_000
+        for rid in ("delivered", "idle"):
+            res = ledger.admit(
+                conn, kh, rid, 5_000, ttl_ms=1, now=past, model="fake/cheap", prompt_tokens=100
+            )
+            assert res.status == "ok"
+        assert ledger.progress(
+            conn, "delivered", generation_id="gen-unknown", completion_tokens=50, expires_at=past
+        )
+    finally:
+        db.close_all()
+    with start_gateway(sqlite_url, fake[1], email="other@example.com", sweep_interval_s=0.1) as gw:
+        deadline = time.monotonic() + 20
+        while _holds(gw.db_url) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        db = Database(sqlite_url)
+        conn = db.connect()
+        try:
+            with conn.read():
+                rows = conn.all(
+                    "SELECT request_id, -amount_micros, estimated, estimate_reason, settled_by,"
+                    " prompt_tokens, completion_tokens FROM ledger WHERE kind = 'charge'"
+                )
+                swept = conn.all("SELECT request_id, action FROM swept_holds ORDER BY 1")
+        finally:
+            db.close_all()
+    # fake/cheap: $1/M prompt, $2/M completion → 100·1 + 50·2 µUSD, below the 5,000 hold
+    assert rows == [("delivered", 200, 1, "swept:estimate", "sweeper", 100, 50)]
+    assert swept == [("delivered", "settled"), ("idle", "released")]
+    assert _holds(sqlite_url) == []
+
+
+def test_run_chat_entry_point_runs_a_translated_request(
+    sqlite_url: str, fake: tuple[FakeUpstream, str]
+) -> None:
+    """``ChatCompletions.run_chat``: what a translating endpoint (e.g. /v1/responses) calls."""
+    import json
+
+    from _gwhelpers import settings_for
+
+    from dexto.devtools.fake_upstream_server import ServerThread
+    from dexto.gateway.app import create_app
+
+    account_id, key = make_account(sqlite_url, "entry@example.com", 1_000_000)
+    gw_app = create_app(settings_for(sqlite_url, fake[1]))
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/translated":
+            await gw_app(scope, receive, send)
+            return
+        msg = await receive()
+        prompt = json.loads(msg["body"])["prompt"]
+        body = json.dumps(chat_body(messages=[{"role": "user", "content": prompt}])).encode()
+        assert gw_app._chat is not None
+        await gw_app._chat.run_chat(scope, receive, send, body, route="translated")
+
+    with ServerThread(app) as srv, httpx.Client(timeout=30) as c:
+        r = c.post(
+            srv.url + "/translated",
+            json={"prompt": "hi"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        bad = c.post(srv.url + "/translated", json={"prompt": "hi"})
+        metrics = c.get(srv.url + "/metrics").text
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"].startswith("w0")
+    assert r.headers["x-dexto-cost"] == f"{r.json()['usage']['cost']:.6f}"
+    assert bad.status_code == 401
+    assert 'dexto_gateway_requests_total{route="translated",status="200"} 1' in metrics
+    db = Database(sqlite_url)
+    try:
+        conn = db.connect()
+        with conn.read():
+            row = conn.one(
+                "SELECT COUNT(*) FROM ledger WHERE kind = 'charge' AND account_id = ?",
+                (account_id,),
+            )
+    finally:
+        db.close_all()
+    assert row == (1,)
