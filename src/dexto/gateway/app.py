@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from dexto.gateway import throttle
 from dexto.gateway.asgi import Receive, Scope, Send
-from dexto.gateway.db import Database, DatabaseUnavailable, redact_url
+from dexto.gateway.db import Database, redact_url
 from dexto.gateway.guard import ErrorGuard
 from dexto.gateway.http_errors import error_body
 from dexto.gateway.logs import configure_logging, get_logger, log_event
@@ -144,7 +144,7 @@ class GatewayApp:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self._chat.drain()  # settlements in flight (incl. cancelled streams) finish
+            await chat.drain()  # settlements in flight (incl. cancelled streams) finish
             self._chat = None
             await state.catalog.aclose()
             await upstream.aclose()
