@@ -13,8 +13,9 @@ def register(sub: Any, name: str) -> None:
         name, help="run the local agent server and web UI",
         description="Serve one agent's model catalog, selection and chat over HTTP, with a web "
         "model picker at /. Binds to loopback; any other address requires a token.")
-    p.add_argument("--agent", metavar="FILE",
-                   help="agent YAML (default: the installed default agent)")
+    p.add_argument("--agent", metavar="FILE|ID",
+                   help="agent YAML or installed agent id (default: preference defaultAgent, "
+                   "else default-agent)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=3001, help="port (default 3001)")
     p.add_argument("--token", help="require this bearer token (default: $DEXTO_SERVER_TOKEN; "
@@ -25,24 +26,10 @@ def register(sub: Any, name: str) -> None:
 
 
 def resolve_agent_path(agent: str | None, env: Any) -> Any:
-    """``--agent`` as given, else the default agent (preference ``defaultAgent``, else
-    ``default-agent``), installing the bundled copy first if it is missing."""
-    from pathlib import Path
+    """``--agent`` (a path or an agent id), else the default agent, installed if missing."""
+    from dexto.agents.resolve import resolve_agent
 
-    from dexto.agents.manager import ensure_installed
-    from dexto.config.paths import DextoPaths
-    from dexto.config.preferences import load_preferences
-    from dexto.errors import ConfigError
-
-    if agent:
-        path = Path(agent).expanduser()
-        if not path.is_file():
-            raise ConfigError("agent file not found", file=str(path),
-                              fix="pass an existing agent YAML with --agent FILE")
-        return path.resolve()
-    paths = DextoPaths.from_env(env)
-    agent_id = load_preferences(paths.preferences).defaultAgent or "default-agent"
-    return ensure_installed(paths, agent_id)
+    return resolve_agent(agent, env, selection_given=False, install_default=True)
 
 
 def run(ns: argparse.Namespace) -> int:

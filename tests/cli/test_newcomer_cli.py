@@ -1,0 +1,130 @@
+"""Issue #13, the newcomer's fumbles: each one through the real ``dexto`` console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import DEXTO, Run
+
+KEY = "sk-ant-api03-" + "x" * 40
+
+
+def _no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stdout, proc.stdout
+
+
+def _setup_byok(dexto: Run, *extra: str) -> None:
+    done = dexto(
+        "setup",
+        "--mode",
+        "byok",
+        "--provider",
+        "anthropic",
+        "--api-key-stdin",
+        *extra,
+        input=KEY + "\n",
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(shutil.which("head") is None, reason="needs the `head` command")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["models"],
+        ["prefs", "list"],
+        ["route", "anthropic/claude-sonnet-4-5-20250929"],
+        ["auth", "list"],
+    ],
+)
+def test_output_piped_into_head_that_has_exited_is_quiet(
+    isolated_env: Path, args: list[str]
+) -> None:
+    """`dexto … | head`: the reader is gone before dexto writes; no traceback, exit 141."""
+    head = subprocess.Popen(["head", "-n", "1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    assert head.stdin is not None
+    head.stdin.write(b"first line\n")
+    head.stdin.flush()
+    head.wait(timeout=10)  # head has read its one line and closed its end of the pipe
+    env = dict(os.environ, ANTHROPIC_API_KEY=KEY)
+    proc = subprocess.run(
+        [DEXTO, *args], stdout=head.stdin, stderr=subprocess.PIPE, env=env, text=True, timeout=60
+    )
+    head.stdin.close()
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    assert proc.returncode == 141
+
+
+def test_route_agent_directory_names_the_problem(dexto: Run, tmp_path: Path) -> None:
+    folder = tmp_path / "my-agent"
+    folder.mkdir()
+    (folder / "my-agent.yml").write_text("llm: {provider: anthropic, model: x}\n")
+    proc = dexto("route", "--agent", str(folder))
+    _no_traceback(proc)
+    assert proc.returncode == 2
+    assert "is a directory" in proc.stderr and "my-agent.yml" in proc.stderr
+    assert "llm section" not in proc.stderr
+
+
+def test_missing_and_unreadable_agent_files_get_their_own_fix(dexto: Run, tmp_path: Path) -> None:
+    proc = dexto("route", "--agent", str(tmp_path / "nope.yml"))
+    _no_traceback(proc)
+    assert proc.returncode == 2 and "no such agent file" in proc.stderr
+    assert "llm section" not in proc.stderr and "default-agent" in proc.stderr
+    locked = tmp_path / "locked.yml"
+    locked.write_text("llm: {provider: anthropic, model: claude-sonnet-4-5-20250929}\n")
+    locked.chmod(0)
+    if os.access(locked, os.R_OK):
+        pytest.skip("running as root: a mode-0 file is still readable")
+    proc = dexto("route", "--agent", str(locked))
+    _no_traceback(proc)
+    assert proc.returncode == 2 and "permission denied" in proc.stderr
+    assert f"chmod u+r {locked}" in proc.stderr
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", "\n\t"])
+def test_empty_prompt_is_refused_before_any_request(dexto: Run, prompt: str) -> None:
+    # The key points at a port where nothing listens: any request would be an UPSTREAM_ERROR.
+    env = {"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": "http://127.0.0.1:9/v1"}
+    proc = dexto("chat", "anthropic/claude-sonnet-4-5-20250929", "-m", prompt, "--json", env=env)
+    assert proc.returncode == 2
+    err = json.loads(proc.stdout)["error"]
+    assert err["code"] == "INVALID_CONFIG" and "prompt is empty" in err["message"]
+
+
+def test_chat_max_tokens_is_validated(dexto: Run) -> None:
+    proc = dexto("chat", "anthropic/claude-sonnet-4-5-20250929", "-m", "hi", "--max-tokens", "0")
+    assert proc.returncode == 2 and "positive whole number" in proc.stderr
+    _no_traceback(proc)
+
+
+def test_plain_route_and_chat_use_the_default_agent_after_setup(dexto: Run) -> None:
+    before = dexto("route")
+    assert before.returncode == 2 and "dexto setup" in before.stderr
+    _setup_byok(dexto)
+    route = dexto("route", "--json")
+    assert route.returncode == 0, route.stderr
+    assert json.loads(route.stdout)["provider"] == "anthropic"
+    # chat uses the same agent: it reaches the (unreachable) endpoint instead of refusing.
+    chat = dexto("chat", "-m", "hi", "--json", env={"ANTHROPIC_BASE_URL": "http://127.0.0.1:9/v1"})
+    assert json.loads(chat.stdout)["error"]["code"] == "UPSTREAM_ERROR"
+    by_id = dexto("route", "--agent", "default-agent", "--json")
+    assert by_id.returncode == 0 and json.loads(by_id.stdout)["model"].startswith("claude")
+
+
+def test_default_agent_preference_is_honoured_and_validated(dexto: Run) -> None:
+    refused = dexto("prefs", "set", "defaultAgent", "nope")
+    assert refused.returncode == 2
+    assert "no agent named 'nope'" in refused.stderr and "coding-agent" in refused.stderr
+    assert dexto("prefs", "get", "defaultAgent").stdout.strip() == "null"
+    _setup_byok(dexto, "--agent", "research-agent")
+    assert dexto("prefs", "get", "defaultAgent").stdout.strip() == '"research-agent"'
+    route = dexto("route", "--json")
+    assert route.returncode == 0, route.stderr
