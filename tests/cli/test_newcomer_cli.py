@@ -128,3 +128,36 @@ def test_default_agent_preference_is_honoured_and_validated(dexto: Run) -> None:
     assert dexto("prefs", "get", "defaultAgent").stdout.strip() == '"research-agent"'
     route = dexto("route", "--json")
     assert route.returncode == 0, route.stderr
+
+
+def test_prefs_backups_keep_the_newest_ten(dexto: Run, isolated_env: Path) -> None:
+    path = isolated_env / "preferences.yml"
+    path.write_text("# mine\nlowCreditsWarningUsd: 0\n")
+    for i in range(1, 14):
+        assert dexto("prefs", "set", "lowCreditsWarningUsd", str(i)).returncode == 0
+    backups = sorted(isolated_env.glob("preferences.yml.*.bak"))
+    assert len(backups) == 10
+    # The newest backup holds the value before the last write; the oldest ones were deleted.
+    assert backups[-1].read_text() == "# mine\nlowCreditsWarningUsd: 12.0\n"
+    assert backups[0].read_text() == "# mine\nlowCreditsWarningUsd: 3.0\n"
+
+
+def test_invalid_custom_model_is_repaired_by_add_replace(dexto: Run, isolated_env: Path) -> None:
+    path = isolated_env / "models" / "custom-models.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"version": 1, "note": "mine", "models": [
+        {"name": "m1", "provider": "litellm"}, {"name": "ok", "provider": "ollama"}]}))
+    listed = dexto("models")
+    assert listed.returncode == 2 and "baseURL is required" in listed.stderr
+    assert "`dexto models add --provider litellm --name m1 … --replace`" in listed.stderr
+    missing = dexto("models", "add", "--provider", "litellm", "--name", "m1", "--replace")
+    assert missing.returncode == 2 and "pass --base-url URL" in missing.stderr
+    fixed = dexto("models", "add", "--provider", "litellm", "--name", "m1", "--replace",
+                  "--base-url", "http://127.0.0.1:4000/v1")
+    assert fixed.returncode == 0, fixed.stderr
+    doc = json.loads(path.read_text())
+    assert doc["note"] == "mine"
+    assert doc["models"] == [{"name": "m1", "provider": "litellm",
+                              "baseURL": "http://127.0.0.1:4000/v1"},
+                             {"name": "ok", "provider": "ollama"}]
+    assert dexto("models").returncode == 0
