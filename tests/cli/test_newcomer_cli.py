@@ -161,3 +161,63 @@ def test_invalid_custom_model_is_repaired_by_add_replace(dexto: Run, isolated_en
                               "baseURL": "http://127.0.0.1:4000/v1"},
                              {"name": "ok", "provider": "ollama"}]
     assert dexto("models").returncode == 0
+
+
+def test_empty_auth_set_describes_that_providers_key(dexto: Run) -> None:
+    proc = dexto("auth", "set", "openai", input="\n")
+    assert proc.returncode == 2
+    assert "OpenAI API key" in proc.stderr and "sk-…" in proc.stderr
+    assert "dxk_" not in proc.stderr
+
+
+@pytest.mark.parametrize("action", ["remove", "set"])
+def test_auth_typo_gets_did_you_mean(dexto: Run, action: str) -> None:
+    proc = dexto("auth", action, "anthropc", input="sk-ant-x\n")
+    assert proc.returncode == 2
+    assert "did you mean anthropic?" in proc.stderr
+
+
+def test_duplicate_auth_entries_are_refused_and_the_fix_works(dexto: Run,
+                                                              isolated_env: Path) -> None:
+    path = isolated_env / "auth.json"
+    path.write_text('{"anthropic": {"type": "api", "key": "sk-ant-one"},\n'
+                    ' "openai": {"type": "api", "key": "sk-two"},\n'
+                    ' "anthropic": {"type": "api", "key": "sk-ant-three"}}\n')
+    path.chmod(0o600)
+    listed = dexto("auth", "list")
+    assert listed.returncode == 2 and "given twice" in listed.stderr
+    assert "sk-ant" not in listed.stderr + listed.stdout
+    # Nothing is silently merged: storing another key is refused, the file is unchanged.
+    before = path.read_text()
+    assert dexto("auth", "set", "groq", input="gsk_abcdefgh\n").returncode == 2
+    assert path.read_text() == before
+    assert "`dexto auth remove anthropic`" in listed.stderr
+    assert dexto("auth", "remove", "anthropic").returncode == 0
+    assert json.loads(path.read_text()) == {"openai": {"type": "api", "key": "sk-two"}}
+
+
+def test_unset_key_reference_is_an_error_naming_the_variable(dexto: Run,
+                                                             tmp_path: Path) -> None:
+    agent = tmp_path / "agent.yml"
+    agent.write_text("llm:\n  provider: anthropic\n  model: claude-sonnet-4-5-20250929\n"
+                     "  apiKey: $MY_KEY\n")
+    env = {"ANTHROPIC_API_KEY": KEY}  # present, but the agent asked for MY_KEY
+    proc = dexto("route", "--agent", str(agent), "--json", env=env)
+    assert proc.returncode == 2
+    err = json.loads(proc.stdout)["error"]
+    assert err["code"] == "NO_CREDENTIALS" and "$MY_KEY" in err["message"]
+    assert "export MY_KEY=" in err["fix"]
+    ok = dexto("route", "--agent", str(agent), "--json", env={"MY_KEY": KEY})
+    assert json.loads(ok.stdout)["credentialSource"] == "env:MY_KEY"
+
+
+def test_unset_api_key_env_of_a_custom_model_never_sends_no_key(dexto: Run) -> None:
+    added = dexto("models", "add", "--provider", "litellm", "--name", "m1", "--base-url",
+                  "http://127.0.0.1:9/v1", "--api-key-env", "MY_LL_KEY")
+    assert added.returncode == 0, added.stderr
+    proc = dexto("chat", "litellm/m1", "-m", "hi", "--json")
+    assert proc.returncode == 2
+    err = json.loads(proc.stdout)["error"]
+    assert err["code"] == "NO_CREDENTIALS" and "$MY_LL_KEY" in err["message"]
+    ok = dexto("route", "litellm/m1", "--json", env={"MY_LL_KEY": "sk-litellm"})
+    assert json.loads(ok.stdout)["credentialSource"] == "env:MY_LL_KEY"

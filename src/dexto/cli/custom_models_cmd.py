@@ -135,7 +135,7 @@ def run_add(ns: argparse.Namespace) -> int:
         _check_duplicate(paths, model, ns.replace)
         status = _marketplace_status(model, paths)
         if ref is not None:
-            _store_key(paths, ref, ns.api_key)
+            _store_key(paths, ref, ns.api_key, model.provider)
         from dexto.config.custom_models import add_custom_model
 
         replaced = add_custom_model(paths.custom_models, model, replace=ns.replace)
@@ -159,11 +159,12 @@ def _check_duplicate(paths: Any, model: Any, replace: bool) -> None:
     check_addable(paths.custom_models, model, replace=replace)
 
 
-def _store_key(paths: Any, ref: str, raw: str) -> None:
+def _store_key(paths: Any, ref: str, raw: str, provider: str) -> None:
     from dexto.auth.login import check_key_format
     from dexto.auth.store import ApiEntry, set_entry
+    from dexto.llm.providers import PROVIDERS
 
-    key = check_key_format(sys.stdin.readline() if raw == "-" else raw)
+    key = check_key_format(sys.stdin.readline() if raw == "-" else raw, PROVIDERS[provider])
     set_entry(paths.auth, ref, ApiEntry(type="api", key=key))
 
 

@@ -155,7 +155,7 @@ def _scripted(ns: argparse.Namespace) -> tuple[str, str, str]:
     elif ns.api_key_stdin:
         from dexto.auth.login import check_key_format
 
-        _store_provider_key(p.id, check_key_format(sys.stdin.readline()))
+        _store_provider_key(p.id, check_key_format(sys.stdin.readline(), p))
     elif p.requires_key and _direct_source(p.id) is None:
         from dexto.auth.credentials import direct_fix_hint
 
@@ -220,7 +220,7 @@ def _ensure_own_key(provider: str) -> None:
     p = get_provider(provider)
     while True:
         try:
-            key = read_secret(f"Paste your {p.name} API key (input hidden): ")
+            key = read_secret(f"Paste your {p.name} API key (input hidden): ", provider=p)
             break
         except ConfigError as err:
             print(f"  {err.message}; {err.fix}")

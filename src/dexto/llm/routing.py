@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from dexto.auth.credentials import NO_KEY_NEEDED, CredentialSnapshot, direct_fix_hint
 from dexto.config.custom_models import CustomModel
+from dexto.config.endpoints import DEFAULT_GATEWAY_URL, gateway_root
 from dexto.errors import ConfigError, NoCredentialsError
 from dexto.llm.mapping import MappedId, to_marketplace
 from dexto.llm.marketplace import MarketplaceCatalog
@@ -35,20 +36,12 @@ __all__ = [
 ]
 
 Route = Literal["dexto", "direct"]
-DEFAULT_GATEWAY_URL = "https://api.dexto.ai"
 
 _MAPPING_WORDS = {
     "registry": "by the curated registry",
     "catalog": "by matching the marketplace list",
     "fallback": "by vendor prefix (unverified: not in the registry or the marketplace list)",
 }
-
-
-def gateway_root(env: Mapping[str, str]) -> str:
-    """``DEXTO_GATEWAY_URL`` without a trailing ``/`` or ``/v1`` (account endpoints live here)."""
-    raw = env.get("DEXTO_GATEWAY_URL", "").strip() or DEFAULT_GATEWAY_URL
-    raw = raw.rstrip("/")
-    return raw[: -len("/v1")] if raw.endswith("/v1") else raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +146,8 @@ def _direct_source(p: Provider, custom: CustomModel | None, ctx: RoutingContext)
             return f"env:{custom.apiKeyEnv}"
         if custom.apiKeyRef and custom.apiKeyRef in ctx.credentials.store_names:
             return f"auth-store:{custom.apiKeyRef}"
+        if custom.apiKeyEnv:  # the model names its key's variable: never another key
+            return None
     return ctx.credentials.direct_source(p.id)
 
 
@@ -164,7 +159,15 @@ def _direct_base_url(p: Provider, custom: CustomModel | None, ctx: RoutingContex
     return p.resolve_base_url(ctx.env)
 
 
-def _no_credentials(p: Provider, sel: Selection) -> NoCredentialsError:
+def _no_credentials(p: Provider, sel: Selection, custom: CustomModel | None,
+                    ctx: RoutingContext) -> NoCredentialsError:
+    var = custom.apiKeyEnv if custom is not None and custom.apiKeyEnv else (
+        ctx.credentials.unresolved.get(p.id))
+    if var:
+        return NoCredentialsError(
+            f"no credentials for {sel}: the {p.name} key is read from ${var}, which is not set",
+            fix=f"export {var}=<your {p.name} key>, or change the reference to a variable "
+            "that is set")
     hint = direct_fix_hint(p)
     if p.routeable:
         return NoCredentialsError(
@@ -184,11 +187,11 @@ def decide(selection: Selection, ctx: RoutingContext) -> RouteDecision:
     has_dexto = ctx.credentials.has_dexto and p.routeable
     route = choose_route(p, has_dexto, has_direct, ctx.policy.prefer)
     if route is None:
-        raise _no_credentials(p, selection)
+        raise _no_credentials(p, selection, custom, ctx)
     if route == "direct":
         assert direct_src is not None
         base = _direct_base_url(p, custom, ctx)
-        if base is None and p.id in ("openai-compatible", "litellm"):
+        if base is None and p.requires_base_url:
             raise ConfigError(f"{p.name} model {model!r} has no baseURL", field="baseURL",
                               fix=f"add it with `dexto models add --provider {p.id} --name "
                               f"{model} --base-url URL`")
