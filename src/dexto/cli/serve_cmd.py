@@ -51,15 +51,18 @@ def run(ns: argparse.Namespace) -> int:
 
 
 def _serve(settings: Any) -> int:
-    import uvicorn
-
+    from dexto.cli._listen import bind_listener, listen_url, run_uvicorn
+    from dexto.cli._output import print_error
+    from dexto.errors import DextoError
     from dexto.server import create_app
 
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    url = f"http://{host}:{settings.port}/"
+    try:
+        sock = bind_listener(settings.host, settings.port)
+    except DextoError as err:
+        return print_error(err, as_json=False)
+    url = listen_url(settings.host, sock.getsockname()[1]) + "/"
     print(f"dexto serve: {settings.agent_path}")
     print(f"  web UI  {url}" + ("#token=<your token>" if settings.token else ""))
-    print(f"  API     {url}openapi.json")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level="warning", access_log=False, server_header=False)
-    return 0
+    print(f"  API     {url}openapi.json", flush=True)
+    return run_uvicorn(create_app(settings), sock, log_level="warning", access_log=False,
+                       server_header=False)
