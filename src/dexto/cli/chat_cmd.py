@@ -15,6 +15,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from dexto.presentation import route_line  # re-exported for existing callers
+
 if TYPE_CHECKING:
     from dexto.llm.execution import ChatResult, Model
 
@@ -52,21 +54,6 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a positive whole number")
     return value
-
-
-def route_line(result: ChatResult) -> str:
-    """One line: route taken, effective model, credits remaining (and the fallback note)."""
-    from dexto.llm.execution._outcome import usd_text
-
-    r = result.route
-    via = "via Dexto credits" if r.route == "dexto" else "direct (your key)"
-    line = f"[{via} · {r.effective_provider}/{r.effective_model}"
-    if result.credits_remaining is not None:
-        line += f" · credits ${usd_text(result.credits_remaining)}"
-    line += "]"
-    if r.fell_back:
-        line += f" {r.reason}"
-    return line
 
 
 def run(ns: argparse.Namespace) -> int:
