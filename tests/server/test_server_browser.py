@@ -186,7 +186,7 @@ def test_custom_model_form_adds_a_selectable_model(serve: StartServer, isolated_
 
 def test_prompt_via_dexto_then_fallback_after_credits_run_out(
         serve: StartServer, tmp_path: Path, open_page: Any) -> None:
-    gw = pytest.importorskip("tests.server._chat_stack")
+    from tests.server import _chat_stack as gw  # a broken helper must fail, not skip
     with gw.chat_stack(tmp_path) as stack:
         s = serve(stack.env)
         page = open_page(s)

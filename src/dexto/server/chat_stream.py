@@ -56,7 +56,7 @@ async def stream_events(planned: dict[str, Any], events: AsyncIterator[StreamEve
     except DextoError as err:
         yield sse("error", err.to_dict())
     except Exception as exc:  # a stream must end with an event, never a torn connection
-        log.warning("chat stream failed: %s", type(exc).__name__)
+        log.warning("chat stream failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
         yield sse("error", {"error": {"code": "UPSTREAM_ERROR",
                                       "message": f"the request failed ({type(exc).__name__})",
                                       "fix": "try again; see the server log"}})
