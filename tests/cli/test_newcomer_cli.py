@@ -221,3 +221,46 @@ def test_unset_api_key_env_of_a_custom_model_never_sends_no_key(dexto: Run) -> N
     assert err["code"] == "NO_CREDENTIALS" and "$MY_LL_KEY" in err["message"]
     ok = dexto("route", "litellm/m1", "--json", env={"MY_LL_KEY": "sk-litellm"})
     assert json.loads(ok.stdout)["credentialSource"] == "env:MY_LL_KEY"
+
+
+def test_chat_max_tokens_reaches_the_provider(dexto: Run) -> None:
+    """`--max-tokens N` is sent as the request's max_tokens (a real loopback OpenAI stand-in)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[dict[str, object]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+            seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            body = json.dumps({
+                "id": "chatcmpl-1", "object": "chat.completion", "created": 1,
+                "model": "gpt-4o-mini",
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": "hello"}}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+            }).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL":
+               f"http://127.0.0.1:{httpd.server_address[1]}/v1"}
+        proc = dexto("chat", "openai/gpt-4o-mini", "-m", "hi", "--max-tokens", "7", "--json",
+                     env=env)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["text"] == "hello"
+    assert seen and seen[0]["max_tokens"] == 7
