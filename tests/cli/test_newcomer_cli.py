@@ -215,6 +215,7 @@ def test_unset_api_key_env_of_a_custom_model_never_sends_no_key(dexto: Run) -> N
     added = dexto("models", "add", "--provider", "litellm", "--name", "m1", "--base-url",
                   "http://127.0.0.1:9/v1", "--api-key-env", "MY_LL_KEY")
     assert added.returncode == 0, added.stderr
+    assert "export MY_LL_KEY=" in added.stdout
     proc = dexto("chat", "litellm/m1", "-m", "hi", "--json")
     assert proc.returncode == 2
     err = json.loads(proc.stdout)["error"]

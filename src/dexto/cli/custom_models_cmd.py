@@ -183,8 +183,12 @@ def _explain(status: str | None, route: str, model: Any) -> None:
     elif route == "direct":
         print("  route: direct, with your own key")
     else:
-        hint = ("run `dexto login`, or set OPENROUTER_API_KEY" if model.provider == "openrouter"
-                else "add a key with --api-key / --api-key-env, or `dexto auth set`")
+        if model.apiKeyEnv:
+            hint = f"export {model.apiKeyEnv}=<your key> (the variable this model reads)"
+        elif model.provider == "openrouter":
+            hint = "run `dexto login`, or set OPENROUTER_API_KEY"
+        else:
+            hint = "add a key with --api-key / --api-key-env, or `dexto auth set`"
         print(f"  route: none yet — {hint}")
 
 
