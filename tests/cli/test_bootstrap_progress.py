@@ -38,8 +38,9 @@ chmod +x .venv/bin/python
 
 def _run_in_pty(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
     leader, follower = pty.openpty()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=follower, stdout=follower,
-                            stderr=follower, close_fds=True)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdin=follower, stdout=follower, stderr=follower, close_fds=True
+    )
     os.close(follower)
     chunks: list[bytes] = []
     while True:
@@ -69,7 +70,9 @@ def test_first_run_announces_each_step(tmp_path: Path) -> None:
         "bootstrap: creating the virtual environment .venv (first run only)",
         "bootstrap: installing dexto and its dependencies into .venv (the first run takes a "
         "minute or so)",
-        "Collecting httpx", "Collecting pydantic", "Collecting ruamel.yaml",
+        "Collecting httpx",
+        "Collecting pydantic",
+        "Collecting ruamel.yaml",
         "Installing collected packages: httpx, pydantic, ruamel.yaml",
         "Successfully installed httpx pydantic ruamel.yaml",
         "bootstrap: done: .venv/bin/dexto is ready",

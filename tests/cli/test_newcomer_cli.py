@@ -145,21 +145,41 @@ def test_prefs_backups_keep_the_newest_ten(dexto: Run, isolated_env: Path) -> No
 def test_invalid_custom_model_is_repaired_by_add_replace(dexto: Run, isolated_env: Path) -> None:
     path = isolated_env / "models" / "custom-models.json"
     path.parent.mkdir()
-    path.write_text(json.dumps({"version": 1, "note": "mine", "models": [
-        {"name": "m1", "provider": "litellm"}, {"name": "ok", "provider": "ollama"}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "note": "mine",
+                "models": [
+                    {"name": "m1", "provider": "litellm"},
+                    {"name": "ok", "provider": "ollama"},
+                ],
+            }
+        )
+    )
     listed = dexto("models")
     assert listed.returncode == 2 and "baseURL is required" in listed.stderr
     assert "`dexto models add --provider litellm --name m1 … --replace`" in listed.stderr
     missing = dexto("models", "add", "--provider", "litellm", "--name", "m1", "--replace")
     assert missing.returncode == 2 and "pass --base-url URL" in missing.stderr
-    fixed = dexto("models", "add", "--provider", "litellm", "--name", "m1", "--replace",
-                  "--base-url", "http://127.0.0.1:4000/v1")
+    fixed = dexto(
+        "models",
+        "add",
+        "--provider",
+        "litellm",
+        "--name",
+        "m1",
+        "--replace",
+        "--base-url",
+        "http://127.0.0.1:4000/v1",
+    )
     assert fixed.returncode == 0, fixed.stderr
     doc = json.loads(path.read_text())
     assert doc["note"] == "mine"
-    assert doc["models"] == [{"name": "m1", "provider": "litellm",
-                              "baseURL": "http://127.0.0.1:4000/v1"},
-                             {"name": "ok", "provider": "ollama"}]
+    assert doc["models"] == [
+        {"name": "m1", "provider": "litellm", "baseURL": "http://127.0.0.1:4000/v1"},
+        {"name": "ok", "provider": "ollama"},
+    ]
     assert dexto("models").returncode == 0
 
 
@@ -177,12 +197,15 @@ def test_auth_typo_gets_did_you_mean(dexto: Run, action: str) -> None:
     assert "did you mean anthropic?" in proc.stderr
 
 
-def test_duplicate_auth_entries_are_refused_and_the_fix_works(dexto: Run,
-                                                              isolated_env: Path) -> None:
+def test_duplicate_auth_entries_are_refused_and_the_fix_works(
+    dexto: Run, isolated_env: Path
+) -> None:
     path = isolated_env / "auth.json"
-    path.write_text('{"anthropic": {"type": "api", "key": "sk-ant-one"},\n'
-                    ' "openai": {"type": "api", "key": "sk-two"},\n'
-                    ' "anthropic": {"type": "api", "key": "sk-ant-three"}}\n')
+    path.write_text(
+        '{"anthropic": {"type": "api", "key": "sk-ant-one"},\n'
+        ' "openai": {"type": "api", "key": "sk-two"},\n'
+        ' "anthropic": {"type": "api", "key": "sk-ant-three"}}\n'
+    )
     path.chmod(0o600)
     listed = dexto("auth", "list")
     assert listed.returncode == 2 and "given twice" in listed.stderr
@@ -196,11 +219,11 @@ def test_duplicate_auth_entries_are_refused_and_the_fix_works(dexto: Run,
     assert json.loads(path.read_text()) == {"openai": {"type": "api", "key": "sk-two"}}
 
 
-def test_unset_key_reference_is_an_error_naming_the_variable(dexto: Run,
-                                                             tmp_path: Path) -> None:
+def test_unset_key_reference_is_an_error_naming_the_variable(dexto: Run, tmp_path: Path) -> None:
     agent = tmp_path / "agent.yml"
-    agent.write_text("llm:\n  provider: anthropic\n  model: claude-sonnet-4-5-20250929\n"
-                     "  apiKey: $MY_KEY\n")
+    agent.write_text(
+        "llm:\n  provider: anthropic\n  model: claude-sonnet-4-5-20250929\n  apiKey: $MY_KEY\n"
+    )
     env = {"ANTHROPIC_API_KEY": KEY}  # present, but the agent asked for MY_KEY
     proc = dexto("route", "--agent", str(agent), "--json", env=env)
     assert proc.returncode == 2
@@ -212,8 +235,18 @@ def test_unset_key_reference_is_an_error_naming_the_variable(dexto: Run,
 
 
 def test_unset_api_key_env_of_a_custom_model_never_sends_no_key(dexto: Run) -> None:
-    added = dexto("models", "add", "--provider", "litellm", "--name", "m1", "--base-url",
-                  "http://127.0.0.1:9/v1", "--api-key-env", "MY_LL_KEY")
+    added = dexto(
+        "models",
+        "add",
+        "--provider",
+        "litellm",
+        "--name",
+        "m1",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--api-key-env",
+        "MY_LL_KEY",
+    )
     assert added.returncode == 0, added.stderr
     assert "export MY_LL_KEY=" in added.stdout
     proc = dexto("chat", "litellm/m1", "-m", "hi", "--json")
@@ -234,13 +267,22 @@ def test_chat_max_tokens_reaches_the_provider(dexto: Run) -> None:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - stdlib naming
             seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            body = json.dumps({
-                "id": "chatcmpl-1", "object": "chat.completion", "created": 1,
-                "model": "gpt-4o-mini",
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": "hello"}}],
-                "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
-            }).encode()
+            body = json.dumps(
+                {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion",
+                    "created": 1,
+                    "model": "gpt-4o-mini",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": "hello"},
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+                }
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -254,10 +296,13 @@ def test_chat_max_tokens_reaches_the_provider(dexto: Run) -> None:
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL":
-               f"http://127.0.0.1:{httpd.server_address[1]}/v1"}
-        proc = dexto("chat", "openai/gpt-4o-mini", "-m", "hi", "--max-tokens", "7", "--json",
-                     env=env)
+        env = {
+            "OPENAI_API_KEY": "sk-test",
+            "OPENAI_BASE_URL": f"http://127.0.0.1:{httpd.server_address[1]}/v1",
+        }
+        proc = dexto(
+            "chat", "openai/gpt-4o-mini", "-m", "hi", "--max-tokens", "7", "--json", env=env
+        )
     finally:
         httpd.shutdown()
         httpd.server_close()

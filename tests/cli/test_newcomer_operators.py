@@ -42,11 +42,14 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         proc.stdout.close()
 
 
-def test_mistyped_db_directory_is_refused_until_migrate_create(dexto: Run,
-                                                               tmp_path: Path) -> None:
+def test_mistyped_db_directory_is_refused_until_migrate_create(dexto: Run, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/typo/dir/gw.db"
-    for args in (["accounts", "list"], ["accounts", "create", "--email", "a@example.com"],
-                 ["migrate"], ["usage", "--account", "acct_x"]):
+    for args in (
+        ["accounts", "list"],
+        ["accounts", "create", "--email", "a@example.com"],
+        ["migrate"],
+        ["usage", "--account", "acct_x"],
+    ):
         proc = dexto("gateway", *args, "--db", url)
         assert proc.returncode == 2, proc.stdout
         assert "no such directory" in proc.stderr and "migrate --create" in proc.stderr
@@ -58,8 +61,7 @@ def test_mistyped_db_directory_is_refused_until_migrate_create(dexto: Run,
     assert listed.returncode == 0 and listed.stdout.strip() == "(none)"
 
 
-def test_missing_db_file_is_refused_by_commands_that_only_read(dexto: Run,
-                                                               tmp_path: Path) -> None:
+def test_missing_db_file_is_refused_by_commands_that_only_read(dexto: Run, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/gw.db"
     proc = dexto("gateway", "accounts", "list", "--db", url, "--json")
     assert proc.returncode == 2
@@ -69,11 +71,22 @@ def test_missing_db_file_is_refused_by_commands_that_only_read(dexto: Run,
 
 def test_usage_and_keys_list_are_tables_with_iso_dates(dexto: Run, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/gw.db"
-    made = dexto("gateway", "accounts", "create", "--email", "ann@example.com", "--credits",
-                 "1.5", "--db", url, "--json")
+    made = dexto(
+        "gateway",
+        "accounts",
+        "create",
+        "--email",
+        "ann@example.com",
+        "--credits",
+        "1.5",
+        "--db",
+        url,
+        "--json",
+    )
     acct = json.loads(made.stdout)["account"]["id"]
-    key_id = json.loads(dexto("gateway", "keys", "create", "--account", acct, "--db", url,
-                              "--json").stdout)["key"]["id"]
+    key_id = json.loads(
+        dexto("gateway", "keys", "create", "--account", acct, "--db", url, "--json").stdout
+    )["key"]["id"]
     assert dexto("gateway", "keys", "revoke", "--key", key_id, "--db", url).returncode == 0
     table = dexto("gateway", "keys", "list", "--account", acct, "--db", url).stdout
     lines = table.splitlines()
@@ -82,8 +95,9 @@ def test_usage_and_keys_list_are_tables_with_iso_dates(dexto: Run, tmp_path: Pat
     created = re.findall(r"\d{4}-\d\d-\d\dT\S+Z", table)
     assert len(created) == 3 and all(ISO.match(c) for c in created)  # 2 created + 1 revoked
     assert "revoked 20" in table
-    keys = json.loads(dexto("gateway", "keys", "list", "--account", acct, "--db", url,
-                            "--json").stdout)
+    keys = json.loads(
+        dexto("gateway", "keys", "list", "--account", acct, "--db", url, "--json").stdout
+    )
     assert all(ISO.match(k["createdAt"]) for k in keys)
     assert [k["revokedAt"] is None for k in keys] == [True, False]
     usage = dexto("gateway", "usage", "--account", acct, "--db", url).stdout
@@ -91,19 +105,41 @@ def test_usage_and_keys_list_are_tables_with_iso_dates(dexto: Run, tmp_path: Pat
     assert "None" not in usage and "{" not in usage
 
 
-def test_gateway_serve_prints_its_address_and_refuses_a_busy_port(dexto: Run, tmp_path: Path,
-                                                                  busy_port: int) -> None:
+def test_gateway_serve_prints_its_address_and_refuses_a_busy_port(
+    dexto: Run, tmp_path: Path, busy_port: int
+) -> None:
     url = f"sqlite:///{tmp_path}/gw.db"
-    busy = dexto("gateway", "serve", "--port", str(busy_port), "--db", url,
-                 "--upstream", "http://127.0.0.1:9/v1")
+    busy = dexto(
+        "gateway",
+        "serve",
+        "--port",
+        str(busy_port),
+        "--db",
+        url,
+        "--upstream",
+        "http://127.0.0.1:9/v1",
+    )
     assert busy.returncode == 2
     assert "already in use" in busy.stderr and "--port" in busy.stderr
     assert "gateway started" not in busy.stderr + busy.stdout
     assert "Traceback" not in busy.stderr
     assert not (tmp_path / "gw.db").exists()  # nothing is created for a server that never ran
-    proc = subprocess.Popen([DEXTO, "gateway", "serve", "--port", "0", "--db", url,
-                             "--upstream", "http://127.0.0.1:9/v1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [
+            DEXTO,
+            "gateway",
+            "serve",
+            "--port",
+            "0",
+            "--db",
+            url,
+            "--upstream",
+            "http://127.0.0.1:9/v1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         line = _first_line(proc)
         found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
@@ -128,11 +164,16 @@ def test_dexto_serve_on_a_busy_port_is_a_clean_error(dexto: Run, busy_port: int)
     assert "web UI" not in proc.stdout  # no banner for a server that never listened
 
 
-@pytest.mark.parametrize("tool, path", [("fake-upstream", "/api/v1/models"),
-                                        ("fake-openai", "/v1/models")])
+@pytest.mark.parametrize(
+    "tool, path", [("fake-upstream", "/api/v1/models"), ("fake-openai", "/v1/models")]
+)
 def test_dev_fakes_print_their_url(tool: str, path: str) -> None:
-    proc = subprocess.Popen([DEXTO, "dev", tool, "--port", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [DEXTO, "dev", tool, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", _first_line(proc))
         assert found

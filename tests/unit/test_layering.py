@@ -29,16 +29,31 @@ def _files(*parts: str) -> list[Path]:
     return out
 
 
-@pytest.mark.parametrize("path", _files("llm", "config", "auth", "gateway", "agents", "demo",
-                                        "devtools", "server", "presentation.py", "errors.py"),
-                         ids=lambda p: str(p.relative_to(SRC)))
+@pytest.mark.parametrize(
+    "path",
+    _files(
+        "llm",
+        "config",
+        "auth",
+        "gateway",
+        "agents",
+        "demo",
+        "devtools",
+        "server",
+        "presentation.py",
+        "errors.py",
+    ),
+    ids=lambda p: str(p.relative_to(SRC)),
+)
 def test_no_import_of_the_cli(path: Path) -> None:
     assert not [m for m in _imports(path) if m == "dexto.cli" or m.startswith("dexto.cli.")]
 
 
-@pytest.mark.parametrize("path", _files("llm", "config", "auth", "gateway", "agents",
-                                        "presentation.py"),
-                         ids=lambda p: str(p.relative_to(SRC)))
+@pytest.mark.parametrize(
+    "path",
+    _files("llm", "config", "auth", "gateway", "agents", "presentation.py"),
+    ids=lambda p: str(p.relative_to(SRC)),
+)
 def test_lower_layers_do_not_import_the_server(path: Path) -> None:
     assert not [m for m in _imports(path) if m.startswith("dexto.server")]
 

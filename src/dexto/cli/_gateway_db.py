@@ -34,11 +34,17 @@ def check_db_target(url: str, *, creates: bool, create_dirs: bool = False) -> No
         if create_dirs:
             path.parent.mkdir(parents=True, exist_ok=True)
         else:
-            raise ConfigError(f"no such directory: {path.parent}", field="--db",
-                              fix="check the --db path for a typo; to start a new database "
-                              f"there, run `dexto gateway migrate --create --db {url}`")
+            raise ConfigError(
+                f"no such directory: {path.parent}",
+                field="--db",
+                fix="check the --db path for a typo; to start a new database "
+                f"there, run `dexto gateway migrate --create --db {url}`",
+            )
     if not creates:
-        raise ConfigError(f"no gateway database at {path}", field="--db",
-                          fix="check the --db path for a typo; to start a new database, run "
-                          f"`dexto gateway migrate --db {url}`")
+        raise ConfigError(
+            f"no gateway database at {path}",
+            field="--db",
+            fix="check the --db path for a typo; to start a new database, run "
+            f"`dexto gateway migrate --db {url}`",
+        )
     sys.stderr.write(f"creating a new gateway database at {path}\n")

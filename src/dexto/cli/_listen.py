@@ -39,22 +39,32 @@ def _bind_error(host: str, port: int, exc: Exception) -> ConfigError:
     where = listen_url(host, port)
     code = getattr(exc, "errno", None)
     if code == errno.EADDRINUSE:
-        return ConfigError(f"cannot listen on {where}: the port is already in use",
-                           field="--port", fix=f"stop the process using port {port}, or pass "
-                           f"another port, e.g. --port {port + 1 if port < 65535 else 8080}")
+        return ConfigError(
+            f"cannot listen on {where}: the port is already in use",
+            field="--port",
+            fix=f"stop the process using port {port}, or pass "
+            f"another port, e.g. --port {port + 1 if port < 65535 else 8080}",
+        )
     if code in (errno.EACCES, errno.EPERM):
-        return ConfigError(f"cannot listen on {where}: permission denied", field="--port",
-                           fix="ports below 1024 need privileges; pass --port 1024 or higher")
+        return ConfigError(
+            f"cannot listen on {where}: permission denied",
+            field="--port",
+            fix="ports below 1024 need privileges; pass --port 1024 or higher",
+        )
     if code == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
-        return ConfigError(f"cannot listen on {where}: the address is not on this machine",
-                           field="--host", fix="pass --host 127.0.0.1 (or an address of this "
-                           "machine)")
+        return ConfigError(
+            f"cannot listen on {where}: the address is not on this machine",
+            field="--host",
+            fix="pass --host 127.0.0.1 (or an address of this machine)",
+        )
     if isinstance(exc, OverflowError):
-        return ConfigError(f"port {port} is out of range", field="--port",
-                           fix="pass a port between 1 and 65535")
+        return ConfigError(
+            f"port {port} is out of range", field="--port", fix="pass a port between 1 and 65535"
+        )
     reason = getattr(exc, "strerror", None) or type(exc).__name__
-    return ConfigError(f"cannot listen on {where}: {reason}", field="--host",
-                       fix="check --host and --port")
+    return ConfigError(
+        f"cannot listen on {where}: {reason}", field="--host", fix="check --host and --port"
+    )
 
 
 def run_uvicorn(app: Any, sock: socket.socket, *, workers: int = 1, **config: Any) -> int:
