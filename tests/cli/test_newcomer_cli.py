@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -34,7 +33,6 @@ def _setup_byok(dexto: Run, *extra: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.skipif(shutil.which("head") is None, reason="needs the `head` command")
 @pytest.mark.parametrize(
     "args",
     [
