@@ -308,3 +308,9 @@ def test_chat_max_tokens_reaches_the_provider(dexto: Run) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads(proc.stdout)["text"] == "hello"
     assert seen and seen[0]["max_tokens"] == 7
+
+
+def test_prefs_key_typo_gets_did_you_mean(dexto: Run) -> None:
+    proc = dexto("prefs", "set", "preferDextoCredit", "true")
+    assert proc.returncode == 2
+    assert "did you mean preferDextoCredits?" in proc.stderr

@@ -121,7 +121,11 @@ _KIND_HINT = {
 
 def _check_key(key: str) -> str:
     if key not in PREFERENCE_KEYS:
-        raise ConfigError(f"unknown preference {key!r}", field=key,
+        import difflib
+
+        close = difflib.get_close_matches(key, list(PREFERENCE_KEYS), n=1, cutoff=0.6)
+        hint = f" — did you mean {close[0]}?" if close else ""
+        raise ConfigError(f"unknown preference {key[:64]!r}{hint}", field=key[:64],
                           fix="use one of: " + ", ".join(PREFERENCE_KEYS))
     return key
 
