@@ -314,3 +314,19 @@ def test_prefs_key_typo_gets_did_you_mean(dexto: Run) -> None:
     proc = dexto("prefs", "set", "preferDextoCredit", "true")
     assert proc.returncode == 2
     assert "did you mean preferDextoCredits?" in proc.stderr
+
+
+def test_missing_stored_key_of_a_custom_model_is_an_error_and_the_fix_works(dexto: Run) -> None:
+    base = ["--provider", "litellm", "--name", "m1", "--base-url", "http://127.0.0.1:9/v1"]
+    assert dexto("models", "add", *base, "--api-key", "sk-litellm-one").returncode == 0
+    ref = "custom-litellm-m1"
+    assert dexto("auth", "remove", ref).returncode == 0
+    proc = dexto("route", "litellm/m1", "--json", env={"LITELLM_API_KEY": "sk-other"})
+    assert proc.returncode == 2  # never the other key, never no key
+    err = json.loads(proc.stdout)["error"]
+    assert err["code"] == "NO_CREDENTIALS" and ref in err["message"]
+    assert "--api-key - --replace" in err["fix"]
+    fixed = dexto("models", "add", *base, "--api-key", "-", "--replace", input="sk-litellm-two\n")
+    assert fixed.returncode == 0, fixed.stderr
+    ok = dexto("route", "litellm/m1", "--json")
+    assert json.loads(ok.stdout)["credentialSource"] == f"auth-store:{ref}"

@@ -146,7 +146,7 @@ def _direct_source(p: Provider, custom: CustomModel | None, ctx: RoutingContext)
             return f"env:{custom.apiKeyEnv}"
         if custom.apiKeyRef and custom.apiKeyRef in ctx.credentials.store_names:
             return f"auth-store:{custom.apiKeyRef}"
-        if custom.apiKeyEnv:  # the model names its key's variable: never another key
+        if custom.apiKeyEnv or custom.apiKeyRef:  # the model names its key: never another
             return None
     return ctx.credentials.direct_source(p.id)
 
@@ -168,6 +168,12 @@ def _no_credentials(p: Provider, sel: Selection, custom: CustomModel | None,
             f"no credentials for {sel}: the {p.name} key is read from ${var}, which is not set",
             fix=f"export {var}=<your {p.name} key>, or change the reference to a variable "
             "that is set")
+    if custom is not None and custom.apiKeyRef:
+        return NoCredentialsError(
+            f"no credentials for {sel}: its key is the auth-store entry {custom.apiKeyRef}, "
+            "which is missing",
+            fix=f"store the key again: `dexto models add --provider {p.id} --name {sel.model} "
+            "--api-key - --replace` (add the model's other flags, e.g. --base-url)")
     hint = direct_fix_hint(p)
     if p.routeable:
         return NoCredentialsError(
