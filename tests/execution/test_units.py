@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
+import sys
 from typing import Any
 
 import httpx
@@ -19,14 +19,6 @@ from dexto.llm.execution.adapters import adapter_for
 from dexto.llm.execution.adapters.anthropic import to_anthropic
 from dexto.llm.execution.adapters.bedrock import to_converse
 from dexto.llm.execution.adapters.google import to_gemini
-
-
-def _has(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
-
 
 CONVERSATION: list[dict[str, Any]] = [
     {"role": "system", "content": "be brief"},
@@ -191,8 +183,9 @@ def test_bedrock_route_runs_through_the_converse_client() -> None:
     assert client.kwargs["inferenceConfig"] == {"maxTokens": 7}
 
 
-@pytest.mark.skipif(_has("boto3"), reason="boto3 installed")
-def test_bedrock_without_the_extra_names_the_install() -> None:
+def test_bedrock_without_the_extra_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The extra may be installed: a None entry in sys.modules makes `import boto3` fail.
+    monkeypatch.setitem(sys.modules, "boto3", None)
     env = dict(os.environ, AWS_PROFILE="p", AWS_REGION="us-east-1")
     with open_model("bedrock/anthropic.claude-3-haiku", env=env) as model:
         with pytest.raises(MissingExtraError) as info:
@@ -200,8 +193,9 @@ def test_bedrock_without_the_extra_names_the_install() -> None:
     assert "pip install 'dexto[bedrock]'" in info.value.fix
 
 
-@pytest.mark.skipif(_has("google.auth"), reason="google-auth installed")
-def test_vertex_without_the_extra_names_the_install() -> None:
+def test_vertex_without_the_extra_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("google.auth", "google.auth.transport.requests"):
+        monkeypatch.setitem(sys.modules, name, None)
     env = dict(os.environ, GOOGLE_VERTEX_PROJECT="proj")
     with open_model("vertex/gemini-2.0-flash", env=env) as model:
         with pytest.raises(MissingExtraError) as info:
@@ -242,3 +236,14 @@ def test_agent_defaults_and_key_reference(tmp_path: Any) -> None:
     assert body["max_tokens"] == 42 and body["temperature"] == 0.1
     assert str(seen[0].url) == "http://oc.test/v1/chat/completions"
     assert seen[0].headers["authorization"] == "Bearer my-secret-ref-key"
+
+
+def test_cloud_failures_are_logged_with_their_cause(caplog: pytest.LogCaptureFixture) -> None:
+    from dexto.llm.execution._cloud import _boto_error
+
+    target = Target("bedrock", "bedrock", "m", None, None, "env:AWS_PROFILE+us-east-1",
+                    "Amazon Bedrock")
+    with caplog.at_level("WARNING", logger="dexto.llm.cloud"):
+        err = _boto_error(target, ConnectionError("endpoint bedrock.example unreachable"))
+    assert err.code == "UPSTREAM_ERROR" and "ConnectionError" in err.message
+    assert "endpoint bedrock.example unreachable" in caplog.text

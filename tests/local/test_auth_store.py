@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dexto.auth.refresh import (
     OAuthRefresher,
@@ -228,3 +230,33 @@ def test_racing_processes_refresh_once(home: Path) -> None:
     assert [p.wait(timeout=60) for p in procs] == [0] * 5
     assert log.read_text() == "x"
     assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+_NAMES = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,10}", fullmatch=True)
+_KEYS = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-",
+                min_size=8, max_size=20).map(lambda k: "sk-" + k)
+
+
+@settings(max_examples=60, deadline=None)
+@given(store=st.dictionaries(_NAMES, _KEYS, min_size=1, max_size=5), data=st.data())
+def test_a_name_given_twice_is_refused_and_removing_it_repairs(
+        tmp_path_factory: pytest.TempPathFactory, store: dict[str, str],
+        data: st.DataObject) -> None:
+    """Parsing never silently keeps one of two entries with the same name; removing that name
+    leaves exactly the other entries."""
+    from dexto.auth.store import parse_auth_store
+
+    twice = data.draw(st.sampled_from(sorted(store)))
+    pairs = [f'"{n}": {{"type": "api", "key": "{k}"}}' for n, k in store.items()]
+    dup = f'"{twice}": {{"type": "api", "key": "sk-other-secret"}}'
+    pairs.insert(data.draw(st.integers(0, len(pairs))), dup)
+    text = "{" + ", ".join(pairs) + "}"
+    with pytest.raises(ConfigError) as info:
+        parse_auth_store(text, file="auth.json")
+    assert "given twice" in info.value.message
+    assert not any(k in str(info.value) for k in store.values())
+    path = tmp_path_factory.mktemp("dup") / "auth.json"
+    path.write_text(text)
+    assert remove_entry(path, twice) is True
+    assert {n: e.key for n, e in read_auth_store(path).items()  # every entry here is "api"
+            } == {n: k for n, k in store.items() if n != twice}

@@ -92,7 +92,7 @@ def test_unknown_openrouter_id_warns_but_is_saved(dexto: Run, home: Path) -> Non
 @pytest.mark.parametrize("args, code, words", [
     (["--provider", "dexto", "--name", "x"], "PROVIDER_NOT_ALLOWED", "openrouter"),
     (["--provider", "anthropic", "--name", "x"], "UNKNOWN_PROVIDER", "use one of"),
-    (["--provider", "openai-compatible", "--name", "x"], "INVALID_CONFIG", "baseURL"),
+    (["--provider", "openai-compatible", "--name", "x"], "INVALID_CONFIG", "pass --base-url"),
     (["--provider", "local", "--name", "x", "--file-path", "/m/x.bin"], "INVALID_CONFIG",
      ".gguf"),
     (["--provider", "ollama", "--name", "bad id"], "INVALID_CONFIG", "whitespace"),
@@ -160,8 +160,16 @@ def test_corrupt_models_file_is_reported_and_kept(
         assert field in r.stderr
     assert "sk-RAW" not in r.stderr
     assert path.read_text() == text
-    assert dexto("models", "remove", "m").returncode == 2
-    assert path.read_text() == text
+    if field is not None and field.startswith("models[0]"):
+        provider = json.loads(text)["models"][0]["provider"]
+        # The fix names the command that repairs the entry, and that command works.
+        assert f"`dexto models remove m --provider {provider}`" in r.stderr
+        repaired = dexto("models", "remove", "m", "--provider", provider)
+        assert repaired.returncode == 0, repaired.stderr
+        assert json.loads(path.read_text())["models"] == []
+    else:
+        assert dexto("models", "remove", "m").returncode == 2
+        assert path.read_text() == text
 
 
 _ADDER = """

@@ -77,24 +77,38 @@ def test_invalid_values_are_refused_and_nothing_is_written(
     assert not list(home.glob("preferences.yml.*.bak"))
 
 
-@pytest.mark.parametrize("text, line, field", [
-    ("preferDextoCredits: [unclosed\n", 2, None),
-    ("a: 1\n  b: 2\n", 2, None),
-    ("preferDextoCredits: maybe\n", 1, "preferDextoCredits"),
-    ("# c\nlowCreditsWarningUsd: 1\nbogusKey: 3\n", 3, "bogusKey"),
-    ("- a list\n", None, None),
+@pytest.mark.parametrize("text, line, field, repaired", [
+    ("preferDextoCredits: [unclosed\n", 2, None, None),
+    ("a: 1\n  b: 2\n", 2, None, None),
+    ("- a list\n", None, None, None),
+    ("# mine\npreferDextoCredits: maybe  # hmm\n", 2, "preferDextoCredits",
+     "# mine\npreferDextoCredits: true  # hmm\n"),
+    ("# c\nlowCreditsWarningUsd: 1\nbogusKey: 3\n", 3, "bogusKey",
+     "# c\nlowCreditsWarningUsd: 1\n"),
 ])
-def test_corrupt_file_names_file_line_field_and_is_kept(
-        dexto: Run, home: Path, text: str, line: int | None, field: str | None) -> None:
+def test_corrupt_file_is_reported_and_the_fix_repairs_it(
+        dexto: Run, home: Path, text: str, line: int | None, field: str | None,
+        repaired: str | None) -> None:
     path = home / "preferences.yml"
     path.write_text(text)
-    for args in (("prefs", "set", "preferDextoCredits", "true"), ("prefs", "list")):
-        r = dexto(*args)
-        assert r.returncode == 2
-        assert str(path) in r.stderr
-        if line is not None:
-            assert f"{path}:{line}" in r.stderr
-        if field is not None:
-            assert field in r.stderr
-        assert "fix:" in r.stderr
+    r = dexto("prefs", "list")
+    assert r.returncode == 2
+    assert str(path) in r.stderr and "fix:" in r.stderr
+    if line is not None:
+        assert f"{path}:{line}" in r.stderr
+    if field is not None:
+        assert field in r.stderr
+    assert path.read_text() == text
+    fix = r.stderr.split("fix: ", 1)[1]
+    if repaired is None:  # does not parse: `prefs set` refuses, the named `mv` works
+        assert dexto("prefs", "set", "preferDextoCredits", "true").returncode == 2
         assert path.read_text() == text
+        assert f"mv {path} {path}.broken" in fix
+        path.rename(f"{path}.broken")
+    else:  # the first command the fix names repairs the value, keeping the rest of the file
+        command = fix.split("`")[1].replace("VALUE", "true").split()
+        assert command[:2] == ["dexto", "prefs"]
+        done = dexto(*command[1:])
+        assert done.returncode == 0, done.stderr
+        assert path.read_text() == repaired
+    assert dexto("prefs", "list").returncode == 0

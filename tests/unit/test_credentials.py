@@ -35,7 +35,8 @@ def test_dexto_key_order(env: dict[str, str], store: dict, expected: str | None)
     ("anthropic", {"ANTHROPIC_API_KEY": "a"}, None, "env:ANTHROPIC_API_KEY"),
     ("anthropic", {}, None, "auth-store:anthropic"),
     ("anthropic", {"MY_KEY": "m", "ANTHROPIC_API_KEY": "a"}, "$MY_KEY", "env:MY_KEY"),
-    ("anthropic", {"ANTHROPIC_API_KEY": "a"}, "${UNSET_VAR}", "env:ANTHROPIC_API_KEY"),
+    ("anthropic", {"ANTHROPIC_API_KEY": "a"}, "${UNSET_VAR}", None),  # never falls through
+    ("litellm", {"LITELLM_API_KEY": "l"}, "$UNSET_VAR", None),
     ("google", {"GEMINI_API_KEY": "g"}, None, "env:GEMINI_API_KEY"),
     ("google", {"GOOGLE_API_KEY": "g", "GOOGLE_GENERATIVE_AI_API_KEY": "c"}, None,
      "env:GOOGLE_GENERATIVE_AI_API_KEY"),

@@ -1,7 +1,8 @@
 """The one ordered credential lookup (SPEC §4).
 
 For a provider, first hit wins:
-  1. an explicit override — a ``$VAR`` reference from the agent config or the request;
+  1. an explicit override — a ``$VAR`` reference from the agent config or the request; when the
+     variable is unset there is no credential (never a silent fall-through to another key);
   2. the provider's environment variables, canonical name first, then aliases;
   3. the auth store entry named after the provider.
 For the Dexto key: ``DEXTO_API_KEY``, then the auth store entry ``dexto``.
@@ -16,7 +17,7 @@ Only *source names* leave this module in public values ("env:ANTHROPIC_API_KEY",
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dexto._secret import Secret
 from dexto.auth.store import ApiEntry, OAuthEntry, WellKnownEntry, entry_secret
@@ -24,12 +25,14 @@ from dexto.llm.providers import PROVIDERS, Provider
 
 __all__ = [
     "DEXTO_KEY_ENV",
+    "accepts_pasted_key",
     "NO_KEY_NEEDED",
     "Credential",
     "CredentialSnapshot",
     "direct_credential",
     "dexto_credential",
     "direct_fix_hint",
+    "reference_name",
     "resolve_reference",
 ]
 
@@ -48,9 +51,14 @@ def _env(env: Mapping[str, str], name: str) -> str:
     return env.get(name, "").strip()
 
 
+def reference_name(ref: str) -> str:
+    """``$VAR`` / ``${VAR}`` / ``VAR`` → ``VAR``."""
+    return ref.strip().removeprefix("$").removeprefix("{").removesuffix("}")
+
+
 def resolve_reference(ref: str, env: Mapping[str, str]) -> Credential | None:
     """Resolve a ``$VAR`` (or ``${VAR}``) reference from the environment."""
-    name = ref.strip().removeprefix("$").removeprefix("{").removesuffix("}")
+    name = reference_name(ref)
     value = _env(env, name)
     return Credential(f"env:{name}", Secret(value)) if value else None
 
@@ -85,11 +93,12 @@ def _bedrock(env: Mapping[str, str]) -> Credential | None:
 def direct_credential(
     provider: Provider, env: Mapping[str, str], store: Store, override: str | None = None
 ) -> Credential | None:
-    """The direct credential for ``provider`` by the documented order, or None."""
+    """The direct credential for ``provider`` by the documented order, or None.
+
+    With ``override`` (a ``$VAR`` reference) only that variable is used.
+    """
     if override:
-        hit = resolve_reference(override, env)
-        if hit is not None:
-            return hit
+        return resolve_reference(override, env)
     if provider.id == "bedrock":
         return _bedrock(env)
     if provider.id == "vertex":
@@ -105,6 +114,13 @@ def direct_credential(
     if not provider.requires_key:
         return Credential(NO_KEY_NEEDED, None)
     return None
+
+
+def accepts_pasted_key(provider: Provider) -> bool:
+    """Whether a key the user pastes (stored as the auth-store entry named after ``provider``) is
+    a credential for it: the provider takes an API key (it names a key variable — optional for
+    litellm) and does not use a cloud credential chain."""
+    return bool(provider.env_vars) and not provider.cloud_chain
 
 
 def direct_fix_hint(provider: Provider) -> str:
@@ -125,6 +141,8 @@ class CredentialSnapshot:
     dexto_source: str | None
     direct_sources: Mapping[str, str | None]
     store_names: frozenset[str] = frozenset()
+    #: provider id → the variable its ``$VAR`` override names, when that variable is unset
+    unresolved: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def has_dexto(self) -> bool:
@@ -143,7 +161,10 @@ class CredentialSnapshot:
         overrides = overrides or {}
         dexto = dexto_credential(env, store)
         direct: dict[str, str | None] = {}
+        unresolved: dict[str, str] = {}
         for pid, p in PROVIDERS.items():
             cred = direct_credential(p, env, store, overrides.get(pid))
             direct[pid] = cred.source if cred else None
-        return cls(dexto.source if dexto else None, direct, frozenset(store))
+            if cred is None and overrides.get(pid):
+                unresolved[pid] = reference_name(overrides[pid])
+        return cls(dexto.source if dexto else None, direct, frozenset(store), unresolved)

@@ -1,7 +1,7 @@
 """The Dexto account client: device-flow login, API-key verification and usage (SPEC §10, §12).
 
 All endpoints live at the gateway root (``DEXTO_GATEWAY_URL``, normalised by
-``dexto.llm.routing.gateway_root``):
+``dexto.config.endpoints.gateway_root``):
 
 - ``POST {root}/auth/device/code`` → device code, user code, verification URL, poll interval;
 - ``POST {root}/auth/device/token`` with ``{"device_code"}`` → 400 ``AUTHORIZATION_PENDING`` /
@@ -23,8 +23,9 @@ import httpx
 
 from dexto._secret import Secret
 from dexto._version import __version__
+from dexto.config.endpoints import gateway_root
 from dexto.errors import AuthFailedError, ConfigError, UpstreamError
-from dexto.llm.routing import gateway_root
+from dexto.llm.providers import Provider
 
 __all__ = [
     "DeviceCode",
@@ -159,12 +160,21 @@ def _poll_failure(root: str, resp: httpx.Response, status: str) -> Exception:
     return _bad_response(root, resp)
 
 
-def check_key_format(key: str) -> str:
-    """Reject obviously malformed keys before any request (no key text in the error)."""
+def check_key_format(key: str, provider: Provider | None = None) -> str:
+    """Reject obviously malformed keys before any request (no key text in the error).
+
+    ``provider`` is whose key it is (None: the Dexto key); the fix describes that key's shape.
+    """
     key = key.strip()
     if not key or len(key) > 512 or any(c.isspace() or ord(c) < 32 for c in key):
+        if provider is None:
+            shape = "the Dexto key exactly as shown (dxk_…)"
+        else:
+            shape = f"the {provider.name} API key exactly as the provider shows it"
+            if provider.key_example:
+                shape += f" (it begins {provider.key_example})"
         raise ConfigError("the API key is empty or contains spaces or control characters",
-                          field="apiKey", fix="paste the key exactly as shown (dxk_…)")
+                          field="apiKey", fix=f"paste {shape}")
     return key
 
 

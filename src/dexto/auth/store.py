@@ -93,20 +93,63 @@ def entry_secret(entry: ApiEntry | OAuthEntry | WellKnownEntry) -> str:
     return entry.key
 
 
-def parse_auth_store(text: str, *, file: str) -> dict[str, ApiEntry | OAuthEntry | WellKnownEntry]:
-    fix = f"repair or remove the entry in {file} (keys are set with `dexto auth set PROVIDER`)"
+def _entry_fix(file: str, name: str | None) -> str:
+    if name is None or not _NAME.match(name):
+        return f"repair the entry in {file} in an editor"
+    return (f"`dexto auth remove {name}` removes it (then store the key again with `dexto auth "
+            f"set {name}`, or `dexto login` for dexto), or repair it in {file} in an editor")
+
+
+def parse_auth_store(text: str, *, file: str, dropping: str | None = None
+                     ) -> dict[str, ApiEntry | OAuthEntry | WellKnownEntry]:
+    """Parse and validate the store's text. An entry name given twice is an error (JSON would
+    silently keep the last one, losing the other secret on the next write).
+
+    ``dropping`` names an entry that is about to be removed: it is left out before validation,
+    so removing a duplicated or invalid entry is how such a store is repaired.
+    """
     try:
-        raw = json.loads(text) if text.strip() else {}
+        raw = json.loads(text, object_pairs_hook=_Pairs) if text.strip() else _Pairs()
     except json.JSONDecodeError as exc:
         raise ConfigError(f"not valid JSON ({exc.msg})", file=file, line=exc.lineno,
-                          fix=fix) from None
+                          fix=f"repair the JSON in {file} in an editor, or move it aside and "
+                          f"store the keys again: mv {file} {file}.broken") from None
+    if not isinstance(raw, _Pairs):
+        raise ConfigError("expected an object of named entries", file=file,
+                          fix=f"repair {file} in an editor, or move it aside: "
+                          f"mv {file} {file}.broken")
+    top: dict[str, object] = {}
+    for name, value in raw:
+        if name == dropping:
+            continue
+        if name in top:
+            raise ConfigError(f"the entry {name[:64]!r} is given twice (only one can be used)",
+                              file=file, field=name[:64],
+                              fix=f"delete the one you do not want in {file} in an editor, or "
+                              f"`dexto auth remove {name[:64]}` removes both")
+        top[name] = _plain_json(value)
     try:
-        return dict(_STORE.validate_python(raw))
+        return dict(_STORE.validate_python(top))
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
+        bad = str(first["loc"][0]) if first["loc"] else None
         # never echo the input: it may contain a secret
-        raise ConfigError(first["msg"], file=file, field=loc or None, fix=fix) from None
+        raise ConfigError(first["msg"], file=file, field=loc or None,
+                          fix=_entry_fix(file, bad)) from None
+
+
+class _Pairs(list[tuple[str, object]]):
+    """A JSON object as its (name, value) pairs in order, duplicates included."""
+
+
+def _plain_json(value: object) -> object:
+    """Nested objects parsed as ``_Pairs`` back into dicts (the last duplicate wins)."""
+    if isinstance(value, _Pairs):
+        return {k: _plain_json(v) for k, v in value}
+    if isinstance(value, list):
+        return [_plain_json(v) for v in value]
+    return value
 
 
 def _warn_if_wide(path: Path) -> bool:
@@ -121,8 +164,10 @@ def _warn_if_wide(path: Path) -> bool:
     return False
 
 
-def read_auth_store(path: Path) -> dict[str, ApiEntry | OAuthEntry | WellKnownEntry]:
-    """Read and validate the store; a missing file is empty; a corrupt one is a ConfigError."""
+def read_auth_store(path: Path, *, dropping: str | None = None
+                    ) -> dict[str, ApiEntry | OAuthEntry | WellKnownEntry]:
+    """Read and validate the store; a missing file is empty; a corrupt one is a ConfigError.
+    ``dropping``: see ``parse_auth_store``."""
     _warn_if_wide(path)
     try:
         text = path.read_text("utf-8")
@@ -131,7 +176,7 @@ def read_auth_store(path: Path) -> dict[str, ApiEntry | OAuthEntry | WellKnownEn
     except UnicodeDecodeError:
         raise ConfigError("file is not UTF-8 text", file=str(path),
                           fix=f"repair {path} or move it away and log in again") from None
-    return parse_auth_store(text, file=str(path))
+    return parse_auth_store(text, file=str(path), dropping=dropping)
 
 
 def check_entry_name(name: str) -> str:
@@ -190,9 +235,15 @@ def set_entry(path: Path, name: str, entry: Entry) -> None:
 
 
 def remove_entry(path: Path, name: str) -> bool:
-    """Remove the entry ``name``; False (and nothing written) if there was none."""
-
-    def change(store: Store) -> bool:
-        return store.pop(name, None) is not None
-
-    return update_auth_store(path, change)
+    """Remove the entry ``name`` — also when it is invalid or given twice, which is how such a
+    store is repaired; False (and nothing written) if there was none."""
+    with file_lock(path):
+        kept = read_auth_store(path, dropping=name)  # every other entry must be valid
+        try:
+            raw = json.loads(path.read_text("utf-8"), object_pairs_hook=_Pairs)
+        except FileNotFoundError:
+            return False
+        if not any(k == name for k, _ in raw):
+            return False
+        write_auth_store(path, kept)
+        return True

@@ -33,8 +33,11 @@ def register(sub: Any, name: str) -> None:
     rm.set_defaults(handler=run_remove)
 
 
-def read_secret(prompt: str, *, force_stdin: bool = False) -> str:
-    """A key from a hidden prompt (TTY) or the first line of stdin; format-checked, never echoed."""
+def read_secret(prompt: str, *, force_stdin: bool = False, provider: Any = None) -> str:
+    """A key from a hidden prompt (TTY) or the first line of stdin; format-checked, never echoed.
+
+    ``provider`` (a ``Provider``; None for the Dexto key) picks the key shape the fix describes.
+    """
     import getpass
 
     from dexto.auth.login import check_key_format
@@ -43,7 +46,15 @@ def read_secret(prompt: str, *, force_stdin: bool = False) -> str:
         value = getpass.getpass(prompt)
     else:
         value = sys.stdin.readline()
-    return check_key_format(value)
+    return check_key_format(value, provider)
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
+    """`` — did you mean X?`` for the closest choice, or ''."""
+    import difflib
+
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return f" — did you mean {close[0]}?" if close else ""
 
 
 def sources(env: dict[str, str], store: Any) -> dict[str, Any]:
@@ -105,6 +116,7 @@ def _describe(info: dict[str, Any]) -> str:
 
 
 def _settable(name: str) -> str:
+    from dexto.auth.credentials import accepts_pasted_key
     from dexto.errors import ConfigError
     from dexto.llm.providers import INTERNAL_PROVIDER, PROVIDERS
 
@@ -112,10 +124,10 @@ def _settable(name: str) -> str:
         raise ConfigError("the Dexto key is stored by logging in", field="name",
                           fix="run `dexto login` or `dexto login --api-key -` (verifies the key)")
     p = PROVIDERS.get(name)
-    if p is not None and p.id in ("bedrock", "vertex"):
+    if p is not None and p.cloud_chain:
         raise ConfigError(f"{p.name} uses its cloud credential chain, not a stored key",
                           field="name", fix="configure the cloud SDK credentials instead")
-    if p is not None and not p.env_vars:
+    if p is not None and not accepts_pasted_key(p):
         raise ConfigError(f"{p.name} needs no key", field="name", fix="nothing to store")
     if p is None:
         from dexto.auth.store import check_entry_name
@@ -125,6 +137,7 @@ def _settable(name: str) -> str:
 
 
 def run_set(ns: argparse.Namespace) -> int:
+    from dexto.auth.credentials import accepts_pasted_key
     from dexto.auth.store import ApiEntry, read_auth_store, set_entry
     from dexto.cli._output import print_error
     from dexto.config.paths import DextoPaths
@@ -135,10 +148,11 @@ def run_set(ns: argparse.Namespace) -> int:
     try:
         name = _settable(ns.name)
         if name not in PROVIDERS and name not in read_auth_store(paths.auth):
-            raise ConfigError(f"unknown provider {name!r}", field="name",
-                              fix="use a provider id, e.g. " + ", ".join(
-                                  p for p, v in PROVIDERS.items() if v.env_vars)[:120])
-        key = read_secret(f"{name} API key (input hidden): ", force_stdin=ns.stdin)
+            keyed = [p for p, v in PROVIDERS.items() if accepts_pasted_key(v)]
+            raise ConfigError(f"unknown provider {name!r}{did_you_mean(name, keyed)}",
+                              field="name", fix="use a provider id, e.g. " + ", ".join(keyed))
+        key = read_secret(f"{name} API key (input hidden): ", force_stdin=ns.stdin,
+                          provider=PROVIDERS.get(name))
         set_entry(paths.auth, name, ApiEntry(type="api", key=key))
     except DextoError as err:
         return print_error(err, as_json=ns.json)
@@ -147,14 +161,22 @@ def run_set(ns: argparse.Namespace) -> int:
 
 
 def run_remove(ns: argparse.Namespace) -> int:
-    from dexto.auth.store import remove_entry
+    from dexto.auth.store import read_auth_store, remove_entry
     from dexto.cli._output import print_error
     from dexto.config.paths import DextoPaths
-    from dexto.errors import DextoError
+    from dexto.errors import ConfigError, DextoError
+    from dexto.llm.providers import INTERNAL_PROVIDER, PROVIDERS
 
     paths = DextoPaths.from_env()
     try:
         removed = remove_entry(paths.auth, ns.name)
+        if not removed and ns.name not in PROVIDERS and ns.name != INTERNAL_PROVIDER:
+            stored = list(read_auth_store(paths.auth))
+            choices = stored + [INTERNAL_PROVIDER, *PROVIDERS]
+            raise ConfigError(f"no stored entry named {ns.name[:64]!r}"
+                              f"{did_you_mean(ns.name, choices)}", field="name",
+                              fix="stored entries: " + (", ".join(stored) or "none")
+                              + " (see `dexto auth list`)")
     except DextoError as err:
         return print_error(err, as_json=ns.json)
     print(f"removed {ns.name} from {paths.auth}" if removed else f"no stored {ns.name} key")

@@ -56,13 +56,25 @@ def reference_name(provider: str, name: str) -> str:
     return (REF_PREFIX + slug)[:64].rstrip("-._")
 
 
+#: CustomModel field → the ``models add`` flag that sets it.
+_FLAGS = {"name": "--name", "provider": "--provider", "baseURL": "--base-url",
+          "displayName": "--display-name", "maxInputTokens": "--max-input-tokens",
+          "maxOutputTokens": "--max-output-tokens", "reasoningEffort": "--reasoning-effort",
+          "filePath": "--file-path", "apiKeyEnv": "--api-key-env", "apiKeyRef": "--api-key"}
+
+
 def _build(ns: argparse.Namespace, api_key_ref: str | None) -> Any:
     from pydantic import ValidationError
 
-    from dexto.config.custom_models import FIX, CustomModel, check_custom_model_provider
+    from dexto.config.custom_models import CustomModel, check_custom_model_provider
     from dexto.errors import ConfigError
+    from dexto.llm.providers import PROVIDERS
 
     check_custom_model_provider(ns.cm_provider)
+    if PROVIDERS[ns.cm_provider].requires_base_url and not ns.base_url:
+        raise ConfigError(f"provider {ns.cm_provider} needs the API root of your server",
+                          field="--base-url",
+                          fix="pass --base-url URL, e.g. --base-url http://localhost:4000/v1")
     fields = {"name": ns.cm_name, "provider": ns.cm_provider, "baseURL": ns.base_url,
               "displayName": ns.display_name, "maxInputTokens": ns.max_input_tokens,
               "maxOutputTokens": ns.max_output_tokens, "reasoningEffort": ns.reasoning_effort,
@@ -71,9 +83,14 @@ def _build(ns: argparse.Namespace, api_key_ref: str | None) -> Any:
         return CustomModel.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        raise ConfigError(first["msg"].removeprefix("Value error, "), field=field,
-                          fix=FIX) from None
+        loc = [str(p) for p in first["loc"]]
+        flag = _FLAGS.get(loc[0]) if loc else None
+        message = first["msg"].removeprefix("Value error, ")
+        if flag is None and "filePath" in message:
+            flag = "--file-path"
+        raise ConfigError(message, field=flag or (".".join(loc) or None),
+                          fix=f"correct {flag} and run the command again" if flag
+                          else "correct the arguments (see `dexto models add --help`)") from None
 
 
 def _marketplace_status(model: Any, paths: Any) -> str | None:
@@ -85,6 +102,9 @@ def _marketplace_status(model: Any, paths: Any) -> str | None:
 
 
 def _route(model: Any, paths: Any) -> str:
+    import logging
+
+    from dexto.errors import DextoError
     from dexto.llm.context import build_context
     from dexto.llm.routing import decide
     from dexto.llm.selection import Selection
@@ -92,7 +112,14 @@ def _route(model: Any, paths: Any) -> str:
     try:
         ctx, _ = build_context(paths=paths)
         return decide(Selection(model.provider, model.name), ctx).route
-    except Exception:  # the route is advisory here; saving never depends on it
+    except DextoError as err:  # e.g. no credentials yet: reported as "route: none yet"
+        logging.getLogger(__name__).debug("no route for %s/%s: %s", model.provider, model.name,
+                                          err)
+        return "none"
+    except Exception as exc:  # the route is advisory here; saving never depends on it
+        logging.getLogger(__name__).warning("could not decide the route for %s/%s: %s: %s",
+                                            model.provider, model.name,
+                                            type(exc).__name__, exc)
         return "none"
 
 
@@ -108,7 +135,7 @@ def run_add(ns: argparse.Namespace) -> int:
         _check_duplicate(paths, model, ns.replace)
         status = _marketplace_status(model, paths)
         if ref is not None:
-            _store_key(paths, ref, ns.api_key)
+            _store_key(paths, ref, ns.api_key, model.provider)
         from dexto.config.custom_models import add_custom_model
 
         replaced = add_custom_model(paths.custom_models, model, replace=ns.replace)
@@ -126,23 +153,18 @@ def run_add(ns: argparse.Namespace) -> int:
 
 
 def _check_duplicate(paths: Any, model: Any, replace: bool) -> None:
-    from dexto.config.custom_models import load_custom_models
-    from dexto.errors import ConfigError
+    """Refuse before anything is stored (a key, the marketplace lookup) when ``add`` would."""
+    from dexto.config.custom_models import check_addable
 
-    if replace:
-        return
-    for m in load_custom_models(paths.custom_models):
-        if m.name == model.name and m.provider == model.provider:
-            raise ConfigError(f"custom model {m.provider}/{m.name} already exists",
-                              file=str(paths.custom_models), field="name",
-                              fix="pass --replace to overwrite it, or remove it first")
+    check_addable(paths.custom_models, model, replace=replace)
 
 
-def _store_key(paths: Any, ref: str, raw: str) -> None:
+def _store_key(paths: Any, ref: str, raw: str, provider: str) -> None:
     from dexto.auth.login import check_key_format
     from dexto.auth.store import ApiEntry, set_entry
+    from dexto.llm.providers import PROVIDERS
 
-    key = check_key_format(sys.stdin.readline() if raw == "-" else raw)
+    key = check_key_format(sys.stdin.readline() if raw == "-" else raw, PROVIDERS[provider])
     set_entry(paths.auth, ref, ApiEntry(type="api", key=key))
 
 
@@ -161,8 +183,12 @@ def _explain(status: str | None, route: str, model: Any) -> None:
     elif route == "direct":
         print("  route: direct, with your own key")
     else:
-        hint = ("run `dexto login`, or set OPENROUTER_API_KEY" if model.provider == "openrouter"
-                else "add a key with --api-key / --api-key-env, or `dexto auth set`")
+        if model.apiKeyEnv:
+            hint = f"export {model.apiKeyEnv}=<your key> (the variable this model reads)"
+        elif model.provider == "openrouter":
+            hint = "run `dexto login`, or set OPENROUTER_API_KEY"
+        else:
+            hint = "add a key with --api-key / --api-key-env, or `dexto auth set`"
         if model.provider == "local":  # no credential helps: dexto has no GGUF runtime
             from dexto.llm.providers import get_provider
             from dexto.llm.routing import not_runnable_fix

@@ -33,15 +33,37 @@ def register(subparsers: Any, name: str) -> None:
         )
         module = importlib.import_module(module_name)
         module.add_arguments(p)
-        p.set_defaults(handler=_runner(module_name))
+        p.set_defaults(handler=_runner(module_name, tool))
     from dexto.devtools import fake_direct  # fake direct providers: fake-openai, fake-anthropic
 
     fake_direct.register_dev_commands(sub)
+    for kind in ("openai", "anthropic"):
+        tool = f"fake-{kind}"
+        sub.choices[tool].set_defaults(handler=_announced(fake_direct.main, tool))
     parser.set_defaults(handler=lambda ns: (parser.print_help(), 2)[1])
 
 
-def _runner(module_name: str) -> Any:
+def _runner(module_name: str, tool: str) -> Any:
+    return _announced(lambda ns: importlib.import_module(module_name).main(ns), tool)
+
+
+def _announced(main: Any, what: str) -> Any:
+    """Check that ``--host/--port`` can be bound (port 0 picks a free port), print the URL,
+    then run the fake; a busy port is a clean error before anything starts."""
+
     def run(ns: argparse.Namespace) -> int:
-        return int(importlib.import_module(module_name).main(ns))
+        from dexto.cli._listen import bind_listener, listen_url
+        from dexto.cli._output import print_error
+        from dexto.errors import DextoError
+
+        try:
+            probe = bind_listener(ns.host, ns.port)
+        except DextoError as err:
+            return print_error(err, as_json=False)
+        ns.port = probe.getsockname()[1]
+        probe.close()
+        print(f"dexto dev {what} listening on "
+              f"{listen_url(ns.host, ns.port)}  (Ctrl-C to stop)", flush=True)
+        return int(main(ns))
 
     return run

@@ -30,7 +30,9 @@ def register(subparsers: Any, name: str) -> None:
 
     mig = sub.add_parser("migrate", help="create or upgrade the gateway database schema")
     _db(mig, json_flag=True)
-    mig.set_defaults(handler=_wrap(_migrate))
+    mig.add_argument("--create", action="store_true",
+                     help="also create the SQLite file's directory if it does not exist")
+    mig.set_defaults(handler=_wrap(_migrate, creates=True))
 
     accounts = sub.add_parser("accounts", help="create or list accounts")
     acc = accounts.add_subparsers(dest="accounts_command", metavar="ACTION")
@@ -44,7 +46,7 @@ def register(subparsers: Any, name: str) -> None:
         help="read the account password (for `dexto login`) from stdin",
     )
     create.add_argument("--credits", metavar="USD", help="initial credits in USD")
-    create.set_defaults(handler=_wrap(_accounts_create))
+    create.set_defaults(handler=_wrap(_accounts_create, creates=True))
     lst = acc.add_parser("list", help="list accounts")
     _db(lst, json_flag=True)
     lst.set_defaults(handler=_wrap(_accounts_list))
@@ -96,8 +98,13 @@ def _db(p: argparse.ArgumentParser, *, json_flag: bool = False) -> None:
         p.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _wrap(fn: Callable[[argparse.Namespace, Any], Any]) -> Callable[[argparse.Namespace], int]:
+def _wrap(
+    fn: Callable[[argparse.Namespace, Any], Any], *, creates: bool = False
+) -> Callable[[argparse.Namespace], int]:
+    """``creates``: the command may start a new SQLite database (see ``cli._gateway_db``)."""
+
     def handler(ns: argparse.Namespace) -> int:
+        from dexto.cli._gateway_db import check_db_target
         from dexto.cli._output import print_error, print_json
         from dexto.errors import DextoError
         from dexto.gateway.admin import open_db
@@ -107,6 +114,7 @@ def _wrap(fn: Callable[[argparse.Namespace, Any], Any]) -> Callable[[argparse.Na
         as_json = bool(getattr(ns, "json", False))
         try:
             url = GatewaySettings.resolve({"db_url": ns.db}).db_url
+            check_db_target(url, creates=creates, create_dirs=bool(getattr(ns, "create", False)))
             db, conn = open_db(url)
             try:
                 applied = migrate(db)
@@ -125,17 +133,55 @@ def _wrap(fn: Callable[[argparse.Namespace, Any], Any]) -> Callable[[argparse.Na
 
 
 def _print_human(result: Any) -> None:
+    from dexto.cli._output import render_table
+
     if isinstance(result, dict) and "apiKey" in result:
         acct = result.get("account") or {}
         if acct:
             print(f"account {acct.get('id')} <{acct.get('email')}>")
         print(f"API key (shown once, store it now): {result['apiKey']}")
+    elif isinstance(result, list) and not result:
+        print("(none)")
+    elif isinstance(result, dict) and "recent" in result and "mtd" in result:
+        _print_usage(result)
+    elif isinstance(result, list) and all("prefix" in r and "active" in r for r in result):
+        print(render_table(["id", "prefix", "name", "created", "status"], [
+            [k["id"], k["prefix"], k["name"], k["createdAt"],
+             "active" if k["active"] else f"revoked {k['revokedAt']}"] for k in result]))
+    elif isinstance(result, list) and all("email" in r and "balanceUsd" in r for r in result):
+        print(render_table(["id", "email", "balance (USD)"],
+                           [[a["id"], a["email"], a["balanceUsd"]] for a in result]))
     elif isinstance(result, list):
         for item in result:
-            print("  ".join(f"{k}={v}" for k, v in item.items()))
+            print("  ".join(f"{k}={'-' if v is None else v}" for k, v in item.items()))
     elif isinstance(result, dict):
         for k, v in result.items():
-            print(f"{k}: {v}")
+            if isinstance(v, list):
+                v = ", ".join(str(i) for i in v) or "(none)"
+            print(f"{k}: {'-' if v is None else v}")
+
+
+def _print_usage(doc: dict[str, Any]) -> None:
+    from dexto.cli._output import render_table
+
+    acct, mtd = doc["account"], doc["mtd"]
+    print(f"account     {acct['id']} <{acct['email']}>")
+    print(f"balance     ${doc['balanceUsd']}")
+    print(f"this month  ${mtd['costUsd']} in {mtd['requests']} requests")
+    print("recent requests:")
+    print(render_table(
+        ["time (UTC)", "model", "cost (USD)", "prompt", "completion", "source", "request"],
+        [[r["ts"], r["model"], r["costUsd"], r["promptTokens"], r["completionTokens"],
+          r["source"], r["requestId"]] for r in doc["recent"]], empty="  (none)"))
+
+
+def _iso_dates(keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``createdAt`` / ``revokedAt`` (epoch milliseconds in the database) as ISO 8601 UTC."""
+    from dexto.gateway.usage import iso_ms
+
+    return [{**k, "createdAt": iso_ms(int(k["createdAt"])),
+             "revokedAt": iso_ms(int(k["revokedAt"])) if k["revokedAt"] is not None else None}
+            for k in keys]
 
 
 def _migrate(ns: argparse.Namespace, conn: Any) -> Any:  # replaced by the applied list
@@ -182,7 +228,7 @@ def _keys_create(ns: argparse.Namespace, conn: Any) -> Any:
 def _keys_list(ns: argparse.Namespace, conn: Any) -> Any:
     from dexto.gateway import admin
 
-    return admin.list_keys(conn, ns.account)
+    return _iso_dates(admin.list_keys(conn, ns.account))
 
 
 def _keys_revoke(ns: argparse.Namespace, conn: Any) -> Any:
@@ -201,12 +247,12 @@ def _serve(ns: argparse.Namespace) -> int:
     import math
     import os
 
-    import uvicorn
-
+    from dexto.cli._gateway_db import check_db_target
+    from dexto.cli._listen import bind_listener, listen_url, run_uvicorn
     from dexto.cli._output import print_error
     from dexto.errors import DextoError
     from dexto.gateway.app import create_app
-    from dexto.gateway.db import Database
+    from dexto.gateway.db import Database, redact_url
     from dexto.gateway.metrics import multiprocess_dir
     from dexto.gateway.migrations import migrate
     from dexto.gateway.settings import GatewaySettings
@@ -222,13 +268,21 @@ def _serve(ns: argparse.Namespace) -> int:
     try:
         settings = GatewaySettings.resolve(flags)
         env_proxy(settings.upstream_url)  # a bad HTTPS_PROXY/HTTP_PROXY: refuse before starting
+        sock = bind_listener(settings.host, settings.port)  # nothing is created if this fails
+    except DextoError as err:
+        return print_error(err, as_json=False)
+    try:
+        check_db_target(settings.db_url, creates=True)
         if settings.auto_migrate:
             migrate(Database(settings.db_url))
     except DextoError as err:
+        sock.close()
         return print_error(err, as_json=False)
+    port = sock.getsockname()[1]
+    print(f"dexto gateway listening on {listen_url(settings.host, port)}  "
+          f"(database {redact_url(settings.db_url)}, {settings.workers} worker"
+          f"{'s' if settings.workers != 1 else ''})", flush=True)
     common: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
         "log_level": "warning",
         "access_log": False,
         "lifespan": "on",
@@ -240,14 +294,8 @@ def _serve(ns: argparse.Namespace) -> int:
     if cleanup is not None:
         atexit.register(cleanup)
     if settings.workers <= 1:
-        uvicorn.run(create_app(settings), **common)
-    else:
-        # Workers are separate processes: hand them the resolved settings through the env.
-        os.environ.update(settings.to_env())
-        uvicorn.run(
-            "dexto.gateway.app:create_app_from_env",
-            factory=True,
-            workers=settings.workers,
-            **common,
-        )
-    return 0
+        return run_uvicorn(create_app(settings), sock, **common)
+    # Workers are separate processes: hand them the resolved settings through the env.
+    os.environ.update(settings.to_env())
+    return run_uvicorn("dexto.gateway.app:create_app_from_env", sock, factory=True,
+                       workers=settings.workers, **common)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["register"]
+from dexto.presentation import BADGES  # shared with the web UI
 
-BADGES = {"dexto": "via Dexto", "direct": "your key", "none": "not available"}
+__all__ = ["register"]
 
 
 def register(sub: Any, name: str) -> None:

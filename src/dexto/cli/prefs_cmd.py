@@ -84,9 +84,12 @@ def run_set(ns: argparse.Namespace) -> int:
     from dexto.config.preferences import parse_pref_value, set_preference
     from dexto.errors import DextoError
 
-    path = DextoPaths.from_env().preferences
+    paths = DextoPaths.from_env()
+    path = paths.preferences
     try:
         value = parse_pref_value(ns.key, ns.value)
+        if ns.key == "defaultAgent":
+            _check_agent(paths, value)
         set_preference(path, ns.key, value)
     except DextoError as err:
         return print_error(err, as_json=ns.json)
@@ -95,6 +98,15 @@ def run_set(ns: argparse.Namespace) -> int:
     else:
         print(f"{ns.key} = {_show(value)}")
     return 0
+
+
+def _check_agent(paths: Any, agent_id: str) -> None:
+    """``defaultAgent`` must name an installed or bundled agent."""
+    from dexto.agents.resolve import known_agent_ids, unknown_agent_error
+
+    installed, bundled = known_agent_ids(paths)
+    if agent_id not in installed and agent_id not in bundled:
+        raise unknown_agent_error(paths, agent_id, field="defaultAgent")
 
 
 def run_unset(ns: argparse.Namespace) -> int:

@@ -60,15 +60,17 @@ def run(ns: argparse.Namespace) -> int:
 
 
 def _decide(ns: argparse.Namespace) -> Any:
-    from pathlib import Path
+    import os
 
+    from dexto.agents.resolve import resolve_agent
     from dexto.config.agent import load_agent_file
     from dexto.errors import InvalidModelIdError
     from dexto.llm.context import build_context
     from dexto.llm.routing import decide
     from dexto.llm.selection import parse_selection
 
-    agent = load_agent_file(Path(ns.agent)) if ns.agent else None
+    path = resolve_agent(ns.agent, os.environ, selection_given=bool(ns.selection))
+    agent = load_agent_file(path) if path is not None else None
     if ns.selection:
         selection = parse_selection(ns.selection)
     elif agent is not None:

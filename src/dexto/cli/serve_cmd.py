@@ -13,8 +13,9 @@ def register(sub: Any, name: str) -> None:
         name, help="run the local agent server and web UI",
         description="Serve one agent's model catalog, selection and chat over HTTP, with a web "
         "model picker at /. Binds to loopback; any other address requires a token.")
-    p.add_argument("--agent", metavar="FILE",
-                   help="agent YAML (default: the installed default agent)")
+    p.add_argument("--agent", metavar="FILE|ID",
+                   help="agent YAML or installed agent id (default: preference defaultAgent, "
+                   "else default-agent)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=3001, help="port (default 3001)")
     p.add_argument("--token", help="require this bearer token (default: $DEXTO_SERVER_TOKEN; "
@@ -25,24 +26,10 @@ def register(sub: Any, name: str) -> None:
 
 
 def resolve_agent_path(agent: str | None, env: Any) -> Any:
-    """``--agent`` as given, else the default agent (preference ``defaultAgent``, else
-    ``default-agent``), installing the bundled copy first if it is missing."""
-    from pathlib import Path
+    """``--agent`` (a path or an agent id), else the default agent, installed if missing."""
+    from dexto.agents.resolve import resolve_agent
 
-    from dexto.agents.manager import ensure_installed
-    from dexto.config.paths import DextoPaths
-    from dexto.config.preferences import load_preferences
-    from dexto.errors import ConfigError
-
-    if agent:
-        path = Path(agent).expanduser()
-        if not path.is_file():
-            raise ConfigError("agent file not found", file=str(path),
-                              fix="pass an existing agent YAML with --agent FILE")
-        return path.resolve()
-    paths = DextoPaths.from_env(env)
-    agent_id = load_preferences(paths.preferences).defaultAgent or "default-agent"
-    return ensure_installed(paths, agent_id)
+    return resolve_agent(agent, env, selection_given=False, install_default=True)
 
 
 def run(ns: argparse.Namespace) -> int:
@@ -64,15 +51,18 @@ def run(ns: argparse.Namespace) -> int:
 
 
 def _serve(settings: Any) -> int:
-    import uvicorn
-
+    from dexto.cli._listen import bind_listener, listen_url, run_uvicorn
+    from dexto.cli._output import print_error
+    from dexto.errors import DextoError
     from dexto.server import create_app
 
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    url = f"http://{host}:{settings.port}/"
+    try:
+        sock = bind_listener(settings.host, settings.port)
+    except DextoError as err:
+        return print_error(err, as_json=False)
+    url = listen_url(settings.host, sock.getsockname()[1]) + "/"
     print(f"dexto serve: {settings.agent_path}")
     print(f"  web UI  {url}" + ("#token=<your token>" if settings.token else ""))
-    print(f"  API     {url}openapi.json")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level="warning", access_log=False, server_header=False)
-    return 0
+    print(f"  API     {url}openapi.json", flush=True)
+    return run_uvicorn(create_app(settings), sock, log_level="warning", access_log=False,
+                       server_header=False)

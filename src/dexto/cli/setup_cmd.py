@@ -155,7 +155,7 @@ def _scripted(ns: argparse.Namespace) -> tuple[str, str, str]:
     elif ns.api_key_stdin:
         from dexto.auth.login import check_key_format
 
-        _store_provider_key(p.id, check_key_format(sys.stdin.readline()))
+        _store_provider_key(p.id, check_key_format(sys.stdin.readline(), p))
     elif p.requires_key and _direct_source(p.id) is None:
         from dexto.auth.credentials import direct_fix_hint
 
@@ -220,7 +220,7 @@ def _ensure_own_key(provider: str) -> None:
     p = get_provider(provider)
     while True:
         try:
-            key = read_secret(f"Paste your {p.name} API key (input hidden): ")
+            key = read_secret(f"Paste your {p.name} API key (input hidden): ", provider=p)
             break
         except ConfigError as err:
             print(f"  {err.message}; {err.fix}")
@@ -265,6 +265,8 @@ def _write(agent_id: str, mode: str, provider: str, model: str) -> dict[str, Any
     load_agent_file(path)  # an invalid agent file is reported, never overwritten
     set_yaml_values(path, {("llm", "provider"): provider, ("llm", "model"): model}, fix=FIX)
     set_preference(paths.preferences, "preferDextoCredits", mode == "credits")
+    if agent_id != "default-agent":  # plain `dexto chat` / `dexto route` use this agent
+        set_preference(paths.preferences, "defaultAgent", agent_id)
     agent = load_agent_file(path)
     return {"agent": str(path), "provider": provider, "model": model, "mode": mode,
             "preferDextoCredits": mode == "credits", "decision": _decision(agent)}
@@ -295,4 +297,4 @@ def _summary(result: dict[str, Any], as_json: bool) -> None:
     else:
         via = "via Dexto credits" if d["route"] == "dexto" else "direct, with your own key"
         print(f"  calls will go {via} ({d['credentialSource']})")
-    print("Next: dexto route --agent " + result["agent"])
+    print('Next: dexto chat -m "hello"   (uses this agent; `dexto route` explains the route)')

@@ -36,13 +36,27 @@ def load_yaml_text(text: str, *, file: str, fix: str) -> Any:
         raise ConfigError(f"invalid YAML: {type(exc).__name__}", file=file, fix=fix) from None
 
 
-def read_yaml(path: Path, *, fix: str) -> Any:
+def read_yaml(path: Path, *, fix: str, missing_fix: str | None = None) -> Any:
+    """Parse the YAML file at ``path``. ``fix`` is for problems in its content; a file that is
+    missing (``missing_fix``, default: check the path), a directory, unreadable or not UTF-8 gets
+    a fix naming that problem instead."""
     try:
         text = path.read_text("utf-8")
     except FileNotFoundError:
-        raise ConfigError("file not found", file=str(path), fix=fix) from None
+        raise ConfigError("file not found", file=str(path),
+                          fix=missing_fix or "check the path; the file does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, not a YAML file", file=str(path),
+                          fix="pass the path of the .yml file itself, not its directory") from None
+    except PermissionError:
+        raise ConfigError("permission denied: the file cannot be read", file=str(path),
+                          fix=f"make it readable: chmod u+r {path}") from None
     except UnicodeDecodeError:
-        raise ConfigError("file is not UTF-8 text", file=str(path), fix=fix) from None
+        raise ConfigError("file is not UTF-8 text", file=str(path),
+                          fix="save the file as UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file ({exc.strerror or type(exc).__name__})",
+                          file=str(path), fix="check the path and the file's permissions") from None
     return load_yaml_text(text, file=str(path), fix=fix)
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "CUSTOM_MODEL_PROVIDERS",
     "CustomModel",
     "add_custom_model",
+    "check_addable",
     "check_custom_model_provider",
     "load_custom_models",
     "merge_custom_models",
@@ -37,6 +38,25 @@ __all__ = [
 CUSTOM_MODEL_PROVIDERS = tuple(p.id for p in PROVIDERS.values() if p.custom_models)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FIX = "edit the file to match the custom-models format, or re-add the model with `dexto models add`"
+AGENT_FIX = "fix the entry under llm.customModels in the agent file"
+
+
+def _entry_fix(path: str, raw: Any) -> str:
+    """For an invalid entry of custom-models.json: the command that removes or replaces it."""
+    if isinstance(raw, dict) and isinstance(raw.get("name"), str) and isinstance(
+            raw.get("provider"), str):
+        name, provider = raw["name"][:200], raw["provider"][:64]
+        fix = f"remove it with `dexto models remove {name} --provider {provider}`"
+        if provider not in CUSTOM_MODEL_PROVIDERS:
+            return fix
+        return (f"{fix}, or replace it with `dexto models add --provider {provider} --name {name}"
+                " … --replace`")
+    return f"correct the entry in an editor, or move the file aside: mv {path} {path}.broken"
+
+
+def _file_fix(path: str) -> str:
+    return (f"correct it in an editor, or move it aside (then re-add models with `dexto models "
+            f"add`): mv {path} {path}.broken")
 
 
 def check_custom_model_provider(provider: str, *, file: str | None = None,
@@ -98,7 +118,8 @@ class CustomModel(BaseModel):
 
     @model_validator(mode="after")
     def _provider_rules(self) -> CustomModel:
-        if self.provider in ("openai-compatible", "litellm") and not self.baseURL:
+        row = PROVIDERS.get(self.provider)
+        if row is not None and row.requires_base_url and not self.baseURL:
             raise ValueError(f"baseURL is required for provider {self.provider}")
         if self.provider == "local" and not (self.filePath or "").endswith(".gguf"):
             raise ValueError("filePath must point to a .gguf file for provider local")
@@ -109,99 +130,155 @@ class CustomModel(BaseModel):
 
 
 def parse_custom_models(items: Iterable[Any], *, file: str, field_prefix: str,
-                        doc: Any = None) -> list[CustomModel]:
+                        doc: Any = None, fix: str | None = None) -> list[CustomModel]:
+    """Validate each entry. ``fix`` is the remedy for an invalid entry (default: the agent file's
+    ``llm.customModels``; for custom-models.json, the command that removes/replaces it)."""
+    return [_parse_one(raw, i, file=file, field_prefix=field_prefix, doc=doc, fix=fix)
+            for i, raw in enumerate(items)]
+
+
+def _parse_one(raw: Any, i: int, *, file: str, field_prefix: str, doc: Any,
+               fix: str | None) -> CustomModel:
     from dexto.config._yaml import config_error_from_validation
 
-    out: list[CustomModel] = []
-    for i, raw in enumerate(items):
-        if isinstance(raw, dict) and isinstance(raw.get("provider"), str):
+    remedy = fix if fix is not None else AGENT_FIX
+    if isinstance(raw, dict) and isinstance(raw.get("provider"), str):
+        try:
             check_custom_model_provider(raw["provider"], file=file,
                                         field=f"{field_prefix}[{i}].provider")
-        try:
-            out.append(CustomModel.model_validate(dict(raw) if isinstance(raw, dict) else raw))
-        except ValidationError as exc:
-            err = config_error_from_validation(exc, doc, file=file, fix=FIX)
-            raise ConfigError(err.message.split(": ", 1)[-1], file=file, line=err.line,
-                              field=f"{field_prefix}[{i}]" + (f".{err.field}" if err.field
-                                                               else ""), fix=FIX) from None
-    return out
+        except ConfigError as exc:
+            raise type(exc)(exc.message.split(": ", 2)[-1], file=file,
+                            field=f"{field_prefix}[{i}].provider",
+                            fix=f"{remedy} (providers with custom models: "
+                            f"{', '.join(CUSTOM_MODEL_PROVIDERS)})") from None
+    try:
+        return CustomModel.model_validate(dict(raw) if isinstance(raw, dict) else raw)
+    except ValidationError as exc:
+        err = config_error_from_validation(exc, doc, file=file, fix=remedy)
+        message = err.message.split(": ", 1)[-1].removeprefix("Value error, ")
+        raise ConfigError(message, file=file, line=err.line,
+                          field=f"{field_prefix}[{i}]" + (f".{err.field}" if err.field
+                                                           else ""), fix=remedy) from None
 
 
 def load_custom_models(path: Path) -> list[CustomModel]:
     """Read ``custom-models.json``; missing → []; corrupt → ConfigError naming file and field."""
     data = _read_document(path)
-    return [] if data is None else parse_custom_models(data["models"], file=str(path),
-                                                       field_prefix="models")
+    if data is None:
+        return []
+    return [_parse_one(raw, i, file=str(path), field_prefix="models", doc=None,
+                       fix=_entry_fix(str(path), raw)) for i, raw in enumerate(data["models"])]
 
 
 def _read_document(path: Path) -> dict[str, Any] | None:
-    """The validated top-level JSON object (None when the file does not exist)."""
+    """The top-level JSON object, shape-checked (None when the file does not exist)."""
+    file = str(path)
     try:
         text = path.read_text("utf-8")
     except FileNotFoundError:
         return None
     except UnicodeDecodeError:
-        raise ConfigError("file is not UTF-8 text", file=str(path), fix=FIX) from None
+        raise ConfigError("file is not UTF-8 text", file=file, fix=_file_fix(file)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file ({exc.strerror or type(exc).__name__})",
+                          file=file, fix="check the file's permissions") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"not valid JSON ({exc.msg})", file=str(path), line=exc.lineno,
-                          fix=FIX) from None
+        raise ConfigError(f"not valid JSON ({exc.msg})", file=file, line=exc.lineno,
+                          fix=_file_fix(file)) from None
     if not isinstance(data, dict) or not isinstance(data.get("models"), list):
-        raise ConfigError('expected {"version": 1, "models": [...]}', file=str(path),
-                          field="models", fix=FIX)
+        raise ConfigError('expected {"version": 1, "models": [...]}', file=file,
+                          field="models", fix=_file_fix(file))
     if data.get("version", 1) != 1:
-        raise ConfigError(f"unsupported version {data.get('version')!r}", file=str(path),
+        raise ConfigError(f"unsupported version {data.get('version')!r}", file=file,
                           field="version", fix="upgrade dexto to read this file")
-    parse_custom_models(data["models"], file=str(path), field_prefix="models")
     return data
 
 
-def _write_document(path: Path, data: dict[str, Any], models: list[CustomModel]) -> None:
+def _same(raw: Any, provider: str | None, name: str) -> bool:
+    return (isinstance(raw, dict) and raw.get("name") == name
+            and provider in (None, raw.get("provider")))
+
+
+def _entries_for_edit(path: Path, provider: str | None, name: str
+                      ) -> tuple[dict[str, Any], list[CustomModel | dict[str, Any]]]:
+    """The document and its entries for an edit of ``(provider, name)``: valid entries as
+    models; an invalid entry is kept raw when it is the one being edited (so the edit repairs
+    it), and any other invalid entry is the error (with its own fix), nothing being written."""
+    data = _read_document(path) or {"version": 1, "models": []}
+    out: list[CustomModel | dict[str, Any]] = []
+    for i, raw in enumerate(data["models"]):
+        try:
+            out.append(_parse_one(raw, i, file=str(path), field_prefix="models", doc=None,
+                                  fix=_entry_fix(str(path), raw)))
+        except ConfigError:
+            if not _same(raw, provider, name):
+                raise
+            out.append(raw)
+    return data, out
+
+
+def _key(entry: CustomModel | dict[str, Any]) -> tuple[Any, Any]:
+    if isinstance(entry, CustomModel):
+        return entry.provider, entry.name
+    return entry.get("provider"), entry.get("name")
+
+
+def _write_document(path: Path, data: dict[str, Any],
+                    models: list[CustomModel | dict[str, Any]]) -> None:
     from dexto.config.files import atomic_write
 
     out = {"version": 1, **{k: v for k, v in data.items() if k not in ("version", "models")},
-           "models": [m.to_json() for m in models]}
+           "models": [m.to_json() if isinstance(m, CustomModel) else m for m in models]}
     atomic_write(path, json.dumps(out, indent=2) + "\n", backup=path.exists())
+
+
+def check_addable(path: Path, model: CustomModel, *, replace: bool = False) -> bool:
+    """Raise the error ``add_custom_model`` would (a clash without ``replace``, an invalid other
+    entry); return True when an entry would be replaced."""
+    _, entries = _entries_for_edit(path, model.provider, model.name)
+    same = [e for e in entries if _key(e) == (model.provider, model.name)]
+    if same and not replace:
+        raise ConfigError(f"custom model {model.provider}/{model.name} already exists",
+                          file=str(path), field="name",
+                          fix="pass --replace to overwrite it, or remove it first with "
+                          f"`dexto models remove {model.name} --provider {model.provider}`")
+    return bool(same)
 
 
 def add_custom_model(path: Path, model: CustomModel, *, replace: bool = False) -> bool:
     """Add ``model``; with ``replace`` an existing (provider, name) is replaced, else refused.
 
-    Returns True when an existing entry was replaced.
+    An invalid entry with the same (provider, name) is replaced too. Returns True when an
+    existing entry was replaced.
     """
     from dexto.config.files import file_lock
 
     check_custom_model_provider(model.provider)
     with file_lock(path):
-        data = _read_document(path) or {"version": 1, "models": []}
-        models = parse_custom_models(data["models"], file=str(path), field_prefix="models")
-        same = [i for i, m in enumerate(models)
-                if m.name == model.name and m.provider == model.provider]
-        if same and not replace:
-            raise ConfigError(f"custom model {model.provider}/{model.name} already exists",
-                              file=str(path), field="name",
-                              fix="pass --replace to overwrite it, or remove it first with "
-                              f"`dexto models remove {model.name} --provider {model.provider}`")
+        replaced = check_addable(path, model, replace=replace)
+        data, entries = _entries_for_edit(path, model.provider, model.name)
+        same = [i for i, e in enumerate(entries) if _key(e) == (model.provider, model.name)]
         if same:
-            models[same[0]] = model
+            entries[same[0]] = model
         else:
-            models.append(model)
-        _write_document(path, data, models)
-        return bool(same)
+            entries.append(model)
+        _write_document(path, data, entries)
+        return replaced
 
 
 def remove_custom_model(path: Path, name: str, provider: str | None = None) -> CustomModel:
-    """Remove the model ``name`` (of ``provider`` if given) and return it.
+    """Remove the model ``name`` (of ``provider`` if given) and return it; an invalid entry
+    with that name can be removed too (it is returned with its name, provider and key ref).
 
     Raises ConfigError when nothing matches, or when the name is ambiguous without ``provider``.
     """
     from dexto.config.files import file_lock
 
     with file_lock(path):
-        data = _read_document(path) or {"version": 1, "models": []}
-        models = parse_custom_models(data["models"], file=str(path), field_prefix="models")
-        hits = [m for m in models if m.name == name and provider in (None, m.provider)]
+        data, entries = _entries_for_edit(path, provider, name)
+        hits = [e for e in entries if _key(e)[1] == name and provider in (None, _key(e)[0])]
         if not hits:
             raise ConfigError(f"no custom model named {name!r}"
                               + (f" for provider {provider}" if provider else ""),
@@ -211,9 +288,14 @@ def remove_custom_model(path: Path, name: str, provider: str | None = None) -> C
         if len(hits) > 1:
             raise ConfigError(f"{len(hits)} custom models are named {name!r}", file=str(path),
                               field="name", fix="pass --provider to say which one: "
-                              + ", ".join(m.provider for m in hits))
-        _write_document(path, data, [m for m in models if m is not hits[0]])
-        return hits[0]
+                              + ", ".join(str(_key(e)[0]) for e in hits))
+        _write_document(path, data, [e for e in entries if e is not hits[0]])
+        hit = hits[0]
+        if isinstance(hit, CustomModel):
+            return hit
+        ref = hit.get("apiKeyRef")
+        return CustomModel.model_construct(name=name, provider=str(hit.get("provider")),
+                                           apiKeyRef=ref if isinstance(ref, str) else None)
 
 
 def merge_custom_models(local: Iterable[CustomModel],

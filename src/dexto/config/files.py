@@ -1,5 +1,8 @@
 """Safe writes: temp file in the same directory, fsync, rename; optional timestamped backup.
 
+Backups are ``<name>.<UTC stamp>.bak`` beside the file; only the newest ``BACKUPS_KEPT`` of each
+file are kept (older ones are deleted when a new one is made).
+
 ``file_lock(path)`` serialises read-modify-write cycles between processes: it holds an exclusive
 ``fcntl.flock`` on the sidecar ``<path>.lock`` (created 0600, never deleted) for the ``with`` block.
 """
@@ -7,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -14,7 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_write", "backup_file", "file_lock"]
+__all__ = ["BACKUPS_KEPT", "atomic_write", "backup_file", "file_lock"]
+
+#: How many ``.bak`` copies of one file are kept (the newest ones).
+BACKUPS_KEPT = 10
+_STAMP = r"\d{8}T\d{6}-\d{6}"
 
 
 @contextmanager
@@ -43,13 +51,26 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 def backup_file(path: Path) -> Path | None:
-    """Copy ``path`` to ``path.<UTC timestamp>.bak`` beside it; return the copy (None if absent)."""
+    """Copy ``path`` to ``path.<UTC timestamp>.bak`` beside it; return the copy (None if absent).
+
+    Older backups of the same file beyond the newest ``BACKUPS_KEPT`` are deleted.
+    """
     if not path.exists():
         return None
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 1_000_000:06d}"
+    now = time.time_ns()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 1_000_000_000))
+    stamp += f"-{now // 1000 % 1_000_000:06d}"
     target = path.with_name(f"{path.name}.{stamp}.bak")
     shutil.copy2(path, target)
+    _prune_backups(path)
     return target
+
+
+def _prune_backups(path: Path) -> None:
+    pattern = re.compile(re.escape(path.name) + r"\." + _STAMP + r"\.bak")
+    backups = sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
+    for old in backups[:-BACKUPS_KEPT]:
+        old.unlink(missing_ok=True)
 
 
 def atomic_write(

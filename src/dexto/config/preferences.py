@@ -33,6 +33,19 @@ __all__ = [
 FIX = "edit preferences.yml or use `dexto prefs set KEY VALUE`"
 
 
+def _key_fix(key: str) -> str:
+    """A fix for an invalid value (or unknown key) in the file that works in that state."""
+    if key in PREFERENCE_KEYS:
+        return (f"`dexto prefs set {key} VALUE` ({_KIND_HINT[PREFERENCE_KEYS[key][0]]}), or "
+                f"`dexto prefs unset {key}` to return to the default")
+    return f"`dexto prefs unset {key}` removes it (known keys: {', '.join(PREFERENCE_KEYS)})"
+
+
+def _file_fix(path: Path) -> str:
+    return (f"correct it in an editor, or move it aside (the defaults then apply): "
+            f"mv {path} {path}.broken")
+
+
 class Preferences(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -48,15 +61,26 @@ def load_preferences(path: Path) -> Preferences:
     """Missing file → defaults; invalid → ConfigError (the file is never rewritten here)."""
     if not path.exists():
         return Preferences()
-    doc = read_yaml(path, fix=FIX)
-    if doc is None:
-        return Preferences()
-    if not isinstance(doc, dict):
-        raise ConfigError("expected a mapping of preference keys", file=str(path), fix=FIX)
+    return _validate(_read_mapping(path), path)
+
+
+def _read_mapping(path: Path) -> Any:
+    """The parsed file (round-trip nodes; None when empty); not a mapping → ConfigError."""
+    doc = read_yaml(path, fix=_file_fix(path))
+    if doc is not None and not isinstance(doc, dict):
+        raise ConfigError("expected a mapping of preference keys", file=str(path),
+                          fix=_file_fix(path))
+    return doc
+
+
+def _validate(doc: Any, path: Path) -> Preferences:
+    """Validate the parsed file; errors name the file, line and key, and a fix for that key."""
     try:
-        return Preferences.model_validate(_plain(doc))
+        return Preferences.model_validate(_plain(doc) or {})
     except ValidationError as exc:
-        raise config_error_from_validation(exc, doc, file=str(path), fix=FIX) from None
+        key = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""
+        raise config_error_from_validation(exc, doc, file=str(path),
+                                           fix=_key_fix(key) if key else FIX) from None
 
 
 def _plain(node: object) -> object:
@@ -86,11 +110,22 @@ PREFERENCE_KEYS: dict[str, tuple[str, str]] = {
     "defaultAgent": ("text", "the agent id used when none is given"),
 }
 _TRUE, _FALSE = {"true"}, {"false"}
+_KIND_HINT = {
+    "bool": "true or false",
+    "number": "a number of US dollars, e.g. 0.5",
+    "providers": "comma-separated provider ids, e.g. anthropic,openai",
+    "patterns": "comma-separated provider/model globs, e.g. anthropic/*",
+    "text": "an agent id, see `dexto agents list`",
+}
 
 
 def _check_key(key: str) -> str:
     if key not in PREFERENCE_KEYS:
-        raise ConfigError(f"unknown preference {key!r}", field=key,
+        import difflib
+
+        close = difflib.get_close_matches(key, list(PREFERENCE_KEYS), n=1, cutoff=0.6)
+        hint = f" — did you mean {close[0]}?" if close else ""
+        raise ConfigError(f"unknown preference {key[:64]!r}{hint}", field=key[:64],
                           fix="use one of: " + ", ".join(PREFERENCE_KEYS))
     return key
 
@@ -145,31 +180,44 @@ def list_preferences(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def set_preference(path: Path, key: str, value: Any) -> Preferences:
-    """Validate and write ``key: value``, keeping the rest of the file byte-for-byte."""
+    """Validate and write ``key: value``, keeping the rest of the file byte-for-byte.
+
+    Only the new value is checked against its key, so ``set`` repairs an invalid value of that
+    key even while other keys are still invalid (the edit touches only this key's text; each
+    remaining problem is reported by the next read, with its own fix). Returns the validated
+    preferences, or the defaults plus this key while the file is still invalid elsewhere.
+    """
     from dexto.config.files import file_lock
     from dexto.config.yaml_edit import set_yaml_values
 
     _check_key(key)
+    try:
+        Preferences.model_validate({key: value})
+    except ValidationError as exc:
+        raise ConfigError(exc.errors()[0]["msg"], field=key, file=str(path),
+                          fix=f"expected {_KIND_HINT[PREFERENCE_KEYS[key][0]]}") from None
     with file_lock(path):
-        current = load_preferences(path)
-        data = current.model_dump(exclude_unset=True)
-        data[key] = value
+        if path.exists():
+            _read_mapping(path)  # a file that does not parse is reported, never rewritten
+        set_yaml_values(path, {(key,): value}, fix=_file_fix(path))
         try:
-            result = Preferences.model_validate(data)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            raise ConfigError(err["msg"], field=key, file=str(path),
-                              fix=f"expected {PREFERENCE_KEYS[key][0]}; {FIX}") from None
-        set_yaml_values(path, {(key,): value}, fix=FIX)
-        return result
+            return load_preferences(path)
+        except ConfigError:
+            return Preferences.model_validate({key: value})
 
 
 def unset_preference(path: Path, key: str) -> bool:
-    """Remove ``key`` from the file (it returns to its default); False if it was not set."""
+    """Remove ``key`` from the file (it returns to its default); False if it was not set.
+
+    A key the file holds is removed even when it is unknown or its value is invalid — that is
+    how such a file is repaired; the rest of the file is kept byte-for-byte.
+    """
     from dexto.config.files import file_lock
     from dexto.config.yaml_edit import remove_yaml_key
 
-    _check_key(key)
     with file_lock(path):
-        load_preferences(path)  # an invalid file is reported, not rewritten
-        return remove_yaml_key(path, (key,), fix=FIX) if path.exists() else False
+        doc = _read_mapping(path) if path.exists() else None
+        if doc is None or key not in doc:
+            _check_key(key)
+            return False
+        return remove_yaml_key(path, (key,), fix=_file_fix(path))

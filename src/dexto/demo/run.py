@@ -35,8 +35,8 @@ def _say(out: TextIO, text: str = "") -> None:
 
 
 def _turn(model: Any, messages: list[dict[str, Any]], out: TextIO) -> None:
-    from dexto.cli.chat_cmd import route_line
     from dexto.llm.execution import Done, TextDelta
+    from dexto.presentation import route_line
 
     result = None
     out.write("assistant> ")

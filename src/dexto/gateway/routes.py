@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -12,10 +13,13 @@ from starlette.routing import Route
 
 from dexto.gateway.accounts import hash_key, looks_like_key
 from dexto.gateway.http_errors import error_body
+from dexto.gateway.logs import log_event
 from dexto.gateway.metrics import db_snapshot
 from dexto.gateway.openrouter_account import credits_doc, key_doc
 from dexto.gateway.state import GatewayState
 from dexto.gateway.usage import account_for_key, usage_report
+
+_log = logging.getLogger("dexto.gateway")
 
 __all__ = ["find_model", "json_error", "make_routes"]
 
@@ -114,7 +118,9 @@ def make_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
         st = get_state()
         try:
             await st.runner.run(lambda c: c.one("SELECT 1"))
-        except Exception:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001
+            log_event(_log, "healthz: database unreachable", logging.WARNING,
+                      error=type(exc).__name__, detail=str(exc)[:300])
             return _json({"status": "error", "db": "unreachable"}, 503)
         body: dict[str, Any] = {"status": "ok", "db": st.runner.db.dialect}
         body["models"] = st.catalog.loaded()
@@ -129,7 +135,9 @@ def make_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
         st = get_state()
         try:
             snap: dict[str, int] | None = await st.runner.run(db_snapshot)
-        except Exception:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001
+            log_event(_log, "metrics: database snapshot failed", logging.WARNING,
+                      error=type(exc).__name__, detail=str(exc)[:300])
             snap = None
         return PlainTextResponse(
             st.metrics.render(snap), media_type="text/plain; version=0.0.4; charset=utf-8"

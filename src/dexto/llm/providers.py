@@ -12,7 +12,6 @@ __all__ = [
     "Provider",
     "Wire",
     "get_provider",
-    "is_known_provider",
 ]
 
 Wire = Literal["openai", "anthropic", "google", "cohere", "bedrock", "vertex", "local"]
@@ -21,28 +20,27 @@ Wire = Literal["openai", "anthropic", "google", "cohere", "bedrock", "vertex", "
 INTERNAL_PROVIDER = "dexto"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Provider:
+    """One row of the provider table; every field is named where the row is written."""
+
     id: str
     name: str
+    wire: Wire
     routeable: bool  # can be served through the Dexto gateway
     env_vars: tuple[str, ...]  # credential variables, first is canonical, rest are aliases
     base_url: str | None  # default API root for direct calls
-    wire: Wire
     custom_models: bool  # users may add their own models for this provider
     requires_key: bool  # a direct call needs a credential
     requires_base_url: bool = False  # custom models must carry a baseURL
+    cloud_chain: bool = False  # credentials come from the cloud SDK's chain, not a pasted key
     marketplace_vendor: str | None = None  # OpenRouter vendor prefix for step 3 of §3
-    extra_env: tuple[str, ...] = ()  # further variables that must be present (e.g. region)
+    key_example: str | None = None  # how the provider's API keys begin, e.g. "sk-ant-…"
 
     @property
     def base_url_env(self) -> str:
         """The env var overriding the direct base URL, e.g. ``ANTHROPIC_BASE_URL``."""
         return self.id.upper().replace("-", "_") + "_BASE_URL"
-
-    @property
-    def direct_only(self) -> bool:
-        return not self.routeable
 
     def resolve_base_url(self, env: Mapping[str, str]) -> str | None:
         override = env.get(self.base_url_env, "").strip()
@@ -50,42 +48,55 @@ class Provider:
 
 
 _TABLE: tuple[Provider, ...] = (
-    Provider("anthropic", "Anthropic", True, ("ANTHROPIC_API_KEY",),
-             "https://api.anthropic.com/v1", "anthropic", False, True,
-             marketplace_vendor="anthropic"),
-    Provider("openai", "OpenAI", True, ("OPENAI_API_KEY",),
-             "https://api.openai.com/v1", "openai", False, True, marketplace_vendor="openai"),
-    Provider("google", "Google", True,
-             ("GOOGLE_GENERATIVE_AI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"),
-             "https://generativelanguage.googleapis.com/v1beta", "google", False, True,
-             marketplace_vendor="google"),
-    Provider("groq", "Groq", True, ("GROQ_API_KEY",),
-             "https://api.groq.com/openai/v1", "openai", False, True),
-    Provider("xai", "xAI", True, ("XAI_API_KEY",),
-             "https://api.x.ai/v1", "openai", False, True, marketplace_vendor="x-ai"),
-    Provider("cohere", "Cohere", True, ("COHERE_API_KEY",),
-             "https://api.cohere.com/v2", "cohere", False, True, marketplace_vendor="cohere"),
-    Provider("openrouter", "OpenRouter", True, ("OPENROUTER_API_KEY",),
-             "https://openrouter.ai/api/v1", "openai", True, True),
-    Provider("bedrock", "Amazon Bedrock", False, ("AWS_ACCESS_KEY_ID",),
-             None, "bedrock", True, True, extra_env=("AWS_REGION",)),
-    Provider("vertex", "Google Vertex AI", False, ("GOOGLE_VERTEX_PROJECT",),
-             None, "vertex", True, True),
-    Provider("ollama", "Ollama", False, (), "http://localhost:11434/v1", "openai", True, False),
-    Provider("local", "Local (GGUF)", False, (), None, "local", True, False),
-    Provider("openai-compatible", "OpenAI-compatible", False, (), None, "openai", True, False,
+    Provider(id="anthropic", name="Anthropic", wire="anthropic", routeable=True,
+             env_vars=("ANTHROPIC_API_KEY",), base_url="https://api.anthropic.com/v1",
+             custom_models=False, requires_key=True, marketplace_vendor="anthropic",
+             key_example="sk-ant-…"),
+    Provider(id="openai", name="OpenAI", wire="openai", routeable=True,
+             env_vars=("OPENAI_API_KEY",), base_url="https://api.openai.com/v1",
+             custom_models=False, requires_key=True, marketplace_vendor="openai",
+             key_example="sk-…"),
+    Provider(id="google", name="Google", wire="google", routeable=True,
+             env_vars=("GOOGLE_GENERATIVE_AI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"),
+             base_url="https://generativelanguage.googleapis.com/v1beta",
+             custom_models=False, requires_key=True, marketplace_vendor="google",
+             key_example="AIza…"),
+    Provider(id="groq", name="Groq", wire="openai", routeable=True,
+             env_vars=("GROQ_API_KEY",), base_url="https://api.groq.com/openai/v1",
+             custom_models=False, requires_key=True, key_example="gsk_…"),
+    Provider(id="xai", name="xAI", wire="openai", routeable=True,
+             env_vars=("XAI_API_KEY",), base_url="https://api.x.ai/v1",
+             custom_models=False, requires_key=True, marketplace_vendor="x-ai",
+             key_example="xai-…"),
+    Provider(id="cohere", name="Cohere", wire="cohere", routeable=True,
+             env_vars=("COHERE_API_KEY",), base_url="https://api.cohere.com/v2",
+             custom_models=False, requires_key=True, marketplace_vendor="cohere"),
+    Provider(id="openrouter", name="OpenRouter", wire="openai", routeable=True,
+             env_vars=("OPENROUTER_API_KEY",), base_url="https://openrouter.ai/api/v1",
+             custom_models=True, requires_key=True, key_example="sk-or-…"),
+    Provider(id="bedrock", name="Amazon Bedrock", wire="bedrock", routeable=False,
+             env_vars=("AWS_ACCESS_KEY_ID",), base_url=None,
+             custom_models=True, requires_key=True, cloud_chain=True),
+    Provider(id="vertex", name="Google Vertex AI", wire="vertex", routeable=False,
+             env_vars=("GOOGLE_VERTEX_PROJECT",), base_url=None,
+             custom_models=True, requires_key=True, cloud_chain=True),
+    Provider(id="ollama", name="Ollama", wire="openai", routeable=False,
+             env_vars=(), base_url="http://localhost:11434/v1",
+             custom_models=True, requires_key=False),
+    Provider(id="local", name="Local (GGUF)", wire="local", routeable=False,
+             env_vars=(), base_url=None, custom_models=True, requires_key=False),
+    Provider(id="openai-compatible", name="OpenAI-compatible", wire="openai", routeable=False,
+             env_vars=(), base_url=None, custom_models=True, requires_key=False,
              requires_base_url=True),
-    Provider("litellm", "LiteLLM", False, ("LITELLM_API_KEY",), None, "openai", True, False,
-             requires_base_url=True),
-    Provider("glama", "Glama", False, ("GLAMA_API_KEY",),
-             "https://glama.ai/api/gateway/openai/v1", "openai", True, True),
+    Provider(id="litellm", name="LiteLLM", wire="openai", routeable=False,
+             env_vars=("LITELLM_API_KEY",), base_url=None, custom_models=True,
+             requires_key=False, requires_base_url=True, key_example="sk-…"),
+    Provider(id="glama", name="Glama", wire="openai", routeable=False,
+             env_vars=("GLAMA_API_KEY",), base_url="https://glama.ai/api/gateway/openai/v1",
+             custom_models=True, requires_key=True),
 )
 
 PROVIDERS: Mapping[str, Provider] = {p.id: p for p in _TABLE}
-
-
-def is_known_provider(provider_id: str) -> bool:
-    return provider_id in PROVIDERS
 
 
 def get_provider(provider_id: str) -> Provider:

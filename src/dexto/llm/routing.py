@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from dexto.auth.credentials import NO_KEY_NEEDED, CredentialSnapshot, direct_fix_hint
 from dexto.config.custom_models import CustomModel
+from dexto.config.endpoints import DEFAULT_GATEWAY_URL, gateway_root
 from dexto.errors import ConfigError, NoCredentialsError
 from dexto.llm.mapping import (
     MappedId,
@@ -59,20 +60,12 @@ __all__ = [
 ]
 
 Route = Literal["dexto", "direct"]
-DEFAULT_GATEWAY_URL = "https://api.dexto.ai"
 
 _MAPPING_WORDS = {
     "registry": "by the curated registry",
     "catalog": "by matching the marketplace list",
     "fallback": "by vendor prefix (unverified: not in the registry or the marketplace list)",
 }
-
-
-def gateway_root(env: Mapping[str, str]) -> str:
-    """``DEXTO_GATEWAY_URL`` without a trailing ``/`` or ``/v1`` (account endpoints live here)."""
-    raw = env.get("DEXTO_GATEWAY_URL", "").strip() or DEFAULT_GATEWAY_URL
-    raw = raw.rstrip("/")
-    return raw[: -len("/v1")] if raw.endswith("/v1") else raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +237,8 @@ def _direct_source(p: Provider, custom: CustomModel | None, ctx: RoutingContext)
             return f"env:{custom.apiKeyEnv}"
         if custom.apiKeyRef and custom.apiKeyRef in ctx.credentials.store_names:
             return f"auth-store:{custom.apiKeyRef}"
+        if custom.apiKeyEnv or custom.apiKeyRef:  # the model names its key: never another
+            return None
     return ctx.credentials.direct_source(p.id)
 
 
@@ -255,7 +250,21 @@ def _direct_base_url(p: Provider, custom: CustomModel | None, ctx: RoutingContex
     return p.resolve_base_url(ctx.env)
 
 
-def _no_credentials(p: Provider, sel: Selection, ctx: RoutingContext) -> NoCredentialsError:
+def _no_credentials(p: Provider, sel: Selection, custom: CustomModel | None,
+                    ctx: RoutingContext) -> NoCredentialsError:
+    var = custom.apiKeyEnv if custom is not None and custom.apiKeyEnv else (
+        ctx.credentials.unresolved.get(p.id))
+    if var:
+        return NoCredentialsError(
+            f"no credentials for {sel}: the {p.name} key is read from ${var}, which is not set",
+            fix=f"export {var}=<your {p.name} key>, or change the reference to a variable "
+            "that is set")
+    if custom is not None and custom.apiKeyRef:
+        return NoCredentialsError(
+            f"no credentials for {sel}: its key is the auth-store entry {custom.apiKeyRef}, "
+            "which is missing",
+            fix=f"store the key again: `dexto models add --provider {p.id} --name {sel.model} "
+            "--api-key - --replace` (add the model's other flags, e.g. --base-url)")
     hint = direct_fix_hint(p)
     if p.routeable:
         alts = native_alternatives(sel, ctx)
@@ -283,7 +292,7 @@ def decide(selection: Selection, ctx: RoutingContext) -> RouteDecision:
         if fix is not None:
             raise ConfigError(f"{selection} cannot be run: {p.name} models are not runnable by "
                               "dexto", field="provider", fix=fix)
-        raise _no_credentials(p, selection, ctx)
+        raise _no_credentials(p, selection, custom, ctx)
     info = ctx.registry.get(p.id, model)
     native = (custom.name if custom is not None and p.id != "openrouter"  # saved spelling
               else info.id if info is not None else model)  # lookups ignore case

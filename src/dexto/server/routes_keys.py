@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from dexto.auth.credentials import accepts_pasted_key as accepts_stored_key
 from dexto.auth.store import ApiEntry, set_entry
 from dexto.errors import DextoError, ProviderNotAllowedError
 from dexto.llm.providers import INTERNAL_PROVIDER, PROVIDERS, Provider, get_provider
@@ -23,12 +24,6 @@ __all__ = ["accepts_stored_key", "router"]
 
 router = APIRouter(prefix="/llm", tags=["credentials"])
 State = Annotated[AppState, Depends(app_state)]
-
-
-def accepts_stored_key(p: Provider) -> bool:
-    """Whether an auth-store entry named after ``p`` is a credential for it (cloud chains and
-    key-less providers are not satisfied by a pasted key)."""
-    return p.requires_key and p.wire not in ("bedrock", "vertex")
 
 
 class KeyRequest(BaseModel):

@@ -15,9 +15,9 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
 from dexto import __version__
-from dexto.cli.models_cmd import BADGES
 from dexto.config.custom_models import CUSTOM_MODEL_PROVIDERS
 from dexto.llm.providers import INTERNAL_PROVIDER, PROVIDERS
+from dexto.presentation import BADGES
 from dexto.server.deps import AppState, app_state
 from dexto.server.routes_keys import accepts_stored_key
 

@@ -5,6 +5,7 @@ a missing extra is a ``MissingExtraError`` naming the ``pip install`` that fixes
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
@@ -18,6 +19,7 @@ from dexto.llm.execution._target import HttpCall, Target
 __all__ = ["BedrockTransport", "VertexAuth"]
 
 Headers = Mapping[str, str]
+log = logging.getLogger("dexto.llm.cloud")
 _AUTH_CODES = {
     "AccessDeniedException",
     "UnrecognizedClientException",
@@ -93,6 +95,7 @@ def _events(target: Target, resp: Any) -> Iterator[Event]:
 
 
 def _boto_error(target: Target, exc: Exception) -> ExecutionError:
+    log.warning("%s call failed: %s: %s", target.label, type(exc).__name__, exc)
     response = getattr(exc, "response", None) or {}
     code = (response.get("Error") or {}).get("Code") or type(exc).__name__
     status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
@@ -138,6 +141,8 @@ class VertexAuth:
             try:
                 self._creds, _ = google.auth.default(scopes=[_SCOPE])
             except Exception as exc:
+                log.warning("Google application default credentials: %s: %s",
+                            type(exc).__name__, exc)
                 raise AuthFailedError(
                     f"no Google application default credentials ({type(exc).__name__})",
                     fix="run `gcloud auth application-default login` or set "

@@ -1,0 +1,190 @@
+"""Issue #13, operators: the gateway and server commands through the real console script."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.cli.conftest import DEXTO, Run
+
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield int(s.getsockname()[1])
+
+
+def _first_line(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    return proc.stdout.readline()
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def test_mistyped_db_directory_is_refused_until_migrate_create(dexto: Run, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/typo/dir/gw.db"
+    for args in (
+        ["accounts", "list"],
+        ["accounts", "create", "--email", "a@example.com"],
+        ["migrate"],
+        ["usage", "--account", "acct_x"],
+    ):
+        proc = dexto("gateway", *args, "--db", url)
+        assert proc.returncode == 2, proc.stdout
+        assert "no such directory" in proc.stderr and "migrate --create" in proc.stderr
+    assert not (tmp_path / "typo").exists()
+    made = dexto("gateway", "migrate", "--create", "--db", url)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "typo" / "dir" / "gw.db").is_file()
+    listed = dexto("gateway", "accounts", "list", "--db", url)
+    assert listed.returncode == 0 and listed.stdout.strip() == "(none)"
+
+
+def test_missing_db_file_is_refused_by_commands_that_only_read(dexto: Run, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/gw.db"
+    proc = dexto("gateway", "accounts", "list", "--db", url, "--json")
+    assert proc.returncode == 2
+    assert "no gateway database" in json.loads(proc.stdout)["error"]["message"]
+    assert not (tmp_path / "gw.db").exists()
+
+
+def test_usage_and_keys_list_are_tables_with_iso_dates(dexto: Run, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/gw.db"
+    made = dexto(
+        "gateway",
+        "accounts",
+        "create",
+        "--email",
+        "ann@example.com",
+        "--credits",
+        "1.5",
+        "--db",
+        url,
+        "--json",
+    )
+    acct = json.loads(made.stdout)["account"]["id"]
+    key_id = json.loads(
+        dexto("gateway", "keys", "create", "--account", acct, "--db", url, "--json").stdout
+    )["key"]["id"]
+    assert dexto("gateway", "keys", "revoke", "--key", key_id, "--db", url).returncode == 0
+    table = dexto("gateway", "keys", "list", "--account", acct, "--db", url).stdout
+    lines = table.splitlines()
+    assert lines[0].split() == ["ID", "PREFIX", "NAME", "CREATED", "STATUS"]
+    assert len(lines) == 3 and "None" not in table and "{" not in table
+    created = re.findall(r"\d{4}-\d\d-\d\dT\S+Z", table)
+    assert len(created) == 3 and all(ISO.match(c) for c in created)  # 2 created + 1 revoked
+    assert "revoked 20" in table
+    keys = json.loads(
+        dexto("gateway", "keys", "list", "--account", acct, "--db", url, "--json").stdout
+    )
+    assert all(ISO.match(k["createdAt"]) for k in keys)
+    assert [k["revokedAt"] is None for k in keys] == [True, False]
+    usage = dexto("gateway", "usage", "--account", acct, "--db", url).stdout
+    assert "balance     $1.500000" in usage and "this month  $0.000000 in 0 requests" in usage
+    assert "None" not in usage and "{" not in usage
+
+
+def test_gateway_serve_prints_its_address_and_refuses_a_busy_port(
+    dexto: Run, tmp_path: Path, busy_port: int
+) -> None:
+    url = f"sqlite:///{tmp_path}/gw.db"
+    busy = dexto(
+        "gateway",
+        "serve",
+        "--port",
+        str(busy_port),
+        "--db",
+        url,
+        "--upstream",
+        "http://127.0.0.1:9/v1",
+    )
+    assert busy.returncode == 2
+    assert "already in use" in busy.stderr and "--port" in busy.stderr
+    assert "gateway started" not in busy.stderr + busy.stdout
+    assert "Traceback" not in busy.stderr
+    assert not (tmp_path / "gw.db").exists()  # nothing is created for a server that never ran
+    proc = subprocess.Popen(
+        [
+            DEXTO,
+            "gateway",
+            "serve",
+            "--port",
+            "0",
+            "--db",
+            url,
+            "--upstream",
+            "http://127.0.0.1:9/v1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = _first_line(proc)
+        found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        assert found, line
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert httpx.get(found.group(1) + "/healthz", timeout=2).status_code == 200
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    finally:
+        _stop(proc)
+
+
+def test_dexto_serve_on_a_busy_port_is_a_clean_error(dexto: Run, busy_port: int) -> None:
+    proc = dexto("serve", "--port", str(busy_port), "--no-refresh")
+    assert proc.returncode == 2
+    assert "already in use" in proc.stderr and "Traceback" not in proc.stderr
+    assert "web UI" not in proc.stdout  # no banner for a server that never listened
+
+
+@pytest.mark.parametrize(
+    "tool, path", [("fake-upstream", "/api/v1/models"), ("fake-openai", "/v1/models")]
+)
+def test_dev_fakes_print_their_url(tool: str, path: str) -> None:
+    proc = subprocess.Popen(
+        [DEXTO, "dev", tool, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", _first_line(proc))
+        assert found
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(found.group(1) + path, timeout=2)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    finally:
+        _stop(proc)
