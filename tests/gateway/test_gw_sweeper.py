@@ -121,8 +121,8 @@ def test_run_chat_entry_point_runs_a_translated_request(
         msg = await receive()
         prompt = json.loads(msg["body"])["prompt"]
         body = json.dumps(chat_body(messages=[{"role": "user", "content": prompt}])).encode()
-        assert gw_app._chat is not None
-        await gw_app._chat.run_chat(scope, receive, send, body, route="translated")
+        assert gw_app.chat_handler is not None
+        await gw_app.chat_handler.run_chat(scope, receive, send, body, route="translated")
 
     with ServerThread(app) as srv, httpx.Client(timeout=30) as c:
         r = c.post(

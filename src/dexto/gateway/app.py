@@ -60,6 +60,7 @@ class GatewayApp:
         self._overrides = overrides  # test seams, e.g. upstream_transport
         self._state: GatewayState | None = None
         self._chat: ErrorGuard | None = None
+        self.chat_handler: ChatCompletions | None = None  # the unguarded handler (run_chat)
         self._responses: ErrorGuard | None = None
         from dexto.gateway.admin_http import make_admin_routes
         from dexto.gateway.device_http import make_device_routes
@@ -127,7 +128,7 @@ class GatewayApp:
             metrics=metrics,
         )
         self._state = state
-        chat = ChatCompletions(state)
+        chat = self.chat_handler = ChatCompletions(state)
         self._chat = ErrorGuard(chat, self.state)
         tasks = [
             asyncio.create_task(run_sweeper(state)),
@@ -145,7 +146,7 @@ class GatewayApp:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await chat.drain()  # settlements in flight (incl. cancelled streams) finish
-            self._chat = None
+            self._chat = self.chat_handler = None
             await state.catalog.aclose()
             await upstream.aclose()
             await state.limiter.close()
