@@ -4,6 +4,14 @@ Redis failures fail open (rate limiting is not billing): each call has a short t
 retry, and a circuit breaker stops calling Redis for ``breaker_open_s`` after
 ``breaker_failures`` consecutive failures, then lets one trial call through. Every skipped check
 is reported to ``on_bypass(reason)``; ``health()`` names the problem while it lasts.
+
+The Redis limiter is local-first: one call leases up to ``lease_max`` tokens from the shared
+bucket (never more than half of what the bucket holds, and at least one), and the worker spends
+them locally without calling Redis again. One lease per key is in flight per worker at a time. A
+refusal is remembered locally until the wait Redis named has passed. Over any interval of
+``T`` seconds, the requests admitted for one key across ``N`` worker processes (all hosts) are at
+most ``burst + rate * T + N * (lease_max - 1)`` (each worker holds at most ``lease_max - 1``
+unspent leased tokens); ``lease_max = 1`` is one Redis call per request and no excess.
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ class LocalLimiter:
 _LUA = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local v = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
@@ -77,14 +86,16 @@ if tokens == nil or ts == nil then
 end
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 local wait = 0
+local got = 0
 if tokens >= 1 then
-  tokens = tokens - 1
+  got = math.max(1, math.min(want, math.floor(tokens / 2)))
+  tokens = tokens - got
 else
   wait = (1 - tokens) / rate
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return tostring(wait)
+return tostring(got) .. ' ' .. tostring(wait)
 """
 
 
@@ -101,6 +112,8 @@ class RedisLimiter:
         timeout_s: float = 0.05,
         breaker_failures: int = 3,
         breaker_open_s: float = 5.0,
+        lease_max: int = 8,
+        max_keys: int = 100_000,
         on_bypass: Callable[[str], None] | None = None,
     ) -> None:
         import redis.asyncio as aioredis
@@ -126,6 +139,11 @@ class RedisLimiter:
         self._open_until = 0.0  # breaker open (calls skipped) until this monotonic time
         self._trial = False  # a half-open trial call is in flight
         self._last_error: str | None = None
+        self.lease_max = max(1, lease_max)
+        self._max_keys = max_keys
+        self._held: dict[str, int] = {}  # key -> leased tokens not yet spent
+        self._denied: dict[str, float] = {}  # key -> monotonic time until which Redis said no
+        self._pending: dict[str, asyncio.Future[None]] = {}  # key -> lease in flight
 
     def _bypass(self, reason: str) -> float:
         if self._on_bypass is not None:
@@ -173,13 +191,43 @@ class RedisLimiter:
     async def acquire(self, key: str) -> float:
         if self.rate <= 0:
             return 0.0
+        while True:
+            held = self._held.get(key, 0)
+            if held > 0:
+                self._held[key] = held - 1
+                return 0.0
+            now = time.monotonic()
+            until = self._denied.get(key, 0.0)
+            if until > now:
+                return until - now
+            pending = self._pending.get(key)
+            if pending is None:
+                break
+            await pending  # another request of this worker is leasing for this key
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending[key] = done
         try:
             raw = await self._call(
-                lambda: self._script(keys=[f"{self.prefix}rl:{key}"], args=[self.rate, self.burst])
+                lambda: self._script(
+                    keys=[f"{self.prefix}rl:{key}"], args=[self.rate, self.burst, self.lease_max]
+                )
             )
         except _Skipped as skip:
             return self._bypass(skip.reason)
-        return float(raw.decode() if isinstance(raw, bytes) else raw)
+        finally:
+            del self._pending[key]
+            done.set_result(None)
+        got_text, wait_text = (raw.decode() if isinstance(raw, bytes) else str(raw)).split()
+        got, wait = int(float(got_text)), float(wait_text)
+        if len(self._held) > self._max_keys or len(self._denied) > self._max_keys:
+            self._held.clear()  # unspent tokens are dropped: fewer admissions, never more
+            self._denied.clear()
+        if got > 0:
+            self._held[key] = got - 1
+            self._denied.pop(key, None)
+            return 0.0
+        self._denied[key] = now + wait
+        return wait
 
     async def health(self) -> str | None:
         """Pings Redis (through the breaker) and names the failure, if any."""
@@ -211,8 +259,11 @@ def make_limiter(
     burst: int,
     *,
     prefix: str = "dexto:gw:",
+    lease_max: int = 8,
     on_bypass: Callable[[str], None] | None = None,
 ) -> RateLimiter:
     if redis_url:
-        return RedisLimiter(redis_url, rate, burst, prefix=prefix, on_bypass=on_bypass)
+        return RedisLimiter(
+            redis_url, rate, burst, prefix=prefix, lease_max=lease_max, on_bypass=on_bypass
+        )
     return LocalLimiter(rate, burst)

@@ -43,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "db_pool_size": 8,
     "auto_migrate": True,
     "log_level": "INFO",
+    "redis_lease_max": 8,  # tokens one Redis call may lease to a worker (1 = a call per request)
+    "access_log_sample": 1.0,  # share of successful requests that get an access log line
 }
 
 # field name -> environment variable
@@ -72,6 +74,8 @@ ENV_VARS: dict[str, str] = {
     "db_pool_size": "DEXTO_GATEWAY_DB_POOL_SIZE",
     "auto_migrate": "DEXTO_GATEWAY_AUTO_MIGRATE",
     "log_level": "DEXTO_GATEWAY_LOG_LEVEL",
+    "redis_lease_max": "DEXTO_GATEWAY_REDIS_LEASE_MAX",
+    "access_log_sample": "DEXTO_GATEWAY_ACCESS_LOG_SAMPLE",
 }
 
 
@@ -106,6 +110,8 @@ class GatewaySettings:
     db_pool_size: int = DEFAULTS["db_pool_size"]
     auto_migrate: bool = DEFAULTS["auto_migrate"]
     log_level: str = DEFAULTS["log_level"]
+    redis_lease_max: int = DEFAULTS["redis_lease_max"]
+    access_log_sample: float = DEFAULTS["access_log_sample"]
 
     @classmethod
     def resolve(
