@@ -18,8 +18,7 @@ from dexto.gateway.ratelimit import RedisLimiter
 
 def _limiters(url: str, prefix: str, n: int, lease: int, burst: int) -> list[RedisLimiter]:
     return [
-        RedisLimiter(url, rate=0.001, burst=burst, prefix=prefix, lease_max=lease)
-        for _ in range(n)
+        RedisLimiter(url, rate=0.001, burst=burst, prefix=prefix, lease_max=lease) for _ in range(n)
     ]
 
 
