@@ -110,9 +110,11 @@ def main() -> int:
             wait_http(port, "/healthz", 60, proc.popen)
             variants.append((name, proc, port, key))
             rounds[name] = []
-        for name, proc, port, key in variants:  # warm-up
-            run_load("127.0.0.1", port, "/v1/chat/completions", body,
-                     {"Authorization": f"Bearer {key}"}, concurrency=8, total=300)  # fmt: skip
+        for _name, _proc, port, key in variants:  # warm-up
+            auth = {"Authorization": f"Bearer {key}"}
+            run_load(
+                "127.0.0.1", port, "/v1/chat/completions", body, auth, concurrency=8, total=300
+            )
         for r in range(args.rounds):
             for name, proc, port, key in (
                 variants[r % len(variants) :] + variants[: r % len(variants)]
