@@ -146,8 +146,8 @@ def main() -> int:
     print(f"{'variant':16} {'req/s':>20} {'CPU ms/req':>18}")
     for name, *_ in variants:
         rps = [x for x, _ in rounds[name]]
-        cpu = [c for _, c in rounds[name]]
-        print(f"{name:16} {spread(rps, '.0f'):>20} {spread(cpu, '.3f'):>18}")
+        cpus = [c for _, c in rounds[name]]
+        print(f"{name:16} {spread(rps, '.0f'):>20} {spread(cpus, '.3f'):>18}")
     return 0
 
 
