@@ -131,3 +131,19 @@ def test_a_cancellation_after_the_first_lease_leaves_nobody_waiting(
 
     results = asyncio.run(run())
     assert [r for i, r in enumerate(results) if i != cancelled] == [0.0] * 5
+
+
+def test_queued_requests_fail_open_together_and_each_is_counted() -> None:
+    reasons: list[str] = []
+
+    async def run() -> list[float]:
+        lim = RedisLimiter(
+            "redis://127.0.0.1:1/0", rate=1, burst=10, lease_max=8, on_bypass=reasons.append
+        )
+        try:
+            return list(await asyncio.gather(*(lim.acquire("k") for _ in range(5))))
+        finally:
+            await lim.close()
+
+    assert asyncio.run(run()) == [0.0] * 5
+    assert len(reasons) == 5 and set(reasons) <= {"error", "timeout"}
