@@ -9,9 +9,12 @@ lease 1 is the old one-call-per-request limiter: exactly ``burst``).
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dexto.gateway.ratelimit import RedisLimiter
 
@@ -147,3 +150,45 @@ def test_queued_requests_fail_open_together_and_each_is_counted() -> None:
 
     assert asyncio.run(run()) == [0.0] * 5
     assert len(reasons) == 5 and set(reasons) <= {"error", "timeout"}
+
+
+@pytest.mark.redis
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    workers=st.integers(1, 3),
+    lease=st.integers(1, 5),
+    burst=st.integers(1, 12),
+    ops=st.lists(st.one_of(st.integers(0, 2), st.just(-1)), min_size=1, max_size=60),
+)
+def test_any_interleaving_stays_within_the_bound(
+    redis_url: str, redis_prefix: str, workers: int, lease: int, burst: int, ops: list[int]
+) -> None:
+    """ops: a worker's acquire (its index, modulo the worker count) or -1, a full refill. Every
+    stretch between refills admits at most ``burst + N * (lease - 1)`` (the first: ``burst``)."""
+    key = uuid.uuid4().hex
+
+    async def run() -> list[int]:
+        bypassed: list[str] = []  # a check skipped (Redis too slow) admits without a token
+        lims = _limiters(redis_url, redis_prefix, workers, lease, burst, bypassed)
+        client = redis.Redis.from_url(redis_url)
+        admitted = [0]
+        try:
+            for op in ops:
+                if op < 0:
+                    client.delete(f"{redis_prefix}rl:{key}")
+                    admitted.append(0)
+                else:
+                    skipped = len(bypassed)
+                    allowed = await lims[op % workers].acquire(key) == 0.0
+                    admitted[-1] += allowed and len(bypassed) == skipped
+        finally:
+            client.close()
+            for lim in lims:
+                await lim.close()
+        return admitted
+
+    first, *later = asyncio.run(run())
+    assert first <= burst
+    assert all(n <= burst + workers * (lease - 1) for n in later)
