@@ -249,7 +249,7 @@ def test_sigterm_past_the_drain_deadline_bills_what_was_relayed(
 @pytest.fixture
 def own_pg_db() -> Iterator[tuple[str, str]]:
     """A PostgreSQL database of this test's own: (URL, name); dropped afterwards."""
-    from conftest import PG_BASE, _need, _pg_problem
+    from tests.gateway.conftest import PG_BASE, _need, _pg_problem
 
     _need(_pg_problem())
     import psycopg
@@ -270,7 +270,7 @@ def own_pg_db() -> Iterator[tuple[str, str]]:
 def _pg_admin(sql: str, *params: Any) -> None:
     import psycopg
 
-    from conftest import PG_BASE
+    from tests.gateway.conftest import PG_BASE
 
     with psycopg.connect(PG_BASE, autocommit=True) as conn:
         conn.execute(sql, params)

@@ -156,7 +156,12 @@ def test_gateway_fails_open_when_its_redis_stops(
     own_redis: OwnRedis, sqlite_url: str, fake: tuple[FakeUpstream, str]
 ) -> None:
     with start_gateway(
-        sqlite_url, fake[1], redis_url=own_redis.url, rate_limit_rps=100, rate_limit_burst=100
+        sqlite_url,
+        fake[1],
+        redis_url=own_redis.url,
+        rate_limit_rps=100,
+        rate_limit_burst=100,
+        redis_lease_max=1,  # a Redis call per request (no leased tokens left to spend)
     ) as gw:
         with httpx.Client(timeout=30) as c:
             url = gw.v1 + "/chat/completions"

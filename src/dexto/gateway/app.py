@@ -104,7 +104,7 @@ class GatewayApp:
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         s = self.settings
-        configure_logging(s.log_level)
+        configure_logging(s.log_level, access_sample=s.access_log_sample)
         log = get_logger()
         db = Database(s.db_url)
         if s.auto_migrate:
@@ -122,6 +122,7 @@ class GatewayApp:
                 s.rate_limit_rps,
                 s.rate_limit_burst,
                 prefix=s.redis_prefix,
+                lease_max=s.redis_lease_max,
                 on_bypass=lambda reason: metrics.inc("ratelimit_bypassed_total", reason=reason),
             ),
             log=log,

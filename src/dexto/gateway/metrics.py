@@ -83,6 +83,10 @@ class Metrics:
             registry=self.registry,
         )
         self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
+        # hot paths: bound methods looked up once
+        self._answered: dict[tuple[str, int], tuple[Callable[[], None], Callable[[float], None]]]
+        self._answered = {}
+        self._plain_inc: dict[str, Callable[[int], None]] = {}
 
     def _child(self, name: str, values: tuple[str, ...]) -> Any:
         key = (name, values)
@@ -94,8 +98,15 @@ class Metrics:
         return child
 
     def request(self, route: str, status: int, seconds: float) -> None:
-        self._child("requests_total", (route, str(status))).inc()
-        self._child("", (route,)).observe(seconds)
+        fns = self._answered.get((route, status))
+        if fns is None:
+            fns = (
+                self._child("requests_total", (route, str(status))).inc,
+                self._child("", (route,)).observe,
+            )
+            self._answered[(route, status)] = fns
+        fns[0]()
+        fns[1](seconds)
 
     def upstream_error(self, kind: str) -> None:
         self._child("upstream_errors_total", (kind,)).inc()
@@ -103,6 +114,10 @@ class Metrics:
     def inc(self, name: str, by: int = 1, **labels: str) -> None:
         """Add ``by`` to the counter ``name`` (a key of :data:`COUNTERS`; a name missing there is
         registered on first use, labelled by the keywords given, so a count is never lost)."""
+        plain = self._plain_inc.get(name)
+        if plain is not None and not labels:
+            plain(by)
+            return
         if name not in self._counters:
             label_names = tuple(sorted(labels))
             COUNTERS.setdefault(name, (f"{name} (no description).", label_names))
@@ -110,7 +125,10 @@ class Metrics:
                 PREFIX + name, COUNTERS[name][0], COUNTERS[name][1], registry=self.registry
             )
         label_names = COUNTERS[name][1]
-        self._child(name, tuple(labels[n] for n in label_names)).inc(by)
+        child = self._child(name, tuple(labels[n] for n in label_names))
+        if not label_names:
+            self._plain_inc[name] = child.inc
+        child.inc(by)
 
     def render(self, snapshot: dict[str, int] | None) -> str:
         path = os.environ.get(MULTIPROC_ENV)

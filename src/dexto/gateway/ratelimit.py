@@ -4,13 +4,23 @@ Redis failures fail open (rate limiting is not billing): each call has a short t
 retry, and a circuit breaker stops calling Redis for ``breaker_open_s`` after
 ``breaker_failures`` consecutive failures, then lets one trial call through. Every skipped check
 is reported to ``on_bypass(reason)``; ``health()`` names the problem while it lasts.
+
+The Redis limiter is local-first: one call leases up to ``lease_max`` tokens from the shared
+bucket (never more than half of what the bucket holds, and at least one), and the worker spends
+them locally without calling Redis again. One lease per key is in flight per worker at a time;
+requests arriving meanwhile queue for a share of it, in order, and the first left without a
+token leads the next lease. A refusal is remembered locally until the wait Redis named has
+passed (and answers the queued requests too). Over any interval of
+``T`` seconds, the requests admitted for one key across ``N`` worker processes (all hosts) are at
+most ``burst + rate * T + N * (lease_max - 1)`` (each worker holds at most ``lease_max - 1``
+unspent leased tokens); ``lease_max = 1`` is one Redis call per request and no excess.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -66,6 +76,7 @@ class LocalLimiter:
 _LUA = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local v = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
@@ -77,14 +88,16 @@ if tokens == nil or ts == nil then
 end
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 local wait = 0
+local got = 0
 if tokens >= 1 then
-  tokens = tokens - 1
+  got = math.max(1, math.min(want, math.floor(tokens / 2)))
+  tokens = tokens - got
 else
   wait = (1 - tokens) / rate
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return tostring(wait)
+return tostring(got) .. ' ' .. tostring(wait)
 """
 
 
@@ -101,6 +114,8 @@ class RedisLimiter:
         timeout_s: float = 0.05,
         breaker_failures: int = 3,
         breaker_open_s: float = 5.0,
+        lease_max: int = 8,
+        max_keys: int = 100_000,
         on_bypass: Callable[[str], None] | None = None,
     ) -> None:
         import redis.asyncio as aioredis
@@ -126,6 +141,12 @@ class RedisLimiter:
         self._open_until = 0.0  # breaker open (calls skipped) until this monotonic time
         self._trial = False  # a half-open trial call is in flight
         self._last_error: str | None = None
+        self.lease_max = max(1, lease_max)
+        self._max_keys = max_keys
+        self._held: dict[str, int] = {}  # key -> leased tokens not yet spent
+        self._denied: dict[str, float] = {}  # key -> monotonic time until which Redis said no
+        # key -> requests waiting for the lease in flight (present while one is in flight)
+        self._queues: dict[str, deque[asyncio.Future[tuple[str, float]]]] = {}
 
     def _bypass(self, reason: str) -> float:
         if self._on_bypass is not None:
@@ -173,13 +194,92 @@ class RedisLimiter:
     async def acquire(self, key: str) -> float:
         if self.rate <= 0:
             return 0.0
+        if self.lease_max == 1:  # nothing is held locally: every request asks Redis
+            try:
+                got, wait = await self._lease(key)
+            except _Skipped as skip:
+                return self._bypass(skip.reason)
+            return 0.0 if got else wait
+        held = self._held.get(key, 0)
+        if held > 0:
+            self._held[key] = held - 1
+            return 0.0
+        now = time.monotonic()
+        until = self._denied.get(key, 0.0)
+        if until > now:
+            return until - now
+        queue = self._queues.get(key)
+        if queue is not None:  # a lease is in flight for this key: wait for a share of it
+            turn: asyncio.Future[tuple[str, float]] = asyncio.get_running_loop().create_future()
+            queue.append(turn)
+            try:
+                kind, value = await turn
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled() and turn.result()[0] == "lease":
+                    self._hand_over(key, queue, ("lease", 0.0))  # chosen to lead, but gone
+                raise
+            if kind == "token":
+                return 0.0
+            if kind == "denied":
+                return value
+            if kind != "lease":
+                return self._bypass(kind)
+        else:
+            queue = self._queues[key] = deque()
+        return await self._lead(key, queue)
+
+    async def _lead(self, key: str, queue: deque[asyncio.Future[tuple[str, float]]]) -> float:
+        """Lease for ``key`` and share the tokens with the requests queued meanwhile (in order);
+        the first request left without a token leads the next lease."""
+        outcome: tuple[str, float] = ("lease", 0.0)
         try:
-            raw = await self._call(
-                lambda: self._script(keys=[f"{self.prefix}rl:{key}"], args=[self.rate, self.burst])
-            )
+            got, wait = await self._lease(key)
+            if got > 0:
+                spare = got - 1
+                while spare and queue:
+                    turn = queue.popleft()
+                    if not turn.done():
+                        turn.set_result(("token", 0.0))
+                        spare -= 1
+                if spare:
+                    self._held[key] = self._held.get(key, 0) + spare
+                self._denied.pop(key, None)
+                return 0.0
+            self._denied[key] = time.monotonic() + wait
+            outcome = ("denied", wait)
+            return wait
         except _Skipped as skip:
+            outcome = (skip.reason, 0.0)
             return self._bypass(skip.reason)
-        return float(raw.decode() if isinstance(raw, bytes) else raw)
+        finally:  # also on cancellation: the queue is never left without a leader
+            self._hand_over(key, queue, outcome)
+
+    def _hand_over(
+        self, key: str, queue: deque[asyncio.Future[tuple[str, float]]], outcome: tuple[str, float]
+    ) -> None:
+        if outcome[0] != "lease":  # refused or skipped: every queued request shares the outcome
+            while queue:
+                turn = queue.popleft()
+                if not turn.done():
+                    turn.set_result(outcome)
+        while queue:
+            turn = queue.popleft()
+            if not turn.done():
+                turn.set_result(("lease", 0.0))  # this request leads the next lease
+                return
+        del self._queues[key]
+        if len(self._held) > self._max_keys or len(self._denied) > self._max_keys:
+            self._held.clear()  # unspent tokens are dropped: fewer admissions, never more
+            self._denied.clear()
+
+    async def _lease(self, key: str) -> tuple[int, float]:
+        raw = await self._call(
+            lambda: self._script(
+                keys=[f"{self.prefix}rl:{key}"], args=[self.rate, self.burst, self.lease_max]
+            )
+        )
+        got, wait = (raw.decode() if isinstance(raw, bytes) else str(raw)).split()
+        return int(float(got)), float(wait)
 
     async def health(self) -> str | None:
         """Pings Redis (through the breaker) and names the failure, if any."""
@@ -211,8 +311,11 @@ def make_limiter(
     burst: int,
     *,
     prefix: str = "dexto:gw:",
+    lease_max: int = 8,
     on_bypass: Callable[[str], None] | None = None,
 ) -> RateLimiter:
     if redis_url:
-        return RedisLimiter(redis_url, rate, burst, prefix=prefix, on_bypass=on_bypass)
+        return RedisLimiter(
+            redis_url, rate, burst, prefix=prefix, lease_max=lease_max, on_bypass=on_bypass
+        )
     return LocalLimiter(rate, burst)

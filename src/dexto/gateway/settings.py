@@ -46,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
     "log_level": "INFO",
     "login_backoff_s": 30.0,  # first device-login block after repeated failures (doubles)
     "device_codes_per_minute": 10,  # device codes issued per client address per minute
+    "redis_lease_max": 8,  # tokens one Redis call may lease to a worker (1 = a call per request)
+    "access_log_sample": 1.0,  # share of successful requests that get an access log line
 }
 
 # field name -> environment variable
@@ -78,6 +80,8 @@ ENV_VARS: dict[str, str] = {
     "log_level": "DEXTO_GATEWAY_LOG_LEVEL",
     "login_backoff_s": "DEXTO_GATEWAY_LOGIN_BACKOFF_S",
     "device_codes_per_minute": "DEXTO_GATEWAY_DEVICE_CODES_PER_MINUTE",
+    "redis_lease_max": "DEXTO_GATEWAY_REDIS_LEASE_MAX",
+    "access_log_sample": "DEXTO_GATEWAY_ACCESS_LOG_SAMPLE",
 }
 
 
@@ -115,6 +119,8 @@ class GatewaySettings:
     log_level: str = DEFAULTS["log_level"]
     login_backoff_s: float = DEFAULTS["login_backoff_s"]
     device_codes_per_minute: int = DEFAULTS["device_codes_per_minute"]
+    redis_lease_max: int = DEFAULTS["redis_lease_max"]
+    access_log_sample: float = DEFAULTS["access_log_sample"]
 
     @classmethod
     def resolve(
