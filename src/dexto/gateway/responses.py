@@ -18,6 +18,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from dexto.gateway import openapi
 from dexto.gateway.accounts import looks_like_key
 from dexto.gateway.asgi import (
     BodyTooLarge,
@@ -179,3 +180,177 @@ class _Out:
         headers.append((b"content-length", str(len(data)).encode()))
         await self._send({**self._start, "headers": headers})
         await self._send({"type": "http.response.body", "body": data, "more_body": False})
+
+
+def _register_openapi() -> None:
+    string = {"type": "string"}
+    nstring = {"type": "string", "nullable": True}
+
+    def obj(props: dict[str, Any], *required: str) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "object", "properties": props}
+        if required:
+            schema["required"] = list(required)
+        return schema
+
+    def kind(*names: str) -> dict[str, Any]:
+        return {"type": "string", "enum": list(names)}
+
+    part = {
+        "anyOf": [
+            obj({"type": kind("input_text", "output_text"), "text": string}, "type", "text"),
+            obj(
+                {"type": kind("input_image"), "image_url": string, "detail": string},
+                "type",
+                "image_url",
+            ),
+            obj(
+                {"type": kind("input_file"), "filename": string, "file_data": string},
+                "type",
+                "file_data",
+            ),
+        ]
+    }
+    item = {
+        "anyOf": [
+            obj(
+                {
+                    "type": kind("message"),
+                    "role": kind("user", "assistant", "system", "developer"),
+                    "content": {"anyOf": [string, {"type": "array", "items": part}]},
+                },
+                "role",
+                "content",
+            ),
+            obj(
+                {
+                    "type": kind("function_call"),
+                    "call_id": string,
+                    "name": string,
+                    "arguments": string,
+                },
+                "type",
+                "call_id",
+                "name",
+                "arguments",
+            ),
+            obj({"type": kind("function_call_output"), "call_id": string, "output": string},
+                "type", "call_id", "output"),
+        ]
+    }
+    tool = obj(
+        {
+            "type": kind("function"),
+            "name": string,
+            "description": string,
+            "parameters": {"type": "object"},
+            "strict": {"type": "boolean"},
+        },
+        "type",
+        "name",
+    )
+    text_format = obj(
+        {
+            "type": kind("text", "json_object", "json_schema"),
+            "name": string,
+            "schema": {"type": "object"},
+            "strict": {"type": "boolean"},
+        },
+        "type",
+    )
+    request = obj(
+        {
+            "model": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": r"\S"},
+            "input": {"anyOf": [string, {"type": "array", "minItems": 1, "items": item}]},
+            "instructions": nstring,
+            "tools": {"type": "array", "items": tool, "nullable": True},
+            "tool_choice": {
+                "nullable": True,
+                "anyOf": [
+                    kind("auto", "none", "required"),
+                    obj({"type": kind("function"), "name": string}, "type", "name"),
+                ],
+            },
+            "max_output_tokens": {"type": "integer", "minimum": 1, "nullable": True},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2, "nullable": True},
+            "top_p": {"type": "number", "minimum": 0, "maximum": 1, "nullable": True},
+            "parallel_tool_calls": {"type": "boolean", "nullable": True},
+            "user": nstring,
+            "text": obj({"format": text_format}),
+            "reasoning": obj(
+                {"effort": {**kind("minimal", "low", "medium", "high"), "nullable": True}}
+            ),
+            "stream": {"type": "boolean", "nullable": True},
+            "metadata": {"type": "object", "additionalProperties": string, "nullable": True},
+            "store": {"type": "boolean", "nullable": True},
+        },
+        "model",
+        "input",
+    )
+    usage = obj(
+        {
+            "input_tokens": {"type": "integer"},
+            "output_tokens": {"type": "integer"},
+            "total_tokens": {"type": "integer"},
+            "input_tokens_details": obj({"cached_tokens": {"type": "integer"}}),
+            "output_tokens_details": obj({"reasoning_tokens": {"type": "integer"}}),
+            "cost": {"type": "number"},
+        },
+        "input_tokens",
+        "output_tokens",
+        "total_tokens",
+    )
+    response = obj(
+        {
+            "id": string,
+            "object": kind("response"),
+            "created_at": {"type": "integer"},
+            "status": kind("completed", "incomplete", "failed"),
+            "error": {**obj({"code": string, "message": string}), "nullable": True},
+            "incomplete_details": {**obj({"reason": string}), "nullable": True},
+            "model": string,
+            "output": {
+                "type": "array",
+                "items": obj(
+                    {"type": kind("message", "function_call", "reasoning"), "id": string},
+                    "type",
+                    "id",
+                ),
+            },
+            "usage": {**usage, "nullable": True},
+        },
+        "id",
+        "object",
+        "created_at",
+        "status",
+        "model",
+        "output",
+    )
+    event = obj({"data": string, "event": string}, "data")
+    openapi.register(
+        "/v1/responses",
+        "post",
+        {
+            "summary": "OpenAI Responses API, served through the chat-completions path and "
+            "billed the same way (usage.cost = the charge)",
+            "security": openapi.USER_KEY,
+            "requestBody": openapi.json_body(request),
+            "responses": {
+                "200": {
+                    "description": "A Response object (JSON), or Responses events (SSE) when "
+                    "stream=true",
+                    "content": {
+                        "application/json": {"schema": response},
+                        "text/event-stream": {"schema": event},
+                    },
+                },
+                **openapi.errors(400, 401, 402, 405, 413, 415, 429, 502, 503, 504),
+                "4XX": openapi.json_response(
+                    "Any other upstream 4xx, relayed as it is; not charged",
+                    {"$ref": "#/components/schemas/Error"},
+                ),
+            },
+        },
+    )
+
+
+_register_openapi()
