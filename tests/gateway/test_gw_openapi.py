@@ -3,6 +3,7 @@ zero 5xx, every answer documented (status, content type, JSON shape)."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -84,6 +85,27 @@ _CHECKS = [
 ]
 
 
+def _check_events(path: str, text: str) -> None:
+    """Chat streams: JSON chunks then ``[DONE]``. Responses streams: every event is ``event:`` +
+    JSON ``data:`` of that type, numbered from 0, ending with the whole Response object."""
+    events = [e for e in text.split("\n\n") if e.strip() and not e.startswith(":")]
+    # SSE lines end at LF only: U+2028 or U+0085 inside the JSON are not line breaks.
+    fields = [dict(line.split(": ", 1) for line in e.split("\n")) for e in events]
+    if path == "/v1/chat/completions":
+        assert [f["data"] for f in fields][-1:] == ["[DONE]"], text[-300:]
+        for f in fields[:-1]:
+            assert isinstance(json.loads(f["data"]), dict), f
+        return
+    docs = [json.loads(f["data"]) for f in fields]
+    assert [d["type"] for d in docs] == [f["event"] for f in fields]
+    assert [d["sequence_number"] for d in docs] == list(range(len(docs)))
+    assert docs[0]["type"] == "response.created"
+    assert docs[-1]["type"] in ("response.completed", "response.incomplete"), docs[-1]
+    final = docs[-1]["response"]
+    assert final["object"] == "response" and isinstance(final["output"], list)
+    assert isinstance(final["usage"]["cost"], float | int), final["usage"]
+
+
 def _fuzz(operation: Any, base_url: str, token: str) -> Counter[int]:
     statuses: Counter[int] = Counter()
 
@@ -111,6 +133,8 @@ def _fuzz(operation: Any, base_url: str, token: str) -> Counter[int]:
             base_url=base_url, headers={"Authorization": f"Bearer {token}"}, checks=_CHECKS
         )
         statuses[response.status_code] += 1
+        if response.headers.get("content-type", [""])[0].startswith("text/event-stream"):
+            _check_events(operation.path, response.text)
 
     run()
     return statuses
@@ -118,6 +142,7 @@ def _fuzz(operation: Any, base_url: str, token: str) -> Counter[int]:
 
 def test_fuzz_gateway(fuzz_gateway: Gateway) -> None:
     schema = schemathesis.openapi.from_url(fuzz_gateway.url + "/openapi.json")
+    schema.config.max_stream_events = 1000  # read whole streams (the default stops at 20)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == len(OPERATIONS)
     seen: dict[str, Counter[int]] = {}
