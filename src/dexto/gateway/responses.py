@@ -233,8 +233,12 @@ def _register_openapi() -> None:
                 "name",
                 "arguments",
             ),
-            obj({"type": kind("function_call_output"), "call_id": string, "output": string},
-                "type", "call_id", "output"),
+            obj(
+                {"type": kind("function_call_output"), "call_id": string, "output": string},
+                "type",
+                "call_id",
+                "output",
+            ),
         ]
     }
     tool = obj(

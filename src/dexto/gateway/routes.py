@@ -167,9 +167,7 @@ def _register_openapi() -> None:
         "get",
         {
             "summary": "One entry of the model list (the ID may contain '/')",
-            "parameters": [
-                {"name": "model_id", "in": "path", "required": True, "schema": string}
-            ],
+            "parameters": [{"name": "model_id", "in": "path", "required": True, "schema": string}],
             "responses": {
                 "200": openapi.json_response(
                     "The model, with OpenAI's object and owned_by",
@@ -236,8 +234,11 @@ def _register_openapi() -> None:
                     "type": "object",
                     "required": ["data"],
                     "properties": {
-                        "data": {"type": "object", "required": list(key_props),
-                                 "properties": key_props}
+                        "data": {
+                            "type": "object",
+                            "required": list(key_props),
+                            "properties": key_props,
+                        }
                     },
                 },
             ),
