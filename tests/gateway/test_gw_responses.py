@@ -237,3 +237,32 @@ def test_stream_translation_ignores_chunk_boundaries(n: int, tool: bool, cuts: l
         assert final["response"]["output"][0]["content"][0]["text"] == "".join(
             f"w{i} " for i in range(n)
         )
+
+
+def test_responses_requests_have_their_own_metrics_route(gateway: Gateway) -> None:
+    """Every answer of /v1/responses is counted under route="responses", chat's stay apart."""
+    chat = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    with httpx.Client() as c:
+        ok = c.post(
+            gateway.v1 + "/responses",
+            json={"model": MODEL, "input": "hello"},
+            headers=gateway.auth(),
+        )
+        streamed = c.post(
+            gateway.v1 + "/responses",
+            json={"model": MODEL, "input": "hello", "stream": True},
+            headers=gateway.auth(),
+        )
+        bad = c.post(gateway.v1 + "/responses", json={"model": MODEL}, headers=gateway.auth())
+        unauth = c.post(gateway.v1 + "/responses", json={"model": MODEL, "input": "x"})
+        plain = c.post(gateway.v1 + "/chat/completions", json=chat, headers=gateway.auth())
+        metrics = c.get(gateway.url + "/metrics").text
+    assert (ok.status_code, streamed.status_code, bad.status_code) == (200, 200, 400)
+    assert (unauth.status_code, plain.status_code) == (401, 200)
+    for line in (
+        'dexto_gateway_requests_total{route="responses",status="200"} 2.0',
+        'dexto_gateway_requests_total{route="responses",status="400"} 1.0',
+        'dexto_gateway_requests_total{route="responses",status="401"} 1.0',
+        'dexto_gateway_requests_total{route="chat_completions",status="200"} 1.0',
+    ):
+        assert line in metrics, (line, [m for m in metrics.splitlines() if "requests_total" in m])

@@ -74,6 +74,7 @@ _ERROR_TEXT = {
     402: "Insufficient Dexto credits",
     403: "Refused",
     404: "Not found (or the admin API is disabled)",
+    405: "Method not allowed",
     413: "Body too large",
     415: "Unsupported Content-Type",
     429: "Rate limited; see Retry-After",
@@ -448,7 +449,13 @@ def document() -> dict[str, Any]:
         paths.setdefault(path, {})[method] = op
     return {
         "openapi": "3.0.3",
-        "info": {"title": "Dexto gateway", "version": "1"},
+        "info": {
+            "title": "Dexto gateway",
+            "version": "1",
+            "description": "Each path is also served under /api/v1 (OpenRouter base URLs):"
+            " /api/v1/X is /v1/X, or /X for the paths outside /v1 (/api/v1/me/usage is"
+            " /me/usage).",
+        },
         "paths": paths,
         "components": COMPONENTS,
     }

@@ -1,10 +1,10 @@
 """``POST /v1/responses``: the OpenAI Responses API, translated onto the chat-completions path.
 
 The request is checked (method, key shape, content type, size, body), translated into a
-chat-completions request (``responses_wire.to_chat``) and handed to the very same ASGI handler
-that serves ``POST /v1/chat/completions`` (``proxy.ChatCompletions``) — same rate limit, hold,
-upstream call, relay and settlement, so the charge is computed by the same code. The handler's
-answer is translated back on its way out:
+chat-completions request (``responses_wire.to_chat``) and run by the very same handler that
+serves ``POST /v1/chat/completions`` (``proxy.ChatCompletions.run_chat``, metrics label
+``route="responses"``) — same rate limit, hold, upstream call, relay and settlement, so the
+charge is computed by the same code. The handler's answer is translated back on its way out:
 
 * 200 JSON → a Response object (``usage.cost`` = the charged ``X-Dexto-Cost``);
 * 200 SSE → Responses events, ``response.completed`` carrying the usage; an interrupted upstream
@@ -15,9 +15,11 @@ answer is translated back on its way out:
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+import time
+from collections.abc import MutableMapping
 from typing import Any
 
+from dexto.gateway import openapi
 from dexto.gateway.accounts import looks_like_key
 from dexto.gateway.asgi import (
     BodyTooLarge,
@@ -29,14 +31,13 @@ from dexto.gateway.asgi import (
     send_bytes,
 )
 from dexto.gateway.http_errors import error_body
+from dexto.gateway.proxy import ChatCompletions
 from dexto.gateway.responses_wire import StreamTranslator, to_chat, to_response
 from dexto.gateway.validation import BAD_CTYPE, INVALID_KEY, TOO_LARGE, parse_chat
 
 __all__ = ["ResponsesEndpoint"]
 
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-_CHAT_PATH = "/v1/chat/completions"
+ROUTE = "responses"  # the metrics label of this endpoint's requests
 
 
 def _bad(message: str) -> bytes:
@@ -44,13 +45,20 @@ def _bad(message: str) -> bytes:
 
 
 class ResponsesEndpoint:
-    """Raw ASGI endpoint wrapping the chat-completions ASGI handler ``chat``."""
+    """Raw ASGI endpoint: checks and translates, then runs ``chat.run_chat``."""
 
-    def __init__(self, chat: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, chat: ChatCompletions, max_body_bytes: int) -> None:
         self.chat = chat
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        status = await self._handle(scope, receive, send)
+        if status is not None:  # answered here, before run_chat (which counts its own)
+            self.chat.state.metrics.request(ROUTE, status, time.perf_counter() - started)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> int | None:
+        """The status of an answer sent here (499: client gone), or None after ``run_chat``."""
         if scope["method"] != "POST":
             await send_bytes(
                 send,
@@ -58,62 +66,40 @@ class ResponsesEndpoint:
                 error_body("METHOD_NOT_ALLOWED", "Use POST.", "invalid_request_error"),
                 [(b"allow", b"POST")],
             )
-            return
+            return 405
         headers: dict[bytes, bytes] = dict(scope["headers"])
         auth = headers.get(b"authorization", b"")
         token = auth[7:].strip().decode("latin-1") if auth[:7].lower() == b"bearer " else ""
         if not looks_like_key(token):
             await send_bytes(send, 401, INVALID_KEY, [])
-            return
+            return 401
         ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if ctype != b"application/json":
             await send_bytes(send, 415, BAD_CTYPE, [])
-            return
-        limit = self.max_body_bytes
+            return 415
         try:
-            raw = await read_body(receive, limit)
+            raw = await read_body(receive, self.max_body_bytes)
         except BodyTooLarge:
             await send_bytes(send, 413, TOO_LARGE, [])
-            return
+            return 413
         except ClientGone:
-            return
+            return 499
         try:
             req = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             req = None
         if not isinstance(req, dict):
             await send_bytes(send, 400, _bad("The request body must be a JSON object."), [])
-            return
+            return 400
         problem, chat = to_chat(req)
         body = json.dumps(chat, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         if not problem:
             problem = parse_chat(body)[0]
         if problem:
             await send_bytes(send, 400, _bad(problem), [])
-            return
-        await self.chat(_chat_scope(scope, len(body)), _replay(body, receive), _Out(send, req))
-
-
-def _chat_scope(scope: Scope, length: int) -> Scope:
-    headers = [
-        (k, v) for k, v in scope["headers"] if k not in (b"content-length", b"transfer-encoding")
-    ]
-    headers.append((b"content-length", str(length).encode()))
-    return {**scope, "path": _CHAT_PATH, "raw_path": _CHAT_PATH.encode(), "headers": headers}
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that yields ``body`` once, then the client's own messages (disconnects)."""
-    sent = False
-
-    async def replay() -> MutableMapping[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
+            return 400
+        await self.chat.run_chat(scope, receive, _Out(send, req), body, route=ROUTE)
+        return None
 
 
 class _Out:
@@ -179,3 +165,181 @@ class _Out:
         headers.append((b"content-length", str(len(data)).encode()))
         await self._send({**self._start, "headers": headers})
         await self._send({"type": "http.response.body", "body": data, "more_body": False})
+
+
+def _register_openapi() -> None:
+    string = {"type": "string"}
+    nstring = {"type": "string", "nullable": True}
+
+    def obj(props: dict[str, Any], *required: str) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "object", "properties": props}
+        if required:
+            schema["required"] = list(required)
+        return schema
+
+    def kind(*names: str) -> dict[str, Any]:
+        return {"type": "string", "enum": list(names)}
+
+    part = {
+        "anyOf": [
+            obj({"type": kind("input_text", "output_text"), "text": string}, "type", "text"),
+            obj(
+                {"type": kind("input_image"), "image_url": string, "detail": string},
+                "type",
+                "image_url",
+            ),
+            obj(
+                {"type": kind("input_file"), "filename": string, "file_data": string},
+                "type",
+                "file_data",
+            ),
+        ]
+    }
+    item = {
+        "anyOf": [
+            obj(
+                {
+                    "type": kind("message"),
+                    "role": kind("user", "assistant", "system", "developer"),
+                    "content": {"anyOf": [string, {"type": "array", "items": part}]},
+                },
+                "role",
+                "content",
+            ),
+            obj(
+                {
+                    "type": kind("function_call"),
+                    "call_id": string,
+                    "name": string,
+                    "arguments": string,
+                },
+                "type",
+                "call_id",
+                "name",
+                "arguments",
+            ),
+            obj(
+                {"type": kind("function_call_output"), "call_id": string, "output": string},
+                "type",
+                "call_id",
+                "output",
+            ),
+        ]
+    }
+    tool = obj(
+        {
+            "type": kind("function"),
+            "name": string,
+            "description": string,
+            "parameters": {"type": "object"},
+            "strict": {"type": "boolean"},
+        },
+        "type",
+        "name",
+    )
+    text_format = obj(
+        {
+            "type": kind("text", "json_object", "json_schema"),
+            "name": string,
+            "schema": {"type": "object"},
+            "strict": {"type": "boolean"},
+        },
+        "type",
+    )
+    request = obj(
+        {
+            "model": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": r"\S"},
+            "input": {"anyOf": [string, {"type": "array", "minItems": 1, "items": item}]},
+            "instructions": nstring,
+            "tools": {"type": "array", "items": tool, "nullable": True},
+            "tool_choice": {
+                "nullable": True,
+                "anyOf": [
+                    kind("auto", "none", "required"),
+                    obj({"type": kind("function"), "name": string}, "type", "name"),
+                ],
+            },
+            "max_output_tokens": {"type": "integer", "minimum": 1, "nullable": True},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2, "nullable": True},
+            "top_p": {"type": "number", "minimum": 0, "maximum": 1, "nullable": True},
+            "parallel_tool_calls": {"type": "boolean", "nullable": True},
+            "user": nstring,
+            "text": obj({"format": text_format}),
+            "reasoning": obj(
+                {"effort": {**kind("minimal", "low", "medium", "high"), "nullable": True}}
+            ),
+            "stream": {"type": "boolean", "nullable": True},
+            "metadata": {"type": "object", "additionalProperties": string, "nullable": True},
+            "store": {"type": "boolean", "nullable": True},
+        },
+        "model",
+        "input",
+    )
+    usage = obj(
+        {
+            "input_tokens": {"type": "integer"},
+            "output_tokens": {"type": "integer"},
+            "total_tokens": {"type": "integer"},
+            "input_tokens_details": obj({"cached_tokens": {"type": "integer"}}),
+            "output_tokens_details": obj({"reasoning_tokens": {"type": "integer"}}),
+            "cost": {"type": "number"},
+        },
+        "input_tokens",
+        "output_tokens",
+        "total_tokens",
+    )
+    response = obj(
+        {
+            "id": string,
+            "object": kind("response"),
+            "created_at": {"type": "integer"},
+            "status": kind("completed", "incomplete", "failed"),
+            "error": {**obj({"code": string, "message": string}), "nullable": True},
+            "incomplete_details": {**obj({"reason": string}), "nullable": True},
+            "model": string,
+            "output": {
+                "type": "array",
+                "items": obj(
+                    {"type": kind("message", "function_call", "reasoning"), "id": string},
+                    "type",
+                    "id",
+                ),
+            },
+            "usage": {**usage, "nullable": True},
+        },
+        "id",
+        "object",
+        "created_at",
+        "status",
+        "model",
+        "output",
+    )
+    event = obj({"data": string, "event": string}, "data")
+    openapi.register(
+        "/v1/responses",
+        "post",
+        {
+            "summary": "OpenAI Responses API, served through the chat-completions path and "
+            "billed the same way (usage.cost = the charge)",
+            "security": openapi.USER_KEY,
+            "requestBody": openapi.json_body(request),
+            "responses": {
+                "200": {
+                    "description": "A Response object (JSON), or Responses events (SSE) when "
+                    "stream=true",
+                    "content": {
+                        "application/json": {"schema": response},
+                        "text/event-stream": {"schema": event},
+                    },
+                },
+                **openapi.errors(400, 401, 402, 405, 413, 415, 429, 502, 503, 504),
+                "4XX": openapi.json_response(
+                    "Any other upstream 4xx, relayed as it is; not charged",
+                    {"$ref": "#/components/schemas/Error"},
+                ),
+            },
+        },
+    )
+
+
+_register_openapi()

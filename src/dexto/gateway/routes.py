@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from dexto.gateway import openapi
 from dexto.gateway.accounts import hash_key, looks_like_key
 from dexto.gateway.http_errors import error_body
 from dexto.gateway.logs import log_event
@@ -154,3 +155,130 @@ def make_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
         Route("/metrics", metrics, methods=["GET"]),
     ]
 
+
+
+def _register_openapi() -> None:
+    num = {"type": "number"}
+    nnum = {"type": "number", "nullable": True}
+    string = {"type": "string"}
+    boolean = {"type": "boolean"}
+    openapi.register(
+        "/v1/models/{model_id}",
+        "get",
+        {
+            "summary": "One entry of the model list (the ID may contain '/')",
+            "parameters": [{"name": "model_id", "in": "path", "required": True, "schema": string}],
+            "responses": {
+                "200": openapi.json_response(
+                    "The model, with OpenAI's object and owned_by",
+                    {
+                        "type": "object",
+                        "required": ["id", "object", "owned_by"],
+                        "properties": {
+                            "id": string,
+                            "object": {"type": "string", "enum": ["model"]},
+                            "owned_by": string,
+                        },
+                    },
+                ),
+                **openapi.errors(404, 502),
+            },
+        },
+    )
+    credits = {
+        "type": "object",
+        "required": ["total_credits", "total_usage"],
+        "properties": {"total_credits": num, "total_usage": num},
+    }
+    openapi.register(
+        "/v1/credits",
+        "get",
+        {
+            "summary": "OpenRouter-shaped credits of the key's account (USD)",
+            "security": openapi.USER_KEY,
+            "responses": {
+                "200": openapi.json_response(
+                    "Credits granted and used",
+                    {"type": "object", "required": ["data"], "properties": {"data": credits}},
+                ),
+                **openapi.errors(401),
+            },
+        },
+    )
+    usd_fields = ("usage", "usage_daily", "usage_weekly", "usage_monthly")
+    byok_fields = tuple("byok_" + f for f in usd_fields)
+    key_props: dict[str, Any] = {
+        "label": string,
+        "limit": nnum,
+        "limit_remaining": nnum,
+        "limit_reset": {"type": "string", "nullable": True},
+        "include_byok_in_limit": boolean,
+        **{f: num for f in usd_fields + byok_fields},
+        "is_free_tier": boolean,
+        "is_provisioning_key": boolean,
+        "is_management_key": boolean,
+        "expires_at": {"type": "string", "nullable": True},
+        "rate_limit": {
+            "type": "object",
+            "required": ["requests", "interval"],
+            "properties": {"requests": {"type": "integer"}, "interval": string, "note": string},
+        },
+    }
+    key_op = {
+        "summary": "OpenRouter-shaped information on the calling key (limit = credits granted)",
+        "security": openapi.USER_KEY,
+        "responses": {
+            "200": openapi.json_response(
+                "The key",
+                {
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": {
+                        "data": {
+                            "type": "object",
+                            "required": list(key_props),
+                            "properties": key_props,
+                        }
+                    },
+                },
+            ),
+            **openapi.errors(401),
+        },
+    }
+    openapi.register("/v1/key", "get", key_op)
+    openapi.register("/v1/auth/key", "get", key_op)
+    health = {
+        "type": "object",
+        "required": ["status", "db"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded", "error"]},
+            "db": string,
+            "models": {"type": "object"},
+            "redis": {"type": "string", "enum": ["ok", "unavailable"]},
+            "reason": string,
+        },
+    }
+    openapi.register(
+        "/healthz",
+        "get",
+        {
+            "summary": "Liveness: the database answers (degraded: Redis down, still serving)",
+            "responses": {
+                "200": openapi.json_response("ok or degraded", health),
+                "503": openapi.json_response("The database is unreachable", health),
+            },
+        },
+    )
+    openapi.register(
+        "/metrics",
+        "get",
+        {
+            "summary": "Prometheus metrics (text exposition format 0.0.4)",
+            "responses": {
+                "200": {"description": "Metrics", "content": {"text/plain": {"schema": string}}}
+            },
+        },
+    )
+
+
+_register_openapi()
