@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import MutableMapping
 from typing import Any
 
 import httpx
@@ -18,7 +19,7 @@ def _no_state() -> GatewayState:
     raise RuntimeError("not started")
 
 
-async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def _app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     if scope["path"] == "/after-start":
