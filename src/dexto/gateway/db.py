@@ -20,7 +20,14 @@ from urllib.parse import unquote, urlsplit
 
 from dexto.errors import ConfigError, DextoError
 
-__all__ = ["Conn", "Database", "DatabaseUnavailable", "is_unavailable", "redact_url"]
+__all__ = [
+    "Conn",
+    "Database",
+    "DatabaseUnavailable",
+    "WriteLockBusy",
+    "is_unavailable",
+    "redact_url",
+]
 
 Row = tuple[Any, ...]
 
@@ -84,6 +91,10 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"[:300] if first else type(exc).__name__
 
 
+class WriteLockBusy(Exception):
+    """A non-waiting SQLite connection found the in-process writer mutex taken (nothing ran)."""
+
+
 class Conn:
     """A thin wrapper giving both drivers one API: ``execute``, ``one``, ``all``, ``write``."""
 
@@ -93,6 +104,8 @@ class Conn:
         dialect: str,
         write_lock: threading.Lock | None = None,
         inode: tuple[int, int] | None = None,
+        *,
+        wait_for_lock: bool = True,
     ) -> None:
         self.raw = raw
         self.dialect = dialect
@@ -100,6 +113,10 @@ class Conn:
         self._write_lock = write_lock
         self.inode = inode  # SQLite: (st_dev, st_ino) of the file this connection opened
         self.statements = 0  # statements that succeeded on this connection
+        self.commits = 0  # write transactions committed on this connection
+        # False: :meth:`write` raises :class:`WriteLockBusy` instead of waiting for the
+        # in-process writer mutex (a connection used on the event loop must never block).
+        self._wait_for_lock = wait_for_lock
 
     def _sql(self, sql: str) -> str:
         if self.dialect == "sqlite":
@@ -127,7 +144,8 @@ class Conn:
         lock = self._write_lock
         if lock is not None:
             # Threads of one process queue here instead of polling SQLite's busy handler.
-            lock.acquire()
+            if not lock.acquire(self._wait_for_lock):
+                raise WriteLockBusy("another writer of this process holds the SQLite write lock")
         try:
             if self.dialect == "sqlite":
                 self.raw.execute("BEGIN IMMEDIATE")
@@ -138,6 +156,7 @@ class Conn:
                 raise
             else:
                 self.raw.commit()
+                self.commits += 1
         finally:
             if lock is not None:
                 lock.release()
@@ -190,10 +209,15 @@ class Database:
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
         self._opened: list[Conn] = []
 
-    def connect(self, *, create: bool = True) -> Conn:
-        """Open a connection. SQLite: ``create=False`` refuses to create a missing file."""
+    def connect(self, *, create: bool = True, busy_timeout_s: float | None = None) -> Conn:
+        """Open a connection. SQLite: ``create=False`` refuses to create a missing file;
+        ``busy_timeout_s=0`` opens a connection that never waits for a lock: SQLite answers
+        ``SQLITE_BUSY`` at once and :meth:`Conn.write` raises :class:`WriteLockBusy` instead of
+        waiting for this process's other writers."""
         if self.dialect == "sqlite":
-            conn = self._connect_sqlite(create)
+            conn = self._connect_sqlite(
+                create, BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
+            )
         else:
             import psycopg
 
@@ -210,7 +234,7 @@ class Database:
             self._opened.append(conn)
         return conn
 
-    def _connect_sqlite(self, create: bool) -> Conn:
+    def _connect_sqlite(self, create: bool, busy_timeout_s: float) -> Conn:
         assert self.path is not None
         path = self.path
         if create:
@@ -229,14 +253,14 @@ class Database:
             raw = sqlite3.connect(
                 f"file:{_uri_path(path)}?mode=rw{'c' if create else ''}",
                 uri=True,
-                timeout=BUSY_TIMEOUT_S,
+                timeout=busy_timeout_s,
                 isolation_level=None,
                 check_same_thread=False,
             )
             raw.execute("PRAGMA journal_mode=WAL")
             raw.execute("PRAGMA synchronous=NORMAL")
             raw.execute("PRAGMA foreign_keys=ON")
-            raw.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            raw.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         except sqlite3.Error as exc:
             raise DatabaseUnavailable(
                 f"cannot open the SQLite database {str(path)!r}: {describe(exc)}",
@@ -246,7 +270,13 @@ class Database:
             _tighten(Path(f"{path}{suffix}"))
         st = os.stat(path)
         # isolation_level=None: we issue BEGIN ourselves; commit()/rollback() still work.
-        return Conn(_SqliteRaw(raw), "sqlite", self._write_lock, (st.st_dev, st.st_ino))
+        return Conn(
+            _SqliteRaw(raw),
+            "sqlite",
+            self._write_lock,
+            (st.st_dev, st.st_ino),
+            wait_for_lock=busy_timeout_s > 0,
+        )
 
     def check_file(self, conn: Conn) -> None:
         """SQLite: refuse to use a connection whose file was moved, removed or replaced."""
@@ -337,6 +367,10 @@ class _SqliteRaw:
     def rollback(self) -> None:
         if self._raw.in_transaction:
             self._raw.execute("ROLLBACK")
+
+    @property
+    def total_changes(self) -> int:
+        return self._raw.total_changes
 
     def close(self) -> None:
         self._raw.close()

@@ -36,6 +36,15 @@ class ErrorGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        owner: Any = getattr(send, "__self__", None)
+        if isinstance(getattr(owner, "response_started", None), bool):
+            # uvicorn's request cycle records whether the response started: no wrapper
+            # coroutine around every message sent.
+            try:
+                await self.app(scope, receive, send)
+            except Exception as exc:  # noqa: BLE001 - answered or logged by _failed
+                await self._failed(exc, scope, send, bool(owner.response_started))
+            return
         started = False
 
         async def tracked(message: MutableMapping[str, Any]) -> None:
@@ -46,11 +55,15 @@ class ErrorGuard:
 
         try:
             await self.app(scope, receive, tracked)
-        except HttpError as exc:
+        except Exception as exc:  # noqa: BLE001 - answered or logged by _failed
+            await self._failed(exc, scope, send, started)
+
+    async def _failed(self, exc: Exception, scope: Scope, send: Send, started: bool) -> None:
+        if isinstance(exc, HttpError):
             if not started:
                 headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
                 await send_bytes(send, exc.status, exc.body(), headers)
-        except DatabaseUnavailable as exc:
+        elif isinstance(exc, DatabaseUnavailable):
             state = self._state()
             if state is not None:
                 state.metrics.inc("db_unavailable_total")
@@ -59,7 +72,7 @@ class ErrorGuard:
                     "SERVICE_UNAVAILABLE", exc.message, "service_unavailable", fix=exc.fix
                 )
                 await send_bytes(send, 503, body, [(b"retry-after", str(RETRY_AFTER_S).encode())])
-        except Exception as exc:  # noqa: BLE001 - the last line of defence: answer, log once
+        else:  # the last line of defence: answer, log once
             state = self._state()
             log = state.log if state is not None else get_logger()
             log_event(

@@ -15,6 +15,8 @@ def model_id_problem(model: object) -> str:
         return "'model' must be a non-empty string such as 'openai/gpt-4o-mini'."
     if len(model) > MAX_MODEL_ID:
         return f"'model' is longer than {MAX_MODEL_ID} characters; use an ID from GET /v1/models."
+    if model.isascii() and model.isprintable() and " " not in model:
+        return ""  # printable ASCII other than the space: no whitespace, no control character
     for ch in model:
         if ch.isspace() or unicodedata.category(ch).startswith("C"):
             return (

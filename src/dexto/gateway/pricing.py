@@ -223,8 +223,9 @@ def message_text_tokens(message: Any) -> int:
     return total
 
 
+# A JSON string never holds a raw line break, so a match never crosses a line (nor an event).
 _STRING_FIELD = re.compile(
-    rb'"(?:content|reasoning|refusal|arguments|name)":\s*"((?:[^"\\]|\\.)*)"'
+    rb'"(?:content|reasoning|refusal|arguments|name)":\s*"((?:[^"\\\n]|\\.)*)"'
 )
 
 

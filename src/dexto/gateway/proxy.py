@@ -267,8 +267,8 @@ class ChatCompletions(Settlement):
                 model=ctx.model,
                 prompt_tokens=ctx.prompt_estimate,
             )
-            if getattr(st.runner, "_inline", False):
-                res = await admit  # runs inline, never suspends: a cancel cannot cut it
+            if st.runner.completes_on_cancel:
+                res = await admit  # a cancel is passed on only after the admission returns
             else:
                 admitting = asyncio.ensure_future(admit)
                 try:

@@ -1,8 +1,16 @@
 """Runs the synchronous data layer from async code, and tracks database outages.
 
-Both dialects run on a small thread pool, one connection per thread, so a slow query or a SQLite
-writer waiting for another process's lock never blocks the event loop. SQLite writers of one
-process queue on an in-process mutex (see :meth:`Conn.write`).
+SQLite: each call runs inline on the event loop, on one connection whose busy timeout is zero,
+so it never waits for a lock (a transaction takes microseconds; a thread hop would cost more than
+the work). When the call finds the database locked — another process holds SQLite's write lock
+(``SQLITE_BUSY``) or another writer of this process holds the in-process writer mutex — before it
+wrote anything, it is run again, whole, on a small thread pool whose connections wait for the
+lock (:data:`db.BUSY_TIMEOUT_S`). A transaction therefore runs entirely on the loop or entirely
+on one database thread, never split. A call handed to the pool completes even if the awaiting
+task is cancelled: the cancellation is passed on after it returns, so its outcome is never
+unknown. PostgreSQL: every call runs on the thread pool, one connection per thread, so a slow
+query never blocks the loop and transactions run in parallel. SQLite writers of one process
+queue on an in-process mutex (see :meth:`Conn.write`).
 
 An error that means the database is unreachable (see :func:`db.is_unavailable`) becomes
 :class:`DatabaseUnavailable`. The first one opens an *outage*: it is logged once, with its cause;
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +31,14 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from dexto.gateway.db import Conn, Database, DatabaseUnavailable, describe, is_unavailable
+from dexto.gateway.db import (
+    Conn,
+    Database,
+    DatabaseUnavailable,
+    WriteLockBusy,
+    describe,
+    is_unavailable,
+)
 from dexto.gateway.logs import log_event
 
 __all__ = ["PROBE_INTERVAL_S", "DbRunner"]
@@ -49,6 +65,14 @@ class DbRunner:
         self._next_probe = 0.0
         self._cause = ""
         self.refused = 0  # calls refused during the current outage
+        self.inline = db.dialect == "sqlite"
+        self._conn: Conn | None = None  # SQLite: the event loop's non-waiting connection
+        self.offloaded = 0  # SQLite calls that found the database locked and ran on the pool
+
+    @property
+    def completes_on_cancel(self) -> bool:
+        """True when a cancelled :meth:`run` never leaves its call running unawaited (SQLite)."""
+        return self.inline
 
     @property
     def outage(self) -> bool:
@@ -58,11 +82,18 @@ class DbRunner:
         if self._down_since is not None and time.monotonic() < self._next_probe:
             self.refused += 1
             raise DatabaseUnavailable(self._cause, fix=_FIX)
-        loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(
-                self._executor, partial(self._call, fn, *args, **kw)
-            )
+            if self.inline:
+                try:
+                    result = self._call_inline(fn, *args, **kw)
+                except _Locked:
+                    self.offloaded += 1
+                    result = await self._offload(partial(self._call, fn, *args, **kw))
+            else:
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(
+                    self._executor, partial(self._call, fn, *args, **kw)
+                )
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
@@ -71,6 +102,42 @@ class DbRunner:
         if self._down_since is not None:
             self._mark_up()
         return result
+
+    def _call_inline(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = self.db.connect(create=False, busy_timeout_s=0)
+        else:
+            self.db.check_file(conn)
+        commits, changes = conn.commits, conn.raw.total_changes
+        try:
+            return fn(conn, *args, **kw)
+        except WriteLockBusy:
+            raise _Locked from None
+        except sqlite3.OperationalError as exc:
+            # Safe to run again only if this call wrote nothing (its transaction rolled back).
+            name = getattr(exc, "sqlite_errorname", "") or ""
+            if (
+                name.startswith("SQLITE_BUSY")
+                and conn.commits == commits
+                and conn.raw.total_changes == changes
+            ):
+                raise _Locked from None
+            raise
+
+    async def _offload(self, call: Callable[[], T]) -> T:
+        fut = asyncio.get_running_loop().run_in_executor(self._executor, call)
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            # The call may be running on a database thread: let it finish (its transaction
+            # commits or rolls back whole), then pass the cancellation on.
+            while not fut.done():
+                try:
+                    await asyncio.wait({fut})
+                except asyncio.CancelledError:
+                    continue
+            raise
 
     def _mark_down(self, exc: BaseException) -> None:
         self.refused += 1
@@ -119,6 +186,11 @@ class DbRunner:
     def close(self) -> None:
         self._executor.shutdown(wait=True)
         self.db.close_all()
+        self._conn = None
+
+
+class _Locked(Exception):
+    """The inline call found the database locked before it wrote anything."""
 
 
 def _is_broken(conn: Conn) -> bool:

@@ -40,6 +40,7 @@ _CUT_EVENT = (
 )
 _ID = re.compile(rb'"id":\s*"([^"\\]{1,200})"')
 _DONE = b"data: [DONE]"
+_COUNT_BATCH_BYTES = 64 * 1024  # relayed bytes kept uncounted at most (then one regex scan)
 
 
 def rewrite_usage(usage: dict[str, Any], charged_micros: int) -> dict[str, Any]:
@@ -54,14 +55,27 @@ def rewrite_usage(usage: dict[str, Any], charged_micros: int) -> dict[str, Any]:
 class SseRelay:
     """Incremental SSE framer: ``feed`` returns the bytes to relay now; ``tail`` the held ones."""
 
-    __slots__ = ("wants_usage", "_buf", "_cr", "usage", "tokens", "done", "generation_id", "held")
+    __slots__ = (
+        "wants_usage",
+        "_buf",
+        "_cr",
+        "usage",
+        "_tokens",
+        "_uncounted",
+        "_uncounted_bytes",
+        "done",
+        "generation_id",
+        "held",
+    )
 
     def __init__(self, wants_usage: bool) -> None:
         self.wants_usage = wants_usage
         self._buf = b""
         self._cr = False  # the previous read ended with "\r" (maybe half of "\r\n")
         self.usage: dict[str, Any] | None = None
-        self.tokens = 0  # estimated completion tokens relayed
+        self._tokens = 0  # estimated completion tokens of the payloads counted so far
+        self._uncounted: list[bytes] = []  # relayed payloads not yet counted (one scan later)
+        self._uncounted_bytes = 0
         self.done = False
         self.generation_id: str | None = None
         self.held: list[bytes | dict[str, Any]] = []  # raw events, or the parsed usage chunk
@@ -91,8 +105,25 @@ class SseRelay:
             m = _ID.search(region)
             if m:
                 self.generation_id = m.group(1).decode("utf-8", "replace")
-        self.tokens += chunk_text_tokens(region)
+        self._count(region)
         return region
+
+    def _count(self, data: bytes) -> None:
+        self._uncounted.append(data)
+        self._uncounted_bytes += len(data)
+        if self._uncounted_bytes > _COUNT_BATCH_BYTES:
+            self._tokens += chunk_text_tokens(b"\n".join(self._uncounted))
+            self._uncounted.clear()
+            self._uncounted_bytes = 0
+
+    @property
+    def tokens(self) -> int:
+        """Estimated completion tokens relayed (payloads are counted in batches, on demand)."""
+        if self._uncounted:
+            self._tokens += chunk_text_tokens(b"\n".join(self._uncounted))
+            self._uncounted.clear()
+            self._uncounted_bytes = 0
+        return self._tokens
 
     def finish(self) -> bytes:
         """The upstream ended: a last event without its blank line still counts."""
@@ -131,10 +162,10 @@ class SseRelay:
                 # held, and sent at the end with the charged cost (or without usage).
                 self.usage = doc["usage"]
                 if doc.get("choices"):
-                    self.tokens += chunk_text_tokens(data)
+                    self._count(data)
                 self.held.append(doc)
                 return b""
-        self.tokens += chunk_text_tokens(data)
+        self._count(data)
         return self._out(e)
 
     def _out(self, e: bytes) -> bytes:

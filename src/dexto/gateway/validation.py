@@ -29,6 +29,10 @@ def _reject_constant(name: str) -> Any:
     raise BadJson(f"the request body contains {name}, which is not valid JSON")
 
 
+# Built once: ``json.loads`` with options builds a decoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def load_json(raw: bytes) -> Any:
     """Strict JSON: UTF-8 only, no NaN/Infinity, no lone surrogates, nesting bounded by Python's
     recursion limit. Raises :class:`BadJson` with a message for the client."""
@@ -37,7 +41,9 @@ def load_json(raw: bytes) -> Any:
     except UnicodeDecodeError:
         raise BadJson("The request body is not valid UTF-8.") from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        if text.startswith("\ufeff"):  # as json.loads: a BOM is not JSON
+            raise ValueError("Unexpected UTF-8 BOM")
+        value = _DECODER.decode(text)
     except RecursionError:
         raise BadJson("The request body is nested too deeply.") from None
     except BadJson:
