@@ -43,8 +43,12 @@ def summary(name: str, samples: list[float], unit: str, scale: float, target: st
     )
 
 
-def interleaved(fns: dict[str, Callable[[], object]], inner: int, rounds: int,
-                clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
+def interleaved(
+    fns: dict[str, Callable[[], object]],
+    inner: int,
+    rounds: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
@@ -62,8 +66,14 @@ def child_cpu() -> float:
 
 def write_customs(paths: DextoPaths) -> None:
     models = [{"name": f"acme/custom-{i}", "provider": "openrouter"} for i in range(90)]
-    models += [{"name": f"local-{i}", "provider": "openai-compatible",
-                "baseURL": "http://127.0.0.1:8000/v1"} for i in range(10)]
+    models += [
+        {
+            "name": f"local-{i}",
+            "provider": "openai-compatible",
+            "baseURL": "http://127.0.0.1:8000/v1",
+        }
+        for i in range(10)
+    ]
     paths.custom_models.parent.mkdir(parents=True, exist_ok=True)
     paths.custom_models.write_text(json.dumps({"version": 1, "models": models}))
 
@@ -109,8 +119,13 @@ def main() -> None:
         n_models = sum(len(p["models"]) for p in build()["providers"].values())  # type: ignore[index]
         for clock, label in ((time.perf_counter, "wall"), (time.process_time, "cpu")):
             res = interleaved({"build": build, "cold": cold}, 3, 15, clock)
-            summary(f"catalog build ({len(market.models)} mkt, {n_models} rows) [{label}]",
-                    res["build"], "ms", 1e3, "≤ 25 ms")
+            summary(
+                f"catalog build ({len(market.models)} mkt, {n_models} rows) [{label}]",
+                res["build"],
+                "ms",
+                1e3,
+                "≤ 25 ms",
+            )
             summary(f"catalog incl. reading files [{label}]", res["cold"], "ms", 1e3, "(info)")
         print(f"(bundled snapshot: {len(bundled_catalog().models)} models)")
 
@@ -125,15 +140,15 @@ def main() -> None:
         for _ in range(12):
             for name, sel in runs.items():
                 t0, c0 = time.perf_counter(), child_cpu()
-                subprocess.run([exe, "route", sel, "--json"], env=penv, check=True,
-                               capture_output=True)
+                subprocess.run(
+                    [exe, "route", sel, "--json"], env=penv, check=True, capture_output=True
+                )
                 walls[name].append(time.perf_counter() - t0)
                 cpus[name].append(child_cpu() - c0)
         for name in runs:
             summary(name + " [wall]", walls[name], "ms", 1e3, "≤ 250 ms")
             summary(name + " [cpu]", cpus[name], "ms", 1e3, "≤ 250 ms")
-        print(f"(load average while measuring: {os.getloadavg()[0]:.1f} on "
-              f"{os.cpu_count()} CPUs)")
+        print(f"(load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":

@@ -38,8 +38,17 @@ if TYPE_CHECKING:
     )
 
 # The execution API imports httpx; it is loaded on first use so `dexto route` stays fast.
-_LAZY = {"ChatResult", "Done", "Model", "RouteTaken", "TextDelta", "ToolCall", "ToolCallDelta",
-         "Usage", "open_model"}
+_LAZY = {
+    "ChatResult",
+    "Done",
+    "Model",
+    "RouteTaken",
+    "TextDelta",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+    "open_model",
+}
 
 
 def __getattr__(name: str) -> Any:

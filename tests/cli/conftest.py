@@ -17,11 +17,19 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def dexto(isolated_env: Path) -> Run:
-    def run(*args: str, env: dict[str, str] | None = None, input: str | None = None,
-            check: bool = False) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, env: dict[str, str] | None = None, input: str | None = None, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         full = {k: v for k, v in os.environ.items()}
         full.update(env or {})
-        return subprocess.run([DEXTO, *args], env=full, input=input, capture_output=True,
-                              text=True, timeout=60, check=check)
+        return subprocess.run(
+            [DEXTO, *args],
+            env=full,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=check,
+        )
 
     return run

@@ -11,9 +11,20 @@ from tests._http import ModelsServer
 from tests._samples import SAMPLE_ROWS
 from tests.cli.conftest import Run
 
-ROUTE_KEYS = {"provider", "model", "route", "effectiveProvider", "effectiveModel", "baseURL",
-              "credentialSource", "mappingVerified", "fallback", "reason", "alternatives",
-              "marketplaceSource"}
+ROUTE_KEYS = {
+    "provider",
+    "model",
+    "route",
+    "effectiveProvider",
+    "effectiveModel",
+    "baseURL",
+    "credentialSource",
+    "mappingVerified",
+    "fallback",
+    "reason",
+    "alternatives",
+    "marketplaceSource",
+}
 SECRETS = {"DEXTO_API_KEY": "dxk_supersecret_123", "ANTHROPIC_API_KEY": "sk-ant-secret-456"}
 
 
@@ -23,19 +34,26 @@ def test_route_json_contract_via_dexto_with_fallback(dexto: Run) -> None:
     out = json.loads(r.stdout)
     assert set(out) == ROUTE_KEYS
     assert out["route"] == "dexto" and out["effectiveModel"] == "anthropic/claude-sonnet-4.5"
-    assert out["fallback"] == {"route": "direct", "effectiveProvider": "anthropic",
-                               "effectiveModel": "claude-sonnet-4-5-20250929",
-                               "on": "INSUFFICIENT_CREDITS"}
+    assert out["fallback"] == {
+        "route": "direct",
+        "effectiveProvider": "anthropic",
+        "effectiveModel": "claude-sonnet-4-5-20250929",
+        "on": "INSUFFICIENT_CREDITS",
+    }
     for secret in SECRETS.values():
         assert secret not in r.stdout + r.stderr
 
 
 def test_route_prefer_direct_flag(dexto: Run) -> None:
-    r = dexto("route", "anthropic/claude-sonnet-4-5-20250929", "--prefer", "direct", "--json",
-              env=SECRETS)
+    r = dexto(
+        "route", "anthropic/claude-sonnet-4-5-20250929", "--prefer", "direct", "--json", env=SECRETS
+    )
     out = json.loads(r.stdout)
     assert (out["route"], out["credentialSource"], out["fallback"]) == (
-        "direct", "env:ANTHROPIC_API_KEY", None)
+        "direct",
+        "env:ANTHROPIC_API_KEY",
+        None,
+    )
 
 
 def test_route_from_agent_file(dexto: Run, tmp_path: Path) -> None:
@@ -44,7 +62,10 @@ def test_route_from_agent_file(dexto: Run, tmp_path: Path) -> None:
     r = dexto("route", "--agent", str(agent), "--json", env={"DEXTO_API_KEY": "dxk_1"})
     out = json.loads(r.stdout)
     assert (out["provider"], out["model"], out["effectiveModel"]) == (
-        "openrouter", "z-ai/glm-4.5-air:free", "z-ai/glm-4.5-air:free")
+        "openrouter",
+        "z-ai/glm-4.5-air:free",
+        "z-ai/glm-4.5-air:free",
+    )
 
 
 def test_preferences_file_is_honoured(dexto: Run, isolated_env: Path) -> None:
@@ -53,14 +74,17 @@ def test_preferences_file_is_honoured(dexto: Run, isolated_env: Path) -> None:
     assert json.loads(r.stdout)["route"] == "direct"
 
 
-@pytest.mark.parametrize("args,code", [
-    (["route", "anthropic/claude-sonnet-4-5-20250929"], "NO_CREDENTIALS"),
-    (["route", "dexto/anthropic/claude-sonnet-4.5"], "PROVIDER_NOT_ALLOWED"),
-    (["route", "antropic/claude"], "UNKNOWN_PROVIDER"),
-    (["route", "anthropic/"], "INVALID_MODEL_ID"),
-    (["route", "no-slash"], "INVALID_MODEL_ID"),
-    (["route"], "INVALID_MODEL_ID"),
-])
+@pytest.mark.parametrize(
+    "args,code",
+    [
+        (["route", "anthropic/claude-sonnet-4-5-20250929"], "NO_CREDENTIALS"),
+        (["route", "dexto/anthropic/claude-sonnet-4.5"], "PROVIDER_NOT_ALLOWED"),
+        (["route", "antropic/claude"], "UNKNOWN_PROVIDER"),
+        (["route", "anthropic/"], "INVALID_MODEL_ID"),
+        (["route", "no-slash"], "INVALID_MODEL_ID"),
+        (["route"], "INVALID_MODEL_ID"),
+    ],
+)
 def test_route_errors(dexto: Run, args: list[str], code: str) -> None:
     r = dexto(*args, "--json")
     assert r.returncode == 2
@@ -95,11 +119,26 @@ def test_models_json_contract(dexto: Run) -> None:
     assert set(cat["auth"]) == {"hasDextoKey", "preferDextoCredits"}
     assert "dexto" not in cat["providers"]
     anth = cat["providers"]["anthropic"]
-    assert {"name", "canRouteViaDexto", "hasDirectKey", "hasEffectiveCredentials",
-            "credentialSources", "effectiveRoute", "models"} <= set(anth)
+    assert {
+        "name",
+        "canRouteViaDexto",
+        "hasDirectKey",
+        "hasEffectiveCredentials",
+        "credentialSources",
+        "effectiveRoute",
+        "models",
+    } <= set(anth)
     m = anth["models"][0]
-    assert {"id", "displayName", "marketplaceId", "contextWindow", "maxOutputTokens",
-            "featured", "custom", "pricing"} <= set(m)
+    assert {
+        "id",
+        "displayName",
+        "marketplaceId",
+        "contextWindow",
+        "maxOutputTokens",
+        "featured",
+        "custom",
+        "pricing",
+    } <= set(m)
     assert "dxk_1" not in r.stdout
 
 
@@ -116,7 +155,8 @@ def test_models_filters_and_table(dexto: Run) -> None:
 
 
 def test_models_refresh_unreachable_fails_but_plain_models_uses_the_bundled_list(
-        dexto: Run) -> None:
+    dexto: Run,
+) -> None:
     r = dexto("models", "--refresh", "--provider", "openrouter", "--json")
     assert r.returncode == 2
     err = json.loads(r.stdout)["error"]
@@ -131,8 +171,9 @@ def test_models_refresh_unreachable_fails_but_plain_models_uses_the_bundled_list
     assert mk["snapshotDate"]
 
 
-def test_failed_refresh_is_not_retried_until_forced(dexto: Run, models_server: ModelsServer,
-                                                    isolated_env: Path) -> None:
+def test_failed_refresh_is_not_retried_until_forced(
+    dexto: Run, models_server: ModelsServer, isolated_env: Path
+) -> None:
     models_server.status, models_server.body = 503, b"down"
     env = {"DEXTO_OPENROUTER_MODELS_URL": models_server.url}
     assert dexto("models", "--json", env=env).returncode == 0
@@ -145,15 +186,22 @@ def test_failed_refresh_is_not_retried_until_forced(dexto: Run, models_server: M
     assert models_server.hits == 2
 
 
-def test_models_refreshes_a_missing_cache(dexto: Run, models_server: ModelsServer,
-                                          isolated_env: Path) -> None:
-    r = dexto("models", "--provider", "openrouter", "--json",
-              env={"DEXTO_OPENROUTER_MODELS_URL": models_server.url, "DEXTO_API_KEY": "d"})
+def test_models_refreshes_a_missing_cache(
+    dexto: Run, models_server: ModelsServer, isolated_env: Path
+) -> None:
+    r = dexto(
+        "models",
+        "--provider",
+        "openrouter",
+        "--json",
+        env={"DEXTO_OPENROUTER_MODELS_URL": models_server.url, "DEXTO_API_KEY": "d"},
+    )
     cat = json.loads(r.stdout)
     mk = cat["marketplace"]
     assert (mk["state"], mk["source"], mk["count"]) == ("fresh", "live", len(SAMPLE_ROWS))
     assert models_server.hits == 1 and (isolated_env / "cache" / "openrouter-models.json").exists()
-    r = dexto("models", "--offline", "--json",
-              env={"DEXTO_OPENROUTER_MODELS_URL": models_server.url})
+    r = dexto(
+        "models", "--offline", "--json", env={"DEXTO_OPENROUTER_MODELS_URL": models_server.url}
+    )
     assert r.returncode == 0 and models_server.hits == 1
     assert json.loads(r.stdout)["marketplace"]["source"] == "cache"

@@ -241,8 +241,9 @@ def test_agent_defaults_and_key_reference(tmp_path: Any) -> None:
 def test_cloud_failures_are_logged_with_their_cause(caplog: pytest.LogCaptureFixture) -> None:
     from dexto.llm.execution._cloud import _boto_error
 
-    target = Target("bedrock", "bedrock", "m", None, None, "env:AWS_PROFILE+us-east-1",
-                    "Amazon Bedrock")
+    target = Target(
+        "bedrock", "bedrock", "m", None, None, "env:AWS_PROFILE+us-east-1", "Amazon Bedrock"
+    )
     with caplog.at_level("WARNING", logger="dexto.llm.cloud"):
         err = _boto_error(target, ConnectionError("endpoint bedrock.example unreachable"))
     assert err.code == "UPSTREAM_ERROR" and "ConnectionError" in err.message

@@ -31,10 +31,17 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def dexto(isolated_env: Path) -> Run:
     """Run ``python -m dexto.cli.main ARGS`` with the test's DEXTO_HOME."""
 
-    def run(*args: str, env: dict[str, str] | None = None, input: str | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([PYTHON, "-m", "dexto.cli.main", *args], env=cli_env(env),
-                              input=input, capture_output=True, text=True, timeout=timeout)
+    def run(
+        *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PYTHON, "-m", "dexto.cli.main", *args],
+            env=cli_env(env),
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     return run
 
@@ -65,16 +72,35 @@ class GatewayProc:
             assert page.status_code == 200 and "<form" in page.text
             token = re.search(r'name="csrf" value="([^"]+)"', page.text)
             assert token is not None
-            form = {"user_code": user_code, "email": self.email, "password": self.password,
-                    "action": "deny" if deny else "approve", "csrf": token.group(1)}
+            form = {
+                "user_code": user_code,
+                "email": self.email,
+                "password": self.password,
+                "action": "deny" if deny else "approve",
+                "csrf": token.group(1),
+            }
             return browser.post(f"{self.url}/device", data=form)
 
 
 def _start(db_url: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [PYTHON, "-m", "dexto.cli.main", "gateway", "serve", "--db", db_url, "--port", str(port),
-         "--upstream", "http://127.0.0.1:9/v1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            PYTHON,
+            "-m",
+            "dexto.cli.main",
+            "gateway",
+            "serve",
+            "--db",
+            db_url,
+            "--port",
+            str(port),
+            "--upstream",
+            "http://127.0.0.1:9/v1",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -100,9 +126,28 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProc]:
     db_url = f"sqlite:///{root / 'gw.db'}"
     email = "person@example.com"
     made = subprocess.run(
-        [PYTHON, "-m", "dexto.cli.main", "gateway", "accounts", "create", "--db", db_url,
-         "--email", email, "--password-stdin", "--credits", "1.00", "--json"],
-        env=env, input=PASSWORD + "\n", capture_output=True, text=True, timeout=60)
+        [
+            PYTHON,
+            "-m",
+            "dexto.cli.main",
+            "gateway",
+            "accounts",
+            "create",
+            "--db",
+            db_url,
+            "--email",
+            email,
+            "--password-stdin",
+            "--credits",
+            "1.00",
+            "--json",
+        ],
+        env=env,
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if made.returncode != 0:
         pytest.fail(f"could not create the gateway account: {made.stderr[-500:]}")
     key = json.loads(made.stdout)["apiKey"]

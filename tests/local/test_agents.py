@@ -53,8 +53,9 @@ def test_install_list_and_registry(dexto: Run, home: Path) -> None:
     custom = home / "agents" / "mine" / "mine.yml"
     custom.parent.mkdir()
     custom.write_text("llm: {provider: openai, model: gpt-5-mini}\n")
-    listed = {a["id"]: a["state"] for a in json.loads(
-        dexto("agents", "list", "--json").stdout)["agents"]}
+    listed = {
+        a["id"]: a["state"] for a in json.loads(dexto("agents", "list", "--json").stdout)["agents"]
+    }
     assert listed == {**{i: "up-to-date" for i in bundled_agent_ids()}, "mine": "custom"}
     r = dexto("agents", "install", "default-agent")
     assert r.returncode == 0 and "already up to date" in r.stdout
@@ -66,8 +67,9 @@ def test_update_replaces_unmodified_and_keeps_modified(dexto: Run, home: Path) -
     _pretend_installed_old(home, "coding-agent")
     mine = OLD_BUNDLED + b"# my own note\n"
     _file(home, "coding-agent").write_bytes(mine)
-    states = {a["id"]: a["state"] for a in json.loads(
-        dexto("agents", "list", "--json").stdout)["agents"]}
+    states = {
+        a["id"]: a["state"] for a in json.loads(dexto("agents", "list", "--json").stdout)["agents"]
+    }
     assert states["default-agent"] == "update-available"
     assert states["coding-agent"] == "modified"
     r = dexto("agents", "update", "--json")
@@ -103,14 +105,20 @@ def test_diff_and_forced_install_keep_a_backup(dexto: Run, home: Path) -> None:
     assert [b.read_text() for b in backups] == [edited]
 
 
-@pytest.mark.parametrize("text, where", [
-    ("{not json", ":1"),
-    ('{"version": 1}', "agents"),
-    ('{"version": 1, "agents": {"default-agent": {"installedAt": "x"}}}',
-     "agents.default-agent.bundledHash"),
-])
-def test_corrupt_registry_is_reported_and_kept(dexto: Run, home: Path, text: str,
-                                               where: str) -> None:
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        ("{not json", ":1"),
+        ('{"version": 1}', "agents"),
+        (
+            '{"version": 1, "agents": {"default-agent": {"installedAt": "x"}}}',
+            "agents.default-agent.bundledHash",
+        ),
+    ],
+)
+def test_corrupt_registry_is_reported_and_kept(
+    dexto: Run, home: Path, text: str, where: str
+) -> None:
     reg = home / "agents" / "registry.json"
     reg.parent.mkdir()
     reg.write_text(text)
@@ -123,8 +131,11 @@ def test_corrupt_registry_is_reported_and_kept(dexto: Run, home: Path, text: str
 
 
 def test_unknown_agent_ids(dexto: Run) -> None:
-    for args in (("agents", "install", "nope"), ("agents", "update", "nope"),
-                 ("agents", "diff", "../etc")):
+    for args in (
+        ("agents", "install", "nope"),
+        ("agents", "update", "nope"),
+        ("agents", "diff", "../etc"),
+    ):
         r = dexto(*args, "--json")
         assert r.returncode == 2
         assert "default-agent" in json.loads(r.stdout)["error"]["fix"]

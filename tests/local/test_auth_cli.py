@@ -18,15 +18,22 @@ def test_set_from_stdin_list_and_remove(dexto: Run, home: Path) -> None:
     assert KEY not in r.stdout + r.stderr
     assert file_mode(home / "auth.json") == 0o600
     assert json.loads((home / "auth.json").read_text()) == {
-        "anthropic": {"type": "api", "key": KEY}}
-    r = dexto("auth", "list", "--json", env={"ANTHROPIC_API_KEY": "sk-env-OTHER-SECRET",
-                                             "DEXTO_API_KEY": "dxk_ENV_SECRET"})
+        "anthropic": {"type": "api", "key": KEY}
+    }
+    r = dexto(
+        "auth",
+        "list",
+        "--json",
+        env={"ANTHROPIC_API_KEY": "sk-env-OTHER-SECRET", "DEXTO_API_KEY": "dxk_ENV_SECRET"},
+    )
     assert r.returncode == 0
     assert "SECRET" not in r.stdout
     data = json.loads(r.stdout)
     assert data["providers"]["anthropic"] == {
-        "sources": ["env:ANTHROPIC_API_KEY", "auth-store:anthropic"], "requiresKey": True,
-        "active": "env:ANTHROPIC_API_KEY"}
+        "sources": ["env:ANTHROPIC_API_KEY", "auth-store:anthropic"],
+        "requiresKey": True,
+        "active": "env:ANTHROPIC_API_KEY",
+    }
     assert data["dexto"] == {"sources": ["env:DEXTO_API_KEY"], "active": "env:DEXTO_API_KEY"}
     assert data["providers"]["ollama"]["active"] == "none-required"
     assert "dexto" not in data["providers"]
@@ -44,17 +51,19 @@ def test_stored_key_is_used_by_routing(dexto: Run) -> None:
     assert json.loads(r.stdout)["credentialSource"] == "auth-store:openai"
 
 
-@pytest.mark.parametrize("name, stdin, words", [
-    ("dexto", KEY, "dexto login"),
-    ("bedrock", KEY, "cloud"),
-    ("ollama", KEY, "needs no key"),
-    ("nosuch", KEY, "provider id"),
-    ("Bad Name", KEY, "lower-case"),
-    ("anthropic", "", "empty"),
-    ("anthropic", "two words", "spaces"),
-])
-def test_set_refuses_bad_input(dexto: Run, home: Path, name: str, stdin: str,
-                               words: str) -> None:
+@pytest.mark.parametrize(
+    "name, stdin, words",
+    [
+        ("dexto", KEY, "dexto login"),
+        ("bedrock", KEY, "cloud"),
+        ("ollama", KEY, "needs no key"),
+        ("nosuch", KEY, "provider id"),
+        ("Bad Name", KEY, "lower-case"),
+        ("anthropic", "", "empty"),
+        ("anthropic", "two words", "spaces"),
+    ],
+)
+def test_set_refuses_bad_input(dexto: Run, home: Path, name: str, stdin: str, words: str) -> None:
     r = dexto("auth", "set", name, "--json", input=stdin + "\n")
     assert r.returncode == 2
     err = json.loads(r.stdout)["error"]
@@ -68,8 +77,12 @@ def test_corrupt_auth_file_is_reported_never_overwritten(dexto: Run, home: Path)
     text = '{"anthropic": {"type": "api", "key": "' + KEY + '"},\n  "openai": oops}'
     path.write_text(text)
     path.chmod(0o600)
-    for args, stdin in ((("auth", "set", "openai"), "sk-x\n"), (("auth", "list"), None),
-                        (("logout",), None), (("auth", "remove", "anthropic"), None)):
+    for args, stdin in (
+        (("auth", "set", "openai"), "sk-x\n"),
+        (("auth", "list"), None),
+        (("logout",), None),
+        (("auth", "remove", "anthropic"), None),
+    ):
         r = dexto(*args, input=stdin)
         assert r.returncode == 2, args
         assert f"{path}:2" in r.stderr and "fix:" in r.stderr

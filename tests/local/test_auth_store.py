@@ -55,7 +55,8 @@ def test_typed_round_trip_and_mode(home: Path) -> None:
 
 
 def test_wider_mode_warns_and_next_write_restores_0600(
-        home: Path, caplog: pytest.LogCaptureFixture) -> None:
+    home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = home / "auth.json"
     path.write_text(json.dumps({"openai": {"type": "api", "key": SECRET}}))
     path.chmod(0o644)
@@ -68,17 +69,24 @@ def test_wider_mode_warns_and_next_write_restores_0600(
     assert set(read_auth_store(path)) == {"openai", "groq"}
 
 
-@pytest.mark.parametrize("text, field, line", [
-    ('{"anthropic": {"type": "api", "key": "x"', None, 1),
-    ('{\n  "anthropic": {"type": "api", "key": "x"},\n  oops\n}', None, 3),
-    (json.dumps({"anthropic": {"type": "bogus", "key": SECRET}}), "anthropic", None),
-    (json.dumps({"anthropic": {"type": "api", "key": ""}}), "anthropic.api.key", None),
-    (json.dumps({"anthropic": {"type": "api", "key": SECRET, "extra": SECRET}}),
-     "anthropic.api.extra", None),
-    (json.dumps(["not", "a", "mapping"]), None, None),
-])
+@pytest.mark.parametrize(
+    "text, field, line",
+    [
+        ('{"anthropic": {"type": "api", "key": "x"', None, 1),
+        ('{\n  "anthropic": {"type": "api", "key": "x"},\n  oops\n}', None, 3),
+        (json.dumps({"anthropic": {"type": "bogus", "key": SECRET}}), "anthropic", None),
+        (json.dumps({"anthropic": {"type": "api", "key": ""}}), "anthropic.api.key", None),
+        (
+            json.dumps({"anthropic": {"type": "api", "key": SECRET, "extra": SECRET}}),
+            "anthropic.api.extra",
+            None,
+        ),
+        (json.dumps(["not", "a", "mapping"]), None, None),
+    ],
+)
 def test_corrupt_store_is_reported_and_never_overwritten(
-        home: Path, text: str, field: str | None, line: int | None) -> None:
+    home: Path, text: str, field: str | None, line: int | None
+) -> None:
     path = home / "auth.json"
     path.write_text(text)
     path.chmod(0o600)
@@ -122,8 +130,10 @@ _WRITER = textwrap.dedent("""
 
 def test_concurrent_writer_processes_do_not_lose_updates(home: Path) -> None:
     path = home / "auth.json"
-    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(path), f"p{w}", "25"])
-             for w in range(6)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(path), f"p{w}", "25"])
+        for w in range(6)
+    ]
     assert [p.wait(timeout=60) for p in procs] == [0] * 6
     store = read_auth_store(path)
     assert set(store) == {f"p{w}-{i}" for w in range(6) for i in range(25)}
@@ -137,8 +147,9 @@ class FakeRefresher:
 
     def refresh(self, entry: OAuthEntry) -> OAuthEntry:
         self.calls += 1
-        return OAuthEntry(type="oauth", access=f"access-{self.calls}", refresh=entry.refresh,
-                          expires=10_000_000)
+        return OAuthEntry(
+            type="oauth", access=f"access-{self.calls}", refresh=entry.refresh, expires=10_000_000
+        )
 
 
 @pytest.fixture
@@ -172,8 +183,9 @@ def test_oauth_not_refreshed_when_far_from_expiry(home: Path, refresher: FakeRef
 
 def test_refresh_without_refresher_or_failing_is_typed(home: Path) -> None:
     path = home / "auth.json"
-    set_entry(path, "nobody", OAuthEntry(type="oauth", access="SECRET-A", refresh="SECRET-R",
-                                         expires=1))
+    set_entry(
+        path, "nobody", OAuthEntry(type="oauth", access="SECRET-A", refresh="SECRET-R", expires=1)
+    )
     with pytest.raises(AuthFailedError) as info:
         ensure_fresh(path, "nobody", now_ms=10_000)
     assert "SECRET" not in str(info.value) and "dexto auth set nobody" in info.value.fix
@@ -197,10 +209,10 @@ def test_needs_refresh_table() -> None:
     assert not needs_refresh(api, now_ms=0)
     assert not needs_refresh(OAuthEntry(type="oauth", access="a", expires=0), now_ms=10**12)
     assert needs_refresh(OAuthEntry(type="oauth", access="a", expires=100), now_ms=200)
-    assert needs_refresh(OAuthEntry(type="oauth", access="a", expires=1000), now_ms=0,
-                         margin_s=1)
-    assert not needs_refresh(OAuthEntry(type="oauth", access="a", expires=1001), now_ms=0,
-                             margin_s=1)
+    assert needs_refresh(OAuthEntry(type="oauth", access="a", expires=1000), now_ms=0, margin_s=1)
+    assert not needs_refresh(
+        OAuthEntry(type="oauth", access="a", expires=1001), now_ms=0, margin_s=1
+    )
 
 
 _RACER = textwrap.dedent("""
@@ -225,23 +237,27 @@ _RACER = textwrap.dedent("""
 def test_racing_processes_refresh_once(home: Path) -> None:
     path, log = home / "auth.json", home / "calls.log"
     set_entry(path, "acme", OAuthEntry(type="oauth", access="old", refresh="r", expires=1))
-    procs = [subprocess.Popen([sys.executable, "-c", _RACER, str(path), str(log)])
-             for _ in range(5)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _RACER, str(path), str(log)]) for _ in range(5)
+    ]
     assert [p.wait(timeout=60) for p in procs] == [0] * 5
     assert log.read_text() == "x"
     assert os.stat(path).st_mode & 0o777 == 0o600
 
 
 _NAMES = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,10}", fullmatch=True)
-_KEYS = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-",
-                min_size=8, max_size=20).map(lambda k: "sk-" + k)
+_KEYS = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-",
+    min_size=8,
+    max_size=20,
+).map(lambda k: "sk-" + k)
 
 
 @settings(max_examples=60, deadline=None)
 @given(store=st.dictionaries(_NAMES, _KEYS, min_size=1, max_size=5), data=st.data())
 def test_a_name_given_twice_is_refused_and_removing_it_repairs(
-        tmp_path_factory: pytest.TempPathFactory, store: dict[str, str],
-        data: st.DataObject) -> None:
+    tmp_path_factory: pytest.TempPathFactory, store: dict[str, str], data: st.DataObject
+) -> None:
     """Parsing never silently keeps one of two entries with the same name; removing that name
     leaves exactly the other entries."""
     from dexto.auth.store import parse_auth_store
@@ -258,5 +274,7 @@ def test_a_name_given_twice_is_refused_and_removing_it_repairs(
     path = tmp_path_factory.mktemp("dup") / "auth.json"
     path.write_text(text)
     assert remove_entry(path, twice) is True
-    assert {n: e.key for n, e in read_auth_store(path).items()  # every entry here is "api"
-            } == {n: k for n, k in store.items() if n != twice}
+    assert {
+        n: e.key
+        for n, e in read_auth_store(path).items()  # every entry here is "api"
+    } == {n: k for n, k in store.items() if n != twice}

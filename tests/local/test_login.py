@@ -21,9 +21,13 @@ def _env(gw: GatewayProc) -> dict[str, str]:
 
 
 def _device_login(gw: GatewayProc, *, deny: bool = False) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "dexto.cli.main", "login", "--json"],
-                            env=cli_env(_env(gw)), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dexto.cli.main", "login", "--json"],
+        env=cli_env(_env(gw)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr is not None
     seen = ""
     for line in proc.stderr:
@@ -39,12 +43,16 @@ def _device_login(gw: GatewayProc, *, deny: bool = False) -> subprocess.Complete
 
 
 def test_device_flow_approved_in_the_browser_stores_the_key(
-        gateway: GatewayProc, home: Path, dexto: Run) -> None:
+    gateway: GatewayProc, home: Path, dexto: Run
+) -> None:
     (home / "auth.json").write_text(json.dumps({"anthropic": {"type": "api", "key": "sk-a"}}))
     r = _device_login(gateway)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == {"email": gateway.email, "balanceUsd": "1.000000",
-                                    "mtd": {"costUsd": "0.000000", "requests": 0}}
+    assert json.loads(r.stdout) == {
+        "email": gateway.email,
+        "balanceUsd": "1.000000",
+        "mtd": {"costUsd": "0.000000", "requests": 0},
+    }
     store = json.loads((home / "auth.json").read_text())
     assert store["anthropic"] == {"type": "api", "key": "sk-a"}
     assert store["dexto"]["type"] == "api" and store["dexto"]["key"].startswith("dxk_")
@@ -63,8 +71,7 @@ def test_device_flow_denied_stores_nothing(gateway: GatewayProc, home: Path) -> 
     assert not (home / "auth.json").exists()
 
 
-def test_api_key_login_whoami_billing_logout(gateway: GatewayProc, home: Path,
-                                            dexto: Run) -> None:
+def test_api_key_login_whoami_billing_logout(gateway: GatewayProc, home: Path, dexto: Run) -> None:
     env = _env(gateway)
     (home / "auth.json").write_text(json.dumps({"openai": {"type": "api", "key": "sk-o"}}))
     r = dexto("login", "--api-key", gateway.api_key, env=env)
@@ -72,20 +79,25 @@ def test_api_key_login_whoami_billing_logout(gateway: GatewayProc, home: Path,
     assert gateway.email in r.stdout and gateway.api_key not in r.stdout + r.stderr
     for args in (("whoami", "--json"), ("billing", "status", "--json")):
         out = json.loads(dexto(*args, env=env).stdout)
-        assert out == {"email": gateway.email, "balanceUsd": "1.000000",
-                       "mtd": {"costUsd": "0.000000", "requests": 0}}
+        assert out == {
+            "email": gateway.email,
+            "balanceUsd": "1.000000",
+            "mtd": {"costUsd": "0.000000", "requests": 0},
+        }
     text = dexto("whoami", env=env).stdout
     assert "auth-store:dexto" in text and gateway.api_key not in text
     assert dexto("logout").returncode == 0
     assert json.loads((home / "auth.json").read_text()) == {
-        "openai": {"type": "api", "key": "sk-o"}}
+        "openai": {"type": "api", "key": "sk-o"}
+    }
     r = dexto("whoami", "--json", env=env)
     assert r.returncode == 2 and json.loads(r.stdout)["error"]["code"] == "NO_CREDENTIALS"
 
 
 @pytest.mark.parametrize("key", ["dxk_not_a_real_key_000000000000", "dxk_" + "A" * 40])
-def test_bad_api_key_changes_nothing(gateway: GatewayProc, home: Path, dexto: Run,
-                                     key: str) -> None:
+def test_bad_api_key_changes_nothing(
+    gateway: GatewayProc, home: Path, dexto: Run, key: str
+) -> None:
     before = json.dumps({"dexto": {"type": "api", "key": gateway.api_key}})
     (home / "auth.json").write_text(before)
     r = dexto("login", "--api-key", "-", "--json", env=_env(gateway), input=key + "\n")

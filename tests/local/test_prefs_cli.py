@@ -27,9 +27,11 @@ def test_set_get_list_round_trip_keeps_the_file(dexto: Run, home: Path) -> None:
     assert json.loads(got.stdout) == {"key": "preferDextoCredits", "value": False}
     assert dexto("prefs", "get", "preferDextoCredits").stdout.strip() == "false"
     listed = json.loads(dexto("prefs", "list", "--json").stdout)["preferences"]
-    assert listed["preferDextoCredits"] == {"value": False, "set": True,
-                                            "description": listed["preferDextoCredits"][
-                                                "description"]}
+    assert listed["preferDextoCredits"] == {
+        "value": False,
+        "set": True,
+        "description": listed["preferDextoCredits"]["description"],
+    }
     assert listed["disabledProviders"]["set"] is False
     r = dexto("prefs", "set", "disabledProviders", "glama, groq")
     assert r.returncode == 0, r.stderr
@@ -50,22 +52,26 @@ def test_route_honours_the_preference(dexto: Run) -> None:
     assert json.loads(r.stdout)["route"] == "dexto"
 
 
-@pytest.mark.parametrize("key, value, code, words", [
-    ("preferDextoCredits", "maybe", "INVALID_CONFIG", "use true or false"),
-    ("preferDextoCredits", "1", "INVALID_CONFIG", "use true or false"),
-    ("preferDextoCredits", "yes", "INVALID_CONFIG", "use true or false"),
-    ("preferDextoCredits", "", "INVALID_CONFIG", "use true or false"),
-    ("lowCreditsWarningUsd", "-1", "INVALID_CONFIG", "number"),
-    ("lowCreditsWarningUsd", "abc", "INVALID_CONFIG", "number"),
-    ("lowCreditsWarningUsd", "nan", "INVALID_CONFIG", "number"),
-    ("lowCreditsWarningUsd", "inf", "INVALID_CONFIG", "number"),
-    ("enabledProviders", "anthropic,dexto", "PROVIDER_NOT_ALLOWED", "dexto login"),
-    ("disabledProviders", "nosuch", "UNKNOWN_PROVIDER", "use one of"),
-    ("defaultAgent", "   ", "INVALID_CONFIG", "unset"),
-    ("noSuchKey", "true", "INVALID_CONFIG", "preferDextoCredits"),
-])
+@pytest.mark.parametrize(
+    "key, value, code, words",
+    [
+        ("preferDextoCredits", "maybe", "INVALID_CONFIG", "use true or false"),
+        ("preferDextoCredits", "1", "INVALID_CONFIG", "use true or false"),
+        ("preferDextoCredits", "yes", "INVALID_CONFIG", "use true or false"),
+        ("preferDextoCredits", "", "INVALID_CONFIG", "use true or false"),
+        ("lowCreditsWarningUsd", "-1", "INVALID_CONFIG", "number"),
+        ("lowCreditsWarningUsd", "abc", "INVALID_CONFIG", "number"),
+        ("lowCreditsWarningUsd", "nan", "INVALID_CONFIG", "number"),
+        ("lowCreditsWarningUsd", "inf", "INVALID_CONFIG", "number"),
+        ("enabledProviders", "anthropic,dexto", "PROVIDER_NOT_ALLOWED", "dexto login"),
+        ("disabledProviders", "nosuch", "UNKNOWN_PROVIDER", "use one of"),
+        ("defaultAgent", "   ", "INVALID_CONFIG", "unset"),
+        ("noSuchKey", "true", "INVALID_CONFIG", "preferDextoCredits"),
+    ],
+)
 def test_invalid_values_are_refused_and_nothing_is_written(
-        dexto: Run, home: Path, key: str, value: str, code: str, words: str) -> None:
+    dexto: Run, home: Path, key: str, value: str, code: str, words: str
+) -> None:
     path = home / "preferences.yml"
     path.write_text(HAND_WRITTEN)
     r = dexto("prefs", "set", key, value, "--json")
@@ -77,18 +83,29 @@ def test_invalid_values_are_refused_and_nothing_is_written(
     assert not list(home.glob("preferences.yml.*.bak"))
 
 
-@pytest.mark.parametrize("text, line, field, repaired", [
-    ("preferDextoCredits: [unclosed\n", 2, None, None),
-    ("a: 1\n  b: 2\n", 2, None, None),
-    ("- a list\n", None, None, None),
-    ("# mine\npreferDextoCredits: maybe  # hmm\n", 2, "preferDextoCredits",
-     "# mine\npreferDextoCredits: true  # hmm\n"),
-    ("# c\nlowCreditsWarningUsd: 1\nbogusKey: 3\n", 3, "bogusKey",
-     "# c\nlowCreditsWarningUsd: 1\n"),
-])
+@pytest.mark.parametrize(
+    "text, line, field, repaired",
+    [
+        ("preferDextoCredits: [unclosed\n", 2, None, None),
+        ("a: 1\n  b: 2\n", 2, None, None),
+        ("- a list\n", None, None, None),
+        (
+            "# mine\npreferDextoCredits: maybe  # hmm\n",
+            2,
+            "preferDextoCredits",
+            "# mine\npreferDextoCredits: true  # hmm\n",
+        ),
+        (
+            "# c\nlowCreditsWarningUsd: 1\nbogusKey: 3\n",
+            3,
+            "bogusKey",
+            "# c\nlowCreditsWarningUsd: 1\n",
+        ),
+    ],
+)
 def test_corrupt_file_is_reported_and_the_fix_repairs_it(
-        dexto: Run, home: Path, text: str, line: int | None, field: str | None,
-        repaired: str | None) -> None:
+    dexto: Run, home: Path, text: str, line: int | None, field: str | None, repaired: str | None
+) -> None:
     path = home / "preferences.yml"
     path.write_text(text)
     r = dexto("prefs", "list")

@@ -24,8 +24,15 @@ class Terminal:
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.master, slave = os.openpty()
-        self.proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env,
-                                     start_new_session=True, close_fds=True)
+        self.proc = subprocess.Popen(
+            args,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
         os.close(slave)
         self.transcript = ""
         self._seen = 0
@@ -96,9 +103,11 @@ def test_own_key_path_in_a_terminal(home: Path, dexto: Run) -> None:
     assert KEY not in t.transcript  # the key was not echoed
     bundled = bundled_text("default-agent").decode()
     assert _agent(home).read_text() == bundled.replace(
-        "model: claude-sonnet-4-5-20250929", "model: claude-haiku-4-5-20251001")
-    assert json.loads((home / "auth.json").read_text()) == {"anthropic": {"type": "api",
-                                                                          "key": KEY}}
+        "model: claude-sonnet-4-5-20250929", "model: claude-haiku-4-5-20251001"
+    )
+    assert json.loads((home / "auth.json").read_text()) == {
+        "anthropic": {"type": "api", "key": KEY}
+    }
     assert file_mode(home / "auth.json") == 0o600
     assert dexto("prefs", "get", "preferDextoCredits").stdout.strip() == "false"
 
@@ -143,8 +152,16 @@ def test_cancel_with_end_of_input_writes_nothing(home: Path) -> None:
 
 
 def test_scripted_byok_with_key_on_stdin(home: Path, dexto: Run) -> None:
-    r = dexto("setup", "--mode", "byok", "--provider", "groq", "--api-key-stdin", "--json",
-              input="gsk_SECRET_123\n")
+    r = dexto(
+        "setup",
+        "--mode",
+        "byok",
+        "--provider",
+        "groq",
+        "--api-key-stdin",
+        "--json",
+        input="gsk_SECRET_123\n",
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["model"] == "llama-3.3-70b-versatile" and out["decision"]["route"] == "direct"
@@ -154,27 +171,43 @@ def test_scripted_byok_with_key_on_stdin(home: Path, dexto: Run) -> None:
 
 
 @pytest.mark.slow
-def test_scripted_credits_with_key_on_stdin(home: Path, dexto: Run,
-                                            gateway: GatewayProc) -> None:
-    r = dexto("setup", "--mode", "credits", "--provider", "google", "--model",
-              "gemini-2.5-pro", "--api-key-stdin", "--json",
-              env={"DEXTO_GATEWAY_URL": gateway.url}, input=gateway.api_key + "\n")
+def test_scripted_credits_with_key_on_stdin(home: Path, dexto: Run, gateway: GatewayProc) -> None:
+    r = dexto(
+        "setup",
+        "--mode",
+        "credits",
+        "--provider",
+        "google",
+        "--model",
+        "gemini-2.5-pro",
+        "--api-key-stdin",
+        "--json",
+        env={"DEXTO_GATEWAY_URL": gateway.url},
+        input=gateway.api_key + "\n",
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["decision"]["route"] == "dexto"
     assert json.loads((home / "auth.json").read_text())["dexto"]["key"] == gateway.api_key
 
 
-@pytest.mark.parametrize("args, code, words", [
-    (["--mode", "credits", "--provider", "dexto"], "PROVIDER_NOT_ALLOWED", "dexto login"),
-    (["--mode", "credits", "--provider", "ollama"], "INVALID_CONFIG", "--mode byok"),
-    (["--mode", "byok", "--provider", "anthropic"], "NO_CREDENTIALS", "--api-key-stdin"),
-    (["--mode", "byok"], "INVALID_CONFIG", "--provider"),
-    (["--mode", "byok", "--provider", "openai", "--model", "bad id"], "INVALID_MODEL_ID",
-     "model ID"),
-    ([], "INVALID_CONFIG", "--mode"),
-])
-def test_scripted_errors_write_nothing(home: Path, dexto: Run, args: list[str], code: str,
-                                       words: str) -> None:
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (["--mode", "credits", "--provider", "dexto"], "PROVIDER_NOT_ALLOWED", "dexto login"),
+        (["--mode", "credits", "--provider", "ollama"], "INVALID_CONFIG", "--mode byok"),
+        (["--mode", "byok", "--provider", "anthropic"], "NO_CREDENTIALS", "--api-key-stdin"),
+        (["--mode", "byok"], "INVALID_CONFIG", "--provider"),
+        (
+            ["--mode", "byok", "--provider", "openai", "--model", "bad id"],
+            "INVALID_MODEL_ID",
+            "model ID",
+        ),
+        ([], "INVALID_CONFIG", "--mode"),
+    ],
+)
+def test_scripted_errors_write_nothing(
+    home: Path, dexto: Run, args: list[str], code: str, words: str
+) -> None:
     r = dexto("setup", *args, "--json", env={"OPENAI_API_KEY": "sk-o"}, input="")
     assert r.returncode == 2, r.stdout
     err = json.loads(r.stdout)["error"]
@@ -197,11 +230,22 @@ def test_invalid_agent_file_is_reported_and_kept(home: Path, dexto: Run) -> None
 def test_user_edits_survive_setup(home: Path, dexto: Run) -> None:
     path = _agent(home)
     path.parent.mkdir(parents=True)
-    text = ("# my agent\nllm:\n  provider: anthropic   # who\n  model: claude-opus-4-7\n"
-            "  temperature: 0.2   # keep me\nmcpServers: {fs: {command: npx}}\n")
+    text = (
+        "# my agent\nllm:\n  provider: anthropic   # who\n  model: claude-opus-4-7\n"
+        "  temperature: 0.2   # keep me\nmcpServers: {fs: {command: npx}}\n"
+    )
     path.write_text(text)
-    r = dexto("setup", "--mode", "byok", "--provider", "openai", "--model", "gpt-5-mini",
-              env={"OPENAI_API_KEY": "sk-o"})
+    r = dexto(
+        "setup",
+        "--mode",
+        "byok",
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-5-mini",
+        env={"OPENAI_API_KEY": "sk-o"},
+    )
     assert r.returncode == 0, r.stderr
     assert path.read_text() == text.replace("anthropic   #", "openai   #").replace(
-        "claude-opus-4-7", "gpt-5-mini")
+        "claude-opus-4-7", "gpt-5-mini"
+    )

@@ -46,18 +46,26 @@ class ChatStack:
 
 
 @contextmanager
-def chat_stack(tmp: Path, *, credits_micros: int = 1_000_000,
-               cost_usd: float = 5.0) -> Iterator[ChatStack]:
+def chat_stack(
+    tmp: Path, *, credits_micros: int = 1_000_000, cost_usd: float = 5.0
+) -> Iterator[ChatStack]:
     helpers = _gateway_helpers()
     upstream = ServerThread(fake_upstream_app(FakeOptions(cost=cost_usd, chunks=6))).start()
     direct_app = fake_direct_app("anthropic")
     direct = ServerThread(direct_app).start()
     try:
-        with helpers.start_gateway(f"sqlite:///{tmp / 'gateway.db'}", upstream.url,
-                                   credits_micros=credits_micros) as gw:
-            yield ChatStack({"DEXTO_API_KEY": gw.key, "DEXTO_GATEWAY_URL": gw.url,
-                             "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
-                             "ANTHROPIC_BASE_URL": direct.url + "/v1"}, direct_app)
+        with helpers.start_gateway(
+            f"sqlite:///{tmp / 'gateway.db'}", upstream.url, credits_micros=credits_micros
+        ) as gw:
+            yield ChatStack(
+                {
+                    "DEXTO_API_KEY": gw.key,
+                    "DEXTO_GATEWAY_URL": gw.url,
+                    "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
+                    "ANTHROPIC_BASE_URL": direct.url + "/v1",
+                },
+                direct_app,
+            )
     finally:
         direct.stop()
         upstream.stop()

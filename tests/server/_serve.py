@@ -69,8 +69,14 @@ class Served:
             self.proc.wait(timeout=5)
 
 
-def start(home: Path, agent: Path | None, env: dict[str, str] | None = None, *,
-          token: str | None = None, args: tuple[str, ...] = ("--no-refresh",)) -> Served:
+def start(
+    home: Path,
+    agent: Path | None,
+    env: dict[str, str] | None = None,
+    *,
+    token: str | None = None,
+    args: tuple[str, ...] = ("--no-refresh",),
+) -> Served:
     port = free_port()
     full = dict(os.environ)
     full["DEXTO_HOME"] = str(home)

@@ -53,8 +53,10 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         yield b
         b.close()
 
@@ -64,8 +66,14 @@ def open_page(browser: Any) -> Iterator[Callable[..., Any]]:
     """Open the served page in a fresh context; page errors fail the test at teardown."""
     pages: list[Any] = []
 
-    def go(served: Served, fragment: str = "", *, width: int = 1360, height: int = 900,
-           ready: bool = True) -> Any:
+    def go(
+        served: Served,
+        fragment: str = "",
+        *,
+        width: int = 1360,
+        height: int = 900,
+        ready: bool = True,
+    ) -> Any:
         ctx = browser.new_context(viewport={"width": width, "height": height})
         page = ctx.new_page()
         errors: list[str] = []
@@ -73,8 +81,10 @@ def open_page(browser: Any) -> Iterator[Callable[..., Any]]:
         elsewhere: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
-        page.on("request", lambda r: None if r.url.startswith((served.url, "data:"))
-                else elsewhere.append(r.url))
+        page.on(
+            "request",
+            lambda r: None if r.url.startswith((served.url, "data:")) else elsewhere.append(r.url),
+        )
         page.errors = errors
         page.console_errors = console
         page.requests_elsewhere = elsewhere

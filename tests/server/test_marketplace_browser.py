@@ -33,8 +33,10 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         yield b
         b.close()
 
@@ -61,8 +63,9 @@ def page_of(browser: Any) -> Iterator[Any]:
 
 
 def ids(page: Any) -> list[str]:
-    return list(page.locator(f"{GROUP} .model").evaluate_all(
-        "rows => rows.map(r => r.dataset.model)"))
+    return list(
+        page.locator(f"{GROUP} .model").evaluate_all("rows => rows.map(r => r.dataset.model)")
+    )
 
 
 def test_marketplace_group_lists_pages_and_filters(serve: StartServer, page_of: Any) -> None:
@@ -78,45 +81,57 @@ def test_marketplace_group_lists_pages_and_filters(serve: StartServer, page_of: 
     assert featured.count() == 1  # featured first
     assert f"of {total} models" in page.locator("#market-status").inner_text()
     page.click("#market-next")
-    page.wait_for_function("() => document.querySelector('#market-status')"
-                           ".textContent.startsWith('26–50')")
+    page.wait_for_function(
+        "() => document.querySelector('#market-status').textContent.startsWith('26–50')"
+    )
     assert set(ids(page)).isdisjoint(first)
     assert page.evaluate("document.activeElement.id") == "market-next"
     page.locator("#market-filter").press_sequentially("claude 3.7")
-    page.wait_for_function("() => document.querySelectorAll("
-                           "'.group[data-provider=\"openrouter\"] .model').length <= 3")
+    page.wait_for_function(
+        "() => document.querySelectorAll('.group[data-provider=\"openrouter\"] .model').length <= 3"
+    )
     assert "anthropic/claude-3.7-sonnet" in ids(page)
     assert page.evaluate("document.activeElement.id") == "market-filter"
     assert page.locator("#market-pager, .market-pager").count() == 0
 
 
-def test_run_with_my_own_key_switches_to_the_native_model(serve: StartServer,
-                                                          page_of: Any) -> None:
+def test_run_with_my_own_key_switches_to_the_native_model(serve: StartServer, page_of: Any) -> None:
     s = serve({**DEXTO_ONLY, "ANTHROPIC_API_KEY": "sk-ant-test-000000001"})
-    r = s.post("/llm/switch", json={"provider": "openrouter",
-                                    "model": "anthropic/claude-sonnet-4.5"})
+    r = s.post(
+        "/llm/switch", json={"provider": "openrouter", "model": "anthropic/claude-sonnet-4.5"}
+    )
     assert r.status_code == 200, r.text
     page = page_of(s)
     assert "claude-sonnet-4-5-20250929" not in page.locator("#current").inner_text()
     page.locator("#market-filter").fill("claude sonnet 4.5")
-    page.wait_for_function("() => document.querySelector("
-                           "'[data-native-model=\"claude-sonnet-4-5-20250929\"]') !== null")
+    page.wait_for_function(
+        "() => document.querySelector("
+        "'[data-native-model=\"claude-sonnet-4-5-20250929\"]') !== null"
+    )
     offer = page.locator('[data-native-model="claude-sonnet-4-5-20250929"]')
     assert offer.inner_text() == "Run with my own Anthropic key"
     assert page.locator(f'{GROUP} [data-native-provider="z-ai"]').count() == 0
     offer.click()
-    page.wait_for_function("() => document.querySelector('#current').textContent"
-                           ".includes('claude-sonnet-4-5-20250929')")
+    page.wait_for_function(
+        "() => document.querySelector('#current').textContent"
+        ".includes('claude-sonnet-4-5-20250929')"
+    )
     assert "model: claude-sonnet-4-5-20250929" in s.agent.read_text()
     assert "provider: anthropic" in s.agent.read_text()
 
 
-def test_a_custom_model_with_its_own_key_is_selectable(serve: StartServer, page_of: Any,
-                                                       isolated_env: Path) -> None:
+def test_a_custom_model_with_its_own_key_is_selectable(
+    serve: StartServer, page_of: Any, isolated_env: Path
+) -> None:
     (isolated_env / "models").mkdir()
-    (isolated_env / "models" / "custom-models.json").write_text(json.dumps({
-        "version": 1, "models": [{"name": "my-model", "provider": "glama",
-                                  "apiKeyEnv": "MY_GLAMA_KEY"}]}))
+    (isolated_env / "models" / "custom-models.json").write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "models": [{"name": "my-model", "provider": "glama", "apiKeyEnv": "MY_GLAMA_KEY"}],
+            }
+        )
+    )
     s = serve({"MY_GLAMA_KEY": "g-test-key"})
     page = page_of(s)
     target = page.locator('.model[data-provider="glama"][data-model="my-model"]')
@@ -124,8 +139,9 @@ def test_a_custom_model_with_its_own_key_is_selectable(serve: StartServer, page_
     assert target.locator(".badge").inner_text() == "your key"
 
 
-def test_without_credentials_rows_offer_to_add_the_native_key(serve: StartServer,
-                                                              page_of: Any) -> None:
+def test_without_credentials_rows_offer_to_add_the_native_key(
+    serve: StartServer, page_of: Any
+) -> None:
     page = page_of(serve())
     page.locator("#market-filter").fill("claude sonnet 4.5")
     offer = page.locator('[data-native-model="claude-sonnet-4-5-20250929"]')

@@ -19,12 +19,14 @@ from tests.server.conftest import StartServer
 
 def cli_json(*args: str, env: dict[str, str], home: Path) -> object:
     full = {**os.environ, "DEXTO_HOME": str(home), **env}
-    out = subprocess.run([DEXTO, *args, "--json"], env=full, capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [DEXTO, *args, "--json"], env=full, capture_output=True, text=True, timeout=60
+    )
     return json.loads(out.stdout)
 
 
 # --- catalog ---------------------------------------------------------------------------------
+
 
 def test_catalog_is_exactly_the_cli_answer(serve: StartServer, isolated_env: Path) -> None:
     write_cache(DextoPaths(isolated_env), SAMPLE_ROWS)
@@ -50,13 +52,13 @@ def test_catalog_search_and_provider_match_cli(serve: StartServer, isolated_env:
     assert got == cli_json("models", "--search", "sonnet", env=DEXTO_ONLY, home=isolated_env)
     only = s.get("/llm/catalog", params={"provider": "groq"}).json()
     assert list(only["providers"]) == ["groq"]
-    assert error_code(s.get("/llm/catalog", params={"provider": "dexto"})) == \
-        "PROVIDER_NOT_ALLOWED"
+    assert error_code(s.get("/llm/catalog", params={"provider": "dexto"})) == "PROVIDER_NOT_ALLOWED"
     assert s.get("/llm/catalog", params={"provider": "nope"}).status_code == 400
 
 
-def test_catalog_follows_files_changed_by_other_processes(serve: StartServer,
-                                                          isolated_env: Path) -> None:
+def test_catalog_follows_files_changed_by_other_processes(
+    serve: StartServer, isolated_env: Path
+) -> None:
     s = serve()
     assert s.get("/llm/catalog").json()["providers"]["anthropic"]["hasDirectKey"] is False
     auth = isolated_env / "auth.json"
@@ -66,6 +68,7 @@ def test_catalog_follows_files_changed_by_other_processes(serve: StartServer,
 
 
 # --- current / switch ------------------------------------------------------------------------
+
 
 def test_current_carries_the_route_json(serve: StartServer, isolated_env: Path) -> None:
     s = serve(DEXTO_ONLY)
@@ -89,8 +92,9 @@ def test_current_without_credentials_reports_the_fix(serve: StartServer) -> None
 def test_current_prefer_override(serve: StartServer) -> None:
     s = serve({**DEXTO_ONLY, "ANTHROPIC_API_KEY": "sk-ant-test-123"})
     assert s.get("/llm/current").json()["decision"]["route"] == "dexto"
-    assert s.get("/llm/current", params={"prefer": "direct"}).json()["decision"]["route"] == \
-        "direct"
+    assert (
+        s.get("/llm/current", params={"prefer": "direct"}).json()["decision"]["route"] == "direct"
+    )
     assert s.get("/llm/current", params={"prefer": "dexto2"}).status_code == 400
 
 
@@ -103,11 +107,14 @@ def test_switch_persists_with_comments_and_backup(serve: StartServer) -> None:
     assert (body["provider"], body["model"]) == ("openai", "gpt-5-mini")
     assert body["decision"]["route"] == "dexto"
     after = s.agent.read_text()
-    changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True)
-               if a != b]
+    changed = [
+        (a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True) if a != b
+    ]
     assert changed == [
-        ("  provider: anthropic   # semantic provider, never \"dexto\"",
-         "  provider: openai   # semantic provider, never \"dexto\""),
+        (
+            '  provider: anthropic   # semantic provider, never "dexto"',
+            '  provider: openai   # semantic provider, never "dexto"',
+        ),
         ("  model: claude-sonnet-4-5-20250929   # native ID", "  model: gpt-5-mini   # native ID"),
     ]
     backups = list(s.agent.parent.glob("demo-agent.yml.*.bak"))
@@ -123,17 +130,21 @@ def test_switch_to_marketplace_id_keeps_it_exactly(serve: StartServer) -> None:
     assert "model: z-ai/glm-4.5-air:free" in s.agent.read_text()
 
 
-@pytest.mark.parametrize(("body", "code"), [
-    ({"provider": "dexto", "model": "anthropic/claude-sonnet-4.5"}, "PROVIDER_NOT_ALLOWED"),
-    ({"provider": "nope", "model": "x"}, "UNKNOWN_PROVIDER"),
-    ({"provider": "anthropic", "model": "bad id"}, "INVALID_MODEL_ID"),
-    ({"provider": "anthropic", "model": ""}, "INVALID_MODEL_ID"),
-    ({"provider": "anthropic"}, "INVALID_REQUEST"),
-    ({"provider": "anthropic", "model": "x", "extra": 1}, "INVALID_REQUEST"),
-    ({"provider": 5, "model": "x"}, "INVALID_REQUEST"),
-])
-def test_switch_refusals_leave_the_file_untouched(serve: StartServer, body: dict[str, object],
-                                                  code: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"provider": "dexto", "model": "anthropic/claude-sonnet-4.5"}, "PROVIDER_NOT_ALLOWED"),
+        ({"provider": "nope", "model": "x"}, "UNKNOWN_PROVIDER"),
+        ({"provider": "anthropic", "model": "bad id"}, "INVALID_MODEL_ID"),
+        ({"provider": "anthropic", "model": ""}, "INVALID_MODEL_ID"),
+        ({"provider": "anthropic"}, "INVALID_REQUEST"),
+        ({"provider": "anthropic", "model": "x", "extra": 1}, "INVALID_REQUEST"),
+        ({"provider": 5, "model": "x"}, "INVALID_REQUEST"),
+    ],
+)
+def test_switch_refusals_leave_the_file_untouched(
+    serve: StartServer, body: dict[str, object], code: str
+) -> None:
     s = serve(DEXTO_ONLY)
     before = s.agent.read_bytes()
     resp = s.post("/llm/switch", json=body)
@@ -153,15 +164,22 @@ def test_switch_rejects_bad_json_and_wrong_media(serve: StartServer) -> None:
     s = serve(DEXTO_ONLY)
     bad = s.post("/llm/switch", content=b"{not json", headers={"content-type": "application/json"})
     assert bad.status_code == 400 and error_code(bad) == "INVALID_REQUEST"
-    form = s.post("/llm/switch", content=b"provider=openai",
-                  headers={"content-type": "application/x-www-form-urlencoded"})
+    form = s.post(
+        "/llm/switch",
+        content=b"provider=openai",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert form.status_code == 415 and error_code(form) == "UNSUPPORTED_MEDIA_TYPE"
 
 
-def test_switch_clears_provider_specific_key_reference(serve: StartServer, agent_file: Path
-                                                       ) -> None:
-    agent_file.write_text(agent_file.read_text().replace(
-        "  routing:", "  apiKey: $ANTHROPIC_API_KEY   # reference only\n  routing:"))
+def test_switch_clears_provider_specific_key_reference(
+    serve: StartServer, agent_file: Path
+) -> None:
+    agent_file.write_text(
+        agent_file.read_text().replace(
+            "  routing:", "  apiKey: $ANTHROPIC_API_KEY   # reference only\n  routing:"
+        )
+    )
     s = serve(DEXTO_ONLY)
     assert s.post("/llm/switch", json={"provider": "openai", "model": "gpt-5"}).status_code == 200
     text = s.agent.read_text()
@@ -170,11 +188,13 @@ def test_switch_clears_provider_specific_key_reference(serve: StartServer, agent
 
 # --- custom models ---------------------------------------------------------------------------
 
+
 def test_custom_model_lifecycle(serve: StartServer, isolated_env: Path) -> None:
     write_cache(DextoPaths(isolated_env), SAMPLE_ROWS)
     s = serve(DEXTO_ONLY)
-    resp = s.post("/llm/custom-models", json={"provider": "openrouter",
-                                              "name": "z-ai/glm-4.5-air:free"})
+    resp = s.post(
+        "/llm/custom-models", json={"provider": "openrouter", "name": "z-ai/glm-4.5-air:free"}
+    )
     assert resp.status_code == 201, resp.text
     assert resp.json()["validation"] == "known" and resp.json()["replaced"] is False
     listed = s.get("/llm/custom-models").json()
@@ -189,16 +209,20 @@ def test_custom_model_lifecycle(serve: StartServer, isolated_env: Path) -> None:
     assert s.get("/llm/custom-models").json()["models"] == []
 
 
-@pytest.mark.parametrize(("body", "code"), [
-    ({"provider": "dexto", "name": "anthropic/claude-sonnet-4.5"}, "PROVIDER_NOT_ALLOWED"),
-    ({"provider": "anthropic", "name": "claude-x"}, "UNKNOWN_PROVIDER"),
-    ({"provider": "openai-compatible", "name": "my-model"}, "INVALID_CONFIG"),
-    ({"provider": "openrouter", "name": "a/b", "apiKey": "sk-secret-raw"}, "INVALID_CONFIG"),
-    ({"provider": "openrouter", "name": "bad id"}, "INVALID_CONFIG"),
-    ({"provider": "openrouter", "name": "a/b", "surprise": True}, "INVALID_CONFIG"),
-])
-def test_custom_model_refusals_store_nothing(serve: StartServer, isolated_env: Path,
-                                             body: dict[str, object], code: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"provider": "dexto", "name": "anthropic/claude-sonnet-4.5"}, "PROVIDER_NOT_ALLOWED"),
+        ({"provider": "anthropic", "name": "claude-x"}, "UNKNOWN_PROVIDER"),
+        ({"provider": "openai-compatible", "name": "my-model"}, "INVALID_CONFIG"),
+        ({"provider": "openrouter", "name": "a/b", "apiKey": "sk-secret-raw"}, "INVALID_CONFIG"),
+        ({"provider": "openrouter", "name": "bad id"}, "INVALID_CONFIG"),
+        ({"provider": "openrouter", "name": "a/b", "surprise": True}, "INVALID_CONFIG"),
+    ],
+)
+def test_custom_model_refusals_store_nothing(
+    serve: StartServer, isolated_env: Path, body: dict[str, object], code: str
+) -> None:
     s = serve(DEXTO_ONLY)
     resp = s.post("/llm/custom-models", json=body)
     assert resp.status_code == 400
@@ -209,8 +233,14 @@ def test_custom_model_refusals_store_nothing(serve: StartServer, isolated_env: P
 
 def test_custom_model_with_base_url(serve: StartServer) -> None:
     s = serve()
-    resp = s.post("/llm/custom-models", json={"provider": "openai-compatible", "name": "qwen3",
-                                              "baseURL": "http://127.0.0.1:8000/v1"})
+    resp = s.post(
+        "/llm/custom-models",
+        json={
+            "provider": "openai-compatible",
+            "name": "qwen3",
+            "baseURL": "http://127.0.0.1:8000/v1",
+        },
+    )
     assert resp.status_code == 201
     assert resp.json()["validation"] is None
     prov = s.get("/llm/catalog").json()["providers"]["openai-compatible"]
@@ -219,6 +249,7 @@ def test_custom_model_with_base_url(serve: StartServer) -> None:
 
 
 # --- validate --------------------------------------------------------------------------------
+
 
 def test_validate_known_unknown_unverified(serve: StartServer, isolated_env: Path) -> None:
     s = serve(DEXTO_ONLY)
@@ -236,13 +267,17 @@ def test_validate_known_unknown_unverified(serve: StartServer, isolated_env: Pat
     assert status("anthropic", "claude-next") == "unverified"
     bad = s.get("/llm/validate", params={"provider": "dexto", "model": "x"})
     assert bad.status_code == 400 and error_code(bad) == "PROVIDER_NOT_ALLOWED"
-    assert error_code(s.get("/llm/validate", params={"provider": "openrouter", "model": "a b"})
-                      ) == "INVALID_MODEL_ID"
-    assert error_code(s.get("/llm/validate", params={"provider": "openrouter"})) == \
-        "INVALID_REQUEST"
+    assert (
+        error_code(s.get("/llm/validate", params={"provider": "openrouter", "model": "a b"}))
+        == "INVALID_MODEL_ID"
+    )
+    assert (
+        error_code(s.get("/llm/validate", params={"provider": "openrouter"})) == "INVALID_REQUEST"
+    )
 
 
 # --- provider keys ---------------------------------------------------------------------------
+
 
 def test_store_key_never_echoes_and_is_0600(serve: StartServer, isolated_env: Path) -> None:
     s = serve()
@@ -262,16 +297,20 @@ def test_store_key_never_echoes_and_is_0600(serve: StartServer, isolated_env: Pa
     assert secret not in s.get("/llm/current").text
 
 
-@pytest.mark.parametrize(("body", "code"), [
-    ({"provider": "dexto", "key": "dxk_0123456789"}, "PROVIDER_NOT_ALLOWED"),
-    ({"provider": "bedrock", "key": "AKIA0123456789"}, "INVALID_REQUEST"),
-    ({"provider": "nope", "key": "0123456789"}, "UNKNOWN_PROVIDER"),
-    ({"provider": "openai", "key": "short"}, "INVALID_REQUEST"),
-    ({"provider": "openai", "key": "sk-has space-SECRET"}, "INVALID_REQUEST"),
-    ({"provider": "openai", "key": "sk-ok-0123456789", "more": 1}, "INVALID_REQUEST"),
-])
-def test_store_key_refusals(serve: StartServer, isolated_env: Path, body: dict[str, object],
-                            code: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"provider": "dexto", "key": "dxk_0123456789"}, "PROVIDER_NOT_ALLOWED"),
+        ({"provider": "bedrock", "key": "AKIA0123456789"}, "INVALID_REQUEST"),
+        ({"provider": "nope", "key": "0123456789"}, "UNKNOWN_PROVIDER"),
+        ({"provider": "openai", "key": "short"}, "INVALID_REQUEST"),
+        ({"provider": "openai", "key": "sk-has space-SECRET"}, "INVALID_REQUEST"),
+        ({"provider": "openai", "key": "sk-ok-0123456789", "more": 1}, "INVALID_REQUEST"),
+    ],
+)
+def test_store_key_refusals(
+    serve: StartServer, isolated_env: Path, body: dict[str, object], code: str
+) -> None:
     resp = serve().post("/llm/keys", json=body)
     assert resp.status_code == 400 and error_code(resp) == code
     assert str(body["key"]) not in resp.text
@@ -280,6 +319,7 @@ def test_store_key_refusals(serve: StartServer, isolated_env: Path, body: dict[s
 
 # --- chat (pre-flight only; streaming end-to-end lives with the browser/e2e tests) ----------
 
+
 def test_chat_without_credentials_is_a_typed_409(serve: StartServer) -> None:
     resp = serve().post("/llm/chat", json={"prompt": "hi"})
     assert resp.status_code == 409 and error_code(resp) == "NO_CREDENTIALS"
@@ -287,7 +327,11 @@ def test_chat_without_credentials_is_a_typed_409(serve: StartServer) -> None:
 
 def test_chat_body_is_validated(serve: StartServer) -> None:
     s = serve(DEXTO_ONLY)
-    for body in ({}, {"prompt": "a", "messages": [{"role": "user", "content": "b"}]},
-                 {"prompt": ""}, {"prompt": "hi", "prefer": "cheapest"}):
+    for body in (
+        {},
+        {"prompt": "a", "messages": [{"role": "user", "content": "b"}]},
+        {"prompt": ""},
+        {"prompt": "hi", "prefer": "cheapest"},
+    ):
         resp = s.post("/llm/chat", json=body)
         assert resp.status_code == 400 and error_code(resp) == "INVALID_REQUEST", body

@@ -22,19 +22,21 @@ GLM = "z-ai/glm-4.5-air:free"
 
 def search(page: Any, text: str) -> None:
     page.fill("#search", text)
-    page.wait_for_function("(q) => document.querySelector('#groups').dataset.query === q",
-                           arg=text)
+    page.wait_for_function("(q) => document.querySelector('#groups').dataset.query === q", arg=text)
 
 
 def assert_no_key_in_page_storage(page: Any, secret: str) -> None:
-    stored = page.evaluate("JSON.stringify([Object.entries(localStorage), "
-                           "Object.entries(sessionStorage), document.cookie])")
+    stored = page.evaluate(
+        "JSON.stringify([Object.entries(localStorage), "
+        "Object.entries(sessionStorage), document.cookie])"
+    )
     assert secret not in stored and stored == '[[],[],""]'
     assert secret not in page.content()
 
 
-def test_dexto_key_alone_makes_openrouter_selectable(serve: StartServer, isolated_env: Path,
-                                                     open_page: Any) -> None:
+def test_dexto_key_alone_makes_openrouter_selectable(
+    serve: StartServer, isolated_env: Path, open_page: Any
+) -> None:
     write_cache(DextoPaths(isolated_env), SAMPLE_ROWS)
     s = serve(DEXTO_ONLY)
     page = open_page(s)
@@ -42,7 +44,8 @@ def test_dexto_key_alone_makes_openrouter_selectable(serve: StartServer, isolate
     assert group.locator("h3").inner_text() == "Dexto Marketplace"
     assert page.locator('.group[data-provider="dexto"]').count() == 0
     assert "dexto" not in page.locator("#cm-provider option").evaluate_all(
-        "opts => opts.map(o => o.value)")
+        "opts => opts.map(o => o.value)"
+    )
     shot(page, "01-dexto-key-only")
     search(page, "glm air free")
     target = row(page, "openrouter", GLM)
@@ -50,17 +53,18 @@ def test_dexto_key_alone_makes_openrouter_selectable(serve: StartServer, isolate
     assert target.locator(".badge").inner_text() == "via Dexto"
     assert target.locator(".price").inner_text() == "free"
     target.click()
-    page.wait_for_function("() => document.querySelector('#current-name').textContent"
-                           ".includes('GLM 4.5 Air')")
+    page.wait_for_function(
+        "() => document.querySelector('#current-name').textContent.includes('GLM 4.5 Air')"
+    )
     assert not page.locator("#key-dialog").is_visible()
     assert f"model: {GLM}" in s.agent.read_text()
     assert page.locator("#current .badge").first.inner_text() == "via Dexto"
     shot(page, "02-openrouter-selected-via-dexto")
 
 
-def test_no_credentials_dialog_names_the_fix_and_takes_a_key(serve: StartServer,
-                                                             isolated_env: Path,
-                                                             open_page: Any) -> None:
+def test_no_credentials_dialog_names_the_fix_and_takes_a_key(
+    serve: StartServer, isolated_env: Path, open_page: Any
+) -> None:
     s = serve()
     fix = s.get("/llm/catalog").json()["providers"]["anthropic"]["fix"]
     page = open_page(s)
@@ -87,8 +91,9 @@ def test_no_credentials_dialog_names_the_fix_and_takes_a_key(serve: StartServer,
     shot(page, "04-key-saved-your-key")
 
 
-def test_prefer_direct_with_a_key_shows_your_key(serve: StartServer, agent_file: Path,
-                                                 open_page: Any) -> None:
+def test_prefer_direct_with_a_key_shows_your_key(
+    serve: StartServer, agent_file: Path, open_page: Any
+) -> None:
     agent_file.write_text(agent_file.read_text().replace("prefer: dexto", "prefer: direct"))
     s = serve({**DEXTO_ONLY, "ANTHROPIC_API_KEY": "sk-ant-test-0123456789"})
     page = open_page(s)
@@ -99,8 +104,9 @@ def test_prefer_direct_with_a_key_shows_your_key(serve: StartServer, agent_file:
     shot(page, "05-prefer-direct-your-key")
 
 
-def test_custom_model_form_adds_a_selectable_model(serve: StartServer, isolated_env: Path,
-                                                   open_page: Any) -> None:
+def test_custom_model_form_adds_a_selectable_model(
+    serve: StartServer, isolated_env: Path, open_page: Any
+) -> None:
     write_cache(DextoPaths(isolated_env), SAMPLE_ROWS)
     s = serve(DEXTO_ONLY)
     page = open_page(s)
@@ -119,8 +125,9 @@ def test_custom_model_form_adds_a_selectable_model(serve: StartServer, isolated_
     assert added.get_attribute("data-selectable") == "true"
     assert added.locator(".tag-custom").count() == 1
     added.click()
-    page.wait_for_function("() => document.querySelector('#current-name').textContent"
-                           " === 'My GLM Air'")
+    page.wait_for_function(
+        "() => document.querySelector('#current-name').textContent === 'My GLM Air'"
+    )
     assert "model: z-ai/glm-4.5-air" in s.agent.read_text()
     shot(page, "07-custom-model-selected")
     page.select_option("#cm-provider", "openai-compatible")
@@ -131,8 +138,10 @@ def test_custom_model_form_adds_a_selectable_model(serve: StartServer, isolated_
 
 
 def test_prompt_via_dexto_then_fallback_after_credits_run_out(
-        serve: StartServer, tmp_path: Path, open_page: Any) -> None:
+    serve: StartServer, tmp_path: Path, open_page: Any
+) -> None:
     from tests.server import _chat_stack as gw  # a broken helper must fail, not skip
+
     with gw.chat_stack(tmp_path) as stack:
         s = serve(stack.env)
         page = open_page(s)
@@ -142,13 +151,16 @@ def test_prompt_via_dexto_then_fallback_after_credits_run_out(
         page.wait_for_selector('#answer-route[data-route="dexto"]', timeout=20_000)
         assert page.locator("#answer-route .badge").first.inner_text() == "via Dexto"
         assert page.locator("#answer-text").inner_text().strip()
-        page.wait_for_function(r"() => /^-?\$\d/.test(document.querySelector('#credits')"
-                               ".textContent)")
+        page.wait_for_function(
+            r"() => /^-?\$\d/.test(document.querySelector('#credits')"
+            ".textContent)"
+        )
         shot(page, "08-chat-via-dexto")
         page.fill("#prompt", "and again, please")
         page.click("#send")
-        page.wait_for_selector('#answer-route[data-route="direct"][data-fell-back="true"]',
-                               timeout=20_000)
+        page.wait_for_selector(
+            '#answer-route[data-route="direct"][data-fell-back="true"]', timeout=20_000
+        )
         assert page.locator("#answer-route .badge-fallback").inner_text() == "fallback"
         assert page.locator("#answer-route .badge").first.inner_text() == "your key"
         assert "fake-anthropic" in page.locator("#answer-text").inner_text()
@@ -156,8 +168,9 @@ def test_prompt_via_dexto_then_fallback_after_credits_run_out(
         shot(page, "09-chat-fallback-your-key")
 
 
-def test_own_openrouter_key_is_an_advanced_option(serve: StartServer, isolated_env: Path,
-                                                  open_page: Any) -> None:
+def test_own_openrouter_key_is_an_advanced_option(
+    serve: StartServer, isolated_env: Path, open_page: Any
+) -> None:
     write_cache(DextoPaths(isolated_env), SAMPLE_ROWS)
     s = serve(DEXTO_ONLY)
     page = open_page(s)
@@ -179,5 +192,6 @@ def test_page_with_a_token_in_the_fragment(serve: StartServer, open_page: Any) -
     s = serve(DEXTO_ONLY, token=token)
     page = open_page(s, f"#token={token}")
     assert page.locator('#current .badge[data-route="dexto"]').count() == 1
-    assert token not in page.evaluate("JSON.stringify([Object.entries(localStorage), "
-                                      "Object.entries(sessionStorage)])")
+    assert token not in page.evaluate(
+        "JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])"
+    )

@@ -16,15 +16,24 @@ from tests.server.conftest import StartServer
 
 # --- protocol, limits, security --------------------------------------------------------------
 
+
 def test_openapi_document(serve: StartServer) -> None:
     doc = serve().get("/openapi.json").json()
     assert doc["openapi"].startswith("3.")
     assert doc["info"]["title"] and doc["info"]["version"]
     paths = doc["paths"]
-    expected = {("/llm/catalog", "get"), ("/llm/current", "get"), ("/llm/switch", "post"),
-                ("/llm/custom-models", "get"), ("/llm/custom-models", "post"),
-                ("/llm/custom-models/{name}", "delete"), ("/llm/validate", "get"),
-                ("/llm/chat", "post"), ("/llm/keys", "post"), ("/ui/meta", "get")}
+    expected = {
+        ("/llm/catalog", "get"),
+        ("/llm/current", "get"),
+        ("/llm/switch", "post"),
+        ("/llm/custom-models", "get"),
+        ("/llm/custom-models", "post"),
+        ("/llm/custom-models/{name}", "delete"),
+        ("/llm/validate", "get"),
+        ("/llm/chat", "post"),
+        ("/llm/keys", "post"),
+        ("/ui/meta", "get"),
+    }
     assert expected <= {(p, m) for p, ops in paths.items() for m in ops}
     assert "/" not in paths and not any("dexto" in p for p in paths)
     for ops in paths.values():
@@ -99,8 +108,10 @@ def _assert_refs_resolve(node: object, doc: dict[str, object]) -> None:
 
 def test_unknown_paths_and_methods_are_typed(serve: StartServer) -> None:
     s = serve()
-    assert s.get("/llm/nothing").status_code == 404 and error_code(s.get("/llm/nothing")) == \
-        "NOT_FOUND"
+    assert (
+        s.get("/llm/nothing").status_code == 404
+        and error_code(s.get("/llm/nothing")) == "NOT_FOUND"
+    )
     resp = s.client.put("/llm/switch", json={})
     assert resp.status_code == 405 and error_code(resp) == "METHOD_NOT_ALLOWED"
 
@@ -124,8 +135,11 @@ def test_body_size_limit(serve: StartServer) -> None:
 def test_dns_rebinding_and_cross_origin_writes_refused(serve: StartServer) -> None:
     s = serve(DEXTO_ONLY)
     assert s.get("/llm/catalog", headers={"host": "evil.example"}).status_code == 403
-    resp = s.post("/llm/switch", json={"provider": "openai", "model": "gpt-5"},
-                  headers={"origin": "http://evil.example"})
+    resp = s.post(
+        "/llm/switch",
+        json={"provider": "openai", "model": "gpt-5"},
+        headers={"origin": "http://evil.example"},
+    )
     assert resp.status_code == 403 and error_code(resp) == "FORBIDDEN"
     assert s.get("/llm/current").json()["provider"] == "anthropic"
 
@@ -134,9 +148,16 @@ def test_writes_need_this_servers_full_origin(serve: StartServer) -> None:
     s = serve(DEXTO_ONLY)
     port = int(s.url.rsplit(":", 1)[1])
     body = {"provider": "openai", "model": "gpt-5"}
-    refused = [f"https://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}",
-               f"http://localhost:{port}", "null", "", f"http://127.0.0.1:{port}/path",
-               f"http://user@127.0.0.1:{port}", f"ftp://127.0.0.1:{port}"]
+    refused = [
+        f"https://127.0.0.1:{port}",
+        f"http://127.0.0.1:{port + 1}",
+        f"http://localhost:{port}",
+        "null",
+        "",
+        f"http://127.0.0.1:{port}/path",
+        f"http://user@127.0.0.1:{port}",
+        f"ftp://127.0.0.1:{port}",
+    ]
     for origin in refused:
         resp = s.post("/llm/switch", json=body, headers={"origin": origin})
         assert resp.status_code == 403 and error_code(resp) == "FORBIDDEN", origin
@@ -162,15 +183,20 @@ def test_token_required_when_configured(serve: StartServer) -> None:
 
 
 def test_non_loopback_bind_requires_a_token(isolated_env: Path, agent_file: Path) -> None:
-    out = subprocess.run([DEXTO, "serve", "--agent", str(agent_file), "--host", "0.0.0.0",
-                          "--port", "1"], capture_output=True, text=True, timeout=30,
-                         env={**os.environ, "DEXTO_HOME": str(isolated_env)})
+    out = subprocess.run(
+        [DEXTO, "serve", "--agent", str(agent_file), "--host", "0.0.0.0", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "DEXTO_HOME": str(isolated_env)},
+    )
     assert out.returncode == 2
     assert "without a token" in out.stderr and "--token" in out.stderr
 
 
-def test_serve_without_agent_uses_the_installed_default_agent(serve: StartServer,
-                                                              isolated_env: Path) -> None:
+def test_serve_without_agent_uses_the_installed_default_agent(
+    serve: StartServer, isolated_env: Path
+) -> None:
     s = serve(DEXTO_ONLY, agent=None)
     cur = s.get("/llm/current").json()
     expected = isolated_env / "agents" / "default-agent" / "default-agent.yml"
@@ -179,9 +205,13 @@ def test_serve_without_agent_uses_the_installed_default_agent(serve: StartServer
 
 
 def test_serve_with_a_missing_agent_file_says_so(isolated_env: Path) -> None:
-    out = subprocess.run([DEXTO, "serve", "--agent", str(isolated_env / "nope.yml")],
-                         capture_output=True, text=True, timeout=30,
-                         env={**os.environ, "DEXTO_HOME": str(isolated_env)})
+    out = subprocess.run(
+        [DEXTO, "serve", "--agent", str(isolated_env / "nope.yml")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "DEXTO_HOME": str(isolated_env)},
+    )
     assert out.returncode == 2
     assert "nope.yml" in out.stderr and "--agent" in out.stderr
 
@@ -190,11 +220,12 @@ def test_page_is_served_with_a_strict_policy(serve: StartServer) -> None:
     resp = serve().get("/")
     assert resp.status_code == 200 and "text/html" in resp.headers["content-type"]
     assert "script-src 'self'" in resp.headers["content-security-policy"]
-    assert "<script type=\"module\" src=\"/static/app.js\"></script>" in resp.text
+    assert '<script type="module" src="/static/app.js"></script>' in resp.text
 
 
-def test_corrupt_local_file_is_a_typed_500_naming_it(serve: StartServer, isolated_env: Path
-                                                     ) -> None:
+def test_corrupt_local_file_is_a_typed_500_naming_it(
+    serve: StartServer, isolated_env: Path
+) -> None:
     s = serve()
     (isolated_env / "preferences.yml").write_text("preferDextoCredits: [unclosed\n")
     resp = s.get("/llm/catalog")
@@ -202,8 +233,9 @@ def test_corrupt_local_file_is_a_typed_500_naming_it(serve: StartServer, isolate
     assert "preferences.yml" in resp.json()["error"]["message"]
 
 
-def test_marketplace_is_refreshed_in_the_background(serve: StartServer,
-                                                    models_server: ModelsServer) -> None:
+def test_marketplace_is_refreshed_in_the_background(
+    serve: StartServer, models_server: ModelsServer
+) -> None:
     s = serve({**DEXTO_ONLY, "DEXTO_OPENROUTER_MODELS_URL": models_server.url}, args=())
     deadline = time.monotonic() + 15
     market: dict[str, object] = {}

@@ -41,7 +41,8 @@ def test_no_credentials_keeps_entries_flagged_with_fix(tmp_path: Path) -> None:
 
 def test_featured_first_filters_and_search(tmp_path: Path) -> None:
     (tmp_path / "preferences.yml").write_text(
-        "disabledProviders: [cohere]\nallowedModels: ['anthropic/*', 'openai/gpt-5*']\n")
+        "disabledProviders: [cohere]\nallowedModels: ['anthropic/*', 'openai/gpt-5*']\n"
+    )
     cat = catalog(tmp_path, {"DEXTO_API_KEY": "d"})
     assert "cohere" not in cat["providers"]
     anth = cat["providers"]["anthropic"]["models"]
@@ -55,11 +56,26 @@ def test_featured_first_filters_and_search(tmp_path: Path) -> None:
 
 def test_custom_models_are_merged_and_validated(tmp_path: Path) -> None:
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "custom-models.json").write_text(json.dumps({"version": 1, "models": [
-        {"name": "z-ai/glm-4.5-air:free", "provider": "openrouter", "displayName": "GLM free"},
-        {"name": "nobody/x", "provider": "openrouter"},
-        {"name": "llama3", "provider": "openai-compatible", "baseURL": "http://127.0.0.1:1/v1"},
-    ]}))
+    (tmp_path / "models" / "custom-models.json").write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "models": [
+                    {
+                        "name": "z-ai/glm-4.5-air:free",
+                        "provider": "openrouter",
+                        "displayName": "GLM free",
+                    },
+                    {"name": "nobody/x", "provider": "openrouter"},
+                    {
+                        "name": "llama3",
+                        "provider": "openai-compatible",
+                        "baseURL": "http://127.0.0.1:1/v1",
+                    },
+                ],
+            }
+        )
+    )
     cat = catalog(tmp_path, {"DEXTO_API_KEY": "d"})
     orr = {m["displayName"]: m for m in cat["providers"]["openrouter"]["models"] if m["custom"]}
     assert orr["GLM free"]["validation"] == "known"

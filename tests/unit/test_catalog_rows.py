@@ -27,8 +27,12 @@ CUSTOM = [
     {"name": "llama3", "provider": "openai-compatible", "baseURL": "http://127.0.0.1:1/v1"},
     {"name": "tiny", "provider": "local", "filePath": "/models/tiny.gguf"},
     {"name": "Qwen3", "provider": "ollama"},
-    {"name": "stored-key-model", "provider": "litellm", "baseURL": "http://127.0.0.1:2",
-     "apiKeyRef": "custom-litellm"},
+    {
+        "name": "stored-key-model",
+        "provider": "litellm",
+        "baseURL": "http://127.0.0.1:2",
+        "apiKeyRef": "custom-litellm",
+    },
 ]
 KEYS = {
     "dexto": {"DEXTO_API_KEY": "dxk"},
@@ -41,11 +45,9 @@ MATRIX = [combo for n in range(len(KEYS) + 1) for combo in itertools.combination
 
 def _home(tmp: Path, *, store: bool) -> DextoPaths:
     (tmp / "models").mkdir(parents=True, exist_ok=True)
-    (tmp / "models" / "custom-models.json").write_text(json.dumps({"version": 1,
-                                                                    "models": CUSTOM}))
+    (tmp / "models" / "custom-models.json").write_text(json.dumps({"version": 1, "models": CUSTOM}))
     if store:
-        (tmp / "auth.json").write_text(json.dumps({"custom-litellm": {"type": "api",
-                                                                      "key": "ll"}}))
+        (tmp / "auth.json").write_text(json.dumps({"custom-litellm": {"type": "api", "key": "ll"}}))
         (tmp / "auth.json").chmod(0o600)
     return DextoPaths(tmp)
 
@@ -62,22 +64,23 @@ def _decided(pid: str, model: str, ctx: RoutingContext) -> str:
 def test_every_row_equals_decide(tmp_path: Path, combo: tuple[str, ...], prefer: str) -> None:
     env = {k: v for name in combo for k, v in KEYS[name].items()}
     paths = _home(tmp_path, store="custom-env" in combo)
-    ctx, state = build_context(env=env, paths=paths, prefer=prefer,
-                               marketplace=bundled_catalog())
+    ctx, state = build_context(env=env, paths=paths, prefer=prefer, marketplace=bundled_catalog())
     cat = build_catalog(ctx, state.preferences, state.custom_models)
     rows = 0
     for pid, prov in cat["providers"].items():
         for m in prov["models"]:
             want = _decided(pid, m["id"], ctx)
-            assert (m["effectiveRoute"], m["hasEffectiveCredentials"]) == (
-                want, want != "none"), f"{pid}/{m['id']}"
+            assert (m["effectiveRoute"], m["hasEffectiveCredentials"]) == (want, want != "none"), (
+                f"{pid}/{m['id']}"
+            )
             rows += 1
     assert rows > 400
 
 
 def _catalog(tmp_path: Path, env: dict[str, str], **kw: Any) -> dict[str, Any]:
-    ctx, state = build_context(env=env, paths=_home(tmp_path, store=False),
-                               marketplace=bundled_catalog())
+    ctx, state = build_context(
+        env=env, paths=_home(tmp_path, store=False), marketplace=bundled_catalog()
+    )
     return build_catalog(ctx, state.preferences, state.custom_models, **kw)
 
 
@@ -88,7 +91,8 @@ def _row(cat: dict[str, Any], pid: str, mid: str) -> dict[str, Any]:
 
 
 def test_a_custom_model_with_its_own_key_env_runs_although_the_provider_has_none(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     cat = _catalog(tmp_path, {"MY_GLAMA_KEY": "g"})
     glama = cat["providers"]["glama"]
     assert glama["effectiveRoute"] == "none"  # no GLAMA_API_KEY
@@ -103,8 +107,9 @@ def test_a_saved_marketplace_model_is_listed_once(tmp_path: Path) -> None:
     row = _row(cat, "openrouter", "anthropic/claude-sonnet-4.5")
     assert row["custom"] and row["displayName"] == "Mine" and row["validation"] == "known"
     assert row["pricing"] == {"inputPerM": 3.0, "outputPerM": 15.0}
-    assert row["contextWindow"] == bundled_catalog().get(
-        "anthropic/claude-sonnet-4.5").context_length  # type: ignore[union-attr]
+    assert (
+        row["contextWindow"] == bundled_catalog().get("anthropic/claude-sonnet-4.5").context_length
+    )  # type: ignore[union-attr]
 
 
 def test_local_gguf_models_are_listed_as_not_runnable(tmp_path: Path) -> None:
@@ -126,8 +131,12 @@ def test_marketplace_rows_offer_the_native_selection(tmp_path: Path) -> None:
     assert orr["name"] == "Dexto Marketplace"
     sonnet = _row(cat, "openrouter", "anthropic/claude-sonnet-4.6")
     assert sonnet["featured"] and sonnet["native"] == {
-        "provider": "anthropic", "model": "claude-sonnet-4-6", "verified": True,
-        "hasDirectKey": True, "effectiveRoute": "dexto"}
+        "provider": "anthropic",
+        "model": "claude-sonnet-4-6",
+        "verified": True,
+        "hasDirectKey": True,
+        "effectiveRoute": "dexto",
+    }
     derived = _row(cat, "openrouter", "anthropic/claude-3.7-sonnet")["native"]
     assert (derived["model"], derived["verified"]) == ("claude-3-7-sonnet-20250219", False)
     assert "native" not in _row(cat, "openrouter", "z-ai/glm-4.5-air:free")

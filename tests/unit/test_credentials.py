@@ -18,45 +18,66 @@ STORE = parse_auth_store(
     '{"dexto": {"type": "api", "key": "dxk_store"},'
     ' "anthropic": {"type": "api", "key": "sk-store"},'
     ' "openai": {"type": "oauth", "access": "acc", "refresh": "ref", "expires": 0},'
-    ' "glama": {"type": "wellknown", "key": "GLAMA", "token": "tok"}}', file="auth.json")
+    ' "glama": {"type": "wellknown", "key": "GLAMA", "token": "tok"}}',
+    file="auth.json",
+)
 
 
-@pytest.mark.parametrize("env,store,expected", [
-    ({"DEXTO_API_KEY": "dxk_env"}, STORE, "env:DEXTO_API_KEY"),
-    ({}, STORE, "auth-store:dexto"),
-    ({"DEXTO_API_KEY": "  "}, {}, None),
-])
+@pytest.mark.parametrize(
+    "env,store,expected",
+    [
+        ({"DEXTO_API_KEY": "dxk_env"}, STORE, "env:DEXTO_API_KEY"),
+        ({}, STORE, "auth-store:dexto"),
+        ({"DEXTO_API_KEY": "  "}, {}, None),
+    ],
+)
 def test_dexto_key_order(env: dict[str, str], store: dict, expected: str | None) -> None:
     cred = dexto_credential(env, store)
     assert (cred.source if cred else None) == expected
 
 
-@pytest.mark.parametrize("provider,env,override,expected", [
-    ("anthropic", {"ANTHROPIC_API_KEY": "a"}, None, "env:ANTHROPIC_API_KEY"),
-    ("anthropic", {}, None, "auth-store:anthropic"),
-    ("anthropic", {"MY_KEY": "m", "ANTHROPIC_API_KEY": "a"}, "$MY_KEY", "env:MY_KEY"),
-    ("anthropic", {"ANTHROPIC_API_KEY": "a"}, "${UNSET_VAR}", None),  # never falls through
-    ("litellm", {"LITELLM_API_KEY": "l"}, "$UNSET_VAR", None),
-    ("google", {"GEMINI_API_KEY": "g"}, None, "env:GEMINI_API_KEY"),
-    ("google", {"GOOGLE_API_KEY": "g", "GOOGLE_GENERATIVE_AI_API_KEY": "c"}, None,
-     "env:GOOGLE_GENERATIVE_AI_API_KEY"),
-    ("openai", {}, None, "auth-store:openai"),
-    ("glama", {}, None, "auth-store:glama"),
-    ("groq", {}, None, None),
-    ("bedrock", {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}, None, None),
-    ("bedrock", {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_REGION": "eu"},
-     None, "env:AWS_ACCESS_KEY_ID+AWS_REGION"),
-    ("bedrock", {"AWS_PROFILE": "p", "AWS_DEFAULT_REGION": "eu"}, None,
-     "env:AWS_PROFILE+AWS_DEFAULT_REGION"),
-    ("vertex", {"GOOGLE_VERTEX_PROJECT": "proj"}, None, "env:GOOGLE_VERTEX_PROJECT+adc"),
-    ("vertex", {}, None, None),
-    ("ollama", {}, None, "none-required"),
-    ("local", {}, None, "none-required"),
-    ("litellm", {"LITELLM_API_KEY": "l"}, None, "env:LITELLM_API_KEY"),
-    ("litellm", {}, None, "none-required"),
-])
-def test_direct_lookup_order(provider: str, env: dict[str, str], override: str | None,
-                             expected: str | None) -> None:
+@pytest.mark.parametrize(
+    "provider,env,override,expected",
+    [
+        ("anthropic", {"ANTHROPIC_API_KEY": "a"}, None, "env:ANTHROPIC_API_KEY"),
+        ("anthropic", {}, None, "auth-store:anthropic"),
+        ("anthropic", {"MY_KEY": "m", "ANTHROPIC_API_KEY": "a"}, "$MY_KEY", "env:MY_KEY"),
+        ("anthropic", {"ANTHROPIC_API_KEY": "a"}, "${UNSET_VAR}", None),  # never falls through
+        ("litellm", {"LITELLM_API_KEY": "l"}, "$UNSET_VAR", None),
+        ("google", {"GEMINI_API_KEY": "g"}, None, "env:GEMINI_API_KEY"),
+        (
+            "google",
+            {"GOOGLE_API_KEY": "g", "GOOGLE_GENERATIVE_AI_API_KEY": "c"},
+            None,
+            "env:GOOGLE_GENERATIVE_AI_API_KEY",
+        ),
+        ("openai", {}, None, "auth-store:openai"),
+        ("glama", {}, None, "auth-store:glama"),
+        ("groq", {}, None, None),
+        ("bedrock", {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}, None, None),
+        (
+            "bedrock",
+            {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_REGION": "eu"},
+            None,
+            "env:AWS_ACCESS_KEY_ID+AWS_REGION",
+        ),
+        (
+            "bedrock",
+            {"AWS_PROFILE": "p", "AWS_DEFAULT_REGION": "eu"},
+            None,
+            "env:AWS_PROFILE+AWS_DEFAULT_REGION",
+        ),
+        ("vertex", {"GOOGLE_VERTEX_PROJECT": "proj"}, None, "env:GOOGLE_VERTEX_PROJECT+adc"),
+        ("vertex", {}, None, None),
+        ("ollama", {}, None, "none-required"),
+        ("local", {}, None, "none-required"),
+        ("litellm", {"LITELLM_API_KEY": "l"}, None, "env:LITELLM_API_KEY"),
+        ("litellm", {}, None, "none-required"),
+    ],
+)
+def test_direct_lookup_order(
+    provider: str, env: dict[str, str], override: str | None, expected: str | None
+) -> None:
     cred = direct_credential(get_provider(provider), env, STORE, override)
     assert (cred.source if cred else None) == expected
 
@@ -78,14 +99,18 @@ def test_snapshot_has_names_only() -> None:
     assert "dxk_secret" not in repr(snap)
 
 
-@pytest.mark.parametrize("text,field", [
-    ("{not json", None),
-    ('{"anthropic": {"type": "api"}}', "anthropic"),
-    ('{"anthropic": {"type": "magic", "key": "k"}}', "anthropic"),
-    ('{"anthropic": {"type": "api", "key": "sk-secret-123", "extra": 1}}', "anthropic"),
-])
-def test_corrupt_store_is_a_typed_error_without_secret(tmp_path: Path, text: str,
-                                                       field: str | None) -> None:
+@pytest.mark.parametrize(
+    "text,field",
+    [
+        ("{not json", None),
+        ('{"anthropic": {"type": "api"}}', "anthropic"),
+        ('{"anthropic": {"type": "magic", "key": "k"}}', "anthropic"),
+        ('{"anthropic": {"type": "api", "key": "sk-secret-123", "extra": 1}}', "anthropic"),
+    ],
+)
+def test_corrupt_store_is_a_typed_error_without_secret(
+    tmp_path: Path, text: str, field: str | None
+) -> None:
     path = tmp_path / "auth.json"
     path.write_text(text)
     with pytest.raises(ConfigError) as e:

@@ -36,8 +36,10 @@ DIRECT_ENV: dict[str, dict[str, str]] = {
     "litellm": {"LITELLM_API_KEY": "ll"},
 }
 KEYLESS = {"ollama", "local", "openai-compatible", "litellm"}
-BASE = {"OPENAI_COMPATIBLE_BASE_URL": "http://127.0.0.1:8000/v1",
-        "LITELLM_BASE_URL": "http://127.0.0.1:4000"}
+BASE = {
+    "OPENAI_COMPATIBLE_BASE_URL": "http://127.0.0.1:8000/v1",
+    "LITELLM_BASE_URL": "http://127.0.0.1:4000",
+}
 
 
 def model_for(pid: str) -> str:
@@ -47,8 +49,14 @@ def model_for(pid: str) -> str:
     return "z-ai/glm-4.5-air:free" if pid == "openrouter" else "my-model"
 
 
-def make_ctx(tmp: Path, env: dict[str, str], *, prefs: str | None = None,
-             prefer: str | None = None, store: str | None = None) -> RoutingContext:
+def make_ctx(
+    tmp: Path,
+    env: dict[str, str],
+    *,
+    prefs: str | None = None,
+    prefer: str | None = None,
+    store: str | None = None,
+) -> RoutingContext:
     home = tmp / "home"
     home.mkdir(exist_ok=True)
     if prefs is not None:
@@ -82,8 +90,9 @@ CASES = list(itertools.product(PROVIDERS, ["none", "env", "store"], [False, True
 
 
 @pytest.mark.parametrize("pid,dexto,direct,policy", CASES)
-def test_decision_table(tmp_path: Path, pid: str, dexto: str, direct: bool,
-                        policy: tuple[str | None, str | None, str]) -> None:
+def test_decision_table(
+    tmp_path: Path, pid: str, dexto: str, direct: bool, policy: tuple[str | None, str | None, str]
+) -> None:
     prefs, override, prefer = policy
     env = dict(BASE)
     if dexto == "env":
@@ -108,8 +117,9 @@ def test_decision_table(tmp_path: Path, pid: str, dexto: str, direct: bool,
     assert d.reason and d.reason.endswith(".")
     if want == "dexto":
         assert d.effective_provider == "dexto"
-        assert d.credential_source == ("env:DEXTO_API_KEY" if dexto == "env" else
-                                       "auth-store:dexto")
+        assert d.credential_source == (
+            "env:DEXTO_API_KEY" if dexto == "env" else "auth-store:dexto"
+        )
         assert d.base_url == "https://api.dexto.ai/v1"
         assert (d.fallback is not None) == has_direct
         if d.fallback:
@@ -119,24 +129,63 @@ def test_decision_table(tmp_path: Path, pid: str, dexto: str, direct: bool,
         assert d.fallback is None and d.mapping_verified
 
 
-@pytest.mark.parametrize("selection,env,route,effective,verified", [
-    ("anthropic/claude-sonnet-4-5-20250929", {"DEXTO_API_KEY": "d"}, "dexto",
-     "anthropic/claude-sonnet-4.5", True),
-    ("anthropic/claude-opus-9-20300101", {"DEXTO_API_KEY": "d"}, "dexto",
-     "anthropic/claude-opus-9", True),
-    ("anthropic/claude-unknown-1", {"DEXTO_API_KEY": "d"}, "dexto",
-     "anthropic/claude-unknown-1", False),
-    ("groq/llama-3.3-70b-versatile", {"DEXTO_API_KEY": "d"}, "dexto",
-     "meta-llama/llama-3.3-70b-instruct", True),
-    ("openrouter/z-ai/glm-4.5-air:free", {"DEXTO_API_KEY": "d"}, "dexto",
-     "z-ai/glm-4.5-air:free", True),
-    ("anthropic/claude-sonnet-4-5-20250929", {"ANTHROPIC_API_KEY": "k"}, "direct",
-     "claude-sonnet-4-5-20250929", True),
-    ("openrouter/z-ai/glm-4.5-air:free", {"OPENROUTER_API_KEY": "k"}, "direct",
-     "z-ai/glm-4.5-air:free", True),
-])
-def test_translation_examples(tmp_path: Path, selection: str, env: dict[str, str], route: str,
-                              effective: str, verified: bool) -> None:
+@pytest.mark.parametrize(
+    "selection,env,route,effective,verified",
+    [
+        (
+            "anthropic/claude-sonnet-4-5-20250929",
+            {"DEXTO_API_KEY": "d"},
+            "dexto",
+            "anthropic/claude-sonnet-4.5",
+            True,
+        ),
+        (
+            "anthropic/claude-opus-9-20300101",
+            {"DEXTO_API_KEY": "d"},
+            "dexto",
+            "anthropic/claude-opus-9",
+            True,
+        ),
+        (
+            "anthropic/claude-unknown-1",
+            {"DEXTO_API_KEY": "d"},
+            "dexto",
+            "anthropic/claude-unknown-1",
+            False,
+        ),
+        (
+            "groq/llama-3.3-70b-versatile",
+            {"DEXTO_API_KEY": "d"},
+            "dexto",
+            "meta-llama/llama-3.3-70b-instruct",
+            True,
+        ),
+        (
+            "openrouter/z-ai/glm-4.5-air:free",
+            {"DEXTO_API_KEY": "d"},
+            "dexto",
+            "z-ai/glm-4.5-air:free",
+            True,
+        ),
+        (
+            "anthropic/claude-sonnet-4-5-20250929",
+            {"ANTHROPIC_API_KEY": "k"},
+            "direct",
+            "claude-sonnet-4-5-20250929",
+            True,
+        ),
+        (
+            "openrouter/z-ai/glm-4.5-air:free",
+            {"OPENROUTER_API_KEY": "k"},
+            "direct",
+            "z-ai/glm-4.5-air:free",
+            True,
+        ),
+    ],
+)
+def test_translation_examples(
+    tmp_path: Path, selection: str, env: dict[str, str], route: str, effective: str, verified: bool
+) -> None:
     d = decide(parse_selection(selection), make_ctx(tmp_path, env))
     assert (d.route, d.effective_model, d.mapping_verified) == (route, effective, verified)
     if not verified:
@@ -147,8 +196,10 @@ def test_fallback_disabled_by_agent_policy(tmp_path: Path) -> None:
     from dexto.config.agent import load_agent_file
 
     agent = tmp_path / "agent.yml"
-    agent.write_text("llm:\n  provider: anthropic\n  model: claude-sonnet-4-5-20250929\n"
-                     "  routing:\n    fallbackOnInsufficientCredits: false\n")
+    agent.write_text(
+        "llm:\n  provider: anthropic\n  model: claude-sonnet-4-5-20250929\n"
+        "  routing:\n    fallbackOnInsufficientCredits: false\n"
+    )
     env = {"DEXTO_API_KEY": "d", "ANTHROPIC_API_KEY": "k"}
     ctx, _ = build_context(env=env, agent=load_agent_file(agent), paths=DextoPaths(tmp_path))
     d = decide(parse_selection("anthropic/claude-sonnet-4-5-20250929"), ctx)
@@ -164,25 +215,47 @@ def test_gateway_url_is_normalised(tmp_path: Path) -> None:
 
 # ---- invariants -------------------------------------------------------------------------------
 
-model_ids = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0,
-                    max_size=40)
-provider_ids = st.one_of(st.sampled_from([*PROVIDERS, "dexto", "Anthropic", ""]),
-                         st.text(max_size=12))
-cred_sets = st.fixed_dictionaries({}, optional={
-    "DEXTO_API_KEY": st.just("dxk"), "ANTHROPIC_API_KEY": st.just("a"),
-    "OPENROUTER_API_KEY": st.just("o"), "OPENAI_API_KEY": st.just("o"),
-    "AWS_ACCESS_KEY_ID": st.just("a"), "AWS_SECRET_ACCESS_KEY": st.just("s"),
-    "AWS_REGION": st.just("r"), "OPENAI_COMPATIBLE_BASE_URL": st.just("http://h:1/v1")})
+model_ids = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=40
+)
+provider_ids = st.one_of(
+    st.sampled_from([*PROVIDERS, "dexto", "Anthropic", ""]), st.text(max_size=12)
+)
+cred_sets = st.fixed_dictionaries(
+    {},
+    optional={
+        "DEXTO_API_KEY": st.just("dxk"),
+        "ANTHROPIC_API_KEY": st.just("a"),
+        "OPENROUTER_API_KEY": st.just("o"),
+        "OPENAI_API_KEY": st.just("o"),
+        "AWS_ACCESS_KEY_ID": st.just("a"),
+        "AWS_SECRET_ACCESS_KEY": st.just("s"),
+        "AWS_REGION": st.just("r"),
+        "OPENAI_COMPATIBLE_BASE_URL": st.just("http://h:1/v1"),
+    },
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(provider=provider_ids, model=model_ids, env=cred_sets,
-       prefer=st.sampled_from([None, "dexto", "direct"]))
-def test_decision_is_total_and_keeps_invariants(tmp_path_factory: pytest.TempPathFactory,
-                                                provider: str, model: str, env: dict[str, str],
-                                                prefer: str | None) -> None:
-    ctx, _ = build_context(env=env, paths=DextoPaths(tmp_path_factory.getbasetemp() / "none"),
-                           prefer=prefer, marketplace=CATALOG)
+@given(
+    provider=provider_ids,
+    model=model_ids,
+    env=cred_sets,
+    prefer=st.sampled_from([None, "dexto", "direct"]),
+)
+def test_decision_is_total_and_keeps_invariants(
+    tmp_path_factory: pytest.TempPathFactory,
+    provider: str,
+    model: str,
+    env: dict[str, str],
+    prefer: str | None,
+) -> None:
+    ctx, _ = build_context(
+        env=env,
+        paths=DextoPaths(tmp_path_factory.getbasetemp() / "none"),
+        prefer=prefer,
+        marketplace=CATALOG,
+    )
     try:
         d = decide(Selection(provider, model), ctx)
     except DextoError as err:
@@ -217,9 +290,11 @@ def test_dexto_rejection_names_the_fix() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(model=st.from_regex(r"[a-z0-9\-]{1,12}/[a-z0-9.\-]{1,20}(:[a-z]{1,6})?", fullmatch=True))
-def test_openrouter_ids_pass_through_unchanged(tmp_path_factory: pytest.TempPathFactory,
-                                               model: str) -> None:
+def test_openrouter_ids_pass_through_unchanged(
+    tmp_path_factory: pytest.TempPathFactory, model: str
+) -> None:
     for env in ({"DEXTO_API_KEY": "d"}, {"OPENROUTER_API_KEY": "o"}):
-        ctx, _ = build_context(env=env, paths=DextoPaths(tmp_path_factory.getbasetemp() / "x"),
-                               marketplace=CATALOG)
+        ctx, _ = build_context(
+            env=env, paths=DextoPaths(tmp_path_factory.getbasetemp() / "x"), marketplace=CATALOG
+        )
         assert decide(parse_selection("openrouter/" + model), ctx).effective_model == model

@@ -10,23 +10,26 @@ from tests._samples import SAMPLE_ROWS
 CATALOG = MarketplaceCatalog(parse_models(SAMPLE_ROWS), "fresh")
 
 
-@pytest.mark.parametrize("provider,native,expected,source", [
-    # 1. explicit table
-    ("anthropic", "claude-sonnet-4-5-20250929", "anthropic/claude-sonnet-4.5", "registry"),
-    ("cohere", "command-a-03-2025", "cohere/command-a", "registry"),
-    # 2. catalog-derived: canonical slug carries the date / native name
-    ("anthropic", "claude-opus-9-20300101", "anthropic/claude-opus-9", "catalog"),
-    ("anthropic", "claude-opus-9", "anthropic/claude-opus-9", "catalog"),
-    ("cohere", "command-z-11-2031", "cohere/command-z", "catalog"),
-    ("xai", "grok-7-20301201", "x-ai/grok-7", "catalog"),
-    ("groq", "qwen/qwen9-coder-480b-a35b", "qwen/qwen9-coder", "catalog"),
-    # 3. vendor-prefix fallback, unverified
-    ("anthropic", "claude-unknown-1", "anthropic/claude-unknown-1", "fallback"),
-    ("xai", "grok-99", "x-ai/grok-99", "fallback"),
-    ("groq", "acme/some-model", "acme/some-model", "fallback"),
-    # openrouter IDs are already marketplace IDs
-    ("openrouter", "z-ai/glm-4.5-air:free", "z-ai/glm-4.5-air:free", "passthrough"),
-])
+@pytest.mark.parametrize(
+    "provider,native,expected,source",
+    [
+        # 1. explicit table
+        ("anthropic", "claude-sonnet-4-5-20250929", "anthropic/claude-sonnet-4.5", "registry"),
+        ("cohere", "command-a-03-2025", "cohere/command-a", "registry"),
+        # 2. catalog-derived: canonical slug carries the date / native name
+        ("anthropic", "claude-opus-9-20300101", "anthropic/claude-opus-9", "catalog"),
+        ("anthropic", "claude-opus-9", "anthropic/claude-opus-9", "catalog"),
+        ("cohere", "command-z-11-2031", "cohere/command-z", "catalog"),
+        ("xai", "grok-7-20301201", "x-ai/grok-7", "catalog"),
+        ("groq", "qwen/qwen9-coder-480b-a35b", "qwen/qwen9-coder", "catalog"),
+        # 3. vendor-prefix fallback, unverified
+        ("anthropic", "claude-unknown-1", "anthropic/claude-unknown-1", "fallback"),
+        ("xai", "grok-99", "x-ai/grok-99", "fallback"),
+        ("groq", "acme/some-model", "acme/some-model", "fallback"),
+        # openrouter IDs are already marketplace IDs
+        ("openrouter", "z-ai/glm-4.5-air:free", "z-ai/glm-4.5-air:free", "passthrough"),
+    ],
+)
 def test_forward_mapping(provider: str, native: str, expected: str, source: str) -> None:
     mapped = to_marketplace(provider, native, load_registry(), CATALOG)
     assert (mapped.id, mapped.source) == (expected, source)
@@ -39,8 +42,9 @@ def test_naive_prefixing_bug_is_not_reproduced() -> None:
 
 
 def test_without_catalog_uncurated_ids_fall_back_unverified() -> None:
-    mapped = to_marketplace("anthropic", "claude-opus-9-20300101", load_registry(),
-                            MarketplaceCatalog.empty())
+    mapped = to_marketplace(
+        "anthropic", "claude-opus-9-20300101", load_registry(), MarketplaceCatalog.empty()
+    )
     assert mapped.id == "anthropic/claude-opus-9-20300101" and not mapped.verified
 
 
@@ -48,7 +52,8 @@ def test_reverse_mapping() -> None:
     reg = load_registry()
     hits = to_native("anthropic/claude-sonnet-4.5", reg)
     assert ("anthropic", "claude-sonnet-4-5-20250929", True) in [
-        (h.provider, h.model, h.verified) for h in hits]
+        (h.provider, h.model, h.verified) for h in hits
+    ]
     guess = to_native("x-ai/grok-99", reg)
     assert [(g.provider, g.model, g.verified) for g in guess] == [("xai", "grok-99", False)]
     assert to_native("z-ai/glm-4.5-air:free", reg) == []

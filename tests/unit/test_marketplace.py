@@ -36,8 +36,9 @@ def test_cache_fresh_or_stale_wins_over_the_bundled_snapshot(tmp_path: Path) -> 
         assert cat.source == "cache" and len(cat.models) == 2
 
 
-def test_refresh_writes_cache_and_answers_known_unknown(tmp_path: Path,
-                                                       models_server: _Server) -> None:
+def test_refresh_writes_cache_and_answers_known_unknown(
+    tmp_path: Path, models_server: _Server
+) -> None:
     paths = DextoPaths(tmp_path)
     cat = refresh_marketplace(paths, {"DEXTO_OPENROUTER_MODELS_URL": models_server.url})
     assert models_server.hits == 1 and cat.state == "fresh" and paths.marketplace_cache.exists()
@@ -49,10 +50,13 @@ def test_refresh_writes_cache_and_answers_known_unknown(tmp_path: Path,
     assert models_server.hits == 1
 
 
-@pytest.mark.parametrize("status,body", [(500, b"oops"), (200, b"{not json"),
-                                         (200, b'{"data": []}'), (200, b'{"data": [{"x": 1}]}')])
-def test_failing_refresh_keeps_old_cache(tmp_path: Path, models_server: _Server, status: int,
-                                         body: bytes) -> None:
+@pytest.mark.parametrize(
+    "status,body",
+    [(500, b"oops"), (200, b"{not json"), (200, b'{"data": []}'), (200, b'{"data": [{"x": 1}]}')],
+)
+def test_failing_refresh_keeps_old_cache(
+    tmp_path: Path, models_server: _Server, status: int, body: bytes
+) -> None:
     paths = DextoPaths(tmp_path)
     write_cache(paths, SAMPLE_ROWS[:3])
     raw = json.loads(paths.marketplace_cache.read_text())
@@ -80,8 +84,12 @@ def test_a_failed_refresh_backs_off_per_url(tmp_path: Path, models_server: _Serv
     refresh_marketplace(paths, env)
     assert models_server.hits == 1
     models_server.status = 200
-    assert refresh_marketplace(paths, {"DEXTO_OPENROUTER_MODELS_URL": models_server.url + "?v=2"}
-                               ).source == "live"
+    assert (
+        refresh_marketplace(
+            paths, {"DEXTO_OPENROUTER_MODELS_URL": models_server.url + "?v=2"}
+        ).source
+        == "live"
+    )
     assert models_server.hits == 2
     raw = json.loads(paths.marketplace_cache.read_text())
     raw["fetchedAt"] = 0

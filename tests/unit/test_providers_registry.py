@@ -18,14 +18,22 @@ def test_provider_table_matches_spec() -> None:
     assert {p for p, v in PROVIDERS.items() if not v.routeable} == DIRECT_ONLY
     assert "dexto" not in PROVIDERS
     assert get_provider("google").env_vars == (
-        "GOOGLE_GENERATIVE_AI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+        "GOOGLE_GENERATIVE_AI_API_KEY",
+        "GEMINI_API_KEY",
+        "GOOGLE_API_KEY",
+    )
     assert get_provider("xai").marketplace_vendor == "x-ai"
     assert get_provider("openai-compatible").requires_base_url
 
 
-@pytest.mark.parametrize("pid,var", [("anthropic", "ANTHROPIC_BASE_URL"),
-                                     ("openai-compatible", "OPENAI_COMPATIBLE_BASE_URL"),
-                                     ("groq", "GROQ_BASE_URL")])
+@pytest.mark.parametrize(
+    "pid,var",
+    [
+        ("anthropic", "ANTHROPIC_BASE_URL"),
+        ("openai-compatible", "OPENAI_COMPATIBLE_BASE_URL"),
+        ("groq", "GROQ_BASE_URL"),
+    ],
+)
 def test_base_url_env_override(pid: str, var: str) -> None:
     p = get_provider(pid)
     assert p.base_url_env == var
@@ -60,12 +68,15 @@ def test_registry_size_defaults_and_ids() -> None:
         assert m.pricing.input_per_m is not None and m.pricing.output_per_m is not None
 
 
-@pytest.mark.parametrize("provider,native,marketplace", [
-    ("anthropic", "claude-sonnet-4-5-20250929", "anthropic/claude-sonnet-4.5"),
-    ("groq", "llama-3.3-70b-versatile", "meta-llama/llama-3.3-70b-instruct"),
-    ("cohere", "command-a-03-2025", "cohere/command-a"),
-    ("google", "gemini-2.0-flash", "google/gemini-2.0-flash-001"),
-])
+@pytest.mark.parametrize(
+    "provider,native,marketplace",
+    [
+        ("anthropic", "claude-sonnet-4-5-20250929", "anthropic/claude-sonnet-4.5"),
+        ("groq", "llama-3.3-70b-versatile", "meta-llama/llama-3.3-70b-instruct"),
+        ("cohere", "command-a-03-2025", "cohere/command-a"),
+        ("google", "gemini-2.0-flash", "google/gemini-2.0-flash-001"),
+    ],
+)
 def test_spec_examples_are_curated(provider: str, native: str, marketplace: str) -> None:
     info = load_registry().get(provider, native)
     assert info is not None and info.marketplace_id == marketplace

@@ -3,13 +3,35 @@
 import dexto
 
 EXPECTED = {
-    "AuthFailedError", "ConfigError", "DextoError", "ExecutionError", "InsufficientCreditsError",
-    "InvalidModelIdError", "MissingExtraError", "NoCredentialsError", "ProviderNotAllowedError",
-    "RouteDecision", "RoutingContext", "RoutingPolicy", "Selection", "UnknownProviderError",
-    "UpstreamError", "__version__", "build_context", "decide", "parse_selection",
+    "AuthFailedError",
+    "ConfigError",
+    "DextoError",
+    "ExecutionError",
+    "InsufficientCreditsError",
+    "InvalidModelIdError",
+    "MissingExtraError",
+    "NoCredentialsError",
+    "ProviderNotAllowedError",
+    "RouteDecision",
+    "RoutingContext",
+    "RoutingPolicy",
+    "Selection",
+    "UnknownProviderError",
+    "UpstreamError",
+    "__version__",
+    "build_context",
+    "decide",
+    "parse_selection",
     # execution (loaded lazily)
-    "ChatResult", "Done", "Model", "RouteTaken", "TextDelta", "ToolCall", "ToolCallDelta",
-    "Usage", "open_model",
+    "ChatResult",
+    "Done",
+    "Model",
+    "RouteTaken",
+    "TextDelta",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+    "open_model",
 }
 
 

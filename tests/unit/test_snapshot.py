@@ -13,17 +13,33 @@ from dexto.llm.snapshot import SNAPSHOT_FILE, build_snapshot, render_snapshot
 from tests._samples import SAMPLE_ROWS
 
 ROOT = Path(__file__).resolve().parents[2]
-KEPT = {"id", "canonical_slug", "name", "context_length", "pricing", "architecture",
-        "top_provider", "supported_parameters"}
+KEPT = {
+    "id",
+    "canonical_slug",
+    "name",
+    "context_length",
+    "pricing",
+    "architecture",
+    "top_provider",
+    "supported_parameters",
+}
 
 
 def _full_row(mid: str) -> dict[str, object]:
     """A row with every field of the real list's shape, including the ones the snapshot drops."""
     row = dict(next(r for r in SAMPLE_ROWS if r["id"] == mid))
-    row.update({"hugging_face_id": "", "created": 1, "description": "long text",
-                "per_request_limits": None, "default_parameters": {},
-                "knowledge_cutoff": None, "expiration_date": "2031-01-01",
-                "links": {"details": "/x"}})
+    row.update(
+        {
+            "hugging_face_id": "",
+            "created": 1,
+            "description": "long text",
+            "per_request_limits": None,
+            "default_parameters": {},
+            "knowledge_cutoff": None,
+            "expiration_date": "2031-01-01",
+            "links": {"details": "/x"},
+        }
+    )
     return row
 
 
@@ -42,15 +58,27 @@ def test_the_script_regenerates_a_snapshot_from_a_file(tmp_path: Path) -> None:
     src = tmp_path / "openrouter-models-2031-02.json"
     src.write_text(json.dumps({"data": [_full_row(r["id"]) for r in SAMPLE_ROWS]}))
     out = tmp_path / "snap.json"
-    r = subprocess.run([str(ROOT / "scripts" / "update-marketplace-snapshot"), str(src),
-                        "--out", str(out)], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [str(ROOT / "scripts" / "update-marketplace-snapshot"), str(src), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads(out.read_text())
     assert doc["snapshotDate"] == "2031-02" and len(doc["data"]) == len(SAMPLE_ROWS)
     assert out.read_text() == render_snapshot(doc)
-    bad = subprocess.run([str(ROOT / "scripts" / "update-marketplace-snapshot"),
-                          str(tmp_path / "missing.json"), "--out", str(out)],
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [
+            str(ROOT / "scripts" / "update-marketplace-snapshot"),
+            str(tmp_path / "missing.json"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 1 and "cannot read" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -68,8 +96,11 @@ def test_every_curated_marketplace_id_is_in_the_snapshot() -> None:
     from dexto.llm.registry import load_registry
 
     listed = bundled_catalog()
-    missing = [m.marketplace_id for m in load_registry().all()
-               if m.marketplace_id and listed.get(m.marketplace_id) is None]
+    missing = [
+        m.marketplace_id
+        for m in load_registry().all()
+        if m.marketplace_id and listed.get(m.marketplace_id) is None
+    ]
     assert missing == []
 
 

@@ -40,8 +40,10 @@ __all__ = [
 
 State = Literal["not-installed", "up-to-date", "update-available", "modified", "custom"]
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-REGISTRY_FIX = ("repair the JSON, or move the file away and run `dexto agents install ID` to "
-                "record the agents again")
+REGISTRY_FIX = (
+    "repair the JSON, or move the file away and run `dexto agents install ID` to "
+    "record the agents again"
+)
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,7 @@ class AgentStatus:
     bundled: bool
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "state": self.state, "path": str(self.path),
-                "bundled": self.bundled}
+        return {"id": self.id, "state": self.state, "path": str(self.path), "bundled": self.bundled}
 
 
 @dataclass(frozen=True)
@@ -61,20 +62,28 @@ class Change:
     """What ``install``/``update`` did to one agent."""
 
     id: str
-    action: Literal["installed", "replaced", "updated", "unchanged", "kept-modified",
-                    "not-installed"]
+    action: Literal[
+        "installed", "replaced", "updated", "unchanged", "kept-modified", "not-installed"
+    ]
     path: Path
     backup: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "action": self.action, "path": str(self.path),
-                "backup": str(self.backup) if self.backup else None}
+        return {
+            "id": self.id,
+            "action": self.action,
+            "path": str(self.path),
+            "backup": str(self.backup) if self.backup else None,
+        }
 
 
 def _check_bundled(agent_id: str) -> str:
     if not _ID.match(agent_id) or agent_id not in bundled_agent_ids():
-        raise ConfigError(f"no bundled agent named {agent_id[:64]!r}", field="agent",
-                          fix="use one of: " + ", ".join(bundled_agent_ids()))
+        raise ConfigError(
+            f"no bundled agent named {agent_id[:64]!r}",
+            field="agent",
+            fix="use one of: " + ", ".join(bundled_agent_ids()),
+        )
     return agent_id
 
 
@@ -88,23 +97,33 @@ def read_registry(paths: DextoPaths) -> dict[str, dict[str, Any]]:
     except UnicodeDecodeError:
         raise ConfigError("file is not UTF-8 text", file=str(path), fix=REGISTRY_FIX) from None
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"not valid JSON ({exc.msg})", file=str(path), line=exc.lineno,
-                          fix=REGISTRY_FIX) from None
+        raise ConfigError(
+            f"not valid JSON ({exc.msg})", file=str(path), line=exc.lineno, fix=REGISTRY_FIX
+        ) from None
     agents = data.get("agents") if isinstance(data, dict) else None
     if not isinstance(agents, dict):
-        raise ConfigError('expected {"version": 1, "agents": {...}}', file=str(path),
-                          field="agents", fix=REGISTRY_FIX)
+        raise ConfigError(
+            'expected {"version": 1, "agents": {...}}',
+            file=str(path),
+            field="agents",
+            fix=REGISTRY_FIX,
+        )
     for agent_id, rec in agents.items():
         if not isinstance(rec, dict) or not isinstance(rec.get("bundledHash"), str):
-            raise ConfigError("each agent needs a bundledHash string", file=str(path),
-                              field=f"agents.{agent_id}.bundledHash", fix=REGISTRY_FIX)
+            raise ConfigError(
+                "each agent needs a bundledHash string",
+                file=str(path),
+                field=f"agents.{agent_id}.bundledHash",
+                fix=REGISTRY_FIX,
+            )
     return agents
 
 
 def _write_registry(paths: DextoPaths, agents: dict[str, dict[str, Any]]) -> None:
     path = paths.agents_registry
-    atomic_write(path, json.dumps({"version": 1, "agents": agents}, indent=2) + "\n",
-                 backup=path.exists())
+    atomic_write(
+        path, json.dumps({"version": 1, "agents": agents}, indent=2) + "\n", backup=path.exists()
+    )
 
 
 def _file_hash(path: Path) -> str | None:
@@ -137,8 +156,11 @@ def list_agents(paths: DextoPaths) -> list[AgentStatus]:
     """Bundled agents (installed or not) and any user agents under ``agents/<id>/<id>.yml``."""
     ids = set(bundled_agent_ids())
     if paths.agents_dir.is_dir():
-        ids |= {d.name for d in paths.agents_dir.iterdir()
-                if d.is_dir() and (d / f"{d.name}.yml").is_file()}
+        ids |= {
+            d.name
+            for d in paths.agents_dir.iterdir()
+            if d.is_dir() and (d / f"{d.name}.yml").is_file()
+        }
     registry = read_registry(paths)
     out = []
     for agent_id in sorted(ids):
@@ -149,8 +171,10 @@ def list_agents(paths: DextoPaths) -> list[AgentStatus]:
 
 
 def _record(agent_id: str) -> dict[str, Any]:
-    return {"bundledHash": content_hash(bundled_text(agent_id)),
-            "installedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return {
+        "bundledHash": content_hash(bundled_text(agent_id)),
+        "installedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def install_agent(paths: DextoPaths, agent_id: str, *, force: bool = False) -> Change:
@@ -165,10 +189,13 @@ def install_agent(paths: DextoPaths, agent_id: str, *, force: bool = False) -> C
             action: Any = "unchanged"
             backup = None
         elif current is not None and not force:
-            raise ConfigError("a different copy is already installed", file=str(path),
-                              fix=f"see the changes with `dexto agents diff {agent_id}`; "
-                              f"`dexto agents install {agent_id} --force` replaces it "
-                              "(a timestamped backup is kept)")
+            raise ConfigError(
+                "a different copy is already installed",
+                file=str(path),
+                fix=f"see the changes with `dexto agents diff {agent_id}`; "
+                f"`dexto agents install {agent_id} --force` replaces it "
+                "(a timestamped backup is kept)",
+            )
         else:
             backup = backup_file(path)
             atomic_write(path, bundled)
@@ -216,17 +243,23 @@ def diff_agent(paths: DextoPaths, agent_id: str) -> str:
     _check_bundled(agent_id)
     path = paths.agent_file(agent_id)
     if not path.exists():
-        raise ConfigError("the agent is not installed", file=str(path),
-                          fix=f"install it with `dexto agents install {agent_id}`")
+        raise ConfigError(
+            "the agent is not installed",
+            file=str(path),
+            fix=f"install it with `dexto agents install {agent_id}`",
+        )
     try:
         mine = path.read_text("utf-8").splitlines(keepends=True)
     except UnicodeDecodeError:
-        raise ConfigError("file is not UTF-8 text", file=str(path),
-                          fix=f"repair it, or reinstall with `dexto agents install {agent_id} "
-                          "--force`") from None
+        raise ConfigError(
+            "file is not UTF-8 text",
+            file=str(path),
+            fix=f"repair it, or reinstall with `dexto agents install {agent_id} --force`",
+        ) from None
     theirs = bundled_text(agent_id).decode("utf-8").splitlines(keepends=True)
-    return "".join(difflib.unified_diff(mine, theirs, f"installed/{agent_id}.yml",
-                                        f"bundled/{agent_id}.yml"))
+    return "".join(
+        difflib.unified_diff(mine, theirs, f"installed/{agent_id}.yml", f"bundled/{agent_id}.yml")
+    )
 
 
 def ensure_installed(paths: DextoPaths, agent_id: str = "default-agent") -> Path:

@@ -102,8 +102,11 @@ def direct_credential(
     if provider.id == "bedrock":
         return _bedrock(env)
     if provider.id == "vertex":
-        return Credential("env:GOOGLE_VERTEX_PROJECT+adc", None) if _env(
-            env, "GOOGLE_VERTEX_PROJECT") else None
+        return (
+            Credential("env:GOOGLE_VERTEX_PROJECT+adc", None)
+            if _env(env, "GOOGLE_VERTEX_PROJECT")
+            else None
+        )
     for name in provider.env_vars:
         value = _env(env, name)
         if value:

@@ -69,9 +69,10 @@ def _headers(key: Secret | None = None) -> dict[str, str]:
 
 
 def _unreachable(root: str, exc: Exception) -> UpstreamError:
-    return UpstreamError(f"could not reach the Dexto gateway at {root} ({type(exc).__name__})",
-                         fix="check your network connection, or set DEXTO_GATEWAY_URL to the "
-                         "gateway's address")
+    return UpstreamError(
+        f"could not reach the Dexto gateway at {root} ({type(exc).__name__})",
+        fix="check your network connection, or set DEXTO_GATEWAY_URL to the gateway's address",
+    )
 
 
 def _request(method: str, url: str, root: str, **kw: Any) -> httpx.Response:
@@ -98,10 +99,12 @@ def _error_code(body: Mapping[str, Any]) -> str:
 
 def _bad_response(root: str, resp: httpx.Response) -> UpstreamError:
     code = _error_code(_json(resp))
-    return UpstreamError(f"the Dexto gateway at {root} answered HTTP {resp.status_code}"
-                         + (f" ({code})" if code else ""),
-                         fix="try again later, or check DEXTO_GATEWAY_URL",
-                         status=resp.status_code)
+    return UpstreamError(
+        f"the Dexto gateway at {root} answered HTTP {resp.status_code}"
+        + (f" ({code})" if code else ""),
+        fix="try again later, or check DEXTO_GATEWAY_URL",
+        status=resp.status_code,
+    )
 
 
 def start_device_flow(root: str) -> DeviceCode:
@@ -112,24 +115,46 @@ def start_device_flow(root: str) -> DeviceCode:
     user = _first(body, "userCode", "user_code")
     if resp.status_code != 200 or not isinstance(device, str) or not isinstance(user, str):
         raise _bad_response(root, resp)
-    url = _first(body, "verificationUrl", "verification_url", "verificationUri",
-                 "verification_uri") or f"{root}/device"
-    complete = _first(body, "verificationUrlComplete", "verification_url_complete",
-                      "verificationUriComplete", "verification_uri_complete")
-    return DeviceCode(Secret(device), user, str(url), float(_first(body, "interval") or 5),
-                      float(_first(body, "expiresIn", "expires_in") or 900),
-                      str(complete) if complete else None)
+    url = (
+        _first(body, "verificationUrl", "verification_url", "verificationUri", "verification_uri")
+        or f"{root}/device"
+    )
+    complete = _first(
+        body,
+        "verificationUrlComplete",
+        "verification_url_complete",
+        "verificationUriComplete",
+        "verification_uri_complete",
+    )
+    return DeviceCode(
+        Secret(device),
+        user,
+        str(url),
+        float(_first(body, "interval") or 5),
+        float(_first(body, "expiresIn", "expires_in") or 900),
+        str(complete) if complete else None,
+    )
 
 
-def poll_device_token(root: str, code: DeviceCode, *, timeout_s: float | None = None,
-                      sleep: Callable[[float], None] = time.sleep,
-                      on_wait: Callable[[], None] | None = None) -> Secret:
+def poll_device_token(
+    root: str,
+    code: DeviceCode,
+    *,
+    timeout_s: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    on_wait: Callable[[], None] | None = None,
+) -> Secret:
     """Poll until the code is approved and return the API key; raise when denied or expired."""
     deadline = time.monotonic() + (code.expires_in if timeout_s is None else timeout_s)
     interval = max(code.interval, 0.05)
     while True:
-        resp = _request("POST", f"{root}/auth/device/token", root, headers=_headers(),
-                        json={"device_code": code.device_code.reveal()})
+        resp = _request(
+            "POST",
+            f"{root}/auth/device/token",
+            root,
+            headers=_headers(),
+            json={"device_code": code.device_code.reveal()},
+        )
         body = _json(resp)
         key = _first(body, "apiKey", "api_key", "key")
         if resp.status_code == 200 and isinstance(key, str):
@@ -140,8 +165,10 @@ def poll_device_token(root: str, code: DeviceCode, *, timeout_s: float | None = 
         elif status not in _PENDING:
             raise _poll_failure(root, resp, status)
         if time.monotonic() + interval > deadline:
-            raise AuthFailedError("the login code expired before it was approved",
-                                  fix="run `dexto login` again and approve the code in time")
+            raise AuthFailedError(
+                "the login code expired before it was approved",
+                fix="run `dexto login` again and approve the code in time",
+            )
         if on_wait is not None:
             on_wait()
         sleep(interval)
@@ -149,14 +176,18 @@ def poll_device_token(root: str, code: DeviceCode, *, timeout_s: float | None = 
 
 def _poll_failure(root: str, resp: httpx.Response, status: str) -> Exception:
     if "denied" in status:
-        return AuthFailedError("the login request was denied",
-                               fix="run `dexto login` again and approve the code")
+        return AuthFailedError(
+            "the login request was denied", fix="run `dexto login` again and approve the code"
+        )
     if status == "invalid_grant":
-        return AuthFailedError("the login code is unknown or was already used",
-                               fix="run `dexto login` again")
+        return AuthFailedError(
+            "the login code is unknown or was already used", fix="run `dexto login` again"
+        )
     if "expired" in status:
-        return AuthFailedError("the login code expired before it was approved",
-                               fix="run `dexto login` again and approve the code in time")
+        return AuthFailedError(
+            "the login code expired before it was approved",
+            fix="run `dexto login` again and approve the code in time",
+        )
     return _bad_response(root, resp)
 
 
@@ -173,8 +204,11 @@ def check_key_format(key: str, provider: Provider | None = None) -> str:
             shape = f"the {provider.name} API key exactly as the provider shows it"
             if provider.key_example:
                 shape += f" (it begins {provider.key_example})"
-        raise ConfigError("the API key is empty or contains spaces or control characters",
-                          field="apiKey", fix=f"paste {shape}")
+        raise ConfigError(
+            "the API key is empty or contains spaces or control characters",
+            field="apiKey",
+            fix=f"paste {shape}",
+        )
     return key
 
 
@@ -183,8 +217,10 @@ def fetch_usage(root: str, key: Secret) -> dict[str, Any]:
     resp = _request("GET", f"{root}/me/usage", root, headers=_headers(key))
     if resp.status_code in (401, 403):
         code = _error_code(_json(resp)) or "INVALID_API_KEY"
-        raise AuthFailedError(f"the Dexto gateway refused the key ({code})",
-                              fix="check the key, or run `dexto login` to get a new one")
+        raise AuthFailedError(
+            f"the Dexto gateway refused the key ({code})",
+            fix="check the key, or run `dexto login` to get a new one",
+        )
     body = _json(resp)
     if resp.status_code != 200 or not isinstance(body.get("account"), dict):
         raise _bad_response(root, resp)

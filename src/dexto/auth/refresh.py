@@ -58,16 +58,20 @@ def get_refresher(provider: str) -> OAuthRefresher | None:
 
 def needs_refresh(entry: Entry, *, now_ms: int, margin_s: float = DEFAULT_MARGIN_S) -> bool:
     """True for an OAuth entry with a known expiry closer than ``margin_s`` (or past)."""
-    return (isinstance(entry, OAuthEntry) and entry.expires > 0
-            and entry.expires - now_ms <= margin_s * 1000)
+    return (
+        isinstance(entry, OAuthEntry)
+        and entry.expires > 0
+        and entry.expires - now_ms <= margin_s * 1000
+    )
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def ensure_fresh(path: Path, name: str, *, margin_s: float = DEFAULT_MARGIN_S,
-                 now_ms: int | None = None) -> Entry | None:
+def ensure_fresh(
+    path: Path, name: str, *, margin_s: float = DEFAULT_MARGIN_S, now_ms: int | None = None
+) -> Entry | None:
     """The entry ``name`` (None if absent), refreshed under the lock if it is about to expire."""
     from dexto.auth.store import read_auth_store
 
@@ -91,15 +95,17 @@ def _refresh(name: str, entry: OAuthEntry) -> OAuthEntry:
     refresher = get_refresher(name)
     fix = f"sign in to {name} again (`dexto auth set {name}`)"
     if refresher is None or not entry.refresh:
-        raise AuthFailedError(f"the OAuth token for {name} is expiring and cannot be refreshed "
-                              "here", fix=fix)
+        raise AuthFailedError(
+            f"the OAuth token for {name} is expiring and cannot be refreshed here", fix=fix
+        )
     try:
         fresh = refresher.refresh(entry)
     except DextoError:
         raise
     except Exception as exc:  # a provider's failure, translated once; no token in the message
-        raise AuthFailedError(f"refreshing the OAuth token for {name} failed "
-                              f"({type(exc).__name__})", fix=fix) from None
+        raise AuthFailedError(
+            f"refreshing the OAuth token for {name} failed ({type(exc).__name__})", fix=fix
+        ) from None
     if not isinstance(fresh, OAuthEntry):
         raise AuthFailedError(f"the refresher for {name} returned no OAuth entry", fix=fix)
     return fresh

@@ -96,12 +96,15 @@ def entry_secret(entry: ApiEntry | OAuthEntry | WellKnownEntry) -> str:
 def _entry_fix(file: str, name: str | None) -> str:
     if name is None or not _NAME.match(name):
         return f"repair the entry in {file} in an editor"
-    return (f"`dexto auth remove {name}` removes it (then store the key again with `dexto auth "
-            f"set {name}`, or `dexto login` for dexto), or repair it in {file} in an editor")
+    return (
+        f"`dexto auth remove {name}` removes it (then store the key again with `dexto auth "
+        f"set {name}`, or `dexto login` for dexto), or repair it in {file} in an editor"
+    )
 
 
-def parse_auth_store(text: str, *, file: str, dropping: str | None = None
-                     ) -> dict[str, ApiEntry | OAuthEntry | WellKnownEntry]:
+def parse_auth_store(
+    text: str, *, file: str, dropping: str | None = None
+) -> dict[str, ApiEntry | OAuthEntry | WellKnownEntry]:
     """Parse and validate the store's text. An entry name given twice is an error (JSON would
     silently keep the last one, losing the other secret on the next write).
 
@@ -111,22 +114,31 @@ def parse_auth_store(text: str, *, file: str, dropping: str | None = None
     try:
         raw = json.loads(text, object_pairs_hook=_Pairs) if text.strip() else _Pairs()
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"not valid JSON ({exc.msg})", file=file, line=exc.lineno,
-                          fix=f"repair the JSON in {file} in an editor, or move it aside and "
-                          f"store the keys again: mv {file} {file}.broken") from None
+        raise ConfigError(
+            f"not valid JSON ({exc.msg})",
+            file=file,
+            line=exc.lineno,
+            fix=f"repair the JSON in {file} in an editor, or move it aside and "
+            f"store the keys again: mv {file} {file}.broken",
+        ) from None
     if not isinstance(raw, _Pairs):
-        raise ConfigError("expected an object of named entries", file=file,
-                          fix=f"repair {file} in an editor, or move it aside: "
-                          f"mv {file} {file}.broken")
+        raise ConfigError(
+            "expected an object of named entries",
+            file=file,
+            fix=f"repair {file} in an editor, or move it aside: mv {file} {file}.broken",
+        )
     top: dict[str, object] = {}
     for name, value in raw:
         if name == dropping:
             continue
         if name in top:
-            raise ConfigError(f"the entry {name[:64]!r} is given twice (only one can be used)",
-                              file=file, field=name[:64],
-                              fix=f"delete the one you do not want in {file} in an editor, or "
-                              f"`dexto auth remove {name[:64]}` removes both")
+            raise ConfigError(
+                f"the entry {name[:64]!r} is given twice (only one can be used)",
+                file=file,
+                field=name[:64],
+                fix=f"delete the one you do not want in {file} in an editor, or "
+                f"`dexto auth remove {name[:64]}` removes both",
+            )
         top[name] = _plain_json(value)
     try:
         return dict(_STORE.validate_python(top))
@@ -135,8 +147,9 @@ def parse_auth_store(text: str, *, file: str, dropping: str | None = None
         loc = ".".join(str(p) for p in first["loc"])
         bad = str(first["loc"][0]) if first["loc"] else None
         # never echo the input: it may contain a secret
-        raise ConfigError(first["msg"], file=file, field=loc or None,
-                          fix=_entry_fix(file, bad)) from None
+        raise ConfigError(
+            first["msg"], file=file, field=loc or None, fix=_entry_fix(file, bad)
+        ) from None
 
 
 class _Pairs(list[tuple[str, object]]):
@@ -164,8 +177,9 @@ def _warn_if_wide(path: Path) -> bool:
     return False
 
 
-def read_auth_store(path: Path, *, dropping: str | None = None
-                    ) -> dict[str, ApiEntry | OAuthEntry | WellKnownEntry]:
+def read_auth_store(
+    path: Path, *, dropping: str | None = None
+) -> dict[str, ApiEntry | OAuthEntry | WellKnownEntry]:
     """Read and validate the store; a missing file is empty; a corrupt one is a ConfigError.
     ``dropping``: see ``parse_auth_store``."""
     _warn_if_wide(path)
@@ -174,17 +188,23 @@ def read_auth_store(path: Path, *, dropping: str | None = None
     except FileNotFoundError:
         return {}
     except UnicodeDecodeError:
-        raise ConfigError("file is not UTF-8 text", file=str(path),
-                          fix=f"repair {path} or move it away and log in again") from None
+        raise ConfigError(
+            "file is not UTF-8 text",
+            file=str(path),
+            fix=f"repair {path} or move it away and log in again",
+        ) from None
     return parse_auth_store(text, file=str(path), dropping=dropping)
 
 
 def check_entry_name(name: str) -> str:
     """Entry names are lower-case ids (``anthropic``, ``dexto``, ``my-vllm-key``)."""
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ConfigError(f"invalid auth-store name {name[:70]!r}", field="name",
-                          fix="use lower-case letters, digits, '.', '_' or '-' (max 64), "
-                          "e.g. anthropic or my-vllm-key")
+        raise ConfigError(
+            f"invalid auth-store name {name[:70]!r}",
+            field="name",
+            fix="use lower-case letters, digits, '.', '_' or '-' (max 64), "
+            "e.g. anthropic or my-vllm-key",
+        )
     return name
 
 

@@ -32,8 +32,10 @@ def render_table(headers: list[str], rows: list[list[Any]], *, empty: str = "(no
     """Left-aligned columns under upper-case headers; ``None`` shows as ``-``."""
     if not rows:
         return empty
-    cells = [[h.upper() for h in headers]] + [["-" if v is None else str(v) for v in r]
-                                               for r in rows]
+    cells = [[h.upper() for h in headers]] + [
+        ["-" if v is None else str(v) for v in r] for r in rows
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                     for row in cells)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    )

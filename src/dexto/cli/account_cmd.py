@@ -19,12 +19,22 @@ __all__ = ["device_login", "register", "store_verified_key"]
 
 def register(sub: Any, name: str) -> None:
     if name == "login":
-        p = sub.add_parser(name, help="log in to Dexto (device flow or --api-key)",
-                           description="Log in to Dexto; the key is stored in auth.json (0600).")
-        p.add_argument("--api-key", metavar="KEY",
-                       help="store this key after verifying it ('-' reads it from stdin)")
-        p.add_argument("--timeout", type=float, metavar="S",
-                       help="give up waiting for approval after S seconds")
+        p = sub.add_parser(
+            name,
+            help="log in to Dexto (device flow or --api-key)",
+            description="Log in to Dexto; the key is stored in auth.json (0600).",
+        )
+        p.add_argument(
+            "--api-key",
+            metavar="KEY",
+            help="store this key after verifying it ('-' reads it from stdin)",
+        )
+        p.add_argument(
+            "--timeout",
+            type=float,
+            metavar="S",
+            help="give up waiting for approval after S seconds",
+        )
         p.add_argument("--json", action="store_true", help="print the account as JSON")
         p.set_defaults(handler=run_login)
     elif name == "logout":
@@ -100,8 +110,10 @@ def run_login(ns: argparse.Namespace) -> int:
 
 def _env_note() -> None:
     if os.environ.get("DEXTO_API_KEY", "").strip():
-        _say("note: DEXTO_API_KEY is set in your environment and takes precedence over the "
-             "stored key")
+        _say(
+            "note: DEXTO_API_KEY is set in your environment and takes precedence over the "
+            "stored key"
+        )
 
 
 def run_logout(ns: argparse.Namespace) -> int:
@@ -130,8 +142,9 @@ def run_whoami(ns: argparse.Namespace) -> int:
     try:
         cred = dexto_credential(os.environ, read_auth_store(DextoPaths.from_env().auth))
         if cred is None or cred.secret is None:
-            raise NoCredentialsError("not logged in to Dexto",
-                                     fix="run `dexto login` or set DEXTO_API_KEY")
+            raise NoCredentialsError(
+                "not logged in to Dexto", fix="run `dexto login` or set DEXTO_API_KEY"
+            )
         summary = account_summary(fetch_usage(resolve_root(os.environ), cred.secret))
     except DextoError as err:
         return print_error(err, as_json=ns.json)
@@ -139,7 +152,9 @@ def run_whoami(ns: argparse.Namespace) -> int:
         print_json(summary)
         return 0
     mtd = summary["mtd"]
-    print(f"{summary['email']}\n  balance     ${summary['balanceUsd']}\n"
-          f"  this month  ${mtd.get('costUsd', '0')} over {mtd.get('requests', 0)} requests\n"
-          f"  key from    {cred.source}")
+    print(
+        f"{summary['email']}\n  balance     ${summary['balanceUsd']}\n"
+        f"  this month  ${mtd.get('costUsd', '0')} over {mtd.get('requests', 0)} requests\n"
+        f"  key from    {cred.source}"
+    )
     return 0

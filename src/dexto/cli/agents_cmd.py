@@ -8,16 +8,21 @@ from typing import Any
 __all__ = ["register"]
 
 _WORDS = {
-    "installed": "installed", "replaced": "replaced (backup kept)", "updated": "updated "
-    "(backup kept)", "unchanged": "already up to date", "kept-modified": "modified by you — "
-    "left alone (see `dexto agents diff ID`)", "not-installed": "not installed",
+    "installed": "installed",
+    "replaced": "replaced (backup kept)",
+    "updated": "updated (backup kept)",
+    "unchanged": "already up to date",
+    "kept-modified": "modified by you — left alone (see `dexto agents diff ID`)",
+    "not-installed": "not installed",
 }
 
 
 def register(sub: Any, name: str) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
-        name, help="list/install/update bundled agents",
-        description="Bundled agents under $DEXTO_HOME/agents; updates never overwrite your edits.")
+        name,
+        help="list/install/update bundled agents",
+        description="Bundled agents under $DEXTO_HOME/agents; updates never overwrite your edits.",
+    )
     actions = p.add_subparsers(dest="agents_action", metavar="ACTION", required=True)
     ls = actions.add_parser("list", help="agents and their state")
     ls.add_argument("--json", action="store_true", help="print one JSON object")
@@ -25,8 +30,11 @@ def register(sub: Any, name: str) -> None:
     ins = actions.add_parser("install", help="install bundled agents")
     ins.add_argument("ids", nargs="*", metavar="ID", help="agent ids (default: default-agent)")
     ins.add_argument("--all", action="store_true", help="install every bundled agent")
-    ins.add_argument("--force", action="store_true",
-                     help="replace a modified copy (a timestamped backup is kept)")
+    ins.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a modified copy (a timestamped backup is kept)",
+    )
     ins.add_argument("--json", action="store_true", help="print one JSON object")
     ins.set_defaults(handler=run_install)
     up = actions.add_parser("update", help="replace unmodified copies with the bundled version")

@@ -16,8 +16,10 @@ __all__ = ["read_secret", "register"]
 
 def register(sub: Any, name: str) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
-        name, help="list or set stored provider credentials",
-        description="Credential sources by name (never secrets); store keys in auth.json (0600).")
+        name,
+        help="list or set stored provider credentials",
+        description="Credential sources by name (never secrets); store keys in auth.json (0600).",
+    )
     actions = p.add_subparsers(dest="auth_action", metavar="ACTION", required=True)
     ls = actions.add_parser("list", help="show each provider's credential sources")
     ls.add_argument("--json", action="store_true", help="print one JSON object")
@@ -67,13 +69,20 @@ def sources(env: dict[str, str], store: Any) -> dict[str, Any]:
         return found + ([f"auth-store:{store_name}"] if store_name in store else [])
 
     dexto = dexto_credential(env, store)
-    out: dict[str, Any] = {"dexto": {"sources": present((DEXTO_KEY_ENV,), "dexto"),
-                                     "active": dexto.source if dexto else None}}
+    out: dict[str, Any] = {
+        "dexto": {
+            "sources": present((DEXTO_KEY_ENV,), "dexto"),
+            "active": dexto.source if dexto else None,
+        }
+    }
     providers: dict[str, Any] = {}
     for pid, p in PROVIDERS.items():
         cred = direct_credential(p, env, store)
-        providers[pid] = {"sources": present(p.env_vars, pid), "requiresKey": p.requires_key,
-                          "active": cred.source if cred else None}
+        providers[pid] = {
+            "sources": present(p.env_vars, pid),
+            "requiresKey": p.requires_key,
+            "active": cred.source if cred else None,
+        }
     out["providers"] = providers
     out["store"] = {name: entry.type for name, entry in store.items()}
     return out
@@ -121,12 +130,18 @@ def _settable(name: str) -> str:
     from dexto.llm.providers import INTERNAL_PROVIDER, PROVIDERS
 
     if name == INTERNAL_PROVIDER:
-        raise ConfigError("the Dexto key is stored by logging in", field="name",
-                          fix="run `dexto login` or `dexto login --api-key -` (verifies the key)")
+        raise ConfigError(
+            "the Dexto key is stored by logging in",
+            field="name",
+            fix="run `dexto login` or `dexto login --api-key -` (verifies the key)",
+        )
     p = PROVIDERS.get(name)
     if p is not None and p.cloud_chain:
-        raise ConfigError(f"{p.name} uses its cloud credential chain, not a stored key",
-                          field="name", fix="configure the cloud SDK credentials instead")
+        raise ConfigError(
+            f"{p.name} uses its cloud credential chain, not a stored key",
+            field="name",
+            fix="configure the cloud SDK credentials instead",
+        )
     if p is not None and not accepts_pasted_key(p):
         raise ConfigError(f"{p.name} needs no key", field="name", fix="nothing to store")
     if p is None:
@@ -149,10 +164,14 @@ def run_set(ns: argparse.Namespace) -> int:
         name = _settable(ns.name)
         if name not in PROVIDERS and name not in read_auth_store(paths.auth):
             keyed = [p for p, v in PROVIDERS.items() if accepts_pasted_key(v)]
-            raise ConfigError(f"unknown provider {name!r}{did_you_mean(name, keyed)}",
-                              field="name", fix="use a provider id, e.g. " + ", ".join(keyed))
-        key = read_secret(f"{name} API key (input hidden): ", force_stdin=ns.stdin,
-                          provider=PROVIDERS.get(name))
+            raise ConfigError(
+                f"unknown provider {name!r}{did_you_mean(name, keyed)}",
+                field="name",
+                fix="use a provider id, e.g. " + ", ".join(keyed),
+            )
+        key = read_secret(
+            f"{name} API key (input hidden): ", force_stdin=ns.stdin, provider=PROVIDERS.get(name)
+        )
         set_entry(paths.auth, name, ApiEntry(type="api", key=key))
     except DextoError as err:
         return print_error(err, as_json=ns.json)
@@ -173,10 +192,11 @@ def run_remove(ns: argparse.Namespace) -> int:
         if not removed and ns.name not in PROVIDERS and ns.name != INTERNAL_PROVIDER:
             stored = list(read_auth_store(paths.auth))
             choices = stored + [INTERNAL_PROVIDER, *PROVIDERS]
-            raise ConfigError(f"no stored entry named {ns.name[:64]!r}"
-                              f"{did_you_mean(ns.name, choices)}", field="name",
-                              fix="stored entries: " + (", ".join(stored) or "none")
-                              + " (see `dexto auth list`)")
+            raise ConfigError(
+                f"no stored entry named {ns.name[:64]!r}{did_you_mean(ns.name, choices)}",
+                field="name",
+                fix="stored entries: " + (", ".join(stored) or "none") + " (see `dexto auth list`)",
+            )
     except DextoError as err:
         return print_error(err, as_json=ns.json)
     print(f"removed {ns.name} from {paths.auth}" if removed else f"no stored {ns.name} key")

@@ -35,12 +35,19 @@ def register(sub: Any, name: str) -> None:
         nargs="?",
         help="provider/model, e.g. anthropic/claude-sonnet-4-5-20250929 (split on the first /)",
     )
-    p.add_argument("--agent", metavar="FILE|ID",
-                   help="agent YAML or installed agent id whose llm section to use (default: "
-                   "preference defaultAgent, else default-agent, when no selection is given)")
+    p.add_argument(
+        "--agent",
+        metavar="FILE|ID",
+        help="agent YAML or installed agent id whose llm section to use (default: "
+        "preference defaultAgent, else default-agent, when no selection is given)",
+    )
     p.add_argument("-m", "--message", metavar="PROMPT", help="send one prompt and exit")
-    p.add_argument("--max-tokens", type=_positive_int, metavar="N",
-                   help="cap each answer at N tokens (lowers the credit hold)")
+    p.add_argument(
+        "--max-tokens",
+        type=_positive_int,
+        metavar="N",
+        help="cap each answer at N tokens (lowers the credit hold)",
+    )
     p.add_argument("--prefer", choices=["dexto", "direct"], help="override the routing policy")
     p.add_argument("--json", action="store_true", help="with -m: print one JSON object")
     p.set_defaults(handler=run)

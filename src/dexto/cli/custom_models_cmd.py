@@ -25,10 +25,19 @@ def register_actions(parser: argparse.ArgumentParser) -> None:
     """Add the optional ``add`` / ``remove`` sub-actions to the ``models`` parser."""
     actions = parser.add_subparsers(dest="models_action", metavar="ACTION")
     add = actions.add_parser("add", help="add (or --replace) a custom model")
-    add.add_argument("--provider", dest="cm_provider", required=True,
-                     help="openrouter, openai-compatible, litellm, glama, ollama, local, …")
-    add.add_argument("--name", dest="cm_name", required=True, metavar="ID",
-                     help="the model ID, exactly as the provider names it")
+    add.add_argument(
+        "--provider",
+        dest="cm_provider",
+        required=True,
+        help="openrouter, openai-compatible, litellm, glama, ollama, local, …",
+    )
+    add.add_argument(
+        "--name",
+        dest="cm_name",
+        required=True,
+        metavar="ID",
+        help="the model ID, exactly as the provider names it",
+    )
     add.add_argument("--base-url", help="API root (required for openai-compatible, litellm)")
     add.add_argument("--display-name")
     add.add_argument("--max-input-tokens", type=int, metavar="N")
@@ -37,9 +46,12 @@ def register_actions(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--file-path", metavar="F", help="a .gguf file (provider local)")
     key = add.add_mutually_exclusive_group()
     key.add_argument("--api-key-env", metavar="VAR", help="read the key from this env variable")
-    key.add_argument("--api-key", metavar="KEY",
-                     help="store this key in the auth store ('-' reads stdin); only a "
-                     "reference is written to the models file")
+    key.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="store this key in the auth store ('-' reads stdin); only a "
+        "reference is written to the models file",
+    )
     add.add_argument("--replace", action="store_true", help="replace an existing model")
     add.add_argument("--json", dest="cm_json", action="store_true", help="print JSON")
     add.set_defaults(handler=run_add)
@@ -57,10 +69,18 @@ def reference_name(provider: str, name: str) -> str:
 
 
 #: CustomModel field → the ``models add`` flag that sets it.
-_FLAGS = {"name": "--name", "provider": "--provider", "baseURL": "--base-url",
-          "displayName": "--display-name", "maxInputTokens": "--max-input-tokens",
-          "maxOutputTokens": "--max-output-tokens", "reasoningEffort": "--reasoning-effort",
-          "filePath": "--file-path", "apiKeyEnv": "--api-key-env", "apiKeyRef": "--api-key"}
+_FLAGS = {
+    "name": "--name",
+    "provider": "--provider",
+    "baseURL": "--base-url",
+    "displayName": "--display-name",
+    "maxInputTokens": "--max-input-tokens",
+    "maxOutputTokens": "--max-output-tokens",
+    "reasoningEffort": "--reasoning-effort",
+    "filePath": "--file-path",
+    "apiKeyEnv": "--api-key-env",
+    "apiKeyRef": "--api-key",
+}
 
 
 def _build(ns: argparse.Namespace, api_key_ref: str | None) -> Any:
@@ -72,13 +92,23 @@ def _build(ns: argparse.Namespace, api_key_ref: str | None) -> Any:
 
     check_custom_model_provider(ns.cm_provider)
     if PROVIDERS[ns.cm_provider].requires_base_url and not ns.base_url:
-        raise ConfigError(f"provider {ns.cm_provider} needs the API root of your server",
-                          field="--base-url",
-                          fix="pass --base-url URL, e.g. --base-url http://localhost:4000/v1")
-    fields = {"name": ns.cm_name, "provider": ns.cm_provider, "baseURL": ns.base_url,
-              "displayName": ns.display_name, "maxInputTokens": ns.max_input_tokens,
-              "maxOutputTokens": ns.max_output_tokens, "reasoningEffort": ns.reasoning_effort,
-              "filePath": ns.file_path, "apiKeyEnv": ns.api_key_env, "apiKeyRef": api_key_ref}
+        raise ConfigError(
+            f"provider {ns.cm_provider} needs the API root of your server",
+            field="--base-url",
+            fix="pass --base-url URL, e.g. --base-url http://localhost:4000/v1",
+        )
+    fields = {
+        "name": ns.cm_name,
+        "provider": ns.cm_provider,
+        "baseURL": ns.base_url,
+        "displayName": ns.display_name,
+        "maxInputTokens": ns.max_input_tokens,
+        "maxOutputTokens": ns.max_output_tokens,
+        "reasoningEffort": ns.reasoning_effort,
+        "filePath": ns.file_path,
+        "apiKeyEnv": ns.api_key_env,
+        "apiKeyRef": api_key_ref,
+    }
     try:
         return CustomModel.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
@@ -88,9 +118,13 @@ def _build(ns: argparse.Namespace, api_key_ref: str | None) -> Any:
         message = first["msg"].removeprefix("Value error, ")
         if flag is None and "filePath" in message:
             flag = "--file-path"
-        raise ConfigError(message, field=flag or (".".join(loc) or None),
-                          fix=f"correct {flag} and run the command again" if flag
-                          else "correct the arguments (see `dexto models add --help`)") from None
+        raise ConfigError(
+            message,
+            field=flag or (".".join(loc) or None),
+            fix=f"correct {flag} and run the command again"
+            if flag
+            else "correct the arguments (see `dexto models add --help`)",
+        ) from None
 
 
 def _marketplace_status(model: Any, paths: Any) -> str | None:
@@ -113,13 +147,16 @@ def _route(model: Any, paths: Any) -> str:
         ctx, _ = build_context(paths=paths)
         return decide(Selection(model.provider, model.name), ctx).route
     except DextoError as err:  # e.g. no credentials yet: reported as "route: none yet"
-        logging.getLogger(__name__).debug("no route for %s/%s: %s", model.provider, model.name,
-                                          err)
+        logging.getLogger(__name__).debug("no route for %s/%s: %s", model.provider, model.name, err)
         return "none"
     except Exception as exc:  # the route is advisory here; saving never depends on it
-        logging.getLogger(__name__).warning("could not decide the route for %s/%s: %s: %s",
-                                            model.provider, model.name,
-                                            type(exc).__name__, exc)
+        logging.getLogger(__name__).warning(
+            "could not decide the route for %s/%s: %s: %s",
+            model.provider,
+            model.name,
+            type(exc).__name__,
+            exc,
+        )
         return "none"
 
 
@@ -143,11 +180,14 @@ def run_add(ns: argparse.Namespace) -> int:
         return print_error(err, as_json=ns.cm_json)
     route = _route(model, paths)
     if ns.cm_json:
-        print_json({"model": model.to_json(), "replaced": replaced, "marketplace": status,
-                    "route": route})
+        print_json(
+            {"model": model.to_json(), "replaced": replaced, "marketplace": status, "route": route}
+        )
         return 0
-    print(f"{'replaced' if replaced else 'added'} {model.provider}/{model.name} "
-          f"in {paths.custom_models}")
+    print(
+        f"{'replaced' if replaced else 'added'} {model.provider}/{model.name} "
+        f"in {paths.custom_models}"
+    )
     _explain(status, route, model)
     return 0
 
@@ -172,12 +212,13 @@ def _explain(status: str | None, route: str, model: Any) -> None:
     notes = {
         "known": "found in the marketplace list",
         "unknown": "warning: not in the marketplace list — saved anyway; check the ID "
-                   "(refresh the list with `dexto models --refresh`)",
+        "(refresh the list with `dexto models --refresh`)",
         "unverified": "unverified: no marketplace list available (offline?) — saved anyway",
     }
     if status is not None:
-        print(f"  marketplace: {notes[status]}", file=sys.stderr if status != "known"
-              else sys.stdout)
+        print(
+            f"  marketplace: {notes[status]}", file=sys.stderr if status != "known" else sys.stdout
+        )
     if route == "dexto":
         print("  route: via Dexto credits (no provider key needed)")
     elif route == "direct":
@@ -209,14 +250,19 @@ def run_remove(ns: argparse.Namespace) -> int:
         removed = remove_custom_model(paths.custom_models, ns.cm_name, ns.cm_provider)
         ref = removed.apiKeyRef
         key_removed = False
-        if ref and ref.startswith(REF_PREFIX) and all(
-                m.apiKeyRef != ref for m in load_custom_models(paths.custom_models)):
+        if (
+            ref
+            and ref.startswith(REF_PREFIX)
+            and all(m.apiKeyRef != ref for m in load_custom_models(paths.custom_models))
+        ):
             key_removed = remove_entry(paths.auth, ref)
     except DextoError as err:
         return print_error(err, as_json=ns.cm_json)
     if ns.cm_json:
         print_json({"removed": removed.to_json(), "keyRemoved": key_removed})
     else:
-        print(f"removed {removed.provider}/{removed.name}"
-              + (f" and its stored key {ref}" if key_removed else ""))
+        print(
+            f"removed {removed.provider}/{removed.name}"
+            + (f" and its stored key {ref}" if key_removed else "")
+        )
     return 0

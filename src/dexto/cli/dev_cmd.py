@@ -62,8 +62,10 @@ def _announced(main: Any, what: str) -> Any:
             return print_error(err, as_json=False)
         ns.port = probe.getsockname()[1]
         probe.close()
-        print(f"dexto dev {what} listening on "
-              f"{listen_url(ns.host, ns.port)}  (Ctrl-C to stop)", flush=True)
+        print(
+            f"dexto dev {what} listening on {listen_url(ns.host, ns.port)}  (Ctrl-C to stop)",
+            flush=True,
+        )
         return int(main(ns))
 
     return run

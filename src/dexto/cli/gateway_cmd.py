@@ -30,8 +30,11 @@ def register(subparsers: Any, name: str) -> None:
 
     mig = sub.add_parser("migrate", help="create or upgrade the gateway database schema")
     _db(mig, json_flag=True)
-    mig.add_argument("--create", action="store_true",
-                     help="also create the SQLite file's directory if it does not exist")
+    mig.add_argument(
+        "--create",
+        action="store_true",
+        help="also create the SQLite file's directory if it does not exist",
+    )
     mig.set_defaults(handler=_wrap(_migrate, creates=True))
 
     accounts = sub.add_parser("accounts", help="create or list accounts")
@@ -145,12 +148,28 @@ def _print_human(result: Any) -> None:
     elif isinstance(result, dict) and "recent" in result and "mtd" in result:
         _print_usage(result)
     elif isinstance(result, list) and all("prefix" in r and "active" in r for r in result):
-        print(render_table(["id", "prefix", "name", "created", "status"], [
-            [k["id"], k["prefix"], k["name"], k["createdAt"],
-             "active" if k["active"] else f"revoked {k['revokedAt']}"] for k in result]))
+        print(
+            render_table(
+                ["id", "prefix", "name", "created", "status"],
+                [
+                    [
+                        k["id"],
+                        k["prefix"],
+                        k["name"],
+                        k["createdAt"],
+                        "active" if k["active"] else f"revoked {k['revokedAt']}",
+                    ]
+                    for k in result
+                ],
+            )
+        )
     elif isinstance(result, list) and all("email" in r and "balanceUsd" in r for r in result):
-        print(render_table(["id", "email", "balance (USD)"],
-                           [[a["id"], a["email"], a["balanceUsd"]] for a in result]))
+        print(
+            render_table(
+                ["id", "email", "balance (USD)"],
+                [[a["id"], a["email"], a["balanceUsd"]] for a in result],
+            )
+        )
     elif isinstance(result, list):
         for item in result:
             print("  ".join(f"{k}={'-' if v is None else v}" for k, v in item.items()))
@@ -169,19 +188,38 @@ def _print_usage(doc: dict[str, Any]) -> None:
     print(f"balance     ${doc['balanceUsd']}")
     print(f"this month  ${mtd['costUsd']} in {mtd['requests']} requests")
     print("recent requests:")
-    print(render_table(
-        ["time (UTC)", "model", "cost (USD)", "prompt", "completion", "source", "request"],
-        [[r["ts"], r["model"], r["costUsd"], r["promptTokens"], r["completionTokens"],
-          r["source"], r["requestId"]] for r in doc["recent"]], empty="  (none)"))
+    print(
+        render_table(
+            ["time (UTC)", "model", "cost (USD)", "prompt", "completion", "source", "request"],
+            [
+                [
+                    r["ts"],
+                    r["model"],
+                    r["costUsd"],
+                    r["promptTokens"],
+                    r["completionTokens"],
+                    r["source"],
+                    r["requestId"],
+                ]
+                for r in doc["recent"]
+            ],
+            empty="  (none)",
+        )
+    )
 
 
 def _iso_dates(keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``createdAt`` / ``revokedAt`` (epoch milliseconds in the database) as ISO 8601 UTC."""
     from dexto.gateway.usage import iso_ms
 
-    return [{**k, "createdAt": iso_ms(int(k["createdAt"])),
-             "revokedAt": iso_ms(int(k["revokedAt"])) if k["revokedAt"] is not None else None}
-            for k in keys]
+    return [
+        {
+            **k,
+            "createdAt": iso_ms(int(k["createdAt"])),
+            "revokedAt": iso_ms(int(k["revokedAt"])) if k["revokedAt"] is not None else None,
+        }
+        for k in keys
+    ]
 
 
 def _migrate(ns: argparse.Namespace, conn: Any) -> Any:  # replaced by the applied list
@@ -279,9 +317,12 @@ def _serve(ns: argparse.Namespace) -> int:
         sock.close()
         return print_error(err, as_json=False)
     port = sock.getsockname()[1]
-    print(f"dexto gateway listening on {listen_url(settings.host, port)}  "
-          f"(database {redact_url(settings.db_url)}, {settings.workers} worker"
-          f"{'s' if settings.workers != 1 else ''})", flush=True)
+    print(
+        f"dexto gateway listening on {listen_url(settings.host, port)}  "
+        f"(database {redact_url(settings.db_url)}, {settings.workers} worker"
+        f"{'s' if settings.workers != 1 else ''})",
+        flush=True,
+    )
     common: dict[str, Any] = {
         "log_level": "warning",
         "access_log": False,
@@ -297,5 +338,10 @@ def _serve(ns: argparse.Namespace) -> int:
         return run_uvicorn(create_app(settings), sock, **common)
     # Workers are separate processes: hand them the resolved settings through the env.
     os.environ.update(settings.to_env())
-    return run_uvicorn("dexto.gateway.app:create_app_from_env", sock, factory=True,
-                       workers=settings.workers, **common)
+    return run_uvicorn(
+        "dexto.gateway.app:create_app_from_env",
+        sock,
+        factory=True,
+        workers=settings.workers,
+        **common,
+    )

@@ -18,17 +18,23 @@ __all__ = ["register"]
 
 def register(sub: Any, name: str) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
-        name, help="list/search the merged catalog; add/remove custom models",
-        description="List the catalog with route badges.")
+        name,
+        help="list/search the merged catalog; add/remove custom models",
+        description="List the catalog with route badges.",
+    )
     p.add_argument("--provider", help="only this provider")
     p.add_argument("--search", metavar="Q", help="words to match in IDs and names")
     p.add_argument("--json", action="store_true", help="print the catalog as JSON")
     net = p.add_mutually_exclusive_group()
-    net.add_argument("--refresh", action="store_true",
-                     help="refresh the marketplace list now, even if the cache is fresh "
-                     "(fails if the list cannot be reached)")
-    net.add_argument("--offline", action="store_true",
-                     help="use the cached marketplace list as is (no network)")
+    net.add_argument(
+        "--refresh",
+        action="store_true",
+        help="refresh the marketplace list now, even if the cache is fresh "
+        "(fails if the list cannot be reached)",
+    )
+    net.add_argument(
+        "--offline", action="store_true", help="use the cached marketplace list as is (no network)"
+    )
     p.set_defaults(handler=run)
     import importlib
 
@@ -79,12 +85,15 @@ def run(ns: argparse.Namespace) -> int:
             get_provider(ns.provider)
         paths = DextoPaths.from_env()
         # A stale or missing cache is refreshed with a short timeout; failures keep the cache.
-        market = (load_marketplace(paths) if ns.offline
-                  else refresh_marketplace(paths, force=ns.refresh, strict=ns.refresh,
-                                           timeout=2.0))
+        market = (
+            load_marketplace(paths)
+            if ns.offline
+            else refresh_marketplace(paths, force=ns.refresh, strict=ns.refresh, timeout=2.0)
+        )
         ctx, state = build_context(paths=paths, marketplace=market)
-        catalog = build_catalog(ctx, state.preferences, state.custom_models,
-                                provider=ns.provider, search=ns.search)
+        catalog = build_catalog(
+            ctx, state.preferences, state.custom_models, provider=ns.provider, search=ns.search
+        )
     except DextoError as err:
         return print_error(err, as_json=ns.json)
     if ns.json:
@@ -97,12 +106,17 @@ def run(ns: argparse.Namespace) -> int:
 def render_table(catalog: dict[str, Any]) -> str:
     out: list[str] = []
     auth = catalog["auth"]
-    out.append(f"Dexto: {'logged in' if auth['hasDextoKey'] else 'not logged in'}; "
-               f"prefer {'Dexto credits' if auth['preferDextoCredits'] else 'your own keys'}")
+    out.append(
+        f"Dexto: {'logged in' if auth['hasDextoKey'] else 'not logged in'}; "
+        f"prefer {'Dexto credits' if auth['preferDextoCredits'] else 'your own keys'}"
+    )
     mk = catalog["marketplace"]
-    src = {"live": "downloaded now", "cache": f"from the cache ({mk['state']})",
-           "bundled": f"from the snapshot bundled with dexto ({mk.get('snapshotDate', '?')})",
-           "none": "not available"}.get(mk.get("source", "none"), mk.get("source"))
+    src = {
+        "live": "downloaded now",
+        "cache": f"from the cache ({mk['state']})",
+        "bundled": f"from the snapshot bundled with dexto ({mk.get('snapshotDate', '?')})",
+        "none": "not available",
+    }.get(mk.get("source", "none"), mk.get("source"))
     out.append(f"Marketplace list: {mk['count']} models, {src}")
     for pid, prov in catalog["providers"].items():
         badge = BADGES[prov["effectiveRoute"]] if prov.get("runnable", True) else "not runnable"
@@ -112,8 +126,11 @@ def render_table(catalog: dict[str, Any]) -> str:
         for m in prov["models"][:40]:
             star = "*" if m["featured"] else " "
             price = m["pricing"]
-            cost = (f"${price['inputPerM']:g}/${price['outputPerM']:g} per M"
-                    if "inputPerM" in price and "outputPerM" in price else "")
+            cost = (
+                f"${price['inputPerM']:g}/${price['outputPerM']:g} per M"
+                if "inputPerM" in price and "outputPerM" in price
+                else ""
+            )
             tag = " [custom]" if m["custom"] else ""
             if m["effectiveRoute"] != prov["effectiveRoute"]:
                 tag += f" [{BADGES[m['effectiveRoute']]}]"

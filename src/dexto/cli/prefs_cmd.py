@@ -14,8 +14,10 @@ __all__ = ["register"]
 
 def register(sub: Any, name: str) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
-        name, help="get/set local preferences",
-        description="Local preferences in $DEXTO_HOME/preferences.yml (comments are kept).")
+        name,
+        help="get/set local preferences",
+        description="Local preferences in $DEXTO_HOME/preferences.yml (comments are kept).",
+    )
     actions = p.add_subparsers(dest="prefs_action", metavar="ACTION", required=True)
     ls = actions.add_parser("list", help="every preference with its value")
     ls.add_argument("--json", action="store_true", help="print one JSON object")

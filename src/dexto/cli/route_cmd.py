@@ -10,10 +10,15 @@ __all__ = ["register"]
 
 def register(sub: Any, name: str) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
-        name, help="explain how a selection would be routed and paid",
-        description="Explain the routing decision for provider/model (or the agent file's llm).")
-    p.add_argument("selection", nargs="?", help="provider/model, e.g. "
-                   "anthropic/claude-sonnet-4-5-20250929 (split on the first /)")
+        name,
+        help="explain how a selection would be routed and paid",
+        description="Explain the routing decision for provider/model (or the agent file's llm).",
+    )
+    p.add_argument(
+        "selection",
+        nargs="?",
+        help="provider/model, e.g. anthropic/claude-sonnet-4-5-20250929 (split on the first /)",
+    )
     p.add_argument("--agent", metavar="FILE", help="agent YAML whose llm section to use")
     p.add_argument("--prefer", choices=["dexto", "direct"], help="override the routing policy")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -45,15 +50,21 @@ def run(ns: argparse.Namespace) -> int:
         f"  credential {d.credential_source}",
     ]
     if d.fallback:
-        lines.append(f"  fallback   direct {d.fallback.effective_provider}/"
-                     f"{d.fallback.effective_model} if credits run out")
+        lines.append(
+            f"  fallback   direct {d.fallback.effective_provider}/"
+            f"{d.fallback.effective_model} if credits run out"
+        )
     lines.append(f"  why        {d.reason}")
     for a in d.alternatives:
-        lines.append(f"  own key    {a.provider}/{a.model} runs it directly with "
-                     f"{a.credential_source}")
+        lines.append(
+            f"  own key    {a.provider}/{a.model} runs it directly with {a.credential_source}"
+        )
     if d.marketplace_source is not None:
-        where = {"cache": "the on-disk cache", "bundled": "the snapshot bundled with dexto",
-                 "live": "a fresh download"}.get(d.marketplace_source, d.marketplace_source)
+        where = {
+            "cache": "the on-disk cache",
+            "bundled": "the snapshot bundled with dexto",
+            "live": "a fresh download",
+        }.get(d.marketplace_source, d.marketplace_source)
         lines.append(f"  list       marketplace list from {where}")
     print("\n".join(lines))
     return 0
@@ -76,7 +87,8 @@ def _decide(ns: argparse.Namespace) -> Any:
     elif agent is not None:
         selection = agent.llm.selection
     else:
-        raise InvalidModelIdError("no selection given", field="selection",
-                                  fix="pass provider/model or --agent FILE")
+        raise InvalidModelIdError(
+            "no selection given", field="selection", fix="pass provider/model or --agent FILE"
+        )
     ctx, _ = build_context(agent=agent, prefer=ns.prefer)
     return decide(selection, ctx)

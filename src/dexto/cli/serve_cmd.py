@@ -10,18 +10,29 @@ __all__ = ["register", "resolve_agent_path"]
 
 def register(sub: Any, name: str) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
-        name, help="run the local agent server and web UI",
+        name,
+        help="run the local agent server and web UI",
         description="Serve one agent's model catalog, selection and chat over HTTP, with a web "
-        "model picker at /. Binds to loopback; any other address requires a token.")
-    p.add_argument("--agent", metavar="FILE|ID",
-                   help="agent YAML or installed agent id (default: preference defaultAgent, "
-                   "else default-agent)")
+        "model picker at /. Binds to loopback; any other address requires a token.",
+    )
+    p.add_argument(
+        "--agent",
+        metavar="FILE|ID",
+        help="agent YAML or installed agent id (default: preference defaultAgent, "
+        "else default-agent)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=3001, help="port (default 3001)")
-    p.add_argument("--token", help="require this bearer token (default: $DEXTO_SERVER_TOKEN; "
-                   "mandatory when not bound to loopback)")
-    p.add_argument("--no-refresh", action="store_true",
-                   help="do not refresh the marketplace list in the background")
+    p.add_argument(
+        "--token",
+        help="require this bearer token (default: $DEXTO_SERVER_TOKEN; "
+        "mandatory when not bound to loopback)",
+    )
+    p.add_argument(
+        "--no-refresh",
+        action="store_true",
+        help="do not refresh the marketplace list in the background",
+    )
     p.set_defaults(handler=run)
 
 
@@ -42,9 +53,13 @@ def run(ns: argparse.Namespace) -> int:
     env = dict(os.environ)
     try:
         settings = ServerSettings(
-            agent_path=resolve_agent_path(ns.agent, env), host=ns.host, port=ns.port,
-            token=ns.token or env.get(TOKEN_ENV) or None, env=env,
-            refresh_marketplace=not ns.no_refresh)
+            agent_path=resolve_agent_path(ns.agent, env),
+            host=ns.host,
+            port=ns.port,
+            token=ns.token or env.get(TOKEN_ENV) or None,
+            env=env,
+            refresh_marketplace=not ns.no_refresh,
+        )
     except DextoError as err:
         return print_error(err, as_json=False)
     return _serve(settings)
@@ -64,5 +79,6 @@ def _serve(settings: Any) -> int:
     print(f"dexto serve: {settings.agent_path}")
     print(f"  web UI  {url}" + ("#token=<your token>" if settings.token else ""))
     print(f"  API     {url}openapi.json", flush=True)
-    return run_uvicorn(create_app(settings), sock, log_level="warning", access_log=False,
-                       server_header=False)
+    return run_uvicorn(
+        create_app(settings), sock, log_level="warning", access_log=False, server_header=False
+    )

@@ -26,15 +26,23 @@ class _Cancelled(Exception):
 
 def register(sub: Any, name: str) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
-        name, help="first-run set-up: Dexto credits or your own key",
+        name,
+        help="first-run set-up: Dexto credits or your own key",
         description="Choose how to pay (Dexto credits or your own key) and a model; writes the "
-        "agent file. Interactive on a terminal; use --mode for scripts.")
-    p.add_argument("--mode", choices=["credits", "byok"], help="pay with Dexto credits or your "
-                   "own key (non-interactive)")
+        "agent file. Interactive on a terminal; use --mode for scripts.",
+    )
+    p.add_argument(
+        "--mode",
+        choices=["credits", "byok"],
+        help="pay with Dexto credits or your own key (non-interactive)",
+    )
     p.add_argument("--provider", help="e.g. anthropic, openai, google, openrouter")
     p.add_argument("--model", help="model ID (default: the provider's default)")
-    p.add_argument("--api-key-stdin", action="store_true",
-                   help="read the key from stdin (the Dexto key for credits, else the provider's)")
+    p.add_argument(
+        "--api-key-stdin",
+        action="store_true",
+        help="read the key from stdin (the Dexto key for credits, else the provider's)",
+    )
     p.add_argument("--agent", default="default-agent", help="bundled agent id to configure")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)
@@ -46,9 +54,12 @@ def run(ns: argparse.Namespace) -> int:
 
     try:
         if ns.mode is None and not sys.stdin.isatty():
-            raise ConfigError("not a terminal, and no --mode given", field="mode",
-                              fix="run `dexto setup` in a terminal, or pass --mode credits|byok "
-                              "--provider P [--model M]")
+            raise ConfigError(
+                "not a terminal, and no --mode given",
+                field="mode",
+                fix="run `dexto setup` in a terminal, or pass --mode credits|byok "
+                "--provider P [--model M]",
+            )
         mode, provider, model = _interactive() if ns.mode is None else _scripted(ns)
         result = _write(ns.agent, mode, provider, model)
     except _Cancelled:
@@ -61,6 +72,7 @@ def run(ns: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- state helpers
+
 
 def _paths() -> Any:
     from dexto.config.paths import DextoPaths
@@ -133,18 +145,25 @@ def _check_model(provider: str, model: str) -> str:
 
 # ---------------------------------------------------------------- scripted
 
+
 def _scripted(ns: argparse.Namespace) -> tuple[str, str, str]:
     from dexto.errors import ConfigError, NoCredentialsError
     from dexto.llm.providers import get_provider
     from dexto.llm.registry import load_registry
 
     if not ns.provider:
-        raise ConfigError("--provider is required with --mode", field="provider",
-                          fix="pass e.g. --provider anthropic")
+        raise ConfigError(
+            "--provider is required with --mode",
+            field="provider",
+            fix="pass e.g. --provider anthropic",
+        )
     p = get_provider(ns.provider)
     if ns.mode == "credits" and not p.routeable:
-        raise ConfigError(f"{p.name} cannot be paid with Dexto credits", field="provider",
-                          fix="choose a provider such as anthropic, or use --mode byok")
+        raise ConfigError(
+            f"{p.name} cannot be paid with Dexto credits",
+            field="provider",
+            fix="choose a provider such as anthropic, or use --mode byok",
+        )
     default = load_registry().default(p.id)
     model = ns.model or (default.id if default else None)
     if model is None:
@@ -159,12 +178,14 @@ def _scripted(ns: argparse.Namespace) -> tuple[str, str, str]:
     elif p.requires_key and _direct_source(p.id) is None:
         from dexto.auth.credentials import direct_fix_hint
 
-        raise NoCredentialsError(f"no key for {p.name}",
-                                 fix=f"pass --api-key-stdin, or {direct_fix_hint(p)}")
+        raise NoCredentialsError(
+            f"no key for {p.name}", fix=f"pass --api-key-stdin, or {direct_fix_hint(p)}"
+        )
     return ns.mode, p.id, model
 
 
 # ---------------------------------------------------------------- interactive
+
 
 def _ask(prompt: str) -> str:
     try:
@@ -173,8 +194,9 @@ def _ask(prompt: str) -> str:
         raise _Cancelled from None
 
 
-def _choose(title: str, options: list[tuple[str, str]], default: int = 1,
-            free_text: str | None = None) -> str:
+def _choose(
+    title: str, options: list[tuple[str, str]], default: int = 1, free_text: str | None = None
+) -> str:
     """Numbered menu; returns the chosen option's value (or typed text if ``free_text``)."""
     print(title)
     for i, (_, label) in enumerate(options, 1):
@@ -193,9 +215,13 @@ def _interactive() -> tuple[str, str, str]:
     from dexto.llm.providers import get_provider
 
     print("Welcome to Dexto.")
-    mode = _choose("How do you want to pay for model calls?", [
-        ("credits", "Dexto Credits — one account for every provider"),
-        ("byok", "My own API key (e.g. ANTHROPIC_API_KEY)")])
+    mode = _choose(
+        "How do you want to pay for model calls?",
+        [
+            ("credits", "Dexto Credits — one account for every provider"),
+            ("byok", "My own API key (e.g. ANTHROPIC_API_KEY)"),
+        ],
+    )
     if mode == "credits":
         if _has_dexto():
             print("You are already logged in to Dexto.")
@@ -233,15 +259,15 @@ def _pick_model(provider: str) -> str:
     from dexto.errors import ConfigError
     from dexto.llm.registry import load_registry
 
-    models = sorted(load_registry().models(provider), key=lambda m: (not m.featured,
-                                                                      not m.default))
-    options = [(m.id, f"{m.display_name:<28} {m.id}" + ("  (default)" if m.default else ""))
-               for m in models]
+    models = sorted(load_registry().models(provider), key=lambda m: (not m.featured, not m.default))
+    options = [
+        (m.id, f"{m.display_name:<28} {m.id}" + ("  (default)" if m.default else ""))
+        for m in models
+    ]
     default = next((i for i, m in enumerate(models, 1) if m.default), 1)
     while True:
         if options:
-            chosen = _choose("Which model?", options, default=default,
-                             free_text="type a model ID")
+            chosen = _choose("Which model?", options, default=default, free_text="type a model ID")
         else:
             chosen = _ask("Marketplace model ID (e.g. anthropic/claude-sonnet-4.5): ")
         try:
@@ -251,6 +277,7 @@ def _pick_model(provider: str) -> str:
 
 
 # ---------------------------------------------------------------- writing and reporting
+
 
 def _write(agent_id: str, mode: str, provider: str, model: str) -> dict[str, Any]:
     from dexto.agents.manager import ensure_installed
@@ -268,8 +295,14 @@ def _write(agent_id: str, mode: str, provider: str, model: str) -> dict[str, Any
     if agent_id != "default-agent":  # plain `dexto chat` / `dexto route` use this agent
         set_preference(paths.preferences, "defaultAgent", agent_id)
     agent = load_agent_file(path)
-    return {"agent": str(path), "provider": provider, "model": model, "mode": mode,
-            "preferDextoCredits": mode == "credits", "decision": _decision(agent)}
+    return {
+        "agent": str(path),
+        "provider": provider,
+        "model": model,
+        "mode": mode,
+        "preferDextoCredits": mode == "credits",
+        "decision": _decision(agent),
+    }
 
 
 def _decision(agent: Any) -> dict[str, Any]:

@@ -30,8 +30,9 @@ def load_yaml_text(text: str, *, file: str, fix: str) -> Any:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"invalid YAML: {exc.problem or exc.context}", file=file, line=line,
-                          fix=fix) from None
+        raise ConfigError(
+            f"invalid YAML: {exc.problem or exc.context}", file=file, line=line, fix=fix
+        ) from None
     except YAMLError as exc:
         raise ConfigError(f"invalid YAML: {type(exc).__name__}", file=file, fix=fix) from None
 
@@ -43,20 +44,33 @@ def read_yaml(path: Path, *, fix: str, missing_fix: str | None = None) -> Any:
     try:
         text = path.read_text("utf-8")
     except FileNotFoundError:
-        raise ConfigError("file not found", file=str(path),
-                          fix=missing_fix or "check the path; the file does not exist") from None
+        raise ConfigError(
+            "file not found",
+            file=str(path),
+            fix=missing_fix or "check the path; the file does not exist",
+        ) from None
     except IsADirectoryError:
-        raise ConfigError("is a directory, not a YAML file", file=str(path),
-                          fix="pass the path of the .yml file itself, not its directory") from None
+        raise ConfigError(
+            "is a directory, not a YAML file",
+            file=str(path),
+            fix="pass the path of the .yml file itself, not its directory",
+        ) from None
     except PermissionError:
-        raise ConfigError("permission denied: the file cannot be read", file=str(path),
-                          fix=f"make it readable: chmod u+r {path}") from None
+        raise ConfigError(
+            "permission denied: the file cannot be read",
+            file=str(path),
+            fix=f"make it readable: chmod u+r {path}",
+        ) from None
     except UnicodeDecodeError:
-        raise ConfigError("file is not UTF-8 text", file=str(path),
-                          fix="save the file as UTF-8 text") from None
+        raise ConfigError(
+            "file is not UTF-8 text", file=str(path), fix="save the file as UTF-8 text"
+        ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read the file ({exc.strerror or type(exc).__name__})",
-                          file=str(path), fix="check the path and the file's permissions") from None
+        raise ConfigError(
+            f"cannot read the file ({exc.strerror or type(exc).__name__})",
+            file=str(path),
+            fix="check the path and the file's permissions",
+        ) from None
     return load_yaml_text(text, file=str(path), fix=fix)
 
 

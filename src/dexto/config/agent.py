@@ -45,8 +45,10 @@ class LLMConfig(BaseModel):
     @classmethod
     def _api_key_is_reference(cls, v: str | None) -> str | None:
         if v is not None and not _REF.match(v.strip()):
-            raise ValueError("apiKey must be an environment reference like $ANTHROPIC_API_KEY; "
-                             "secrets are never stored in YAML")
+            raise ValueError(
+                "apiKey must be an environment reference like $ANTHROPIC_API_KEY; "
+                "secrets are never stored in YAML"
+            )
         return v
 
     @property
@@ -64,27 +66,37 @@ class AgentConfig(BaseModel):
     custom_models: list[CustomModel] = []
 
 
-def validate_llm_section(raw: Any, *, file: str, doc: Any = None,
-                         prefix: tuple[str, ...] = ("llm",)) -> tuple[LLMConfig, list[CustomModel]]:
+def validate_llm_section(
+    raw: Any, *, file: str, doc: Any = None, prefix: tuple[str, ...] = ("llm",)
+) -> tuple[LLMConfig, list[CustomModel]]:
     """Validate an ``llm`` mapping: shape, provider (``dexto`` refused), model ID, custom models."""
     if not isinstance(raw, dict):
-        raise ConfigError("the llm section must be a mapping with provider and model",
-                          file=file, field=".".join(prefix), fix=FIX)
+        raise ConfigError(
+            "the llm section must be a mapping with provider and model",
+            file=file,
+            field=".".join(prefix),
+            fix=FIX,
+        )
     provider = raw.get("provider")
     if isinstance(provider, str):
         try:
             get_provider(provider)
         except ConfigError as exc:
-            raise type(exc)(exc.message.split(": ", 1)[-1], fix=exc.fix, file=file,
-                            field=".".join((*prefix, "provider")),
-                            line=_line(doc, (*prefix, "provider"))) from None
+            raise type(exc)(
+                exc.message.split(": ", 1)[-1],
+                fix=exc.fix,
+                file=file,
+                field=".".join((*prefix, "provider")),
+                line=_line(doc, (*prefix, "provider")),
+            ) from None
     try:
         llm = LLMConfig.model_validate(dict(raw))
     except ValidationError as exc:
         raise config_error_from_validation(exc, doc, file=file, fix=FIX, prefix=prefix) from None
     validate_model_id(llm.model, field=".".join((*prefix, "model")), file=file)
-    customs = parse_custom_models(llm.customModels, file=file,
-                                  field_prefix=".".join((*prefix, "customModels")), doc=doc)
+    customs = parse_custom_models(
+        llm.customModels, file=file, field_prefix=".".join((*prefix, "customModels")), doc=doc
+    )
     return llm, customs
 
 
@@ -98,7 +110,11 @@ def load_agent_file(path: Path) -> AgentConfig:
     """Read and validate an agent YAML file; every error names the file, line and field."""
     doc = read_yaml(path, fix=FIX)
     if not isinstance(doc, dict) or "llm" not in doc:
-        raise ConfigError("no llm section", file=str(path), field="llm",
-                          fix="add `llm: {provider: anthropic, model: claude-sonnet-4-5-20250929}`")
+        raise ConfigError(
+            "no llm section",
+            file=str(path),
+            field="llm",
+            fix="add `llm: {provider: anthropic, model: claude-sonnet-4-5-20250929}`",
+        )
     llm, customs = validate_llm_section(doc["llm"], file=str(path), doc=doc)
     return AgentConfig(llm=llm, path=str(path), custom_models=customs)

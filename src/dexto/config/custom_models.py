@@ -43,33 +43,47 @@ AGENT_FIX = "fix the entry under llm.customModels in the agent file"
 
 def _entry_fix(path: str, raw: Any) -> str:
     """For an invalid entry of custom-models.json: the command that removes or replaces it."""
-    if isinstance(raw, dict) and isinstance(raw.get("name"), str) and isinstance(
-            raw.get("provider"), str):
+    if (
+        isinstance(raw, dict)
+        and isinstance(raw.get("name"), str)
+        and isinstance(raw.get("provider"), str)
+    ):
         name, provider = raw["name"][:200], raw["provider"][:64]
         fix = f"remove it with `dexto models remove {name} --provider {provider}`"
         if provider not in CUSTOM_MODEL_PROVIDERS:
             return fix
-        return (f"{fix}, or replace it with `dexto models add --provider {provider} --name {name}"
-                " … --replace`")
+        return (
+            f"{fix}, or replace it with `dexto models add --provider {provider} --name {name}"
+            " … --replace`"
+        )
     return f"correct the entry in an editor, or move the file aside: mv {path} {path}.broken"
 
 
 def _file_fix(path: str) -> str:
-    return (f"correct it in an editor, or move it aside (then re-add models with `dexto models "
-            f"add`): mv {path} {path}.broken")
+    return (
+        f"correct it in an editor, or move it aside (then re-add models with `dexto models "
+        f"add`): mv {path} {path}.broken"
+    )
 
 
-def check_custom_model_provider(provider: str, *, file: str | None = None,
-                                field: str = "provider") -> None:
+def check_custom_model_provider(
+    provider: str, *, file: str | None = None, field: str = "provider"
+) -> None:
     if provider == INTERNAL_PROVIDER:
         raise ProviderNotAllowedError(
-            "provider 'dexto' cannot be used for a custom model", file=file, field=field,
+            "provider 'dexto' cannot be used for a custom model",
+            file=file,
+            field=field,
             fix="use provider openrouter with the marketplace ID; Dexto credits serve it "
-            "automatically after `dexto login`")
+            "automatically after `dexto login`",
+        )
     if provider not in CUSTOM_MODEL_PROVIDERS:
         raise UnknownProviderError(
-            f"provider {provider!r} does not accept custom models", file=file, field=field,
-            fix="use one of: " + ", ".join(CUSTOM_MODEL_PROVIDERS))
+            f"provider {provider!r} does not accept custom models",
+            file=file,
+            field=field,
+            fix="use one of: " + ", ".join(CUSTOM_MODEL_PROVIDERS),
+        )
 
 
 class CustomModel(BaseModel):
@@ -90,8 +104,10 @@ class CustomModel(BaseModel):
     @classmethod
     def _no_raw_keys(cls, data: Any) -> Any:
         if isinstance(data, dict) and "apiKey" in data:
-            raise ValueError("raw API keys are never stored with a model; use apiKeyEnv (an "
-                             "environment variable name) or apiKeyRef (an auth-store name)")
+            raise ValueError(
+                "raw API keys are never stored with a model; use apiKeyEnv (an "
+                "environment variable name) or apiKeyRef (an auth-store name)"
+            )
         return data
 
     @field_validator("name")
@@ -129,36 +145,47 @@ class CustomModel(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
-def parse_custom_models(items: Iterable[Any], *, file: str, field_prefix: str,
-                        doc: Any = None, fix: str | None = None) -> list[CustomModel]:
+def parse_custom_models(
+    items: Iterable[Any], *, file: str, field_prefix: str, doc: Any = None, fix: str | None = None
+) -> list[CustomModel]:
     """Validate each entry. ``fix`` is the remedy for an invalid entry (default: the agent file's
     ``llm.customModels``; for custom-models.json, the command that removes/replaces it)."""
-    return [_parse_one(raw, i, file=file, field_prefix=field_prefix, doc=doc, fix=fix)
-            for i, raw in enumerate(items)]
+    return [
+        _parse_one(raw, i, file=file, field_prefix=field_prefix, doc=doc, fix=fix)
+        for i, raw in enumerate(items)
+    ]
 
 
-def _parse_one(raw: Any, i: int, *, file: str, field_prefix: str, doc: Any,
-               fix: str | None) -> CustomModel:
+def _parse_one(
+    raw: Any, i: int, *, file: str, field_prefix: str, doc: Any, fix: str | None
+) -> CustomModel:
     from dexto.config._yaml import config_error_from_validation
 
     remedy = fix if fix is not None else AGENT_FIX
     if isinstance(raw, dict) and isinstance(raw.get("provider"), str):
         try:
-            check_custom_model_provider(raw["provider"], file=file,
-                                        field=f"{field_prefix}[{i}].provider")
+            check_custom_model_provider(
+                raw["provider"], file=file, field=f"{field_prefix}[{i}].provider"
+            )
         except ConfigError as exc:
-            raise type(exc)(exc.message.split(": ", 2)[-1], file=file,
-                            field=f"{field_prefix}[{i}].provider",
-                            fix=f"{remedy} (providers with custom models: "
-                            f"{', '.join(CUSTOM_MODEL_PROVIDERS)})") from None
+            raise type(exc)(
+                exc.message.split(": ", 2)[-1],
+                file=file,
+                field=f"{field_prefix}[{i}].provider",
+                fix=f"{remedy} (providers with custom models: {', '.join(CUSTOM_MODEL_PROVIDERS)})",
+            ) from None
     try:
         return CustomModel.model_validate(dict(raw) if isinstance(raw, dict) else raw)
     except ValidationError as exc:
         err = config_error_from_validation(exc, doc, file=file, fix=remedy)
         message = err.message.split(": ", 1)[-1].removeprefix("Value error, ")
-        raise ConfigError(message, file=file, line=err.line,
-                          field=f"{field_prefix}[{i}]" + (f".{err.field}" if err.field
-                                                           else ""), fix=remedy) from None
+        raise ConfigError(
+            message,
+            file=file,
+            line=err.line,
+            field=f"{field_prefix}[{i}]" + (f".{err.field}" if err.field else ""),
+            fix=remedy,
+        ) from None
 
 
 def load_custom_models(path: Path) -> list[CustomModel]:
@@ -166,8 +193,12 @@ def load_custom_models(path: Path) -> list[CustomModel]:
     data = _read_document(path)
     if data is None:
         return []
-    return [_parse_one(raw, i, file=str(path), field_prefix="models", doc=None,
-                       fix=_entry_fix(str(path), raw)) for i, raw in enumerate(data["models"])]
+    return [
+        _parse_one(
+            raw, i, file=str(path), field_prefix="models", doc=None, fix=_entry_fix(str(path), raw)
+        )
+        for i, raw in enumerate(data["models"])
+    ]
 
 
 def _read_document(path: Path) -> dict[str, Any] | None:
@@ -180,29 +211,45 @@ def _read_document(path: Path) -> dict[str, Any] | None:
     except UnicodeDecodeError:
         raise ConfigError("file is not UTF-8 text", file=file, fix=_file_fix(file)) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read the file ({exc.strerror or type(exc).__name__})",
-                          file=file, fix="check the file's permissions") from None
+        raise ConfigError(
+            f"cannot read the file ({exc.strerror or type(exc).__name__})",
+            file=file,
+            fix="check the file's permissions",
+        ) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"not valid JSON ({exc.msg})", file=file, line=exc.lineno,
-                          fix=_file_fix(file)) from None
+        raise ConfigError(
+            f"not valid JSON ({exc.msg})", file=file, line=exc.lineno, fix=_file_fix(file)
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("models"), list):
-        raise ConfigError('expected {"version": 1, "models": [...]}', file=file,
-                          field="models", fix=_file_fix(file))
+        raise ConfigError(
+            'expected {"version": 1, "models": [...]}',
+            file=file,
+            field="models",
+            fix=_file_fix(file),
+        )
     if data.get("version", 1) != 1:
-        raise ConfigError(f"unsupported version {data.get('version')!r}", file=file,
-                          field="version", fix="upgrade dexto to read this file")
+        raise ConfigError(
+            f"unsupported version {data.get('version')!r}",
+            file=file,
+            field="version",
+            fix="upgrade dexto to read this file",
+        )
     return data
 
 
 def _same(raw: Any, provider: str | None, name: str) -> bool:
-    return (isinstance(raw, dict) and raw.get("name") == name
-            and provider in (None, raw.get("provider")))
+    return (
+        isinstance(raw, dict)
+        and raw.get("name") == name
+        and provider in (None, raw.get("provider"))
+    )
 
 
-def _entries_for_edit(path: Path, provider: str | None, name: str
-                      ) -> tuple[dict[str, Any], list[CustomModel | dict[str, Any]]]:
+def _entries_for_edit(
+    path: Path, provider: str | None, name: str
+) -> tuple[dict[str, Any], list[CustomModel | dict[str, Any]]]:
     """The document and its entries for an edit of ``(provider, name)``: valid entries as
     models; an invalid entry is kept raw when it is the one being edited (so the edit repairs
     it), and any other invalid entry is the error (with its own fix), nothing being written."""
@@ -210,8 +257,16 @@ def _entries_for_edit(path: Path, provider: str | None, name: str
     out: list[CustomModel | dict[str, Any]] = []
     for i, raw in enumerate(data["models"]):
         try:
-            out.append(_parse_one(raw, i, file=str(path), field_prefix="models", doc=None,
-                                  fix=_entry_fix(str(path), raw)))
+            out.append(
+                _parse_one(
+                    raw,
+                    i,
+                    file=str(path),
+                    field_prefix="models",
+                    doc=None,
+                    fix=_entry_fix(str(path), raw),
+                )
+            )
         except ConfigError:
             if not _same(raw, provider, name):
                 raise
@@ -225,12 +280,16 @@ def _key(entry: CustomModel | dict[str, Any]) -> tuple[Any, Any]:
     return entry.get("provider"), entry.get("name")
 
 
-def _write_document(path: Path, data: dict[str, Any],
-                    models: list[CustomModel | dict[str, Any]]) -> None:
+def _write_document(
+    path: Path, data: dict[str, Any], models: list[CustomModel | dict[str, Any]]
+) -> None:
     from dexto.config.files import atomic_write
 
-    out = {"version": 1, **{k: v for k, v in data.items() if k not in ("version", "models")},
-           "models": [m.to_json() if isinstance(m, CustomModel) else m for m in models]}
+    out = {
+        "version": 1,
+        **{k: v for k, v in data.items() if k not in ("version", "models")},
+        "models": [m.to_json() if isinstance(m, CustomModel) else m for m in models],
+    }
     atomic_write(path, json.dumps(out, indent=2) + "\n", backup=path.exists())
 
 
@@ -240,10 +299,13 @@ def check_addable(path: Path, model: CustomModel, *, replace: bool = False) -> b
     _, entries = _entries_for_edit(path, model.provider, model.name)
     same = [e for e in entries if _key(e) == (model.provider, model.name)]
     if same and not replace:
-        raise ConfigError(f"custom model {model.provider}/{model.name} already exists",
-                          file=str(path), field="name",
-                          fix="pass --replace to overwrite it, or remove it first with "
-                          f"`dexto models remove {model.name} --provider {model.provider}`")
+        raise ConfigError(
+            f"custom model {model.provider}/{model.name} already exists",
+            file=str(path),
+            field="name",
+            fix="pass --replace to overwrite it, or remove it first with "
+            f"`dexto models remove {model.name} --provider {model.provider}`",
+        )
     return bool(same)
 
 
@@ -280,26 +342,35 @@ def remove_custom_model(path: Path, name: str, provider: str | None = None) -> C
         data, entries = _entries_for_edit(path, provider, name)
         hits = [e for e in entries if _key(e)[1] == name and provider in (None, _key(e)[0])]
         if not hits:
-            raise ConfigError(f"no custom model named {name!r}"
-                              + (f" for provider {provider}" if provider else ""),
-                              file=str(path), field="name",
-                              fix="list custom models with `dexto models --json` and use the exact "
-                              "name")
+            raise ConfigError(
+                f"no custom model named {name!r}"
+                + (f" for provider {provider}" if provider else ""),
+                file=str(path),
+                field="name",
+                fix="list custom models with `dexto models --json` and use the exact name",
+            )
         if len(hits) > 1:
-            raise ConfigError(f"{len(hits)} custom models are named {name!r}", file=str(path),
-                              field="name", fix="pass --provider to say which one: "
-                              + ", ".join(str(_key(e)[0]) for e in hits))
+            raise ConfigError(
+                f"{len(hits)} custom models are named {name!r}",
+                file=str(path),
+                field="name",
+                fix="pass --provider to say which one: " + ", ".join(str(_key(e)[0]) for e in hits),
+            )
         _write_document(path, data, [e for e in entries if e is not hits[0]])
         hit = hits[0]
         if isinstance(hit, CustomModel):
             return hit
         ref = hit.get("apiKeyRef")
-        return CustomModel.model_construct(name=name, provider=str(hit.get("provider")),
-                                           apiKeyRef=ref if isinstance(ref, str) else None)
+        return CustomModel.model_construct(
+            name=name,
+            provider=str(hit.get("provider")),
+            apiKeyRef=ref if isinstance(ref, str) else None,
+        )
 
 
-def merge_custom_models(local: Iterable[CustomModel],
-                        agent: Iterable[CustomModel]) -> list[CustomModel]:
+def merge_custom_models(
+    local: Iterable[CustomModel], agent: Iterable[CustomModel]
+) -> list[CustomModel]:
     """Agent-declared models overlay local ones on a name clash (SPEC §8.3)."""
     merged: dict[str, CustomModel] = {m.name: m for m in local}
     for m in agent:

@@ -36,14 +36,18 @@ FIX = "edit preferences.yml or use `dexto prefs set KEY VALUE`"
 def _key_fix(key: str) -> str:
     """A fix for an invalid value (or unknown key) in the file that works in that state."""
     if key in PREFERENCE_KEYS:
-        return (f"`dexto prefs set {key} VALUE` ({_KIND_HINT[PREFERENCE_KEYS[key][0]]}), or "
-                f"`dexto prefs unset {key}` to return to the default")
+        return (
+            f"`dexto prefs set {key} VALUE` ({_KIND_HINT[PREFERENCE_KEYS[key][0]]}), or "
+            f"`dexto prefs unset {key}` to return to the default"
+        )
     return f"`dexto prefs unset {key}` removes it (known keys: {', '.join(PREFERENCE_KEYS)})"
 
 
 def _file_fix(path: Path) -> str:
-    return (f"correct it in an editor, or move it aside (the defaults then apply): "
-            f"mv {path} {path}.broken")
+    return (
+        f"correct it in an editor, or move it aside (the defaults then apply): "
+        f"mv {path} {path}.broken"
+    )
 
 
 class Preferences(BaseModel):
@@ -68,8 +72,9 @@ def _read_mapping(path: Path) -> Any:
     """The parsed file (round-trip nodes; None when empty); not a mapping → ConfigError."""
     doc = read_yaml(path, fix=_file_fix(path))
     if doc is not None and not isinstance(doc, dict):
-        raise ConfigError("expected a mapping of preference keys", file=str(path),
-                          fix=_file_fix(path))
+        raise ConfigError(
+            "expected a mapping of preference keys", file=str(path), fix=_file_fix(path)
+        )
     return doc
 
 
@@ -79,8 +84,9 @@ def _validate(doc: Any, path: Path) -> Preferences:
         return Preferences.model_validate(_plain(doc) or {})
     except ValidationError as exc:
         key = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""
-        raise config_error_from_validation(exc, doc, file=str(path),
-                                           fix=_key_fix(key) if key else FIX) from None
+        raise config_error_from_validation(
+            exc, doc, file=str(path), fix=_key_fix(key) if key else FIX
+        ) from None
 
 
 def _plain(node: object) -> object:
@@ -125,8 +131,11 @@ def _check_key(key: str) -> str:
 
         close = difflib.get_close_matches(key, list(PREFERENCE_KEYS), n=1, cutoff=0.6)
         hint = f" — did you mean {close[0]}?" if close else ""
-        raise ConfigError(f"unknown preference {key[:64]!r}{hint}", field=key[:64],
-                          fix="use one of: " + ", ".join(PREFERENCE_KEYS))
+        raise ConfigError(
+            f"unknown preference {key[:64]!r}{hint}",
+            field=key[:64],
+            fix="use one of: " + ", ".join(PREFERENCE_KEYS),
+        )
     return key
 
 
@@ -144,8 +153,11 @@ def parse_pref_value(key: str, text: str) -> Any:
         except ValueError:
             value = math.nan
         if not math.isfinite(value) or value < 0:
-            raise ConfigError(f"{text[:40]!r} is not a non-negative number", field=key,
-                              fix="use a number of US dollars, e.g. 0.5")
+            raise ConfigError(
+                f"{text[:40]!r} is not a non-negative number",
+                field=key,
+                fix="use a number of US dollars, e.g. 0.5",
+            )
         return value
     if kind in ("providers", "patterns"):
         items = [part.strip() for part in raw.split(",") if part.strip()]
@@ -175,8 +187,10 @@ def get_preference(path: Path, key: str) -> Any:
 def list_preferences(path: Path) -> dict[str, dict[str, Any]]:
     """Every key with its effective value and whether the file sets it."""
     prefs = load_preferences(path)
-    return {k: {"value": getattr(prefs, k), "set": k in prefs.model_fields_set,
-                "description": desc} for k, (_, desc) in PREFERENCE_KEYS.items()}
+    return {
+        k: {"value": getattr(prefs, k), "set": k in prefs.model_fields_set, "description": desc}
+        for k, (_, desc) in PREFERENCE_KEYS.items()
+    }
 
 
 def set_preference(path: Path, key: str, value: Any) -> Preferences:
@@ -194,8 +208,12 @@ def set_preference(path: Path, key: str, value: Any) -> Preferences:
     try:
         Preferences.model_validate({key: value})
     except ValidationError as exc:
-        raise ConfigError(exc.errors()[0]["msg"], field=key, file=str(path),
-                          fix=f"expected {_KIND_HINT[PREFERENCE_KEYS[key][0]]}") from None
+        raise ConfigError(
+            exc.errors()[0]["msg"],
+            field=key,
+            file=str(path),
+            fix=f"expected {_KIND_HINT[PREFERENCE_KEYS[key][0]]}",
+        ) from None
     with file_lock(path):
         if path.exists():
             _read_mapping(path)  # a file that does not parse is reported, never rewritten

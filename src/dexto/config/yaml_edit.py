@@ -28,8 +28,13 @@ from typing import Any
 from dexto.config._yaml import load_yaml_text
 from dexto.config.files import atomic_write
 
-__all__ = ["edit_yaml_text", "remove_yaml_key", "remove_yaml_text", "render_yaml",
-           "set_yaml_values"]
+__all__ = [
+    "edit_yaml_text",
+    "remove_yaml_key",
+    "remove_yaml_text",
+    "render_yaml",
+    "set_yaml_values",
+]
 
 KeyPath = Sequence[str]
 _PLAIN_OK = re.compile(r"^[A-Za-z0-9_./@+-][A-Za-z0-9_./@+:\- ]*$")
@@ -72,6 +77,7 @@ def _plain(node: Any) -> Any:
 
 # ---------------------------------------------------------------- rendering scalars and lists
 
+
 def _render_scalar(value: Any, style: str = "") -> str:
     """YAML text for a scalar; ``style`` is the quote character the old value used ('' plain)."""
     if value is None:
@@ -109,6 +115,7 @@ def _render_value(value: Any, style: str = "") -> str | None:
 
 # ---------------------------------------------------------------- locating a value's text span
 
+
 def _quoted_end(line: str, start: int) -> int | None:
     q = line[start]
     i = start + 1
@@ -117,7 +124,7 @@ def _quoted_end(line: str, start: int) -> int | None:
             i += 2
             continue
         if line[i] == q:
-            if q == "'" and line[i + 1:i + 2] == "'":
+            if q == "'" and line[i + 1 : i + 2] == "'":
                 i += 2
                 continue
             return i + 1
@@ -163,6 +170,7 @@ def _span(line: str, col: int) -> tuple[int, str] | None:
 
 
 # ---------------------------------------------------------------- text edits
+
 
 def _lines(text: str) -> list[str]:
     return text.splitlines(keepends=True)
@@ -258,8 +266,9 @@ def _verified(candidate: str | None, expected: Any, file: str, fix: str) -> bool
         return False
 
 
-def edit_yaml_text(text: str, path: KeyPath, value: Any, *, file: str = "<yaml>",
-                   fix: str = "") -> str:
+def edit_yaml_text(
+    text: str, path: KeyPath, value: Any, *, file: str = "<yaml>", fix: str = ""
+) -> str:
     """``text`` with ``path`` set to ``value``, changing as few bytes as possible."""
     doc = _parse(text, file, fix)
     if not isinstance(doc, dict):
@@ -293,8 +302,9 @@ def _fallback_set(doc: Any, path: KeyPath, value: Any) -> str:
     return render_yaml(doc)
 
 
-def remove_yaml_text(text: str, path: KeyPath, *, file: str = "<yaml>",
-                     fix: str = "") -> str | None:
+def remove_yaml_text(
+    text: str, path: KeyPath, *, file: str = "<yaml>", fix: str = ""
+) -> str | None:
     """``text`` without ``path`` (None if it was absent); deletes only the key's own line."""
     doc = _parse(text, file, fix)
     try:
@@ -308,7 +318,7 @@ def remove_yaml_text(text: str, path: KeyPath, *, file: str = "<yaml>",
     kline, _, vline, vcol = node.lc.data[path[-1]]
     lines = _lines(text)
     if kline == vline and _span(lines[vline].rstrip("\r\n"), vcol) is not None:
-        candidate = "".join(lines[:kline] + lines[kline + 1:])
+        candidate = "".join(lines[:kline] + lines[kline + 1 :])
         if _verified(candidate, expected, file, fix):
             return candidate
     del parent[path[-1]]
@@ -317,12 +327,19 @@ def remove_yaml_text(text: str, path: KeyPath, *, file: str = "<yaml>",
 
 # ---------------------------------------------------------------- file API
 
+
 def _read(path: Path) -> str:
     return path.read_text("utf-8") if path.exists() else ""
 
 
-def set_yaml_values(path: Path, values: Mapping[Sequence[str], Any], *, fix: str = "",
-                    backup: bool = True, mode: int | None = None) -> None:
+def set_yaml_values(
+    path: Path,
+    values: Mapping[Sequence[str], Any],
+    *,
+    fix: str = "",
+    backup: bool = True,
+    mode: int | None = None,
+) -> None:
     """Set each key path to its value; everything outside the edited values is kept."""
     original = _read(path)
     text = original
@@ -332,8 +349,9 @@ def set_yaml_values(path: Path, values: Mapping[Sequence[str], Any], *, fix: str
         atomic_write(path, text, backup=backup and path.exists(), mode=mode)
 
 
-def remove_yaml_key(path: Path, key_path: Sequence[str], *, fix: str = "",
-                    backup: bool = True) -> bool:
+def remove_yaml_key(
+    path: Path, key_path: Sequence[str], *, fix: str = "", backup: bool = True
+) -> bool:
     """Delete one key path; return False (and write nothing) if it was absent."""
     new = remove_yaml_text(_read(path), tuple(key_path), file=str(path), fix=fix)
     if new is None:

@@ -120,8 +120,13 @@ def make_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
         try:
             await st.runner.run(lambda c: c.one("SELECT 1"))
         except Exception as exc:  # noqa: BLE001
-            log_event(_log, "healthz: database unreachable", logging.WARNING,
-                      error=type(exc).__name__, detail=str(exc)[:300])
+            log_event(
+                _log,
+                "healthz: database unreachable",
+                logging.WARNING,
+                error=type(exc).__name__,
+                detail=str(exc)[:300],
+            )
             return _json({"status": "error", "db": "unreachable"}, 503)
         body: dict[str, Any] = {"status": "ok", "db": st.runner.db.dialect}
         body["models"] = st.catalog.loaded()
@@ -137,8 +142,13 @@ def make_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
         try:
             snap: dict[str, int] | None = await st.runner.run(db_snapshot)
         except Exception as exc:  # noqa: BLE001
-            log_event(_log, "metrics: database snapshot failed", logging.WARNING,
-                      error=type(exc).__name__, detail=str(exc)[:300])
+            log_event(
+                _log,
+                "metrics: database snapshot failed",
+                logging.WARNING,
+                error=type(exc).__name__,
+                detail=str(exc)[:300],
+            )
             snap = None
         return PlainTextResponse(
             st.metrics.render(snap), media_type="text/plain; version=0.0.4; charset=utf-8"
@@ -154,7 +164,6 @@ def make_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-
 
 
 def _register_openapi() -> None:

@@ -37,37 +37,59 @@ MARKETPLACE_LABEL = "Dexto Marketplace"
 
 def _registry_entry(m: ModelInfo) -> dict[str, Any]:
     return {
-        "id": m.id, "displayName": m.display_name, "marketplaceId": m.marketplace_id,
-        "contextWindow": m.context_window, "maxOutputTokens": m.max_output_tokens,
-        "featured": m.featured, "default": m.default, "custom": False, "source": "registry",
-        "pricing": m.pricing.to_json(), "capabilities": m.capabilities.to_json(),
+        "id": m.id,
+        "displayName": m.display_name,
+        "marketplaceId": m.marketplace_id,
+        "contextWindow": m.context_window,
+        "maxOutputTokens": m.max_output_tokens,
+        "featured": m.featured,
+        "default": m.default,
+        "custom": False,
+        "source": "registry",
+        "pricing": m.pricing.to_json(),
+        "capabilities": m.capabilities.to_json(),
     }
 
 
 def _marketplace_entry(m: MarketplaceModel, featured: bool = False) -> dict[str, Any]:
-    pricing = {k: v for k, v in (("inputPerM", m.input_per_m), ("outputPerM", m.output_per_m))
-               if v is not None}
+    pricing = {
+        k: v
+        for k, v in (("inputPerM", m.input_per_m), ("outputPerM", m.output_per_m))
+        if v is not None
+    }
     return {
-        "id": m.id, "displayName": m.name, "marketplaceId": m.id,
-        "contextWindow": m.context_length, "maxOutputTokens": m.max_completion_tokens,
-        "featured": featured, "default": False, "custom": False, "source": "marketplace",
+        "id": m.id,
+        "displayName": m.name,
+        "marketplaceId": m.id,
+        "contextWindow": m.context_length,
+        "maxOutputTokens": m.max_completion_tokens,
+        "featured": featured,
+        "default": False,
+        "custom": False,
+        "source": "marketplace",
         "pricing": pricing,
-        "capabilities": {"tools": "tools" in m.supported_parameters,
-                         "vision": "image" in m.input_modalities,
-                         "reasoning": "reasoning" in m.supported_parameters,
-                         "fileTypes": [t for t in ("image", "file", "audio")
-                                       if t in m.input_modalities]},
+        "capabilities": {
+            "tools": "tools" in m.supported_parameters,
+            "vision": "image" in m.input_modalities,
+            "reasoning": "reasoning" in m.supported_parameters,
+            "fileTypes": [t for t in ("image", "file", "audio") if t in m.input_modalities],
+        },
     }
 
 
 def _custom_entry(m: CustomModel, market: MarketplaceCatalog | None) -> dict[str, Any]:
     entry: dict[str, Any] = {
-        "id": m.name, "displayName": m.displayName or m.name,
+        "id": m.name,
+        "displayName": m.displayName or m.name,
         "marketplaceId": m.name if m.provider == "openrouter" else None,
-        "contextWindow": m.maxInputTokens, "maxOutputTokens": m.maxOutputTokens,
-        "featured": False, "default": False, "custom": True, "source": "custom",
-        "pricing": {}, "capabilities": {"tools": True, "vision": False, "reasoning": False,
-                                        "fileTypes": []},
+        "contextWindow": m.maxInputTokens,
+        "maxOutputTokens": m.maxOutputTokens,
+        "featured": False,
+        "default": False,
+        "custom": True,
+        "source": "custom",
+        "pricing": {},
+        "capabilities": {"tools": True, "vision": False, "reasoning": False, "fileTypes": []},
     }
     if m.baseURL:
         entry["baseURL"] = m.baseURL
@@ -96,22 +118,25 @@ def _allowed(provider: str, model_id: str, prefs: Preferences) -> bool:
     return any(fnmatchcase(f"{provider}/{model_id}", pat) for pat in prefs.allowedModels)
 
 
-def _provider_models(pid: str, ctx: RoutingContext, customs: list[CustomModel],
-                     market: MarketplaceCatalog | None) -> list[dict[str, Any]]:
+def _provider_models(
+    pid: str, ctx: RoutingContext, customs: list[CustomModel], market: MarketplaceCatalog | None
+) -> list[dict[str, Any]]:
     models = [_registry_entry(m) for m in ctx.registry.models(pid)]
     mine = [m for m in customs if m.provider == pid]
     if pid == "openrouter" and market is not None:
         saved = {m.name for m in mine}
         featured = {m.marketplace_id for m in ctx.registry.all() if m.featured}
-        models += [_marketplace_entry(m, m.id in featured) for m in market.models
-                   if m.id not in saved]
+        models += [
+            _marketplace_entry(m, m.id in featured) for m in market.models if m.id not in saved
+        ]
     models += [_custom_entry(m, market) for m in mine]
     models.sort(key=lambda e: (not e["featured"], not e["custom"]))  # stable: featured first
     return models
 
 
-def _annotate(p: Provider, entry: dict[str, Any], ctx: RoutingContext,
-              states: dict[str, ProviderState]) -> None:
+def _annotate(
+    p: Provider, entry: dict[str, Any], ctx: RoutingContext, states: dict[str, ProviderState]
+) -> None:
     """Give the row its own route (``model_state``) and, for marketplace rows, ``native``."""
     st = model_state(p.id, entry["id"], ctx)
     entry["hasEffectiveCredentials"] = st.has_effective_credentials
@@ -122,10 +147,13 @@ def _annotate(p: Provider, entry: dict[str, Any], ctx: RoutingContext,
         if cand.provider not in states:
             states[cand.provider] = provider_state(cand.provider, ctx)
         native = model_state(cand.provider, cand.model, ctx)
-        entry["native"] = {"provider": cand.provider, "model": cand.model,
-                           "verified": cand.verified,
-                           "hasDirectKey": states[cand.provider].has_direct_key,
-                           "effectiveRoute": native.effective_route or "none"}
+        entry["native"] = {
+            "provider": cand.provider,
+            "model": cand.model,
+            "verified": cand.verified,
+            "hasDirectKey": states[cand.provider].has_direct_key,
+            "effectiveRoute": native.effective_route or "none",
+        }
         return
 
 
@@ -151,16 +179,24 @@ def build_catalog(
             continue
         if provider is not None and pid != provider:
             continue
-        models = [e for e in _provider_models(pid, ctx, custom_models, market)
-                  if _allowed(pid, e["id"], prefs) and (not search or _matches(e, pid, search))]
+        models = [
+            e
+            for e in _provider_models(pid, ctx, custom_models, market)
+            if _allowed(pid, e["id"], prefs) and (not search or _matches(e, pid, search))
+        ]
         if not models and (search or not include_empty):
             continue
         for m in models:
             _annotate(p, m, ctx, states)
         state = provider_state(pid, ctx)
         name = MARKETPLACE_LABEL if pid == "openrouter" and has_dexto and prefer_dexto else p.name
-        entry: dict[str, Any] = {"name": name, **state.to_json(), "directOnly": not p.routeable,
-                                 "customModels": p.custom_models, "models": models}
+        entry: dict[str, Any] = {
+            "name": name,
+            **state.to_json(),
+            "directOnly": not p.routeable,
+            "customModels": p.custom_models,
+            "models": models,
+        }
         blocked = not_runnable_fix(p)
         if blocked is not None:
             entry["runnable"] = False
@@ -170,7 +206,8 @@ def build_catalog(
         providers[pid] = entry
     return {
         "auth": {"hasDextoKey": has_dexto, "preferDextoCredits": prefer_dexto},
-        "marketplace": market.describe() if market else {"state": "missing", "source": "none",
-                                                         "count": 0},
+        "marketplace": market.describe()
+        if market
+        else {"state": "missing", "source": "none", "count": 0},
         "providers": providers,
     }

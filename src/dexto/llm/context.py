@@ -54,17 +54,20 @@ def build_context(
         prefer_dexto_credits=prefs.preferDextoCredits,
         override=prefer,
     )
-    customs = merge_custom_models(load_custom_models(paths.custom_models),
-                                  agent.custom_models if agent else ())
+    customs = merge_custom_models(
+        load_custom_models(paths.custom_models), agent.custom_models if agent else ()
+    )
     ctx = RoutingContext(
         credentials=CredentialSnapshot.build(env, store, overrides),
         policy=policy,
         registry=load_registry(),
         env=env,
         custom_models={(m.provider, m.name): m for m in customs},
-        marketplace_loader=(lambda: marketplace) if marketplace is not None
+        marketplace_loader=(lambda: marketplace)
+        if marketplace is not None
         else (lambda: load_marketplace(paths)),
         agent_base_urls={agent.llm.provider: agent.llm.baseURL}
-        if agent is not None and agent.llm.baseURL else {},
+        if agent is not None and agent.llm.baseURL
+        else {},
     )
     return ctx, LocalState(paths, prefs, customs)

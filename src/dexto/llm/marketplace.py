@@ -49,7 +49,6 @@ ListSource = Literal["live", "cache", "bundled", "none"]
 ValidationStatus = Literal["known", "unknown", "unverified"]
 
 
-
 def _per_million(value: Any) -> float | None:
     try:
         return round(float(value) * 1_000_000, 6)
@@ -99,20 +98,22 @@ def parse_models(payload: Any) -> list[MarketplaceModel]:
         arch = _mapping(row.get("architecture"))
         ctx = row.get("context_length")
         mct = top.get("max_completion_tokens")
-        out.append(MarketplaceModel(
-            id=row["id"],
-            canonical_slug=str(row.get("canonical_slug") or row["id"]),
-            name=str(row.get("name") or row["id"]),
-            context_length=ctx if isinstance(ctx, int) else None,
-            input_per_m=_per_million(pricing.get("prompt")),
-            output_per_m=_per_million(pricing.get("completion")),
-            max_completion_tokens=mct if isinstance(mct, int) else None,
-            input_modalities=tuple(arch.get("input_modalities") or ()),
-            supported_parameters=tuple(row.get("supported_parameters") or ()),
-            cache_read_per_m=_per_million(pricing.get("input_cache_read")),
-            cache_write_per_m=_per_million(pricing.get("input_cache_write")),
-            expiration_date=str(row["expiration_date"]) if row.get("expiration_date") else None,
-        ))
+        out.append(
+            MarketplaceModel(
+                id=row["id"],
+                canonical_slug=str(row.get("canonical_slug") or row["id"]),
+                name=str(row.get("name") or row["id"]),
+                context_length=ctx if isinstance(ctx, int) else None,
+                input_per_m=_per_million(pricing.get("prompt")),
+                output_per_m=_per_million(pricing.get("completion")),
+                max_completion_tokens=mct if isinstance(mct, int) else None,
+                input_modalities=tuple(arch.get("input_modalities") or ()),
+                supported_parameters=tuple(row.get("supported_parameters") or ()),
+                cache_read_per_m=_per_million(pricing.get("input_cache_read")),
+                cache_write_per_m=_per_million(pricing.get("input_cache_write")),
+                expiration_date=str(row["expiration_date"]) if row.get("expiration_date") else None,
+            )
+        )
     return out
 
 
@@ -184,8 +185,11 @@ class MarketplaceCatalog:
 
     def describe(self) -> dict[str, Any]:
         """``{"state", "source", "count", …}`` for ``dexto models`` and the catalog answer."""
-        out: dict[str, Any] = {"state": self.state, "source": self.source,
-                               "count": len(self.models)}
+        out: dict[str, Any] = {
+            "state": self.state,
+            "source": self.source,
+            "count": len(self.models),
+        }
         if self.snapshot_date:
             out["snapshotDate"] = self.snapshot_date
         if self.fetched_at:
@@ -203,8 +207,11 @@ def bundled_catalog() -> MarketplaceCatalog:
 
         snap = load_bundled()
         models = parse_models(snap.rows)
-        cat = (MarketplaceCatalog(models, "bundled", source="bundled", snapshot_date=snap.date)
-               if models else MarketplaceCatalog.empty())
+        cat = (
+            MarketplaceCatalog(models, "bundled", source="bundled", snapshot_date=snap.date)
+            if models
+            else MarketplaceCatalog.empty()
+        )
         _BUNDLED.append(cat)
     return _BUNDLED[0]
 
@@ -214,7 +221,10 @@ def _cache_payload(models_json: Any, source: str) -> str:
 
 
 def load_marketplace(
-    paths: DextoPaths, *, ttl_seconds: float = DEFAULT_TTL_SECONDS, now: float | None = None,
+    paths: DextoPaths,
+    *,
+    ttl_seconds: float = DEFAULT_TTL_SECONDS,
+    now: float | None = None,
     bundled: bool = True,
 ) -> MarketplaceCatalog:
     """Read the cache (never the network). Corrupt or missing → the bundled snapshot (or, with
@@ -255,8 +265,9 @@ def _recent_failure(paths: DextoPaths, url: str, now: float) -> bool:
 
 def _record_failure(paths: DextoPaths, url: str, why: str) -> None:
     try:
-        atomic_write(_failure_file(paths), json.dumps({"at": time.time(), "url": url,
-                                                       "error": why}))
+        atomic_write(
+            _failure_file(paths), json.dumps({"at": time.time(), "url": url, "error": why})
+        )
     except OSError as exc:
         log.info("could not record the failed refresh: %s", type(exc).__name__)
 
@@ -298,8 +309,10 @@ def refresh_marketplace(
             raise MarketplaceUnavailableError(
                 f"could not refresh the marketplace list from {url}: {why}",
                 fix="check the network (or DEXTO_OPENROUTER_MODELS_URL) and retry; without "
-                "--refresh dexto keeps using the " + ("cached" if current.source == "cache"
-                                                     else "bundled") + " list") from None
+                "--refresh dexto keeps using the "
+                + ("cached" if current.source == "cache" else "bundled")
+                + " list",
+            ) from None
         return current
     _failure_file(paths).unlink(missing_ok=True)
     try:

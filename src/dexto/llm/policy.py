@@ -1,9 +1,9 @@
 """Routing policy and its precedence (SPEC §5.2), written in exactly one place.
 
-    per-invocation override (--prefer, request field)
-      > local preferences  preferDextoCredits: true|false
-        > agent file       llm.routing.prefer
-          > default        dexto
+per-invocation override (--prefer, request field)
+  > local preferences  preferDextoCredits: true|false
+    > agent file       llm.routing.prefer
+      > default        dexto
 """
 
 from __future__ import annotations
@@ -34,8 +34,11 @@ def resolve_policy(
 ) -> RoutingPolicy:
     if override is not None:
         if override not in ("dexto", "direct"):
-            raise ConfigError(f"prefer must be dexto or direct, not {override!r}",
-                              field="prefer", fix="pass --prefer dexto or --prefer direct")
+            raise ConfigError(
+                f"prefer must be dexto or direct, not {override!r}",
+                field="prefer",
+                fix="pass --prefer dexto or --prefer direct",
+            )
         return RoutingPolicy(override, agent_fallback, "override")  # type: ignore[arg-type]
     if prefer_dexto_credits is not None:
         prefer: Prefer = "dexto" if prefer_dexto_credits else "direct"

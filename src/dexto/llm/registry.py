@@ -111,8 +111,10 @@ def _model_from_json(provider: str, default_id: str, raw: Mapping[str, Any]) -> 
         context_window=raw.get("contextWindow"),
         max_output_tokens=raw.get("maxOutputTokens"),
         pricing=Pricing(
-            pr.get("inputPerM"), pr.get("outputPerM"),
-            pr.get("cacheReadPerM"), pr.get("cacheWritePerM"),
+            pr.get("inputPerM"),
+            pr.get("outputPerM"),
+            pr.get("cacheReadPerM"),
+            pr.get("cacheWritePerM"),
         ),
         capabilities=Capabilities(
             tools=bool(caps.get("tools", True)),

@@ -78,8 +78,12 @@ class FallbackPlan:
     on: str = "INSUFFICIENT_CREDITS"
 
     def to_json(self) -> dict[str, Any]:
-        return {"route": self.route, "effectiveProvider": self.effective_provider,
-                "effectiveModel": self.effective_model, "on": self.on}
+        return {
+            "route": self.route,
+            "effectiveProvider": self.effective_provider,
+            "effectiveModel": self.effective_model,
+            "on": self.on,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +95,12 @@ class Alternative:
     verified: bool  # the native ID is curated (else derived from the list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"provider": self.provider, "model": self.model, "route": self.route,
-                "credentialSource": self.credential_source}
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "route": self.route,
+            "credentialSource": self.credential_source,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +120,12 @@ class RouteDecision:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "provider": self.provider, "model": self.model, "route": self.route,
+            "provider": self.provider,
+            "model": self.model,
+            "route": self.route,
             "effectiveProvider": self.effective_provider,
-            "effectiveModel": self.effective_model, "baseURL": self.base_url,
+            "effectiveModel": self.effective_model,
+            "baseURL": self.base_url,
             "credentialSource": self.credential_source,
             "mappingVerified": self.mapping_verified,
             "fallback": self.fallback.to_json() if self.fallback else None,
@@ -139,8 +150,7 @@ class ProviderState:
             "canRouteViaDexto": self.can_route_via_dexto,
             "hasDirectKey": self.has_direct_key,
             "hasEffectiveCredentials": self.has_effective_credentials,
-            "credentialSources": {"dexto": self.can_route_via_dexto,
-                                  "direct": self.has_direct_key},
+            "credentialSources": {"dexto": self.can_route_via_dexto, "direct": self.has_direct_key},
             "effectiveRoute": self.effective_route or "none",
         }
 
@@ -193,9 +203,11 @@ def choose_route(p: Provider, has_dexto: bool, has_direct: bool, prefer: str) ->
 def not_runnable_fix(p: Provider) -> str | None:
     """Why no credential can make ``p`` runnable, as a fix (None when credentials suffice)."""
     if p.wire == "local":
-        return ("dexto cannot run GGUF files itself: serve the file with Ollama or llama.cpp's "
-                "`llama-server -m FILE` and select ollama/<model> or openai-compatible/<model> "
-                "(with `dexto models add --provider openai-compatible --base-url URL`)")
+        return (
+            "dexto cannot run GGUF files itself: serve the file with Ollama or llama.cpp's "
+            "`llama-server -m FILE` and select ollama/<model> or openai-compatible/<model> "
+            "(with `dexto models add --provider openai-compatible --base-url URL`)"
+        )
     return None
 
 
@@ -212,8 +224,12 @@ def resolve_route(p: Provider, model: str, ctx: RoutingContext) -> RouteChoice:
     custom = ctx.custom_model(p.id, model)
     direct_src = _direct_source(p, custom, ctx)
     has_dexto = ctx.credentials.has_dexto and p.routeable
-    return RouteChoice(choose_route(p, has_dexto, direct_src is not None, ctx.policy.prefer),
-                       has_dexto, direct_src, custom)
+    return RouteChoice(
+        choose_route(p, has_dexto, direct_src is not None, ctx.policy.prefer),
+        has_dexto,
+        direct_src,
+        custom,
+    )
 
 
 def provider_state(provider_id: str, ctx: RoutingContext) -> ProviderState:
@@ -221,8 +237,9 @@ def provider_state(provider_id: str, ctx: RoutingContext) -> ProviderState:
     p = get_provider(provider_id)
     has_dexto = ctx.credentials.has_dexto and p.routeable
     has_direct = ctx.credentials.direct_source(provider_id) is not None
-    return ProviderState(has_dexto, has_direct,
-                         choose_route(p, has_dexto, has_direct, ctx.policy.prefer))
+    return ProviderState(
+        has_dexto, has_direct, choose_route(p, has_dexto, has_direct, ctx.policy.prefer)
+    )
 
 
 def model_state(provider_id: str, model: str, ctx: RoutingContext) -> ProviderState:
@@ -250,33 +267,45 @@ def _direct_base_url(p: Provider, custom: CustomModel | None, ctx: RoutingContex
     return p.resolve_base_url(ctx.env)
 
 
-def _no_credentials(p: Provider, sel: Selection, custom: CustomModel | None,
-                    ctx: RoutingContext) -> NoCredentialsError:
-    var = custom.apiKeyEnv if custom is not None and custom.apiKeyEnv else (
-        ctx.credentials.unresolved.get(p.id))
+def _no_credentials(
+    p: Provider, sel: Selection, custom: CustomModel | None, ctx: RoutingContext
+) -> NoCredentialsError:
+    var = (
+        custom.apiKeyEnv
+        if custom is not None and custom.apiKeyEnv
+        else (ctx.credentials.unresolved.get(p.id))
+    )
     if var:
         return NoCredentialsError(
             f"no credentials for {sel}: the {p.name} key is read from ${var}, which is not set",
             fix=f"export {var}=<your {p.name} key>, or change the reference to a variable "
-            "that is set")
+            "that is set",
+        )
     if custom is not None and custom.apiKeyRef:
         return NoCredentialsError(
             f"no credentials for {sel}: its key is the auth-store entry {custom.apiKeyRef}, "
             "which is missing",
             fix=f"store the key again: `dexto models add --provider {p.id} --name {sel.model} "
-            "--api-key - --replace` (add the model's other flags, e.g. --base-url)")
+            "--api-key - --replace` (add the model's other flags, e.g. --base-url)",
+        )
     hint = direct_fix_hint(p)
     if p.routeable:
         alts = native_alternatives(sel, ctx)
-        own = "".join(f"; or run it on your own key as `{a.provider}/{a.model}` "
-                      f"(`dexto route {a.provider}/{a.model}`)" for a in alts[:1])
+        own = "".join(
+            f"; or run it on your own key as `{a.provider}/{a.model}` "
+            f"(`dexto route {a.provider}/{a.model}`)"
+            for a in alts[:1]
+        )
         err = NoCredentialsError(
             f"no credentials for {sel}: not logged in to Dexto and no {p.name} key found",
-            fix=f"run `dexto login` to use Dexto credits, or {hint}{own}")
+            fix=f"run `dexto login` to use Dexto credits, or {hint}{own}",
+        )
         err.alternatives = alts  # type: ignore[attr-defined]
         return err
-    return NoCredentialsError(f"no credentials for {sel}: {p.name} is billed directly and "
-                              "no credential was found", fix=hint)
+    return NoCredentialsError(
+        f"no credentials for {sel}: {p.name} is billed directly and no credential was found",
+        fix=hint,
+    )
 
 
 def decide(selection: Selection, ctx: RoutingContext) -> RouteDecision:
@@ -284,51 +313,84 @@ def decide(selection: Selection, ctx: RoutingContext) -> RouteDecision:
     p = get_provider(selection.provider)
     model = validate_model_id(selection.model)
     choice = resolve_route(p, model, ctx)
-    route, custom, direct_src, has_dexto = (choice.route, choice.custom, choice.direct_source,
-                                            choice.has_dexto)
+    route, custom, direct_src, has_dexto = (
+        choice.route,
+        choice.custom,
+        choice.direct_source,
+        choice.has_dexto,
+    )
     has_direct = direct_src is not None
     if route is None:
         fix = not_runnable_fix(p)
         if fix is not None:
-            raise ConfigError(f"{selection} cannot be run: {p.name} models are not runnable by "
-                              "dexto", field="provider", fix=fix)
+            raise ConfigError(
+                f"{selection} cannot be run: {p.name} models are not runnable by dexto",
+                field="provider",
+                fix=fix,
+            )
         raise _no_credentials(p, selection, custom, ctx)
     info = ctx.registry.get(p.id, model)
-    native = (custom.name if custom is not None and p.id != "openrouter"  # saved spelling
-              else info.id if info is not None else model)  # lookups ignore case
+    native = (
+        custom.name
+        if custom is not None and p.id != "openrouter"  # saved spelling
+        else info.id
+        if info is not None
+        else model
+    )  # lookups ignore case
     if route == "direct":
         assert direct_src is not None
         base = _direct_base_url(p, custom, ctx)
         if base is None and p.requires_base_url:
-            raise ConfigError(f"{p.name} model {model!r} has no baseURL", field="baseURL",
-                              fix=f"add it with `dexto models add --provider {p.id} --name "
-                              f"{model} --base-url URL`")
-        return RouteDecision(selection.provider, model, "direct", p.id, native, base,
-                             direct_src, True, None,
-                             _direct_reason(p, direct_src, has_dexto, ctx),
-                             *_extras(selection, ctx, False))
-    mapped = to_marketplace(p.id, native, ctx.registry,
-                            ctx.marketplace() if info is None else None)
+            raise ConfigError(
+                f"{p.name} model {model!r} has no baseURL",
+                field="baseURL",
+                fix=f"add it with `dexto models add --provider {p.id} --name "
+                f"{model} --base-url URL`",
+            )
+        return RouteDecision(
+            selection.provider,
+            model,
+            "direct",
+            p.id,
+            native,
+            base,
+            direct_src,
+            True,
+            None,
+            _direct_reason(p, direct_src, has_dexto, ctx),
+            *_extras(selection, ctx, False),
+        )
+    mapped = to_marketplace(p.id, native, ctx.registry, ctx.marketplace() if info is None else None)
     fallback = None
     if has_direct and ctx.policy.fallback_on_insufficient_credits:
         assert direct_src is not None
         fallback = FallbackPlan(p.id, native, direct_src, _direct_base_url(p, custom, ctx))
     return RouteDecision(
-        selection.provider, model, "dexto", INTERNAL_PROVIDER, mapped.id,
-        gateway_root(ctx.env) + "/v1", ctx.credentials.dexto_source or "",
-        mapped.verified, fallback, _dexto_reason(p, model, mapped, direct_src, ctx),
-        *_extras(selection, ctx, info is None and p.id != "openrouter"))
+        selection.provider,
+        model,
+        "dexto",
+        INTERNAL_PROVIDER,
+        mapped.id,
+        gateway_root(ctx.env) + "/v1",
+        ctx.credentials.dexto_source or "",
+        mapped.verified,
+        fallback,
+        _dexto_reason(p, model, mapped, direct_src, ctx),
+        *_extras(selection, ctx, info is None and p.id != "openrouter"),
+    )
 
 
-def _extras(selection: Selection, ctx: RoutingContext,
-            mapped_by_list: bool) -> tuple[tuple[Alternative, ...], str | None]:
+def _extras(
+    selection: Selection, ctx: RoutingContext, mapped_by_list: bool
+) -> tuple[tuple[Alternative, ...], str | None]:
     """The alternatives, and which marketplace list this decision's own lookups read."""
     alts: tuple[Alternative, ...] = ()
     read = mapped_by_list
     if selection.provider == "openrouter":
         alts = tuple(native_alternatives(selection, ctx))
-        read = (not ctx.registry.by_marketplace_id(selection.model)
-                and has_native_provider(selection.model))
+        read = not ctx.registry.by_marketplace_id(selection.model) and has_native_provider(
+            selection.model
+        )
     if not read:
         return alts, None
     market = ctx.marketplace()
@@ -358,13 +420,17 @@ def native_alternatives(selection: Selection, ctx: RoutingContext) -> list[Alter
     for cand in native_candidates(selection.model, ctx):
         choice = resolve_route(get_provider(cand.provider), cand.model, ctx)
         if choice.route is not None and choice.direct_source is not None:
-            out.append(Alternative(cand.provider, cand.model, "direct", choice.direct_source,
-                                   cand.verified))
+            out.append(
+                Alternative(
+                    cand.provider, cand.model, "direct", choice.direct_source, cand.verified
+                )
+            )
     return out
 
 
-def _dexto_reason(p: Provider, model: str, mapped: MappedId, direct_src: str | None,
-                  ctx: RoutingContext) -> str:
+def _dexto_reason(
+    p: Provider, model: str, mapped: MappedId, direct_src: str | None, ctx: RoutingContext
+) -> str:
     src = ctx.credentials.dexto_source
     if direct_src is None:
         why = f"no {p.name} key is available"
@@ -382,9 +448,13 @@ def _dexto_reason(p: Provider, model: str, mapped: MappedId, direct_src: str | N
 def _direct_reason(p: Provider, src: str, has_dexto: bool, ctx: RoutingContext) -> str:
     who = "" if src == NO_KEY_NEEDED else f" with {src}"
     if not p.routeable:
-        return (f"Routed directly to {p.name}{who}: it is billed by your own account and is "
-                "never routed via Dexto.")
+        return (
+            f"Routed directly to {p.name}{who}: it is billed by your own account and is "
+            "never routed via Dexto."
+        )
     if has_dexto:
-        return (f"Routed directly to {p.name}{who} because the policy prefers your own key "
-                f"({ctx.policy.source}).")
+        return (
+            f"Routed directly to {p.name}{who} because the policy prefers your own key "
+            f"({ctx.policy.source})."
+        )
     return f"Routed directly to {p.name}{who} because you are not logged in to Dexto."

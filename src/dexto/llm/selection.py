@@ -27,14 +27,20 @@ def validate_model_id(model: object, *, field: str = "model", file: str | None =
     """Return ``model`` if it is a well-formed model ID, else raise ``InvalidModelIdError``."""
     fix = "use the provider's model ID, e.g. claude-sonnet-4-5-20250929 or z-ai/glm-4.5-air:free"
     if not isinstance(model, str) or not model:
-        raise InvalidModelIdError("model ID is empty or not a string", fix=fix, field=field,
-                                  file=file)
+        raise InvalidModelIdError(
+            "model ID is empty or not a string", fix=fix, field=field, file=file
+        )
     if len(model) > _MAX_MODEL_LEN:
-        raise InvalidModelIdError(f"model ID is longer than {_MAX_MODEL_LEN} characters",
-                                  fix=fix, field=field, file=file)
+        raise InvalidModelIdError(
+            f"model ID is longer than {_MAX_MODEL_LEN} characters", fix=fix, field=field, file=file
+        )
     if _BAD_CHARS.search(model) or model.startswith("/") or model.endswith("/"):
-        raise InvalidModelIdError(f"model ID {model!r} contains whitespace, control characters "
-                                  "or a leading/trailing '/'", fix=fix, field=field, file=file)
+        raise InvalidModelIdError(
+            f"model ID {model!r} contains whitespace, control characters or a leading/trailing '/'",
+            fix=fix,
+            field=field,
+            file=file,
+        )
     return model
 
 
@@ -44,7 +50,8 @@ def parse_selection(text: str, *, file: str | None = None) -> Selection:
         raise InvalidModelIdError(
             f"selection {text!r} is not of the form provider/model",
             fix="write it as provider/model, e.g. anthropic/claude-sonnet-4-5-20250929",
-            field="selection", file=file,
+            field="selection",
+            file=file,
         )
     provider, model = text.split("/", 1)
     get_provider(provider)

@@ -31,14 +31,19 @@ from dexto.server.state import LocalView
 
 __all__ = ["create_app"]
 
-DESCRIPTION = ("Local agent server: the model catalog with routing state, the agent's selection "
-               "and its routing decision, custom models, provider keys and a chat try-out. "
-               'Errors are `{"error": {"code", "message", "fix"}}`.')
+DESCRIPTION = (
+    "Local agent server: the model catalog with routing state, the agent's selection "
+    "and its routing decision, custom models, provider keys and a chat try-out. "
+    'Errors are `{"error": {"code", "message", "fix"}}`.'
+)
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
-    refresher = (MarketplaceRefresher(settings.paths, settings.env, settings.refresh_interval_s)
-                 if settings.refresh_marketplace else None)
+    refresher = (
+        MarketplaceRefresher(settings.paths, settings.env, settings.refresh_interval_s)
+        if settings.refresh_marketplace
+        else None
+    )
 
     credits = CreditsTracker()
 
@@ -47,27 +52,51 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if refresher is not None:
             refresher.start()
         # the balance shown before the first chat: asked once, in the background
-        threading.Thread(target=lambda: credits.update(fetch_balance(settings.paths,
-                                                                     settings.env)),
-                         name="dexto-balance", daemon=True).start()
+        threading.Thread(
+            target=lambda: credits.update(fetch_balance(settings.paths, settings.env)),
+            name="dexto-balance",
+            daemon=True,
+        ).start()
         try:
             yield
         finally:
             if refresher is not None:
                 refresher.stop()
 
-    app = FastAPI(title="Dexto agent server", version=__version__, description=DESCRIPTION,
-                  docs_url=None, redoc_url=None, openapi_url="/openapi.json", lifespan=lifespan)
-    app.state.dexto = AppState(settings=settings, view=LocalView(settings),
-                               credits=credits, session_id=f"serve-{uuid.uuid4()}")
+    app = FastAPI(
+        title="Dexto agent server",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.dexto = AppState(
+        settings=settings,
+        view=LocalView(settings),
+        credits=credits,
+        session_id=f"serve-{uuid.uuid4()}",
+    )
     install_error_handlers(app)
     install_openapi(app, token=settings.token is not None)
-    for module in (routes_catalog, routes_selection, routes_custom, routes_keys, routes_chat,
-                   routes_ui, routes_docs):
+    for module in (
+        routes_catalog,
+        routes_selection,
+        routes_custom,
+        routes_keys,
+        routes_chat,
+        routes_ui,
+        routes_docs,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=routes_ui.STATIC_DIR), name="static")
     if DOCS_ASSETS is not None:
         app.mount("/docs/assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
-    app.add_middleware(Guard, token=settings.token, allowed_hosts=settings.allowed_hosts(),
-                       max_body=settings.max_body_bytes)
+    app.add_middleware(
+        Guard,
+        token=settings.token,
+        allowed_hosts=settings.allowed_hosts(),
+        max_body=settings.max_body_bytes,
+    )
     return app

@@ -32,23 +32,31 @@ def sse(event: str, data: Any) -> bytes:
 
 def result_json(result: ChatResult) -> dict[str, Any]:
     """``ChatResult`` → the ``dexto chat --json`` shape, plus tool calls and warnings."""
-    return {**result.to_json(), "toolCalls": [c.to_json() for c in result.tool_calls],
-            "warnings": list(result.warnings)}
+    return {
+        **result.to_json(),
+        "toolCalls": [c.to_json() for c in result.tool_calls],
+        "warnings": list(result.warnings),
+    }
 
 
 def _event_bytes(ev: StreamEvent, on_done: Callable[[dict[str, Any]], None]) -> bytes:
     if isinstance(ev, TextDelta):
         return sse("delta", {"text": ev.text})
     if isinstance(ev, ToolCallDelta):
-        return sse("tool_call", {"index": ev.index, "id": ev.id, "name": ev.name,
-                                 "arguments": ev.arguments})
+        return sse(
+            "tool_call",
+            {"index": ev.index, "id": ev.id, "name": ev.name, "arguments": ev.arguments},
+        )
     final = result_json(ev.result)
     on_done(final)
     return sse("done", final)
 
 
-async def stream_events(planned: dict[str, Any], events: AsyncIterator[StreamEvent],
-                        on_done: Callable[[dict[str, Any]], None]) -> AsyncIterator[bytes]:
+async def stream_events(
+    planned: dict[str, Any],
+    events: AsyncIterator[StreamEvent],
+    on_done: Callable[[dict[str, Any]], None],
+) -> AsyncIterator[bytes]:
     yield sse("route", {"planned": planned})
     try:
         async for ev in events:
@@ -57,6 +65,13 @@ async def stream_events(planned: dict[str, Any], events: AsyncIterator[StreamEve
         yield sse("error", err.to_dict())
     except Exception as exc:  # a stream must end with an event, never a torn connection
         log.warning("chat stream failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
-        yield sse("error", {"error": {"code": "UPSTREAM_ERROR",
-                                      "message": f"the request failed ({type(exc).__name__})",
-                                      "fix": "try again; see the server log"}})
+        yield sse(
+            "error",
+            {
+                "error": {
+                    "code": "UPSTREAM_ERROR",
+                    "message": f"the request failed ({type(exc).__name__})",
+                    "fix": "try again; see the server log",
+                }
+            },
+        )

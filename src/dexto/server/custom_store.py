@@ -25,6 +25,7 @@ def upsert(path: Path, model: CustomModel) -> bool:
 
 def remove(path: Path, name: str, provider: str | None = None) -> list[CustomModel]:
     """Remove the models named ``name`` (of ``provider`` if given); return what was removed."""
-    hits = [m for m in load_custom_models(path)
-            if m.name == name and provider in (None, m.provider)]
+    hits = [
+        m for m in load_custom_models(path) if m.name == name and provider in (None, m.provider)
+    ]
     return [remove_custom_model(path, m.name, m.provider) for m in hits]

@@ -30,20 +30,38 @@ __all__ = [
 ]
 
 STATUS_BY_CODE: dict[str, int] = {
-    "INVALID_REQUEST": 400, "INVALID_CONFIG": 400, "PROVIDER_NOT_ALLOWED": 400,
-    "UNKNOWN_PROVIDER": 400, "INVALID_MODEL_ID": 400, "UNAUTHORIZED": 401,
-    "INSUFFICIENT_CREDITS": 402, "FORBIDDEN": 403, "NOT_FOUND": 404,
-    "METHOD_NOT_ALLOWED": 405, "NO_CREDENTIALS": 409, "PAYLOAD_TOO_LARGE": 413,
-    "UNSUPPORTED_MEDIA_TYPE": 415, "NOT_AVAILABLE": 501, "MISSING_EXTRA": 501,
-    "AUTH_FAILED": 502, "UPSTREAM_ERROR": 502,
+    "INVALID_REQUEST": 400,
+    "INVALID_CONFIG": 400,
+    "PROVIDER_NOT_ALLOWED": 400,
+    "UNKNOWN_PROVIDER": 400,
+    "INVALID_MODEL_ID": 400,
+    "UNAUTHORIZED": 401,
+    "INSUFFICIENT_CREDITS": 402,
+    "FORBIDDEN": 403,
+    "NOT_FOUND": 404,
+    "METHOD_NOT_ALLOWED": 405,
+    "NO_CREDENTIALS": 409,
+    "PAYLOAD_TOO_LARGE": 413,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
+    "NOT_AVAILABLE": 501,
+    "MISSING_EXTRA": 501,
+    "AUTH_FAILED": 502,
+    "UPSTREAM_ERROR": 502,
 }
 
 
 class ApiError(DextoError):
     """An HTTP-level error with its own code (request shape, auth, size, routing)."""
 
-    def __init__(self, code: str, message: str, *, fix: str = "", status: int | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        fix: str = "",
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message, fix=fix)
         self.api_code = code
         self.status = status or STATUS_BY_CODE.get(code, 400)
@@ -71,8 +89,7 @@ def status_for(err: DextoError) -> int:
     return STATUS_BY_CODE.get(err.code, 500)
 
 
-def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-          ) -> JSONResponse:
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -98,8 +115,14 @@ async def _on_local(_: Request, exc: Exception) -> JSONResponse:
 
 async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return _json(400, error_body("INVALID_REQUEST", _validation_message(exc),
-                                 "send a JSON body matching the schema in /openapi.json"))
+    return _json(
+        400,
+        error_body(
+            "INVALID_REQUEST",
+            _validation_message(exc),
+            "send a JSON body matching the schema in /openapi.json",
+        ),
+    )
 
 
 def _allowed_methods(request: Request) -> str | None:
@@ -121,16 +144,27 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
         allow = _allowed_methods(request)
         if allow:
             headers["Allow"] = allow
-    return _json(exc.status_code, error_body(code, str(exc.detail), "see /openapi.json"),
-                 headers)
+    return _json(exc.status_code, error_body(code, str(exc.detail), "see /openapi.json"), headers)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # the answer names only the class; the log gets the cause and its traceback
-    log.error("unexpected error on %s %s: %s: %s", request.method, request.url.path,
-              type(exc).__name__, exc, exc_info=exc)
-    return _json(500, error_body("INTERNAL_ERROR", f"unexpected {type(exc).__name__}",
-                                 "see the server log; please report it"))
+    log.error(
+        "unexpected error on %s %s: %s: %s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        exc,
+        exc_info=exc,
+    )
+    return _json(
+        500,
+        error_body(
+            "INTERNAL_ERROR",
+            f"unexpected {type(exc).__name__}",
+            "see the server log; please report it",
+        ),
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -33,16 +33,23 @@ _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 class _Reject(Exception):
-    def __init__(self, code: str, message: str, fix: str,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, fix: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.code, self.message, self.fix = code, message, fix
         self.headers = headers or {}
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, *, token: str | None, allowed_hosts: frozenset[str] | None,
-                 max_body: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        token: str | None,
+        allowed_hosts: frozenset[str] | None,
+        max_body: int,
+    ) -> None:
         self.app = app
         self.token = token
         self.allowed_hosts = allowed_hosts
@@ -52,8 +59,9 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", [])}
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+        }
         try:
             self._check_host_and_origin(scope, headers)
             self._check_token(scope, headers)
@@ -67,13 +75,22 @@ class Guard:
     def _check_host_and_origin(self, scope: Scope, headers: dict[str, str]) -> None:
         host = headers.get("host", "")
         if self.allowed_hosts is not None and host not in self.allowed_hosts:
-            raise _Reject("FORBIDDEN", f"host {host!r} is not served here",
-                          "open the page through http://127.0.0.1 or http://localhost")
+            raise _Reject(
+                "FORBIDDEN",
+                f"host {host!r} is not served here",
+                "open the page through http://127.0.0.1 or http://localhost",
+            )
         origin = headers.get("origin")
-        if (origin is not None and scope["method"] not in ("GET", "HEAD")
-                and not same_origin(origin, str(scope.get("scheme", "http")), host)):
-            raise _Reject("FORBIDDEN", "cross-origin requests are refused",
-                          "call the API from the page served by this server")
+        if (
+            origin is not None
+            and scope["method"] not in ("GET", "HEAD")
+            and not same_origin(origin, str(scope.get("scheme", "http")), host)
+        ):
+            raise _Reject(
+                "FORBIDDEN",
+                "cross-origin requests are refused",
+                "call the API from the page served by this server",
+            )
 
     def _check_token(self, scope: Scope, headers: dict[str, str]) -> None:
         path: str = scope["path"]
@@ -82,11 +99,15 @@ class Guard:
         given = headers.get("authorization", "")
         scheme, _, value = given.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
-                value.strip().encode(), self.token.encode()):
-            raise _Reject("UNAUTHORIZED", "a valid bearer token is required",
-                          "send `Authorization: Bearer <token>` (the token given to `dexto "
-                          "serve --token` or DEXTO_SERVER_TOKEN)",
-                          {"www-authenticate": 'Bearer realm="dexto"'})
+            value.strip().encode(), self.token.encode()
+        ):
+            raise _Reject(
+                "UNAUTHORIZED",
+                "a valid bearer token is required",
+                "send `Authorization: Bearer <token>` (the token given to `dexto "
+                "serve --token` or DEXTO_SERVER_TOKEN)",
+                {"www-authenticate": 'Bearer realm="dexto"'},
+            )
 
     async def _buffer_body(self, headers: dict[str, str], receive: Receive) -> Receive:
         declared = headers.get("content-length")
@@ -107,8 +128,11 @@ class Guard:
         body = b"".join(chunks)
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         if body and ctype != "application/json":
-            raise _Reject("UNSUPPORTED_MEDIA_TYPE", f"content type {ctype or 'none'!r} is not "
-                          "accepted", "send the body as application/json")
+            raise _Reject(
+                "UNSUPPORTED_MEDIA_TYPE",
+                f"content type {ctype or 'none'!r} is not accepted",
+                "send the body as application/json",
+            )
         return _replay(body, receive)
 
 
@@ -124,8 +148,11 @@ def _origin_tuple(scheme: str, netloc: str) -> tuple[str, str, int] | None:
     if not parts.hostname or parts.username is not None or parts.password is not None:
         return None
     scheme = scheme.lower()
-    return (scheme, parts.hostname.lower(), port if port is not None
-            else _DEFAULT_PORTS.get(scheme, -1))
+    return (
+        scheme,
+        parts.hostname.lower(),
+        port if port is not None else _DEFAULT_PORTS.get(scheme, -1),
+    )
 
 
 def same_origin(origin: str, scheme: str, host: str) -> bool:
@@ -141,8 +168,9 @@ def same_origin(origin: str, scheme: str, host: str) -> bool:
 
 
 def _too_large(limit: int) -> _Reject:
-    return _Reject("PAYLOAD_TOO_LARGE", f"request body exceeds {limit} bytes",
-                   "send a smaller body")
+    return _Reject(
+        "PAYLOAD_TOO_LARGE", f"request body exceeds {limit} bytes", "send a smaller body"
+    )
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -160,9 +188,12 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 async def _send_error(send: Send, rej: _Reject) -> None:
     payload = json.dumps(error_body(rej.code, rej.message, rej.fix)).encode()
-    raw_headers = [(b"content-type", b"application/json"),
-                   (b"content-length", str(len(payload)).encode())]
+    raw_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
     raw_headers += [(k.encode(), v.encode()) for k, v in rej.headers.items()]
-    await send({"type": "http.response.start", "status": STATUS_BY_CODE[rej.code],
-                "headers": raw_headers})
+    await send(
+        {"type": "http.response.start", "status": STATUS_BY_CODE[rej.code], "headers": raw_headers}
+    )
     await send({"type": "http.response.body", "body": payload})

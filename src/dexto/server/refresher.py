@@ -25,8 +25,9 @@ class MarketplaceRefresher:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="dexto-marketplace-refresh",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="dexto-marketplace-refresh", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

@@ -29,9 +29,12 @@ class Validation(BaseModel):
     message: str
 
 
-@router.get("/catalog", summary="The merged catalog, as `dexto models --json`",
-            response_class=Response,
-            responses={200: {"content": {"application/json": {}}}})
+@router.get(
+    "/catalog",
+    summary="The merged catalog, as `dexto models --json`",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}},
+)
 def catalog(st: State, provider: str | None = None, search: str | None = None) -> Response:
     if provider is None and not search:
         body = st.view.catalog_bytes()
@@ -39,8 +42,13 @@ def catalog(st: State, provider: str | None = None, search: str | None = None) -
         if provider is not None:
             get_provider(provider)
         snap = st.view.snapshot()
-        answer = build_catalog(snap.ctx, snap.local.preferences, snap.local.custom_models,
-                               provider=provider, search=search)
+        answer = build_catalog(
+            snap.ctx,
+            snap.local.preferences,
+            snap.local.custom_models,
+            provider=provider,
+            search=search,
+        )
         body = json.dumps(answer, separators=(",", ":")).encode()
     return Response(body, media_type="application/json")
 
@@ -52,27 +60,43 @@ _MESSAGES = {
 }
 
 
-@router.get("/validate", response_model=Validation,
-            summary="Is this model ID known? (known | unknown | unverified)")
-def validate(st: State, provider: Annotated[str, Query(min_length=1)],
-             model: Annotated[str, Query(min_length=1)]) -> Validation:
+@router.get(
+    "/validate",
+    response_model=Validation,
+    summary="Is this model ID known? (known | unknown | unverified)",
+)
+def validate(
+    st: State,
+    provider: Annotated[str, Query(min_length=1)],
+    model: Annotated[str, Query(min_length=1)],
+) -> Validation:
     get_provider(provider)
     validate_model_id(model)
     ctx = st.view.context()
     market = ctx.marketplace()
-    status = _status(provider, model, ctx.registry.get(provider, model) is not None,
-                     ctx.custom_model(provider, model) is not None, market)
+    status = _status(
+        provider,
+        model,
+        ctx.registry.get(provider, model) is not None,
+        ctx.custom_model(provider, model) is not None,
+        market,
+    )
     message = _MESSAGES[status]
     if provider == "openrouter" and market is not None and market.source == "bundled":
         message += f" (the list bundled with dexto, {market.snapshot_date or 'undated'})"
-    return Validation(provider=provider, model=model, status=status,
-                      marketplaceState=market.state if market else "missing",
-                      marketplaceSource=market.source if market else "none",
-                      message=message)
+    return Validation(
+        provider=provider,
+        model=model,
+        status=status,
+        marketplaceState=market.state if market else "missing",
+        marketplaceSource=market.source if market else "none",
+        message=message,
+    )
 
 
-def _status(provider: str, model: str, curated: bool, custom: bool,
-            market: MarketplaceCatalog | None) -> ValidationStatus:
+def _status(
+    provider: str, model: str, curated: bool, custom: bool, market: MarketplaceCatalog | None
+) -> ValidationStatus:
     """openrouter: the marketplace list decides (§8.2); others: curated or saved is known
     (both looked up ignoring case)."""
     if provider == "openrouter":

@@ -26,18 +26,24 @@ router = APIRouter(prefix="/llm", tags=["chat"])
 State = Annotated[AppState, Depends(app_state)]
 #: One server-sent event (OpenAPI 3.1: the ``text/event-stream`` schema describes each event).
 _EVENT_SCHEMA: dict[str, Any] = {
-    "type": "object", "required": ["event", "data"],
+    "type": "object",
+    "required": ["event", "data"],
     "properties": {
         "event": {"type": "string", "enum": ["route", "delta", "tool_call", "done", "error"]},
-        "data": {"type": "string", "contentMediaType": "application/json",
-                 "description": "route: {planned}; delta: {text}; tool_call: {index, id, name, "
-                                "arguments}; done: {text, route, usage, creditsRemaining, "
-                                "toolCalls, warnings}; error: {error: {code, message, fix}}"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "route: {planned}; delta: {text}; tool_call: {index, id, name, "
+            "arguments}; done: {text, route, usage, creditsRemaining, "
+            "toolCalls, warnings}; error: {error: {code, message, fix}}",
+        },
     },
 }
 _SSE_DOC: dict[int | str, dict[str, Any]] = {
-    200: {"description": "server-sent events: route, delta*, done | error",
-          "content": {"text/event-stream": {"schema": _EVENT_SCHEMA}}},
+    200: {
+        "description": "server-sent events: route, delta*, done | error",
+        "content": {"text/event-stream": {"schema": _EVENT_SCHEMA}},
+    },
     **error_responses(409, 501),
 }
 
@@ -45,11 +51,17 @@ _SSE_DOC: dict[int | str, dict[str, Any]] = {
 def _exactly_one_input(schema: dict[str, Any]) -> None:
     """Document the rule ``_one_input`` enforces: exactly one of prompt and messages."""
     props = schema["properties"]
-    props["prompt"] = {"type": "string", "minLength": 1, "maxLength": 100_000,
-                       "pattern": f"[^{WS}]", "description": "one user message (not blank)"}
+    props["prompt"] = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 100_000,
+        "pattern": f"[^{WS}]",
+        "description": "one user message (not blank)",
+    }
     messages = props["messages"]
-    props["messages"] = next(s for s in messages.get("anyOf", [messages])
-                             if s.get("type") == "array")
+    props["messages"] = next(
+        s for s in messages.get("anyOf", [messages]) if s.get("type") == "array"
+    )
     schema["oneOf"] = [{"required": ["prompt"]}, {"required": ["messages"]}]
 
 
@@ -83,8 +95,14 @@ class ChatRequest(BaseModel):
 
 def _open_model(st: AppState, prefer: str | None) -> Model:
     agent = st.view.snapshot().require_agent()
-    return open_model(agent.llm.selection, agent=agent, prefer=prefer,
-                      env=st.settings.env, session_id=st.session_id, source="server")
+    return open_model(
+        agent.llm.selection,
+        agent=agent,
+        prefer=prefer,
+        env=st.settings.env,
+        session_id=st.session_id,
+        source="server",
+    )
 
 
 async def _closing(model: Model, messages: list[dict[str, str]]) -> AsyncIterator[StreamEvent]:
@@ -95,8 +113,12 @@ async def _closing(model: Model, messages: list[dict[str, str]]) -> AsyncIterato
         await model.aclose()
 
 
-@router.post("/chat", response_class=StreamingResponse, responses=_SSE_DOC,
-             summary="Try the current selection: streams text, then the route taken")
+@router.post(
+    "/chat",
+    response_class=StreamingResponse,
+    responses=_SSE_DOC,
+    summary="Try the current selection: streams text, then the route taken",
+)
 def chat(st: State, body: ChatRequest) -> StreamingResponse:
     agent = st.view.snapshot().require_agent()
     planned = decide(agent.llm.selection, st.view.context(body.prefer)).to_json()
@@ -105,6 +127,8 @@ def chat(st: State, body: ChatRequest) -> StreamingResponse:
     def on_done(final: dict[str, Any]) -> None:
         st.credits.update(final.get("creditsRemaining"))
 
-    return StreamingResponse(stream_events(planned, _closing(model, body.as_messages()), on_done),
-                             media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream_events(planned, _closing(model, body.as_messages()), on_done),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -43,15 +43,22 @@ def _body_schema() -> dict[str, Any]:
         (_NEEDS_BASE_URL, {"baseURL": url}, ["baseURL"]),
         (_NEEDS_FILE, {"filePath": {"type": "string", "pattern": r"\.gguf$"}}, ["filePath"]),
     ]
-    variants = [{"type": "object", "additionalProperties": False,
-                 "required": ["name", "provider", *required],
-                 "properties": {**props, **extra, "provider": {"type": "string", "enum": ids}}}
-                for ids, extra, required in kinds if ids]
+    variants = [
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "provider", *required],
+            "properties": {**props, **extra, "provider": {"type": "string", "enum": ids}},
+        }
+        for ids, extra, required in kinds
+        if ids
+    ]
     return {"title": "CustomModel", "anyOf": variants}
 
 
-_BODY_SCHEMA = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": _body_schema()}}}}
+_BODY_SCHEMA = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": _body_schema()}}}
+}
 
 
 class CustomModelList(BaseModel):
@@ -68,8 +75,10 @@ class Saved(BaseModel):
 def _listing(st: AppState) -> CustomModelList:
     snap = st.view.snapshot()
     local = {m.name for m in _local_models(st)}
-    rows = [{**m.to_json(), "origin": "local" if m.name in local else "agent"}
-            for m in snap.local.custom_models]
+    rows = [
+        {**m.to_json(), "origin": "local" if m.name in local else "agent"}
+        for m in snap.local.custom_models
+    ]
     return CustomModelList(models=rows, file=str(st.view.paths.custom_models))
 
 
@@ -82,14 +91,22 @@ def _local_models(st: AppState) -> list[CustomModel]:
         raise LocalStateFailure(err) from None
 
 
-@router.get("", response_model=CustomModelList,
-            summary="Custom models (local file merged with the agent's llm.customModels)")
+@router.get(
+    "",
+    response_model=CustomModelList,
+    summary="Custom models (local file merged with the agent's llm.customModels)",
+)
 def list_models(st: State) -> CustomModelList:
     return _listing(st)
 
 
-@router.post("", response_model=Saved, status_code=201, openapi_extra=_BODY_SCHEMA,
-             summary="Add or replace a custom model")
+@router.post(
+    "",
+    response_model=Saved,
+    status_code=201,
+    openapi_extra=_BODY_SCHEMA,
+    summary="Add or replace a custom model",
+)
 def add_model(st: State, raw: Annotated[dict[str, Any], Body()]) -> Saved:
     model = parse_custom_models([raw], file="request body", field_prefix="model")[0]
     path = st.view.paths.custom_models
@@ -103,17 +120,24 @@ def add_model(st: State, raw: Annotated[dict[str, Any], Body()]) -> Saved:
     return Saved(model=model.to_json(), replaced=replaced, validation=status)
 
 
-@router.delete("/{name:path}", status_code=204, response_class=Response,
-               responses=error_responses(404),
-               summary="Remove a custom model by name (optionally only for one provider)")
+@router.delete(
+    "/{name:path}",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(404),
+    summary="Remove a custom model by name (optionally only for one provider)",
+)
 def delete_model(st: State, name: str, provider: str | None = None) -> Response:
     try:
         gone = custom_store.remove(st.view.paths.custom_models, name, provider)
     except DextoError as err:
         raise LocalStateFailure(err) from None
     if not gone:
-        raise ApiError("NOT_FOUND", f"no custom model named {name!r} in the local models file",
-                       fix="list them with GET /llm/custom-models; models declared in the agent "
-                       "file are removed by editing it")
+        raise ApiError(
+            "NOT_FOUND",
+            f"no custom model named {name!r} in the local models file",
+            fix="list them with GET /llm/custom-models; models declared in the agent "
+            "file are removed by editing it",
+        )
     st.view.invalidate()
     return Response(status_code=204)

@@ -29,11 +29,18 @@ State = Annotated[AppState, Depends(app_state)]
 class KeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
-    provider: str = Field(json_schema_extra={
-        "enum": [pid for pid, p in PROVIDERS.items()
-                 if pid != INTERNAL_PROVIDER and accepts_stored_key(p)]})
-    key: SecretStr = Field(min_length=8, max_length=4096,
-                           json_schema_extra={"pattern": rf"^[^{WS}\x00-\x1f]+$"})
+    provider: str = Field(
+        json_schema_extra={
+            "enum": [
+                pid
+                for pid, p in PROVIDERS.items()
+                if pid != INTERNAL_PROVIDER and accepts_stored_key(p)
+            ]
+        }
+    )
+    key: SecretStr = Field(
+        min_length=8, max_length=4096, json_schema_extra={"pattern": rf"^[^{WS}\x00-\x1f]+$"}
+    )
 
     @field_validator("key")
     @classmethod
@@ -53,23 +60,30 @@ class KeyStored(BaseModel):
 
 def _check_provider(provider: str) -> Provider:
     if provider == INTERNAL_PROVIDER:
-        raise ProviderNotAllowedError("Dexto keys are not stored through the provider key "
-                                      "dialog", field="provider",
-                                      fix="run `dexto login` (or `dexto login --api-key KEY`)")
+        raise ProviderNotAllowedError(
+            "Dexto keys are not stored through the provider key dialog",
+            field="provider",
+            fix="run `dexto login` (or `dexto login --api-key KEY`)",
+        )
     p = get_provider(provider)
     if not accepts_stored_key(p):
-        raise ApiError("INVALID_REQUEST", f"{p.name} does not take a pasted key",
-                       fix="see the provider's fix in GET /llm/catalog")
+        raise ApiError(
+            "INVALID_REQUEST",
+            f"{p.name} does not take a pasted key",
+            fix="see the provider's fix in GET /llm/catalog",
+        )
     return p
 
 
-@router.post("/keys", response_model=KeyStored,
-             summary="Store a provider API key in the auth store (never echoed)")
+@router.post(
+    "/keys",
+    response_model=KeyStored,
+    summary="Store a provider API key in the auth store (never echoed)",
+)
 def store_key(st: State, body: KeyRequest) -> KeyStored:
     p = _check_provider(body.provider)
     try:
-        set_entry(st.view.paths.auth, p.id, ApiEntry(type="api",
-                                                      key=body.key.get_secret_value()))
+        set_entry(st.view.paths.auth, p.id, ApiEntry(type="api", key=body.key.get_secret_value()))
     except DextoError as err:
         raise LocalStateFailure(err) from None
     st.view.invalidate()

@@ -76,10 +76,15 @@ def _raw_selection(path: Path) -> tuple[str, str]:
 
 def _agent_problem(st: AppState, err: DextoError) -> Current:
     provider, model = _raw_selection(st.settings.agent_path)
-    return Current(provider=provider, model=model, decision=None,
-                   error=ErrorDetail(code=err.code, message=err.message, fix=agent_fix(err)),
-                   creditsRemaining=st.credits.to_json(),
-                   agentFile=str(st.settings.agent_path), agentFileError=True)
+    return Current(
+        provider=provider,
+        model=model,
+        decision=None,
+        error=ErrorDetail(code=err.code, message=err.message, fix=agent_fix(err)),
+        creditsRemaining=st.credits.to_json(),
+        agentFile=str(st.settings.agent_path),
+        agentFileError=True,
+    )
 
 
 def current_answer(st: AppState, prefer: str | None = None) -> Current:
@@ -95,19 +100,28 @@ def current_answer(st: AppState, prefer: str | None = None) -> Current:
         decision = decide(sel, ctx).to_json()
     except DextoError as err:
         error = ErrorDetail(**err.to_dict()["error"])
-    return Current(provider=sel.provider, model=sel.model,
-                   decision=decision, error=error, creditsRemaining=st.credits.to_json(),
-                   agentFile=str(st.settings.agent_path))
+    return Current(
+        provider=sel.provider,
+        model=sel.model,
+        decision=decision,
+        error=error,
+        creditsRemaining=st.credits.to_json(),
+        agentFile=str(st.settings.agent_path),
+    )
 
 
-@router.get("/current", response_model=Current,
-            summary="The agent's selection and its routing decision")
+@router.get(
+    "/current", response_model=Current, summary="The agent's selection and its routing decision"
+)
 def current(st: State, prefer: Prefer | None = None) -> Current:
     return current_answer(st, prefer)
 
 
-@router.post("/switch", response_model=Current,
-             summary="Change the selection (validated; persisted atomically with a backup)")
+@router.post(
+    "/switch",
+    response_model=Current,
+    summary="Change the selection (validated; persisted atomically with a backup)",
+)
 def switch(st: State, body: SwitchRequest) -> Current:
     switch_selection(st.settings.agent_path, body.provider, body.model)
     st.view.invalidate()

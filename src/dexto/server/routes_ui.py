@@ -27,10 +27,16 @@ STATIC_DIR = Path(__file__).parent / "static"
 router = APIRouter(tags=["web ui"])
 State = Annotated[AppState, Depends(app_state)]
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-PAGE_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
 
 
 class UiMeta(BaseModel):
@@ -43,24 +49,32 @@ class UiMeta(BaseModel):
 
 def _provider_facts() -> dict[str, dict[str, Any]]:
     return {
-        pid: {"name": p.name, "acceptsKey": accepts_stored_key(p),
-              "keyEnv": p.env_vars[0] if p.env_vars else None,
-              "requiresBaseURL": p.requires_base_url, "requiresFilePath": p.wire == "local"}
-        for pid, p in PROVIDERS.items() if pid != INTERNAL_PROVIDER
+        pid: {
+            "name": p.name,
+            "acceptsKey": accepts_stored_key(p),
+            "keyEnv": p.env_vars[0] if p.env_vars else None,
+            "requiresBaseURL": p.requires_base_url,
+            "requiresFilePath": p.wire == "local",
+        }
+        for pid, p in PROVIDERS.items()
+        if pid != INTERNAL_PROVIDER
     }
 
 
 @router.get("/ui/meta", response_model=UiMeta, summary="Labels and provider facts for the page")
 def meta(st: State) -> UiMeta:
-    return UiMeta(version=__version__, badges=dict(BADGES), providers=_provider_facts(),
-                  customModelProviders=list(CUSTOM_MODEL_PROVIDERS),
-                  tokenRequired=st.settings.token is not None)
+    return UiMeta(
+        version=__version__,
+        badges=dict(BADGES),
+        providers=_provider_facts(),
+        customModelProviders=list(CUSTOM_MODEL_PROVIDERS),
+        tokenRequired=st.settings.token is not None,
+    )
 
 
 @router.get("/", include_in_schema=False)
 def page() -> Response:
-    return FileResponse(STATIC_DIR / "index.html", media_type="text/html",
-                        headers=PAGE_HEADERS)
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
 
 @router.get("/favicon.ico", include_in_schema=False)

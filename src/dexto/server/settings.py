@@ -43,15 +43,23 @@ class ServerSettings:
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
-            raise ConfigError(f"port {self.port} is out of range", field="port",
-                              fix="use a port between 1 and 65535")
+            raise ConfigError(
+                f"port {self.port} is out of range",
+                field="port",
+                fix="use a port between 1 and 65535",
+            )
         if self.token is not None and len(self.token.strip()) < 8:
-            raise ConfigError("the server token is shorter than 8 characters", field="token",
-                              fix=f"use a longer random token (--token or {TOKEN_ENV})")
+            raise ConfigError(
+                "the server token is shorter than 8 characters",
+                field="token",
+                fix=f"use a longer random token (--token or {TOKEN_ENV})",
+            )
         if not self.loopback and not self.token:
             raise ConfigError(
-                f"refusing to listen on {self.host} without a token", field="host",
-                fix=f"pass --token TOKEN (or set {TOKEN_ENV}), or bind to {DEFAULT_HOST}")
+                f"refusing to listen on {self.host} without a token",
+                field="host",
+                fix=f"pass --token TOKEN (or set {TOKEN_ENV}), or bind to {DEFAULT_HOST}",
+            )
 
     @property
     def loopback(self) -> bool:

@@ -57,15 +57,20 @@ class Snapshot:
         """The agent; a broken agent file is a 409 carrying the file's own error and fix."""
         if self.agent is None:
             err = self.agent_error
-            raise ApiError(err.code if err else "INVALID_CONFIG",
-                           err.message if err else "the agent file could not be read",
-                           fix=agent_fix(err) if err else "", status=409)
+            raise ApiError(
+                err.code if err else "INVALID_CONFIG",
+                err.message if err else "the agent file could not be read",
+                fix=agent_fix(err) if err else "",
+                status=409,
+            )
         return self.agent
 
 
 _REPAIRABLE = ("llm.provider", "llm.model")
-REPAIR_FIX = ("pick a model in the list (POST /llm/switch): it rewrites llm.provider and "
-              "llm.model in the agent file and keeps its comments")
+REPAIR_FIX = (
+    "pick a model in the list (POST /llm/switch): it rewrites llm.provider and "
+    "llm.model in the agent file and keeps its comments"
+)
 
 
 def agent_fix(err: DextoError) -> str:
@@ -84,8 +89,13 @@ class LocalView:
 
     def watched(self) -> tuple[Path, ...]:
         p = self.paths
-        return (self.settings.agent_path, p.auth, p.preferences, p.custom_models,
-                p.marketplace_cache)
+        return (
+            self.settings.agent_path,
+            p.auth,
+            p.preferences,
+            p.custom_models,
+            p.marketplace_cache,
+        )
 
     def fingerprint(self) -> Fingerprint:
         return (*(_stat(path) for path in self.watched()), int(time.time() // 60))
@@ -109,8 +119,9 @@ class LocalView:
             agent_error = err
         try:
             market = load_marketplace(self.paths)
-            ctx, local = build_context(env=self.settings.env, agent=agent, paths=self.paths,
-                                       marketplace=market)
+            ctx, local = build_context(
+                env=self.settings.env, agent=agent, paths=self.paths, marketplace=market
+            )
         except DextoError as err:
             raise LocalStateFailure(err) from None
         return Snapshot(fp, agent, ctx, local, agent_error)
@@ -122,9 +133,13 @@ class LocalView:
             return snap.ctx
         if prefer not in snap._by_prefer:
             try:
-                ctx, _ = build_context(env=self.settings.env, agent=snap.agent,
-                                       paths=self.paths, prefer=prefer,
-                                       marketplace=snap.ctx.marketplace())
+                ctx, _ = build_context(
+                    env=self.settings.env,
+                    agent=snap.agent,
+                    paths=self.paths,
+                    prefer=prefer,
+                    marketplace=snap.ctx.marketplace(),
+                )
             except DextoError as err:
                 raise LocalStateFailure(err) from None
             snap._by_prefer[prefer] = ctx

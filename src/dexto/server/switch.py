@@ -35,8 +35,7 @@ def _plain_llm(path: Path) -> tuple[Any, dict[str, Any]]:
 def switch_selection(path: Path, provider: object, model: object) -> None:
     """Validate and persist ``(provider, model)``; raise a typed error and write nothing if bad."""
     doc, llm = _plain_llm(path)
-    changes: dict[Sequence[str], Any] = {("llm", "provider"): provider,
-                                           ("llm", "model"): model}
+    changes: dict[Sequence[str], Any] = {("llm", "provider"): provider, ("llm", "model"): model}
     if provider != llm.get("provider"):
         for key in _PROVIDER_SPECIFIC:
             if llm.get(key) is not None:

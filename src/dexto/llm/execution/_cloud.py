@@ -141,8 +141,9 @@ class VertexAuth:
             try:
                 self._creds, _ = google.auth.default(scopes=[_SCOPE])
             except Exception as exc:
-                log.warning("Google application default credentials: %s: %s",
-                            type(exc).__name__, exc)
+                log.warning(
+                    "Google application default credentials: %s: %s", type(exc).__name__, exc
+                )
                 raise AuthFailedError(
                     f"no Google application default credentials ({type(exc).__name__})",
                     fix="run `gcloud auth application-default login` or set "
