@@ -194,12 +194,14 @@ def test_sigkill_mid_stream_every_delivered_stream_is_charged_once(
         gw2.stop()
 
 
-def test_sigterm_lets_streams_finish_and_bills_them_exactly(
-    sqlite_url: str, fake: tuple[FakeUpstream, str], tmp_path: Path
-) -> None:
-    account_id, key = make_account(sqlite_url, "term@example.com", 10_000_000)
-    gw = GatewayProc(sqlite_url, fake[1], tmp_path, DEXTO_GATEWAY_DRAIN_S="60")
-    streams = [Stream(gw.url, key, i, {"chunks": 30, "chunk_delay_ms": 50}) for i in range(5)]
+def _sigterm_mid_streams(
+    db_url: str, upstream: str, tmp: Path, email: str, *, drain_s: int, n: int, chunks: int
+) -> tuple[str, list[Stream]]:
+    """``n`` streams of ``chunks`` chunks (50 ms apart) under way, then SIGTERM; returns once the
+    streams and the gateway have ended: (account id, streams)."""
+    account_id, key = make_account(db_url, email, 10_000_000)
+    gw = GatewayProc(db_url, upstream, tmp, DEXTO_GATEWAY_DRAIN_S=str(drain_s))
+    streams = [Stream(gw.url, key, i, {"chunks": chunks, "chunk_delay_ms": 50}) for i in range(n)]
     try:
         for s in streams:
             s.start()
@@ -211,6 +213,15 @@ def test_sigterm_lets_streams_finish_and_bills_them_exactly(
         assert gw.proc.wait(timeout=60) in (0, -signal.SIGTERM)  # uvicorn re-raises it
     finally:
         gw.stop()
+    return account_id, streams
+
+
+def test_sigterm_lets_streams_finish_and_bills_them_exactly(
+    sqlite_url: str, fake: tuple[FakeUpstream, str], tmp_path: Path
+) -> None:
+    account_id, streams = _sigterm_mid_streams(
+        sqlite_url, fake[1], tmp_path, "term@example.com", drain_s=60, n=5, chunks=30
+    )
     charges = _charges(sqlite_url)
     for s in streams:
         assert s.error is None and s.text.endswith(b"data: [DONE]\n\n")
@@ -224,20 +235,9 @@ def test_sigterm_lets_streams_finish_and_bills_them_exactly(
 def test_sigterm_past_the_drain_deadline_bills_what_was_relayed(
     sqlite_url: str, fake: tuple[FakeUpstream, str], tmp_path: Path
 ) -> None:
-    account_id, key = make_account(sqlite_url, "drain@example.com", 10_000_000)
-    gw = GatewayProc(sqlite_url, fake[1], tmp_path, DEXTO_GATEWAY_DRAIN_S="1")
-    streams = [Stream(gw.url, key, i, {"chunks": 400, "chunk_delay_ms": 50}) for i in range(3)]
-    try:
-        for s in streams:
-            s.start()
-        for s in streams:
-            assert s.started.wait(30)
-        os.kill(gw.proc.pid, signal.SIGTERM)
-        for s in streams:
-            s.join(60)
-        assert gw.proc.wait(timeout=60) in (0, -signal.SIGTERM)  # uvicorn re-raises it
-    finally:
-        gw.stop()
+    account_id, streams = _sigterm_mid_streams(
+        sqlite_url, fake[1], tmp_path, "drain@example.com", drain_s=1, n=3, chunks=400
+    )
     charges = _charges(sqlite_url)
     for s in streams:
         amount, estimated, reason, _ = charges[s.request_id]

@@ -291,6 +291,12 @@ def credit(
         return int(row[0]) + micros
 
 
+INSERT_SWEPT = (
+    "INSERT INTO swept_holds (request_id, account_id, amount_micros, action, reason, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING"
+)
+
+
 def sweep_expired(conn: Conn, now: int | None = None) -> int:
     """Release expired holds on which nothing was delivered (they already stopped counting);
     each is recorded in ``swept_holds``. Return how many. Holds that delivered output are
@@ -303,10 +309,5 @@ def sweep_expired(conn: Conn, now: int | None = None) -> int:
             (now,),
         )
         for rid, acct, amount in rows:
-            conn.execute(
-                "INSERT INTO swept_holds (request_id, account_id, amount_micros, action, reason,"
-                " created_at) VALUES (?, ?, ?, 'released', 'nothing delivered', ?)"
-                " ON CONFLICT (request_id) DO NOTHING",
-                (rid, acct, amount, now),
-            )
+            conn.execute(INSERT_SWEPT, (rid, acct, amount, "released", "nothing delivered", now))
     return len(rows)

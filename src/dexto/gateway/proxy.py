@@ -12,7 +12,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from dexto.gateway import ledger
 from dexto.gateway.accounts import hash_key, looks_like_key
@@ -41,9 +41,6 @@ from dexto.gateway.validation import (
 
 __all__ = ["ChatCompletions", "RequestContext"]
 
-T = TypeVar("T")
-_SETTLE_ATTEMPTS = 4  # then deferred: retried every second in the background
-
 _FORWARD_HEADERS = (
     b"http-referer",
     b"x-title",
@@ -63,7 +60,6 @@ class RequestContext:
     started: float
     model: str = ""
     stream: bool = False
-    body_len: int = 0
     price: ModelPrice | None = None
     hold: int = 0
     account_id: str = ""
@@ -138,13 +134,14 @@ class ChatCompletions(Settlement):
         if task is not None:
             self.active.add(task)
         try:
-            early = self._precheck(headers)
+            token = _bearer(headers)
+            early = self._precheck(token, headers)
             if early is not None:
                 status = await self._fail(send, ctx, *early)
             elif len(body) > self.state.settings.max_body_bytes:
                 status = await self._fail(send, ctx, 413, TOO_LARGE)
             else:
-                status = await self._run(headers, body, receive, send, ctx)
+                status = await self._run(token, headers, body, receive, send, ctx)
         finally:
             self.active.discard(task)
         self.state.metrics.request(route, status, time.perf_counter() - ctx.started)
@@ -182,7 +179,8 @@ class ChatCompletions(Settlement):
                 [(b"allow", b"POST")],
             )
         headers: dict[bytes, bytes] = dict(scope["headers"])
-        early = self._precheck(headers)
+        token = _bearer(headers)
+        early = self._precheck(token, headers)
         if early is not None:
             return await self._fail(send, ctx, *early)
         declared = headers.get(b"content-length")
@@ -194,11 +192,11 @@ class ChatCompletions(Settlement):
             return await self._fail(send, ctx, 413, TOO_LARGE)
         except ClientGone:
             return 499
-        return await self._run(headers, raw, receive, send, ctx)
+        return await self._run(token, headers, raw, receive, send, ctx)
 
     @staticmethod
-    def _precheck(headers: dict[bytes, bytes]) -> tuple[int, bytes] | None:
-        if not looks_like_key(_bearer(headers)):
+    def _precheck(token: str, headers: dict[bytes, bytes]) -> tuple[int, bytes] | None:
+        if not looks_like_key(token):
             return 401, INVALID_KEY
         if not json_content_type(headers.get(b"content-type", b"")):
             return 415, BAD_CTYPE
@@ -206,6 +204,7 @@ class ChatCompletions(Settlement):
 
     async def _run(
         self,
+        token: str,
         headers: dict[bytes, bytes],
         raw: bytes,
         receive: Receive,
@@ -214,17 +213,12 @@ class ChatCompletions(Settlement):
     ) -> int:
         st = self.state
         settings = st.settings
-        token = _bearer(headers)
         problem, payload = parse_chat(raw)
         if problem:
             return await self._fail(
                 send, ctx, 400, error_body("INVALID_REQUEST", problem, "invalid_request_error")
             )
-        ctx.model, ctx.stream, ctx.body_len = (
-            payload["model"],
-            bool(payload.get("stream")),
-            len(raw),
-        )
+        ctx.model, ctx.stream = payload["model"], bool(payload.get("stream"))
         ctx.wants_usage = _wants_usage(payload)
         ctx.prompt_estimate = -(-len(raw) // 4)
         for name, attr in _RECORDED.items():

@@ -12,8 +12,8 @@ charged (USD, the ``X-Dexto-Cost`` figure) and the upstream's figure kept in
 If the upstream stream breaks (cut, timeout), ends without usage, the client disconnects
 (upstream is then cancelled) or the task is cancelled (shutdown past the drain deadline), the
 charge is settled from what is known and marked estimated: ``ceil(body_bytes / 4)`` prompt tokens
-plus the delivered completion tokens (tokenizer-free, see :func:`pricing.estimate_text_tokens`,
-at least one per content chunk), at the model's listed price, never more than the hold.
+plus the delivered completion tokens (tokenizer-free, see :func:`pricing.chunk_text_tokens`,
+at least one per non-empty text field), at the model's listed price, never more than the hold.
 """
 
 from __future__ import annotations

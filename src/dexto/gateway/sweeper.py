@@ -73,11 +73,7 @@ def record_swept(
     conn: Conn, request_id: str, account_id: str, amount: int, reason: str, now: int
 ) -> None:
     with conn.write():
-        conn.execute(
-            "INSERT INTO swept_holds (request_id, account_id, amount_micros, action, reason,"
-            " created_at) VALUES (?, ?, ?, 'settled', ?, ?) ON CONFLICT (request_id) DO NOTHING",
-            (request_id, account_id, amount, reason, now),
-        )
+        conn.execute(ledger.INSERT_SWEPT, (request_id, account_id, amount, "settled", reason, now))
 
 
 async def lookup_generation(state: GatewayState, generation_id: str) -> dict[str, Any] | None:
