@@ -112,6 +112,21 @@ def _same_origin(request: Request, st: GatewayState) -> bool:
     return origin.lower() == _own_origin(request, st)
 
 
+def _set_cookie(
+    resp: Response, request: Request, st: GatewayState, name: str, value: str, max_age: int
+) -> None:
+    """A cookie for the device page only: HttpOnly, SameSite=Strict, Secure behind HTTPS."""
+    resp.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/device",
+        httponly=True,
+        samesite="strict",
+        secure=_own_origin(request, st).startswith("https:"),
+    )
+
+
 def _json_or_form(raw: bytes, ctype: str) -> dict[str, Any]:
     """A JSON object or a UTF-8 form (no Content-Type = form, as RFC 8628 clients send)."""
     if json_content_type(ctype):
@@ -185,15 +200,7 @@ def make_device_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
         resp = HTMLResponse(
             device.render_page(user_code, text, token), status, headers=_SECURE_HEADERS
         )
-        resp.set_cookie(
-            CSRF_COOKIE,
-            token,
-            max_age=CSRF_TTL_S,
-            path="/device",
-            httponly=True,
-            samesite="strict",
-            secure=_own_origin(request, st).startswith("https:"),
-        )
+        _set_cookie(resp, request, st, CSRF_COOKIE, token, CSRF_TTL_S)
         return resp
 
     async def device_page(request: Request) -> Response:
@@ -256,15 +263,7 @@ def make_device_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
         if ok and outcome in ("approved", "denied"):
             forgive = None if known else acct
             await st.runner.run(throttle.succeeded, forgive, addr, throttle.ADDRESS_FREE)
-            resp.set_cookie(
-                KNOWN_COOKIE,
-                known_token(key, acct),
-                max_age=KNOWN_TTL_S,
-                path="/device",
-                httponly=True,
-                samesite="strict",
-                secure=_own_origin(request, st).startswith("https:"),
-            )
+            _set_cookie(resp, request, st, KNOWN_COOKIE, known_token(key, acct), KNOWN_TTL_S)
         return resp
 
     return [

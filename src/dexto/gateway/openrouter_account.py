@@ -21,35 +21,25 @@ def _usd(micros: int) -> float:
     return micros / MICROS_PER_USD
 
 
-def _totals(conn: Conn, account_id: str, since_ms: int) -> tuple[int, int, int]:
-    """(credits, charged since ``since_ms``, charged in total) in micro-USD."""
+def _totals(conn: Conn, account_id: str, *since_ms: int) -> tuple[int, int, list[int]]:
+    """(credits, charged in total, charged since each of ``since_ms``) in micro-USD, in one
+    pass over the account's ledger."""
+    charged = "COALESCE(SUM(CASE WHEN kind = 'charge'{} THEN -amount_micros ELSE 0 END), 0)"
     row = conn.one(
-        "SELECT COALESCE(SUM(CASE WHEN kind = 'credit' THEN amount_micros ELSE 0 END), 0),"
-        " COALESCE(SUM(CASE WHEN kind = 'charge' AND created_at >= ? THEN -amount_micros"
-        " ELSE 0 END), 0),"
-        " COALESCE(SUM(CASE WHEN kind = 'charge' THEN -amount_micros ELSE 0 END), 0)"
-        " FROM ledger WHERE account_id = ?",
-        (since_ms, account_id),
+        "SELECT COALESCE(SUM(CASE WHEN kind = 'credit' THEN amount_micros ELSE 0 END), 0), "
+        + ", ".join([charged.format("")] + [charged.format(" AND created_at >= ?")] * len(since_ms))
+        + " FROM ledger WHERE account_id = ?",
+        (*since_ms, account_id),
     )
     assert row is not None
-    return int(row[0]), int(row[1]), int(row[2])
+    return int(row[0]), int(row[1]), [int(v) for v in row[2:]]
 
 
 def credits_doc(conn: Conn, account_id: str) -> dict[str, Any]:
     """``{"data": {"total_credits", "total_usage"}}`` for the account."""
     with conn.read():
-        credits, _, used = _totals(conn, account_id, 0)
+        credits, used, _ = _totals(conn, account_id)
     return {"data": {"total_credits": _usd(credits), "total_usage": _usd(used)}}
-
-
-def _since(conn: Conn, account_id: str, since_ms: int) -> int:
-    row = conn.one(
-        "SELECT COALESCE(SUM(-amount_micros), 0) FROM ledger"
-        " WHERE account_id = ? AND kind = 'charge' AND created_at >= ?",
-        (account_id, since_ms),
-    )
-    assert row is not None
-    return int(row[0])
 
 
 def key_doc(conn: Conn, key_hash: str, rate: tuple[float, float]) -> dict[str, Any] | None:
@@ -67,9 +57,13 @@ def key_doc(conn: Conn, key_hash: str, rate: tuple[float, float]) -> dict[str, A
         if row is None:
             return None
         account_id, prefix, balance = str(row[0]), str(row[1]), int(row[2])
-        credits, month, used = _totals(conn, account_id, month_start_ms(now))
-        daily = _since(conn, account_id, int(day.timestamp() * 1000))
-        weekly = _since(conn, account_id, int(week.timestamp() * 1000))
+        credits, used, (month, daily, weekly) = _totals(
+            conn,
+            account_id,
+            month_start_ms(now),
+            int(day.timestamp() * 1000),
+            int(week.timestamp() * 1000),
+        )
     rps, burst = rate
     return {
         "data": {

@@ -84,16 +84,14 @@ def make_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
             )
         return _json(entry)
 
-    async def _account(request: Request) -> tuple[str, str | None]:
-        st = get_state()
+    async def _account(request: Request) -> str | None:
         token = _bearer(request)
         if not looks_like_key(token):
-            return "", None
-        key_hash = hash_key(token)
-        return key_hash, await st.runner.run(account_for_key, key_hash)
+            return None
+        return await get_state().runner.run(account_for_key, hash_key(token))
 
     async def credits(request: Request) -> Response:
-        _, account_id = await _account(request)
+        account_id = await _account(request)
         if account_id is None:
             return _bad_key()
         return _json(await get_state().runner.run(credits_doc, account_id))
@@ -107,7 +105,7 @@ def make_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
 
     async def me_usage(request: Request) -> Response:
         st = get_state()
-        _, account_id = await _account(request)
+        account_id = await _account(request)
         if account_id is None:
             return _bad_key()
         report = await st.runner.run(usage_report, account_id)

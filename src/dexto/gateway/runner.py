@@ -47,6 +47,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 PROBE_INTERVAL_S = 1.0
+_MESSAGE = "The gateway's database is unavailable; nothing was charged."
 _FIX = "Retry shortly. Operators: check the database named in the gateway log."
 
 
@@ -63,7 +64,6 @@ class DbRunner:
         self.probe_interval_s = PROBE_INTERVAL_S
         self._down_since: float | None = None
         self._next_probe = 0.0
-        self._cause = ""
         self.refused = 0  # calls refused during the current outage
         self.inline = db.dialect == "sqlite"
         self._conn: Conn | None = None  # SQLite: the event loop's non-waiting connection
@@ -81,7 +81,7 @@ class DbRunner:
     async def run(self, fn: Callable[Concatenate[Conn, P], T], *args: P.args, **kw: P.kwargs) -> T:
         if self._down_since is not None and time.monotonic() < self._next_probe:
             self.refused += 1
-            raise DatabaseUnavailable(self._cause, fix=_FIX)
+            raise DatabaseUnavailable(_MESSAGE, fix=_FIX)
         try:
             if self.inline:
                 try:
@@ -98,7 +98,7 @@ class DbRunner:
             if not is_unavailable(exc):
                 raise
             self._mark_down(exc)
-            raise DatabaseUnavailable(self._cause, fix=_FIX) from None
+            raise DatabaseUnavailable(_MESSAGE, fix=_FIX) from None
         if self._down_since is not None:
             self._mark_up()
         return result
@@ -141,10 +141,10 @@ class DbRunner:
 
     def _mark_down(self, exc: BaseException) -> None:
         self.refused += 1
-        self._next_probe = time.monotonic() + self.probe_interval_s
+        now = time.monotonic()
+        self._next_probe = now + self.probe_interval_s
         if self._down_since is None:
-            self._down_since = time.monotonic()
-            self._cause = "The gateway's database is unavailable; nothing was charged."
+            self._down_since = now
             log_event(self.log, "database unavailable", logging.ERROR, error=describe(exc))
 
     def _mark_up(self) -> None:
@@ -154,12 +154,12 @@ class DbRunner:
 
     def _call(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
         conn: Conn | None = getattr(self._local, "conn", None)
-        if conn is not None:
+        if conn is None:
+            conn = self._local.conn = self.db.connect(create=False)
+        else:
             # SQLite: a file moved or removed is an outage until it is back; a file replaced
             # under a running gateway is refused (its -wal/-shm belong to the old file).
             self.db.check_file(conn)
-        if conn is None:
-            conn = self._local.conn = self.db.connect(create=False)
         before = conn.statements
         try:
             return fn(conn, *args, **kw)

@@ -76,9 +76,10 @@ def json_content_type(value: bytes | str) -> bool:
     return True
 
 
-def json_object_or_error(raw: bytes, *, empty_ok: bool = True) -> dict[str, Any]:
-    """A JSON object body for the non-hot endpoints; raises :class:`HttpError` 400."""
-    if not raw.strip() and empty_ok:
+def json_object_or_error(raw: bytes) -> dict[str, Any]:
+    """A JSON object body for the non-hot endpoints (an empty body is ``{}``); raises
+    :class:`HttpError` 400."""
+    if not raw.strip():
         return {}
     try:
         doc = load_json(raw)
