@@ -6,10 +6,26 @@ Only what the benchmark needs: POST with a fixed body, Content-Length or chunked
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["LoadResult", "run_load"]
+__all__ = ["LoadResult", "chat_body", "run_load"]
+
+MODEL = "openai/gpt-4o-mini"
+
+
+def chat_body(stream: bool = False) -> bytes:
+    """The benchmarks' chat request: one short prompt, 64 tokens at most."""
+    doc: dict[str, Any] = {
+        "model": MODEL,
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "Say hello in one line."}],
+    }
+    if stream:
+        doc["stream"] = True
+    return json.dumps(doc).encode()
 
 
 @dataclass

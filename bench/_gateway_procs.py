@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["Proc", "free_port", "wait_http"]
+__all__ = ["Proc", "free_port", "start_fake_upstream", "wait_http"]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -100,3 +100,16 @@ class Proc:
                 os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait()
         self._fh.close()
+
+
+def start_fake_upstream(python: str, env: dict[str, str], work: Path) -> tuple[Proc, int]:
+    """``dexto dev fake-upstream`` on a free port, answering; the caller stops it."""
+    port = free_port()
+    argv = [python, "-m", "dexto.cli.main", "dev", "fake-upstream", "--port", str(port)]
+    fake = Proc(argv, env, work / "fake.log")
+    try:
+        wait_http(port, "/models", 30, fake.popen)
+    except BaseException:
+        fake.stop()
+        raise
+    return fake, port

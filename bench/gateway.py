@@ -24,23 +24,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _gateway_load import run_load  # noqa: E402
-from _gateway_procs import Proc, free_port, wait_http  # noqa: E402
+from _gateway_load import MODEL, chat_body, run_load  # noqa: E402
+from _gateway_procs import Proc, free_port, start_fake_upstream, wait_http  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-MODEL = "openai/gpt-4o-mini"
-
-
-def body(stream: bool) -> bytes:
-    doc: dict[str, Any] = {
-        "model": MODEL,
-        "max_tokens": 64,
-        "messages": [{"role": "user", "content": "Say hello in one line."}],
-    }
-    if stream:
-        doc["stream"] = True
-    return json.dumps(doc).encode()
 
 
 def ensure_litellm(venv: Path) -> Path:
@@ -64,7 +52,7 @@ def measure(
     n1: int,
     n32: int,
 ) -> dict[str, Any]:
-    b = body(stream)
+    b = chat_body(stream)
     warm = run_load("127.0.0.1", port, path, b, headers, concurrency=4, total=max(50, n1 // 4))
     if warm.errors:
         raise RuntimeError(f"{name}: warm-up had {warm.errors} errors {warm.statuses}")
@@ -165,14 +153,8 @@ def main() -> int:
     results: list[dict[str, Any]] = []
     litellm_note = ""
     try:
-        up_port = free_port()
-        fake = Proc(
-            [PY, "-m", "dexto.cli.main", "dev", "fake-upstream", "--port", str(up_port)],
-            env,
-            work / "fake.log",
-        )
+        fake, up_port = start_fake_upstream(PY, env, work)
         procs.append(fake)
-        wait_http(up_port, "/models", 30, fake.popen)
 
         gw, gw_port, key = start_gateway(PY, work, "gateway", env, up_port)
         procs.append(gw)

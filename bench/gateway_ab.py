@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _gateway_load import run_load  # noqa: E402
-from _gateway_procs import Proc, free_port, wait_http  # noqa: E402
+from _gateway_load import chat_body, run_load  # noqa: E402
+from _gateway_procs import Proc, free_port, start_fake_upstream, wait_http  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -62,22 +62,10 @@ def main() -> int:
     procs: list[Proc] = []
     variants: list[tuple[str, Proc, int, str]] = []
     rounds: dict[str, list[tuple[float, float]]] = {}
-    body = json.dumps(
-        {
-            "model": "openai/gpt-4o-mini",
-            "max_tokens": 64,
-            "messages": [{"role": "user", "content": "Say hello in one line."}],
-        }
-    ).encode()
+    body = chat_body()
     try:
-        up_port = free_port()
-        fake = Proc(
-            [PY, "-m", "dexto.cli.main", "dev", "fake-upstream", "--port", str(up_port)],
-            {**env, "PYTHONPATH": str(ROOT / "src")},
-            work / "fake.log",
-        )
+        fake, up_port = start_fake_upstream(PY, {**env, "PYTHONPATH": str(ROOT / "src")}, work)
         procs.append(fake)
-        wait_http(up_port, "/models", 30, fake.popen)
         for spec in args.variant or DEFAULT_VARIANTS:
             name, _, rest = spec.partition("=")
             ref, *settings = rest.split(",")

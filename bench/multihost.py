@@ -35,11 +35,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _gateway_load import LoadResult, _worker, build_request  # noqa: E402
-from _gateway_procs import Proc, free_port, wait_http  # noqa: E402
+from _gateway_load import LoadResult, _worker, build_request, chat_body  # noqa: E402
+from _gateway_procs import Proc, free_port, start_fake_upstream  # noqa: E402
 
 PY = sys.executable
-MODEL = "openai/gpt-4o-mini"
 HOSTS = ("127.0.0.2", "127.0.0.3")
 ACCOUNTS = 16
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -53,15 +52,6 @@ class Config:
     keys: list[str]  # API keys the connections use, round-robin
     app_name: str | None  # PostgreSQL application_name of its backends (None: SQLite)
     rounds: list[dict[str, float]] = field(default_factory=list)
-
-
-def body() -> bytes:
-    doc = {
-        "model": MODEL,
-        "max_tokens": 64,
-        "messages": [{"role": "user", "content": "Say hello in one line."}],
-    }
-    return json.dumps(doc).encode()
 
 
 def with_params(url: str, **params: str) -> str:
@@ -125,7 +115,7 @@ def pg_backend_cpu(pg_base: str, app_name: str) -> dict[int, float]:
 
 
 def load(cfg: Config, concurrency: int, total: int) -> LoadResult:
-    b = body()
+    b = chat_body()
     requests = [
         (
             addr,
@@ -217,14 +207,8 @@ def main() -> int:
     procs: list[Proc] = []
     configs: list[Config] = []
     try:
-        up_port = free_port()
-        fake = Proc(
-            [PY, "-m", "dexto.cli.main", "dev", "fake-upstream", "--port", str(up_port)],
-            env,
-            work / "fake.log",
-        )
+        fake, up_port = start_fake_upstream(PY, env, work)
         procs.append(fake)
-        wait_http(up_port, "/models", 30, fake.popen)
         sqlite_url = f"sqlite:///{work / 'gateway.db'}"
         sqlite_keys = make_accounts(sqlite_url, ACCOUNTS, "s")
         pg_keys = make_accounts(pg_schema, ACCOUNTS + 1, "p")

@@ -26,22 +26,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _gateway_load import run_load  # noqa: E402
-from _gateway_procs import Proc, free_port, wait_http  # noqa: E402
+from _gateway_load import chat_body, run_load  # noqa: E402
+from _gateway_procs import Proc, free_port, start_fake_upstream, wait_http  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = "openai/gpt-4o-mini"
-
-
-def body(stream: bool) -> bytes:
-    doc: dict[str, Any] = {
-        "model": MODEL,
-        "max_tokens": 64,
-        "messages": [{"role": "user", "content": "Say hello in one line."}],
-    }
-    if stream:
-        doc["stream"] = True
-    return json.dumps(doc).encode()
 
 
 def start_gateway(
@@ -88,14 +76,8 @@ def main() -> int:
     procs: list[Proc] = []
     samples: dict[tuple[str, bool], list[tuple[float, float]]] = {}
     try:
-        up_port = free_port()
-        fake = Proc(
-            [py, "-m", "dexto.cli.main", "dev", "fake-upstream", "--port", str(up_port)],
-            env,
-            work / "fake.log",
-        )
+        fake, up_port = start_fake_upstream(py, env, work)
         procs.append(fake)
-        wait_http(up_port, "/models", 30, fake.popen)
         upstream = f"http://127.0.0.1:{up_port}/api/v1"
         base = Path(args.baseline)
         specs: list[tuple[str, list[str], Path]] = []
@@ -118,7 +100,7 @@ def main() -> int:
                     "127.0.0.1",
                     port,
                     "/v1/chat/completions",
-                    body(stream),
+                    chat_body(stream),
                     hdr,
                     concurrency=8,
                     total=200,
@@ -135,7 +117,7 @@ def main() -> int:
                         "127.0.0.1",
                         port,
                         "/v1/chat/completions",
-                        body(stream),
+                        chat_body(stream),
                         hdr,
                         concurrency=32,
                         total=args.requests,

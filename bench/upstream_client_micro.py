@@ -28,7 +28,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _gateway_procs import Proc, free_port, wait_http  # noqa: E402
+from _gateway_procs import start_fake_upstream  # noqa: E402
 from dexto.gateway import metrics as new_metrics  # noqa: E402
 from dexto.gateway import upstream_http as new_client  # noqa: E402
 
@@ -89,15 +89,9 @@ def main() -> int:
     old_metrics = load(base / "metrics.py", "baseline_metrics")
     work = Path(tempfile.mkdtemp(prefix="dexto-bench-micro-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEXTO_")}
-    port = free_port()
-    fake = Proc(
-        [sys.executable, "-m", "dexto.cli.main", "dev", "fake-upstream", "--port", str(port)],
-        env,
-        work / "fake.log",
-    )
+    fake, port = start_fake_upstream(sys.executable, env, work)
     res: dict[str, list[float]] = {}
     try:
-        wait_http(port, "/models", 30, fake.popen)
         pairs = [("previous", old_client, old_metrics), ("this", new_client, new_metrics)]
         for i in range(args.rounds):
             for name, client, metrics in pairs if i % 2 == 0 else pairs[::-1]:
