@@ -6,60 +6,17 @@ on its own key is selectable although its provider has no key."""
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.server._serve import DEXTO_ONLY, Served
+from tests.server._serve import DEXTO_ONLY
 from tests.server.conftest import StartServer
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-REQUIRE = os.environ.get("DEXTO_REQUIRE_SERVICES") == "1"
 GROUP = '.group[data-provider="openrouter"]'
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if REQUIRE:
-            pytest.fail(reason + " and DEXTO_REQUIRE_SERVICES=1")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page_of(browser: Any) -> Iterator[Any]:
-    pages: list[Any] = []
-
-    def go(served: Served) -> Any:
-        ctx = browser.new_context(viewport={"width": 1360, "height": 900})
-        page = ctx.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.errors = errors
-        page.goto(served.url + "/")
-        page.wait_for_selector("body[data-ready=true]", timeout=10_000)
-        pages.append(page)
-        return page
-
-    yield go
-    for page in pages:
-        assert page.errors == [], page.errors
-        page.context.close()
 
 
 def ids(page: Any) -> list[str]:
@@ -68,11 +25,11 @@ def ids(page: Any) -> list[str]:
     )
 
 
-def test_marketplace_group_lists_pages_and_filters(serve: StartServer, page_of: Any) -> None:
+def test_marketplace_group_lists_pages_and_filters(serve: StartServer, open_page: Any) -> None:
     s = serve(DEXTO_ONLY)
     total = len(s.get("/llm/catalog").json()["providers"]["openrouter"]["models"])
     assert total > 300  # the bundled snapshot answers before any cache exists
-    page = page_of(s)
+    page = open_page(s)
     group = page.locator(GROUP)
     assert group.locator("h3").inner_text() == "Dexto Marketplace"
     first = ids(page)
@@ -95,13 +52,15 @@ def test_marketplace_group_lists_pages_and_filters(serve: StartServer, page_of: 
     assert page.locator("#market-pager, .market-pager").count() == 0
 
 
-def test_run_with_my_own_key_switches_to_the_native_model(serve: StartServer, page_of: Any) -> None:
+def test_run_with_my_own_key_switches_to_the_native_model(
+    serve: StartServer, open_page: Any
+) -> None:
     s = serve({**DEXTO_ONLY, "ANTHROPIC_API_KEY": "sk-ant-test-000000001"})
     r = s.post(
         "/llm/switch", json={"provider": "openrouter", "model": "anthropic/claude-sonnet-4.5"}
     )
     assert r.status_code == 200, r.text
-    page = page_of(s)
+    page = open_page(s)
     assert "claude-sonnet-4-5-20250929" not in page.locator("#current").inner_text()
     page.locator("#market-filter").fill("claude sonnet 4.5")
     page.wait_for_function(
@@ -121,7 +80,7 @@ def test_run_with_my_own_key_switches_to_the_native_model(serve: StartServer, pa
 
 
 def test_a_custom_model_with_its_own_key_is_selectable(
-    serve: StartServer, page_of: Any, isolated_env: Path
+    serve: StartServer, open_page: Any, isolated_env: Path
 ) -> None:
     (isolated_env / "models").mkdir()
     (isolated_env / "models" / "custom-models.json").write_text(
@@ -133,16 +92,16 @@ def test_a_custom_model_with_its_own_key_is_selectable(
         )
     )
     s = serve({"MY_GLAMA_KEY": "g-test-key"})
-    page = page_of(s)
+    page = open_page(s)
     target = page.locator('.model[data-provider="glama"][data-model="my-model"]')
     assert target.get_attribute("data-selectable") == "true"
     assert target.locator(".badge").inner_text() == "your key"
 
 
 def test_without_credentials_rows_offer_to_add_the_native_key(
-    serve: StartServer, page_of: Any
+    serve: StartServer, open_page: Any
 ) -> None:
-    page = page_of(serve())
+    page = open_page(serve())
     page.locator("#market-filter").fill("claude sonnet 4.5")
     offer = page.locator('[data-native-model="claude-sonnet-4-5-20250929"]')
     offer.wait_for(state="visible")

@@ -58,6 +58,7 @@ from dexto.devtools.fake_upstream_parts import (
     err,
     knobs,
     obj,
+    read_body,
     send_json,
     sleep_or_disconnect,
     tool_call,
@@ -105,15 +106,10 @@ class FakeUpstream:
             await send_json(send, 404, err(404, "not found"))
 
     async def _chat(self, scope: Any, receive: Any, send: Any) -> None:
-        chunks = []
-        while True:
-            msg = await receive()
-            chunks.append(msg.get("body", b""))
-            if not msg.get("more_body"):
-                break
+        raw = await read_body(receive)
         headers = dict(scope["headers"])
         try:
-            body = json.loads(b"".join(chunks))
+            body = json.loads(raw)
             assert isinstance(body, dict)
         except (ValueError, AssertionError):
             await send_json(send, 400, err(400, "invalid JSON body"))
@@ -146,7 +142,7 @@ class FakeUpstream:
         if not model:
             await send_json(send, 400, err(400, "model is required"), echo)
             return
-        gen_id = f"gen-{CREATED}-" + hashlib.sha256(b"".join(chunks)).hexdigest()[:20]
+        gen_id = f"gen-{CREATED}-" + hashlib.sha256(raw).hexdigest()[:20]
         echo.append((b"x-generation-id", gen_id.encode()))
         tool = tool_call(body)
         send = self.generations.track(send, gen_id, model, body, opts)

@@ -16,6 +16,7 @@ __all__ = [
     "chunk_line",
     "delta_choice",
     "provider_for",
+    "read_body",
     "ATTRIBUTION_HEADERS",
     "CREATED",
     "DEFAULT_PRICE",
@@ -256,6 +257,16 @@ async def sleep_or_disconnect(receive: Any, seconds: float) -> bool:
         return False
     finally:
         watcher.cancel()
+
+
+async def read_body(receive: Any) -> bytes:
+    """The whole ASGI request body."""
+    parts = []
+    while True:
+        msg = await receive()
+        parts.append(msg.get("body", b""))
+        if not msg.get("more_body"):
+            return b"".join(parts)
 
 
 def err(status: int, message: str) -> bytes:

@@ -11,7 +11,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from dexto.devtools.fake_upstream_parts import err, send_json
+from dexto.devtools.fake_upstream_parts import err, read_body, send_json
 from dexto.gateway.responses_wire import StreamTranslator, to_chat, to_response
 
 __all__ = ["serve_responses"]
@@ -21,14 +21,8 @@ ChatHandler = Callable[[Any, Any, Any], Awaitable[None]]
 
 
 async def serve_responses(chat: ChatHandler, scope: Any, receive: Any, send: Any) -> None:
-    parts = []
-    while True:
-        msg = await receive()
-        parts.append(msg.get("body", b""))
-        if not msg.get("more_body"):
-            break
     try:
-        req = json.loads(b"".join(parts))
+        req = json.loads(await read_body(receive))
         assert isinstance(req, dict)
     except (ValueError, AssertionError):
         await send_json(send, 400, err(400, "invalid JSON body"))
