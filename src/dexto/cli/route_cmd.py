@@ -75,7 +75,6 @@ def _decide(ns: argparse.Namespace) -> Any:
 
     from dexto.agents.resolve import resolve_agent
     from dexto.config.agent import load_agent_file
-    from dexto.errors import InvalidModelIdError
     from dexto.llm.context import build_context
     from dexto.llm.routing import decide
     from dexto.llm.selection import parse_selection
@@ -84,11 +83,8 @@ def _decide(ns: argparse.Namespace) -> Any:
     agent = load_agent_file(path) if path is not None else None
     if ns.selection:
         selection = parse_selection(ns.selection)
-    elif agent is not None:
-        selection = agent.llm.selection
     else:
-        raise InvalidModelIdError(
-            "no selection given", field="selection", fix="pass provider/model or --agent FILE"
-        )
+        assert agent is not None  # with neither, resolve_agent raised InvalidModelIdError
+        selection = agent.llm.selection
     ctx, _ = build_context(agent=agent, prefer=ns.prefer)
     return decide(selection, ctx)

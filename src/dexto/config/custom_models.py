@@ -293,11 +293,11 @@ def _write_document(
     atomic_write(path, json.dumps(out, indent=2) + "\n", backup=path.exists())
 
 
-def check_addable(path: Path, model: CustomModel, *, replace: bool = False) -> bool:
-    """Raise the error ``add_custom_model`` would (a clash without ``replace``, an invalid other
-    entry); return True when an entry would be replaced."""
-    _, entries = _entries_for_edit(path, model.provider, model.name)
-    same = [e for e in entries if _key(e) == (model.provider, model.name)]
+def _same_entries(
+    path: Path, model: CustomModel, entries: list[CustomModel | dict[str, Any]], replace: bool
+) -> list[int]:
+    """Indexes of the entries ``model`` would replace; a clash without ``replace`` raises."""
+    same = [i for i, e in enumerate(entries) if _key(e) == (model.provider, model.name)]
     if same and not replace:
         raise ConfigError(
             f"custom model {model.provider}/{model.name} already exists",
@@ -306,7 +306,14 @@ def check_addable(path: Path, model: CustomModel, *, replace: bool = False) -> b
             fix="pass --replace to overwrite it, or remove it first with "
             f"`dexto models remove {model.name} --provider {model.provider}`",
         )
-    return bool(same)
+    return same
+
+
+def check_addable(path: Path, model: CustomModel, *, replace: bool = False) -> bool:
+    """Raise the error ``add_custom_model`` would (a clash without ``replace``, an invalid other
+    entry); return True when an entry would be replaced."""
+    _, entries = _entries_for_edit(path, model.provider, model.name)
+    return bool(_same_entries(path, model, entries, replace))
 
 
 def add_custom_model(path: Path, model: CustomModel, *, replace: bool = False) -> bool:
@@ -319,15 +326,14 @@ def add_custom_model(path: Path, model: CustomModel, *, replace: bool = False) -
 
     check_custom_model_provider(model.provider)
     with file_lock(path):
-        replaced = check_addable(path, model, replace=replace)
         data, entries = _entries_for_edit(path, model.provider, model.name)
-        same = [i for i, e in enumerate(entries) if _key(e) == (model.provider, model.name)]
+        same = _same_entries(path, model, entries, replace)
         if same:
             entries[same[0]] = model
         else:
             entries.append(model)
         _write_document(path, data, entries)
-        return replaced
+        return bool(same)
 
 
 def remove_custom_model(path: Path, name: str, provider: str | None = None) -> CustomModel:

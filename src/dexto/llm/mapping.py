@@ -78,10 +78,17 @@ _VENDOR_TO_PROVIDER = {
 _NATIVE_FROM_SLUG = frozenset({"anthropic", "openai", "cohere"})
 
 
+def _native_provider(marketplace_id: str) -> str | None:
+    """The native provider of the ID's vendor, when the ID is a base model (no variant)."""
+    vendor, _, rest = marketplace_id.partition("/")
+    if not rest or ":" in rest:
+        return None
+    return _VENDOR_TO_PROVIDER.get(vendor.lower())
+
+
 def has_native_provider(marketplace_id: str) -> bool:
     """Whether the ID's vendor has a native provider and the ID is a base model (no variant)."""
-    vendor, _, rest = marketplace_id.partition("/")
-    return bool(rest) and ":" not in rest and vendor.lower() in _VENDOR_TO_PROVIDER
+    return _native_provider(marketplace_id) is not None
 
 
 def to_native(
@@ -91,10 +98,10 @@ def to_native(
     curated = registry.by_marketplace_id(marketplace_id)
     if curated:
         return [NativeCandidate(m.provider, m.id, True) for m in curated]
-    vendor, _, rest = marketplace_id.partition("/")
-    provider = _VENDOR_TO_PROVIDER.get(vendor.lower())
-    if not provider or not rest or ":" in rest:
+    provider = _native_provider(marketplace_id)
+    if provider is None:
         return []
+    vendor, _, rest = marketplace_id.partition("/")
     if catalog is None or not catalog.models:
         return [NativeCandidate(provider, rest, False)]
     listed = catalog.get_ci(marketplace_id)

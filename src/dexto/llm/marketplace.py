@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -197,23 +198,16 @@ class MarketplaceCatalog:
         return out
 
 
-_BUNDLED: list[MarketplaceCatalog] = []
-
-
+@cache
 def bundled_catalog() -> MarketplaceCatalog:
     """The bundled snapshot as a catalog (parsed once per process, on first use)."""
-    if not _BUNDLED:
-        from dexto.llm.snapshot import load_bundled
+    from dexto.llm.snapshot import load_bundled
 
-        snap = load_bundled()
-        models = parse_models(snap.rows)
-        cat = (
-            MarketplaceCatalog(models, "bundled", source="bundled", snapshot_date=snap.date)
-            if models
-            else MarketplaceCatalog.empty()
-        )
-        _BUNDLED.append(cat)
-    return _BUNDLED[0]
+    snap = load_bundled()
+    models = parse_models(snap.rows)
+    if not models:
+        return MarketplaceCatalog.empty()
+    return MarketplaceCatalog(models, "bundled", source="bundled", snapshot_date=snap.date)
 
 
 def _cache_payload(models_json: Any, source: str) -> str:

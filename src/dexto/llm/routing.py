@@ -388,21 +388,24 @@ def _extras(
     read = mapped_by_list
     if selection.provider == "openrouter":
         alts = tuple(native_alternatives(selection, ctx))
-        read = not ctx.registry.by_marketplace_id(selection.model) and has_native_provider(
-            selection.model
-        )
+        read = _reverse_reads_list(selection.model, ctx)
     if not read:
         return alts, None
     market = ctx.marketplace()
     return alts, market.source if market is not None and market.models else None
 
 
+def _reverse_reads_list(marketplace_id: str, ctx: RoutingContext) -> bool:
+    """Whether reverse-mapping the ID reads the marketplace list (no curated hit, native vendor)."""
+    return not ctx.registry.by_marketplace_id(marketplace_id) and has_native_provider(
+        marketplace_id
+    )
+
+
 def native_candidates(marketplace_id: str, ctx: RoutingContext) -> list[NativeCandidate]:
     """``to_native``, reading the marketplace list only when it can help."""
-    if ctx.registry.by_marketplace_id(marketplace_id):
-        return to_native(marketplace_id, ctx.registry)
-    if not has_native_provider(marketplace_id):
-        return []
+    if not _reverse_reads_list(marketplace_id, ctx):
+        return to_native(marketplace_id, ctx.registry)  # curated hits, or none
     market = ctx.marketplace()
     if market is None or not market.models:
         return []
