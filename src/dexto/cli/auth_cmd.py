@@ -51,6 +51,15 @@ def read_secret(prompt: str, *, force_stdin: bool = False, provider: Any = None)
     return check_key_format(value, provider)
 
 
+def entry_name(name: str) -> str:
+    """A provider ID in its canonical spelling (``OpenAI`` → ``openai``); other auth-store
+    names as typed."""
+    from dexto.llm.providers import INTERNAL_PROVIDER, PROVIDERS, canonical_provider_id
+
+    canonical = canonical_provider_id(name)
+    return canonical if canonical in PROVIDERS or canonical == INTERNAL_PROVIDER else name
+
+
 def did_you_mean(name: str, choices: list[str]) -> str:
     """`` — did you mean X?`` for the closest choice, or ''."""
     import difflib
@@ -129,6 +138,7 @@ def _settable(name: str) -> str:
     from dexto.errors import ConfigError
     from dexto.llm.providers import INTERNAL_PROVIDER, PROVIDERS
 
+    name = entry_name(name)
     if name == INTERNAL_PROVIDER:
         raise ConfigError(
             "the Dexto key is stored by logging in",
@@ -187,17 +197,18 @@ def run_remove(ns: argparse.Namespace) -> int:
     from dexto.llm.providers import INTERNAL_PROVIDER, PROVIDERS
 
     paths = DextoPaths.from_env()
+    name = entry_name(ns.name)
     try:
-        removed = remove_entry(paths.auth, ns.name)
-        if not removed and ns.name not in PROVIDERS and ns.name != INTERNAL_PROVIDER:
+        removed = remove_entry(paths.auth, name)
+        if not removed and name not in PROVIDERS and name != INTERNAL_PROVIDER:
             stored = list(read_auth_store(paths.auth))
             choices = stored + [INTERNAL_PROVIDER, *PROVIDERS]
             raise ConfigError(
-                f"no stored entry named {ns.name[:64]!r}{did_you_mean(ns.name, choices)}",
+                f"no stored entry named {name[:64]!r}{did_you_mean(name, choices)}",
                 field="name",
                 fix="stored entries: " + (", ".join(stored) or "none") + " (see `dexto auth list`)",
             )
     except DextoError as err:
         return print_error(err, as_json=ns.json)
-    print(f"removed {ns.name} from {paths.auth}" if removed else f"no stored {ns.name} key")
+    print(f"removed {name} from {paths.auth}" if removed else f"no stored {name} key")
     return 0

@@ -90,16 +90,16 @@ def _build(ns: argparse.Namespace, api_key_ref: str | None) -> Any:
     from dexto.errors import ConfigError
     from dexto.llm.providers import PROVIDERS
 
-    check_custom_model_provider(ns.cm_provider)
-    if PROVIDERS[ns.cm_provider].requires_base_url and not ns.base_url:
+    provider = check_custom_model_provider(ns.cm_provider)
+    if PROVIDERS[provider].requires_base_url and not ns.base_url:
         raise ConfigError(
-            f"provider {ns.cm_provider} needs the API root of your server",
+            f"provider {provider} needs the API root of your server",
             field="--base-url",
             fix="pass --base-url URL, e.g. --base-url http://localhost:4000/v1",
         )
     fields = {
         "name": ns.cm_name,
-        "provider": ns.cm_provider,
+        "provider": provider,
         "baseURL": ns.base_url,
         "displayName": ns.display_name,
         "maxInputTokens": ns.max_input_tokens,

@@ -81,8 +81,7 @@ def run(ns: argparse.Namespace) -> int:
     from dexto.llm.providers import get_provider
 
     try:
-        if ns.provider:
-            get_provider(ns.provider)
+        provider = get_provider(ns.provider).id if ns.provider else None
         paths = DextoPaths.from_env()
         # A stale or missing cache is refreshed with a short timeout; failures keep the cache.
         market = (
@@ -92,7 +91,7 @@ def run(ns: argparse.Namespace) -> int:
         )
         ctx, state = build_context(paths=paths, marketplace=market)
         catalog = build_catalog(
-            ctx, state.preferences, state.custom_models, provider=ns.provider, search=ns.search
+            ctx, state.preferences, state.custom_models, provider=provider, search=ns.search
         )
     except DextoError as err:
         return print_error(err, as_json=ns.json)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dexto.config._yaml import config_error_from_validation, read_yaml
 from dexto.config.custom_models import CustomModel, parse_custom_models
 from dexto.errors import ConfigError
-from dexto.llm.providers import get_provider
+from dexto.llm.providers import canonical_provider_id, get_provider
 from dexto.llm.selection import Selection, validate_model_id
 
 __all__ = ["AgentConfig", "LLMConfig", "RoutingConfig", "load_agent_file", "validate_llm_section"]
@@ -40,6 +40,11 @@ class LLMConfig(BaseModel):
     reasoningEffort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
     routing: RoutingConfig = RoutingConfig()
     customModels: list[dict[str, Any]] = []
+
+    @field_validator("provider")
+    @classmethod
+    def _canonical_provider(cls, v: str) -> str:
+        return canonical_provider_id(v)
 
     @field_validator("apiKey")
     @classmethod

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dexto.errors import ConfigError, ProviderNotAllowedError, UnknownProviderError
-from dexto.llm.providers import INTERNAL_PROVIDER, PROVIDERS
+from dexto.llm.providers import INTERNAL_PROVIDER, PROVIDERS, canonical_provider_id
 from dexto.llm.selection import validate_model_id
 
 __all__ = [
@@ -68,7 +68,9 @@ def _file_fix(path: str) -> str:
 
 def check_custom_model_provider(
     provider: str, *, file: str | None = None, field: str = "provider"
-) -> None:
+) -> str:
+    """The canonical ID of a provider that accepts custom models, or the typed error."""
+    provider = canonical_provider_id(provider)
     if provider == INTERNAL_PROVIDER:
         raise ProviderNotAllowedError(
             "provider 'dexto' cannot be used for a custom model",
@@ -84,6 +86,7 @@ def check_custom_model_provider(
             field=field,
             fix="use one of: " + ", ".join(CUSTOM_MODEL_PROVIDERS),
         )
+    return provider
 
 
 class CustomModel(BaseModel):
@@ -109,6 +112,11 @@ class CustomModel(BaseModel):
                 "environment variable name) or apiKeyRef (an auth-store name)"
             )
         return data
+
+    @field_validator("provider")
+    @classmethod
+    def _canonical_provider(cls, v: str) -> str:
+        return canonical_provider_id(v)
 
     @field_validator("name")
     @classmethod
@@ -344,6 +352,7 @@ def remove_custom_model(path: Path, name: str, provider: str | None = None) -> C
     """
     from dexto.config.files import file_lock
 
+    provider = None if provider is None else canonical_provider_id(provider)
     with file_lock(path):
         data, entries = _entries_for_edit(path, provider, name)
         hits = [e for e in entries if _key(e)[1] == name and provider in (None, _key(e)[0])]

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dexto.config._yaml import config_error_from_validation, read_yaml
 from dexto.errors import ConfigError
@@ -59,6 +59,13 @@ class Preferences(BaseModel):
     disabledProviders: list[str] = []
     allowedModels: list[str] | None = None  # glob patterns over "provider/model"
     defaultAgent: str | None = None
+
+    @field_validator("enabledProviders", "disabledProviders")
+    @classmethod
+    def _canonical_providers(cls, v: list[str] | None) -> list[str] | None:
+        from dexto.llm.providers import canonical_provider_id
+
+        return None if v is None else [canonical_provider_id(p) for p in v]
 
 
 def load_preferences(path: Path) -> Preferences:
@@ -161,22 +168,20 @@ def parse_pref_value(key: str, text: str) -> Any:
         return value
     if kind in ("providers", "patterns"):
         items = [part.strip() for part in raw.split(",") if part.strip()]
-        if kind == "providers":
-            _check_providers(key, items)
-        return items
+        return _check_providers(key, items) if kind == "providers" else items
     if not raw:
         raise ConfigError("the value is empty", field=key, fix="give a value, or use `unset`")
     return raw
 
 
-def _check_providers(key: str, items: list[str]) -> None:
+def _check_providers(key: str, items: list[str]) -> list[str]:
+    """The items as canonical provider IDs, or the typed error naming ``key``."""
     from dexto.llm.providers import get_provider
 
-    for item in items:
-        try:
-            get_provider(item)
-        except ConfigError as exc:
-            raise type(exc)(exc.message, field=key, fix=exc.fix) from None
+    try:
+        return [get_provider(item).id for item in items]
+    except ConfigError as exc:
+        raise type(exc)(exc.message, field=key, fix=exc.fix) from None
 
 
 def get_preference(path: Path, key: str) -> Any:

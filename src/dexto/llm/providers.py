@@ -11,6 +11,7 @@ __all__ = [
     "PROVIDERS",
     "Provider",
     "Wire",
+    "canonical_provider_id",
     "get_provider",
 ]
 
@@ -209,14 +210,26 @@ _TABLE: tuple[Provider, ...] = (
 PROVIDERS: Mapping[str, Provider] = {p.id: p for p in _TABLE}
 
 
+def canonical_provider_id(provider_id: str) -> str:
+    """The table's spelling of a provider ID typed in any case: ``OpenAI`` → ``openai``.
+
+    Provider IDs are matched ignoring ASCII case; model IDs are not (they go upstream as
+    typed). Text with non-ASCII characters is returned unchanged, so no look-alike (the
+    Kelvin sign lower-cases to ``k``) matches a provider.
+    """
+    return provider_id.lower() if provider_id.isascii() else provider_id
+
+
 def get_provider(provider_id: str) -> Provider:
-    """Return the provider or raise the typed error (``dexto`` is refused by name)."""
+    """Return the provider, matched ignoring case, or raise the typed error (``dexto`` is
+    refused by name in any case). ``.id`` of the answer is the canonical ID."""
     from dexto.errors import ProviderNotAllowedError, UnknownProviderError
 
-    p = PROVIDERS.get(provider_id)
+    canonical = canonical_provider_id(provider_id)
+    p = PROVIDERS.get(canonical)
     if p is not None:
         return p
-    if provider_id == INTERNAL_PROVIDER:
+    if canonical == INTERNAL_PROVIDER:
         raise ProviderNotAllowedError(
             "provider 'dexto' cannot be selected",
             fix="choose the real provider, e.g. anthropic, and log in with `dexto login`; "
@@ -235,6 +248,6 @@ def unknown_provider_fix(provider_id: str) -> str:
     from difflib import get_close_matches
 
     known = [p for p in PROVIDERS if p != INTERNAL_PROVIDER]
-    close = get_close_matches(provider_id.lower(), known, n=2, cutoff=0.6)
+    close = get_close_matches(canonical_provider_id(provider_id), known, n=2, cutoff=0.6)
     hint = "did you mean " + " or ".join(repr(c) for c in close) + "? " if close else ""
     return hint + "use one of: " + ", ".join(known)

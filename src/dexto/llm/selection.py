@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from dexto.errors import InvalidModelIdError
-from dexto.llm.providers import get_provider
+from dexto.llm.providers import canonical_provider_id, get_provider
 
 __all__ = ["Selection", "parse_selection", "validate_model_id"]
 
@@ -16,8 +16,14 @@ _BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
 
 @dataclass(frozen=True, slots=True)
 class Selection:
+    """``provider`` is held in its canonical spelling (``OpenAI`` → ``openai``); ``model`` as
+    given."""
+
     provider: str
     model: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "provider", canonical_provider_id(self.provider))
 
     def __str__(self) -> str:
         return f"{self.provider}/{self.model}"
@@ -45,7 +51,8 @@ def validate_model_id(model: object, *, field: str = "model", file: str | None =
 
 
 def parse_selection(text: str, *, file: str | None = None) -> Selection:
-    """Split ``provider/model`` on the first ``/`` and validate both halves."""
+    """Split ``provider/model`` on the first ``/`` and validate both halves; the provider is
+    matched ignoring case, the model ID is kept exactly as typed."""
     if not isinstance(text, str) or "/" not in text:
         raise InvalidModelIdError(
             f"selection {text!r} is not of the form provider/model",
@@ -54,5 +61,4 @@ def parse_selection(text: str, *, file: str | None = None) -> Selection:
             file=file,
         )
     provider, model = text.split("/", 1)
-    get_provider(provider)
-    return Selection(provider, validate_model_id(model, file=file))
+    return Selection(get_provider(provider).id, validate_model_id(model, file=file))

@@ -14,6 +14,7 @@ from dexto.config.custom_models import (
     load_custom_models,
     remove_custom_model,
 )
+from dexto.llm.providers import canonical_provider_id
 
 __all__ = ["remove", "upsert"]
 
@@ -24,7 +25,9 @@ def upsert(path: Path, model: CustomModel) -> bool:
 
 
 def remove(path: Path, name: str, provider: str | None = None) -> list[CustomModel]:
-    """Remove the models named ``name`` (of ``provider`` if given); return what was removed."""
+    """Remove the models named ``name`` (of ``provider``, in any case, if given); return what was
+    removed."""
+    provider = None if provider is None else canonical_provider_id(provider)
     hits = [
         m for m in load_custom_models(path) if m.name == name and provider in (None, m.provider)
     ]

@@ -40,7 +40,7 @@ def catalog(st: State, provider: str | None = None, search: str | None = None) -
         body = st.view.catalog_bytes()
     else:
         if provider is not None:
-            get_provider(provider)
+            provider = get_provider(provider).id
         snap = st.view.snapshot()
         answer = build_catalog(
             snap.ctx,
@@ -70,7 +70,7 @@ def validate(
     provider: Annotated[str, Query(min_length=1)],
     model: Annotated[str, Query(min_length=1)],
 ) -> Validation:
-    get_provider(provider)
+    provider = get_provider(provider).id
     validate_model_id(model)
     ctx = st.view.context()
     market = ctx.marketplace()

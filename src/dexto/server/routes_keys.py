@@ -14,7 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from dexto.auth.credentials import accepts_pasted_key as accepts_stored_key
 from dexto.auth.store import ApiEntry, set_entry
 from dexto.errors import DextoError, ProviderNotAllowedError
-from dexto.llm.providers import INTERNAL_PROVIDER, PROVIDERS, Provider, get_provider
+from dexto.llm.providers import (
+    INTERNAL_PROVIDER,
+    PROVIDERS,
+    Provider,
+    canonical_provider_id,
+    get_provider,
+)
 from dexto.llm.routing import provider_state
 from dexto.server.deps import AppState, app_state
 from dexto.server.errors import ApiError, LocalStateFailure
@@ -59,7 +65,7 @@ class KeyStored(BaseModel):
 
 
 def _check_provider(provider: str) -> Provider:
-    if provider == INTERNAL_PROVIDER:
+    if canonical_provider_id(provider) == INTERNAL_PROVIDER:
         raise ProviderNotAllowedError(
             "Dexto keys are not stored through the provider key dialog",
             field="provider",

@@ -5,7 +5,7 @@ The new ``llm`` section is the old one with ``provider``/``model`` replaced, val
 nothing is written unless it validates. The edit goes through ``set_yaml_values``: atomic, with a
 timestamped backup, comments and order kept. When the provider changes, the provider-specific
 ``apiKey`` reference and ``baseURL`` are cleared (set to null) so they are not sent to the new
-provider.
+provider. The provider is written in its canonical spelling (``OpenAI`` → ``openai``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dexto.config._yaml import read_yaml
 from dexto.config.agent import FIX, validate_llm_section
 from dexto.config.yaml_edit import set_yaml_values
 from dexto.errors import ConfigError
+from dexto.llm.providers import canonical_provider_id
 
 __all__ = ["switch_selection"]
 
@@ -35,8 +36,9 @@ def _plain_llm(path: Path) -> tuple[Any, dict[str, Any]]:
 def switch_selection(path: Path, provider: object, model: object) -> None:
     """Validate and persist ``(provider, model)``; raise a typed error and write nothing if bad."""
     doc, llm = _plain_llm(path)
+    provider = _canonical(provider)
     changes: dict[Sequence[str], Any] = {("llm", "provider"): provider, ("llm", "model"): model}
-    if provider != llm.get("provider"):
+    if provider != _canonical(llm.get("provider")):
         for key in _PROVIDER_SPECIFIC:
             if llm.get(key) is not None:
                 changes[("llm", key)] = None
@@ -45,3 +47,7 @@ def switch_selection(path: Path, provider: object, model: object) -> None:
     if llm.get("provider") == provider and llm.get("model") == model:
         return
     set_yaml_values(path, changes, fix=FIX)
+
+
+def _canonical(provider: object) -> object:
+    return canonical_provider_id(provider) if isinstance(provider, str) else provider
