@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 from dexto.devtools.fake_upstream import FakeUpstream
 from dexto.devtools.fake_upstream_server import ServerThread
@@ -16,6 +22,35 @@ from dexto.gateway.migrations import migrate
 from dexto.gateway.settings import GatewaySettings
 
 UPSTREAM_KEY = "sk-or-v1-UPSTREAMSECRET-0123456789abcdef"
+
+
+def wait_healthy(
+    url: str,
+    proc: subprocess.Popen[Any] | None = None,
+    *,
+    log_path: Path | None = None,
+    path: str = "/healthz",
+    timeout: float = 60.0,
+) -> None:
+    """Poll ``url + path`` until it answers 200. Fails at once when ``proc`` has exited, and at
+    ``timeout`` seconds; either failure shows the process's log when ``log_path`` is given."""
+
+    def log() -> str:
+        return log_path.read_text() if log_path is not None else ""
+
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=5) as c:
+        while True:
+            try:
+                if c.get(url + path).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if proc is not None and proc.poll() is not None:
+                raise AssertionError(f"exited with {proc.returncode} before {path}: {log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{url}{path} did not answer 200 in {timeout} s: {log()}")
+            time.sleep(0.1)
 
 
 @dataclass
@@ -111,6 +146,22 @@ def ledger_state(db_url: str, account_id: str) -> LedgerState:
         int(holds[0]),
         int(credits[0]),
     )
+
+
+def make_user(db_url: str, email: str, password: str) -> str:
+    """An account that can sign in on the device page; returns its id."""
+    db = Database(db_url)
+    try:
+        return str(admin.create_account(db.connect(), email, password=password)["account"]["id"])
+    finally:
+        db.close_all()
+
+
+def device_csrf(c: httpx.Client) -> str:
+    """The CSRF token of the device page (its cookie is kept by ``c``)."""
+    m = re.search(r'name="csrf" value="([^"]+)"', c.get("/device").text)
+    assert m is not None
+    return m.group(1)
 
 
 def chat_body(model: str = "openai/gpt-4o-mini", **extra: Any) -> dict[str, Any]:

@@ -6,15 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-from _gwhelpers import UPSTREAM_KEY
+from _gwhelpers import UPSTREAM_KEY, wait_healthy
 
 from dexto.devtools.fake_upstream_server import free_port
 
@@ -39,8 +37,10 @@ class GatewayProcess:
 
 @contextmanager
 def serve(
-    db_url: str, upstream_url: str, tmp_path: Path, **env_extra: str
+    db_url: str, upstream_url: str, tmp_path: Path, args: Sequence[str] = (), **env_extra: str
 ) -> Iterator[GatewayProcess]:
+    """``dexto gateway serve`` on a free port with ``args`` added, ready once /healthz answers;
+    ``env_extra`` overrides the environment (e.g. ``DEXTO_GATEWAY_DB_POOL_SIZE``)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEXTO_GATEWAY_")}
     env.update(
@@ -55,21 +55,11 @@ def serve(
     log_path = tmp_path / f"gw-{port}.log"
     log = log_path.open("wb")
     cmd = [sys.executable, "-m", "dexto.cli.main", "gateway", "serve", "--db", db_url]
-    cmd += ["--upstream", upstream_url, "--port", str(port)]
+    cmd += ["--upstream", upstream_url, "--port", str(port), *args]
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client() as c:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if c.get(url + "/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert proc.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "gateway did not start: " + log_path.read_text()
-                time.sleep(0.1)
+        wait_healthy(url, proc, log_path=log_path)
         yield GatewayProcess(url, log_path, proc)
     finally:
         proc.terminate()

@@ -6,32 +6,15 @@ import re
 import time
 
 import httpx
-from _gwhelpers import Gateway, start_gateway
+from _gwhelpers import Gateway, device_csrf, make_user, start_gateway
 
 from dexto.devtools.fake_upstream import FakeUpstream
-from dexto.gateway import admin
-from dexto.gateway.db import Database
 from dexto.gateway.passwords import hash_password, verify_password
-
-
-def _make_user(gw: Gateway, email: str, password: str) -> str:
-    db = Database(gw.db_url)
-    conn = db.connect()
-    try:
-        return str(admin.create_account(conn, email, password=password)["account"]["id"])
-    finally:
-        db.close_all()
-
-
-def _csrf(c: httpx.Client) -> str:
-    m = re.search(r'name="csrf" value="([^"]+)"', c.get("/device").text)
-    assert m is not None
-    return m.group(1)
 
 
 def _form(c: httpx.Client, **form: str) -> httpx.Response:
     """Post the approval form as a browser would: with the page's token and cookie."""
-    return c.post("/device", data={**form, "csrf": _csrf(c)})
+    return c.post("/device", data={**form, "csrf": device_csrf(c)})
 
 
 def test_password_hashing() -> None:
@@ -43,7 +26,7 @@ def test_password_hashing() -> None:
 
 
 def test_device_flow(gateway: Gateway) -> None:
-    account_id = _make_user(gateway, "dev@example.com", "s3cret-pass")
+    account_id = make_user(gateway.db_url, "dev@example.com", "s3cret-pass")
     with httpx.Client(base_url=gateway.url) as c:
         code = c.post("/auth/device/code").json()
         assert re.fullmatch(r"[A-Z]{4}-[A-Z]{4}", code["user_code"])
@@ -94,7 +77,7 @@ def test_device_flow_lockout_and_deny(sqlite_url: str, fake: tuple[FakeUpstream,
 
 
 def _lockout_and_deny(gateway: Gateway) -> None:
-    _make_user(gateway, "lock@example.com", "s3cret-pass")
+    make_user(gateway.db_url, "lock@example.com", "s3cret-pass")
     with httpx.Client(base_url=gateway.url) as c:
         code = c.post("/auth/device/code").json()
         for _ in range(4):

@@ -9,19 +9,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
-from _gwhelpers import UPSTREAM_KEY, chat_body, make_account
+from _gwhelpers import chat_body, make_account
+from _gwproc import serve
 from prometheus_client.mmap_dict import MmapedDict
 
 from dexto.devtools.fake_upstream import FakeUpstream
-from dexto.devtools.fake_upstream_server import free_port
 
 CHAT_OK = 'dexto_gateway_requests_total{route="chat_completions",status="200"}'
 
@@ -66,35 +63,17 @@ def test_metrics_sum_both_workers(
     prom = tmp_path / "prom"
     prom.mkdir()
     (prom / "counter_999999.db").write_bytes(b"stale junk")  # removed at start, else unreadable
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEXTO_GATEWAY_")}
-    env.update(
-        {
-            "DEXTO_GATEWAY_UPSTREAM_KEY": UPSTREAM_KEY,
-            "DEXTO_GATEWAY_RATE_LIMIT_RPS": "0",
-            "DEXTO_GATEWAY_DB_POOL_SIZE": "2",
-            "PROMETHEUS_MULTIPROC_DIR": str(prom),
-        }
-    )
-    log_path = tmp_path / "gw.log"
-    log = log_path.open("wb")
-    argv = [sys.executable, "-m", "dexto.cli.main", "gateway", "serve", "--db", pg_url]
-    argv += ["--upstream", fake[1], "--port", str(port), "--workers", "2"]
-    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client() as c:
-            for _ in range(300):
-                try:
-                    if c.get(url + "/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert proc.poll() is None, log_path.read_text()
-                time.sleep(0.1)
+    with serve(
+        pg_url,
+        fake[1],
+        tmp_path,
+        args=("--workers", "2"),
+        DEXTO_GATEWAY_DB_POOL_SIZE="2",
+        PROMETHEUS_MULTIPROC_DIR=str(prom),
+    ) as gw:
         sent = 0
         for _ in range(30):  # bounded: until both workers answered some
-            statuses = asyncio.run(_fire(url, key, 12))
+            statuses = asyncio.run(_fire(gw.url, key, 12))
             assert statuses == [200] * 12
             sent += 12
             per_pid = _chat_counts_by_pid(prom)
@@ -104,12 +83,8 @@ def test_metrics_sum_both_workers(
         assert sum(per_pid.values()) == sent
         limits = httpx.Limits(max_keepalive_connections=0)
         with httpx.Client(limits=limits) as c:
-            scrapes = [c.get(url + "/metrics").text for _ in range(8)]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
-    assert proc.returncode == 0, log_path.read_text()
+            scrapes = [c.get(gw.url + "/metrics").text for _ in range(8)]
+    assert gw.proc.returncode == 0, gw.log_path.read_text()
     for text in scrapes:
         assert f"{CHAT_OK} {float(sent)}" in text
         assert f"dexto_gateway_holds_placed_total {float(sent)}" in text

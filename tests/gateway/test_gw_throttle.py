@@ -3,7 +3,6 @@ issuance limits, cross-site posts, and the sweeper."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,12 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _gwhelpers import Gateway, start_gateway
+from _gwhelpers import Gateway, device_csrf, make_user, start_gateway
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dexto.devtools.fake_upstream import FakeUpstream
-from dexto.gateway import admin, throttle
+from dexto.gateway import throttle
 from dexto.gateway.db import Conn, Database
 from dexto.gateway.migrations import migrate
 
@@ -82,20 +81,6 @@ def test_at_most_ten_judged_failures_per_15_minutes_and_never_locked_for_good(
         assert throttle.attempt(conn, [(subject, 5)], 30, now=now + 1 + wait * 1000) == 0
 
 
-def _make_user(db_url: str, email: str) -> None:
-    db = Database(db_url)
-    try:
-        admin.create_account(db.connect(), email, password=PASSWORD)
-    finally:
-        db.close_all()
-
-
-def _token(c: httpx.Client) -> str:
-    m = re.search(r'name="csrf" value="([^"]+)"', c.get("/device").text)
-    assert m is not None
-    return m.group(1)
-
-
 def _post(c: httpx.Client, token: str, code: str, email: str, password: str) -> httpx.Response:
     return c.post(
         "/device",
@@ -110,10 +95,10 @@ def gw(sqlite_url: str, fake: tuple[FakeUpstream, str]) -> Iterator[Gateway]:
 
 
 def test_brute_force_over_fresh_codes_is_throttled(gw: Gateway) -> None:
-    _make_user(gw.db_url, "victim@example.com")
+    make_user(gw.db_url, "victim@example.com", PASSWORD)
     statuses: list[int] = []
     with httpx.Client(base_url=gw.url, timeout=60) as c:
-        token = _token(c)
+        token = device_csrf(c)
 
         def guess(i: int) -> int:
             code = c.post("/auth/device/code").json()["user_code"]
@@ -143,7 +128,7 @@ def test_failures_count_per_address_across_accounts(
 ) -> None:
     with start_gateway(db_url, fake[1], device_codes_per_minute=0) as gw:
         with httpx.Client(base_url=gw.url, timeout=60) as c:
-            token = _token(c)
+            token = device_csrf(c)
             statuses = []
             for i in range(14):
                 code = c.post("/auth/device/code").json()["user_code"]
@@ -165,10 +150,10 @@ def test_code_issuance_is_limited_per_address(
 
 
 def test_cross_site_posts_are_refused(gw: Gateway) -> None:
-    _make_user(gw.db_url, "owner@example.com")
+    make_user(gw.db_url, "owner@example.com", PASSWORD)
     with httpx.Client(base_url=gw.url) as c:
         code = c.post("/auth/device/code").json()
-        token = _token(c)
+        token = device_csrf(c)
         form = {
             "user_code": code["user_code"],
             "email": "owner@example.com",
@@ -188,7 +173,7 @@ def test_cross_site_posts_are_refused(gw: Gateway) -> None:
     with httpx.Client(base_url=gw.url) as c:
         poll = c.post("/auth/device/token", json={"device_code": code["device_code"]})
         assert poll.json()["error"]["code"] == "AUTHORIZATION_PENDING"
-        token = _token(c)
+        token = device_csrf(c)
         same = c.post("/device", data={**form, "csrf": token}, headers={"Origin": gw.url})
         assert same.status_code == 200 and "Approved" in same.text
         page = c.get("/device")
@@ -231,16 +216,16 @@ def test_holder_with_a_known_browser_is_not_locked_out_by_an_attacker(
     sqlite_url: str, fake: tuple[FakeUpstream, str]
 ) -> None:
     with start_gateway(sqlite_url, fake[1], device_codes_per_minute=0) as gw:
-        _make_user(gw.db_url, "holder@example.com")
+        make_user(gw.db_url, "holder@example.com", PASSWORD)
         with (
             httpx.Client(base_url=gw.url) as holder,
             httpx.Client(base_url=gw.url) as attacker,
             httpx.Client(base_url=gw.url) as new_browser,
         ):
             first = holder.post("/auth/device/code").json()["user_code"]
-            ok = _post(holder, _token(holder), first, "holder@example.com", PASSWORD)
+            ok = _post(holder, device_csrf(holder), first, "holder@example.com", PASSWORD)
             assert ok.status_code == 200 and "dexto_device_known" in ok.headers["set-cookie"]
-            token = _token(attacker)
+            token = device_csrf(attacker)
             statuses = []
             for i in range(8):
                 code = attacker.post("/auth/device/code").json()["user_code"]
@@ -251,10 +236,10 @@ def test_holder_with_a_known_browser_is_not_locked_out_by_an_attacker(
             assert statuses == [401] * n + [429] * (8 - n)
             # The account is blocked (default back-off, 30 s) for a browser it has not seen …
             code = new_browser.post("/auth/device/code").json()["user_code"]
-            r = _post(new_browser, _token(new_browser), code, "holder@example.com", PASSWORD)
+            r = _post(new_browser, device_csrf(new_browser), code, "holder@example.com", PASSWORD)
             assert r.status_code == 429
             # … but the holder's browser signs in, and its success does not reset the block.
-            r = _post(holder, _token(holder), code, "holder@example.com", PASSWORD)
+            r = _post(holder, device_csrf(holder), code, "holder@example.com", PASSWORD)
             assert r.status_code == 200 and "Approved" in r.text
             code = attacker.post("/auth/device/code").json()["user_code"]
             assert _post(attacker, token, code, "holder@example.com", "g9").status_code == 429

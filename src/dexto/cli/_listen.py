@@ -8,17 +8,32 @@ listened. ``url`` is printed by the caller once the socket is bound.
 from __future__ import annotations
 
 import errno
+import re
 import socket
 from typing import Any
 
 from dexto.errors import ConfigError
 
-__all__ = ["bind_listener", "listen_url", "run_uvicorn"]
+__all__ = ["bind_listener", "listen_url", "parse_port", "run_uvicorn"]
+
+_DIGITS = re.compile(r"[0-9]{1,12}")
 
 
 def listen_url(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
+
+
+def parse_port(text: str, *, flag: str = "--port") -> int:
+    """``text`` as a TCP port, 0 to 65535 (0: any free port), or ``ConfigError`` naming ``flag``."""
+    raw = text.strip()
+    fix = f"pass a port between 1 and 65535, e.g. {flag} 3001 (0 picks a free port)"
+    if not _DIGITS.fullmatch(raw):
+        raise ConfigError(f"{text[:20]!r} is not a port number", field=flag, fix=fix)
+    port = int(raw)
+    if port > 65535:
+        raise ConfigError(f"port {port} is out of range", field=flag, fix=fix)
+    return port
 
 
 def bind_listener(host: str, port: int) -> socket.socket:

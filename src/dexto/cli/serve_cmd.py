@@ -22,7 +22,7 @@ def register(sub: Any, name: str) -> None:
         "else default-agent)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=3001, help="port (default 3001)")
+    p.add_argument("--port", default="3001", help="port (default 3001; 0 picks a free port)")
     p.add_argument(
         "--token",
         help="require this bearer token (default: $DEXTO_SERVER_TOKEN; "
@@ -44,19 +44,25 @@ def resolve_agent_path(agent: str | None, env: Any) -> Any:
 
 
 def run(ns: argparse.Namespace) -> int:
+    """Check the flags (nothing written yet), resolve the agent (the default agent is
+    installed if missing), bind, serve."""
     import os
 
+    from dexto.cli._listen import parse_port
     from dexto.cli._output import print_error
     from dexto.errors import DextoError
-    from dexto.server.settings import TOKEN_ENV, ServerSettings
+    from dexto.server.settings import TOKEN_ENV, ServerSettings, check_listen
 
     env = dict(os.environ)
+    token = ns.token or env.get(TOKEN_ENV) or None
     try:
+        port = parse_port(ns.port)
+        check_listen(ns.host, port, token, flags=True)
         settings = ServerSettings(
             agent_path=resolve_agent_path(ns.agent, env),
             host=ns.host,
-            port=ns.port,
-            token=ns.token or env.get(TOKEN_ENV) or None,
+            port=port,
+            token=token,
             env=env,
             refresh_marketplace=not ns.no_refresh,
         )
@@ -66,6 +72,8 @@ def run(ns: argparse.Namespace) -> int:
 
 
 def _serve(settings: Any) -> int:
+    import dataclasses
+
     from dexto.cli._listen import bind_listener, listen_url, run_uvicorn
     from dexto.cli._output import print_error
     from dexto.errors import DextoError
@@ -75,7 +83,9 @@ def _serve(settings: Any) -> int:
         sock = bind_listener(settings.host, settings.port)
     except DextoError as err:
         return print_error(err, as_json=False)
-    url = listen_url(settings.host, sock.getsockname()[1]) + "/"
+    # The app's Host check needs the port actually bound (--port 0 picks one).
+    settings = dataclasses.replace(settings, port=sock.getsockname()[1])
+    url = listen_url(settings.host, settings.port) + "/"
     print(f"dexto serve: {settings.agent_path}")
     print(f"  web UI  {url}" + ("#token=<your token>" if settings.token else ""))
     print(f"  API     {url}openapi.json", flush=True)

@@ -11,7 +11,14 @@ from pathlib import Path
 from dexto.config.paths import DextoPaths
 from dexto.errors import ConfigError
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "TOKEN_ENV", "ServerSettings", "is_loopback"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "TOKEN_ENV",
+    "ServerSettings",
+    "check_listen",
+    "is_loopback",
+]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3001
@@ -28,6 +35,31 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_listen(host: str, port: int, token: str | None, *, flags: bool = False) -> None:
+    """Raise ``ConfigError`` for a port out of range, a token shorter than 8 characters, or a
+    host off loopback without a token. Reads nothing but its arguments, so ``dexto serve`` runs
+    it before anything is written; ``flags`` names the fields as its flags (``--port``)."""
+    dash = "--" if flags else ""
+    if not 0 <= port <= 65535:
+        raise ConfigError(
+            f"port {port} is out of range",
+            field=f"{dash}port",
+            fix="use a port between 1 and 65535" + (" (0 picks a free port)" if flags else ""),
+        )
+    if token is not None and len(token.strip()) < 8:
+        raise ConfigError(
+            "the server token is shorter than 8 characters",
+            field=f"{dash}token",
+            fix=f"use a longer random token (--token or {TOKEN_ENV})",
+        )
+    if not is_loopback(host) and not token:
+        raise ConfigError(
+            f"refusing to listen on {host} without a token",
+            field=f"{dash}host",
+            fix=f"pass --token TOKEN (or set {TOKEN_ENV}), or bind to {DEFAULT_HOST}",
+        )
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """Everything the app reads; ``env`` is a snapshot (credentials resolve from it)."""
@@ -42,24 +74,7 @@ class ServerSettings:
     refresh_interval_s: float = 600.0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(
-                f"port {self.port} is out of range",
-                field="port",
-                fix="use a port between 1 and 65535",
-            )
-        if self.token is not None and len(self.token.strip()) < 8:
-            raise ConfigError(
-                "the server token is shorter than 8 characters",
-                field="token",
-                fix=f"use a longer random token (--token or {TOKEN_ENV})",
-            )
-        if not self.loopback and not self.token:
-            raise ConfigError(
-                f"refusing to listen on {self.host} without a token",
-                field="host",
-                fix=f"pass --token TOKEN (or set {TOKEN_ENV}), or bind to {DEFAULT_HOST}",
-            )
+        check_listen(self.host, self.port, self.token)
 
     @property
     def loopback(self) -> bool:
