@@ -6,14 +6,13 @@ import json
 import re
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.cli.conftest import DEXTO, Run
+from tests.gateway._gwhelpers import wait_healthy
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -144,15 +143,7 @@ def test_gateway_serve_prints_its_address_and_refuses_a_busy_port(
         line = _first_line(proc)
         found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
         assert found, line
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                assert httpx.get(found.group(1) + "/healthz", timeout=2).status_code == 200
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        wait_healthy(found.group(1), proc, timeout=30)
     finally:
         _stop(proc)
 
@@ -164,8 +155,47 @@ def test_dexto_serve_on_a_busy_port_is_a_clean_error(dexto: Run, busy_port: int)
     assert "web UI" not in proc.stdout  # no banner for a server that never listened
 
 
+SERVE_BAD_FLAGS = [  # (arguments, environment, the field named, the problem)
+    (["--port", "70000"], {}, "--port", "port 70000 is out of range"),
+    (["--port", "abc"], {}, "--port", "'abc' is not a port number"),
+    (["--port", "-1"], {}, "--port", "'-1' is not a port number"),
+    (["--port", ""], {}, "--port", "'' is not a port number"),
+    (["--host", "0.0.0.0"], {}, "--host", "without a token"),
+    (["--token", "short"], {}, "--token", "shorter than 8 characters"),
+    ([], {"DEXTO_SERVER_TOKEN": "short"}, "--token", "shorter than 8 characters"),
+]
+
+
+@pytest.mark.parametrize("args, env, field, problem", SERVE_BAD_FLAGS)
+def test_dexto_serve_refuses_bad_flags_before_writing_anything(
+    dexto: Run, isolated_env: Path, args: list[str], env: dict[str, str], field: str, problem: str
+) -> None:
+    proc = dexto("serve", *args, "--no-refresh", env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"error: {field}: ") and problem in proc.stderr
+    assert "\nfix: " in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+    assert list(isolated_env.iterdir()) == []  # the default agent was not installed
+
+
+def test_dexto_serve_on_port_0_answers_on_the_port_it_picked(isolated_env: Path) -> None:
+    proc = subprocess.Popen(
+        [DEXTO, "serve", "--port", "0", "--no-refresh"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert _first_line(proc).startswith("dexto serve: ")
+        found = re.search(r"web UI  (http://127\.0\.0\.1:(\d+))/", _first_line(proc))
+        assert found and found.group(2) != "0"
+        wait_healthy(found.group(1), proc, path="/llm/current", timeout=30)
+    finally:
+        _stop(proc)
+
+
 @pytest.mark.parametrize(
-    "tool, path", [("fake-upstream", "/api/v1/models"), ("fake-openai", "/v1/models")]
+    "tool, path", [("fake-upstream", "/api/v1/models"), ("fake-openai", "/_fake/requests")]
 )
 def test_dev_fakes_print_their_url(tool: str, path: str) -> None:
     proc = subprocess.Popen(
@@ -177,14 +207,6 @@ def test_dev_fakes_print_their_url(tool: str, path: str) -> None:
     try:
         found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", _first_line(proc))
         assert found
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(found.group(1) + path, timeout=2)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        wait_healthy(found.group(1), proc, path=path, timeout=30)
     finally:
         _stop(proc)
