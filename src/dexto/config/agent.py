@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dexto.config._yaml import config_error_from_validation, read_yaml
 from dexto.config.custom_models import CustomModel, parse_custom_models
 from dexto.errors import ConfigError
-from dexto.llm.providers import canonical_provider_id, get_provider
-from dexto.llm.selection import Selection, validate_model_id
+from dexto.llm.providers import get_provider
+from dexto.llm.selection import ProviderId, Selection, validate_model_id
 
 __all__ = ["AgentConfig", "LLMConfig", "RoutingConfig", "load_agent_file", "validate_llm_section"]
 
@@ -30,7 +30,7 @@ class RoutingConfig(BaseModel):
 class LLMConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    provider: str
+    provider: ProviderId
     model: str
     apiKey: str | None = None  # only a $VAR reference, never a raw key
     baseURL: str | None = None
@@ -40,11 +40,6 @@ class LLMConfig(BaseModel):
     reasoningEffort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
     routing: RoutingConfig = RoutingConfig()
     customModels: list[dict[str, Any]] = []
-
-    @field_validator("provider")
-    @classmethod
-    def _canonical_provider(cls, v: str) -> str:
-        return canonical_provider_id(v)
 
     @field_validator("apiKey")
     @classmethod

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dexto.errors import ConfigError, ProviderNotAllowedError, UnknownProviderError
 from dexto.llm.providers import INTERNAL_PROVIDER, PROVIDERS, canonical_provider_id
-from dexto.llm.selection import validate_model_id
+from dexto.llm.selection import ProviderId, validate_model_id
 
 __all__ = [
     "CUSTOM_MODEL_PROVIDERS",
@@ -93,7 +93,7 @@ class CustomModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    provider: str
+    provider: ProviderId
     baseURL: str | None = None
     displayName: str | None = None
     maxInputTokens: int | None = Field(default=None, gt=0)
@@ -112,11 +112,6 @@ class CustomModel(BaseModel):
                 "environment variable name) or apiKeyRef (an auth-store name)"
             )
         return data
-
-    @field_validator("provider")
-    @classmethod
-    def _canonical_provider(cls, v: str) -> str:
-        return canonical_provider_id(v)
 
     @field_validator("name")
     @classmethod

@@ -14,10 +14,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dexto.config._yaml import config_error_from_validation, read_yaml
 from dexto.errors import ConfigError
+from dexto.llm.selection import ProviderId
 
 __all__ = [
     "PREFERENCE_KEYS",
@@ -55,17 +56,10 @@ class Preferences(BaseModel):
 
     preferDextoCredits: bool | None = None
     lowCreditsWarningUsd: float = Field(default=0.5, ge=0)
-    enabledProviders: list[str] | None = None  # when set, only these are listed
-    disabledProviders: list[str] = []
+    enabledProviders: list[ProviderId] | None = None  # when set, only these are listed
+    disabledProviders: list[ProviderId] = []
     allowedModels: list[str] | None = None  # glob patterns over "provider/model"
     defaultAgent: str | None = None
-
-    @field_validator("enabledProviders", "disabledProviders")
-    @classmethod
-    def _canonical_providers(cls, v: list[str] | None) -> list[str] | None:
-        from dexto.llm.providers import canonical_provider_id
-
-        return None if v is None else [canonical_provider_id(p) for p in v]
 
 
 def load_preferences(path: Path) -> Preferences:

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from dexto.errors import InvalidModelIdError
 from dexto.llm.providers import canonical_provider_id, get_provider
 
-__all__ = ["Selection", "parse_selection", "validate_model_id"]
+__all__ = ["ProviderId", "Selection", "parse_selection", "validate_model_id"]
 
 _MAX_MODEL_LEN = 256
 _BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
+
+#: A provider ID field of a config model, held in its canonical spelling (``OpenAI`` → ``openai``).
+ProviderId = Annotated[str, AfterValidator(canonical_provider_id)]
 
 
 @dataclass(frozen=True, slots=True)
