@@ -89,7 +89,7 @@ def test_a_payable_marketplace_selection_still_lists_the_own_key_alternative(dex
     "args,suggestion",
     [
         (["route", "antropic/claude"], "'anthropic'"),
-        (["route", "OpenAI/gpt-5"], "'openai'"),
+        (["route", "OpenAl/gpt-5"], "'openai'"),  # a typo; case alone is no error
         (["models", "--provider", "opnrouter"], "'openrouter'"),
     ],
 )
