@@ -95,7 +95,15 @@ def gw(sqlite_url: str, fake: tuple[FakeUpstream, str]) -> Iterator[Gateway]:
         yield gw
 
 
-def test_brute_force_over_fresh_codes_is_throttled(gw: Gateway) -> None:
+def test_brute_force_over_fresh_codes_is_throttled(
+    sqlite_url: str, fake: tuple[FakeUpstream, str]
+) -> None:
+    base = 4.0  # long enough that the block outlives a slow machine's pause after the burst
+    with start_gateway(sqlite_url, fake[1], login_backoff_s=base, device_codes_per_minute=0) as gw:
+        _brute_force(gw, base)
+
+
+def _brute_force(gw: Gateway, base: float) -> None:
     make_user(gw.db_url, "victim@example.com", PASSWORD)
     statuses: list[int] = []
     with httpx.Client(base_url=gw.url, timeout=60) as c:
@@ -113,9 +121,8 @@ def test_brute_force_over_fresh_codes_is_throttled(gw: Gateway) -> None:
         with ThreadPoolExecutor(max_workers=10) as pool:
             statuses = list(pool.map(guess, range(40)))
         elapsed = time.monotonic() - started
-        # The blocks last 1, 2, 4, … s (login_backoff_s=1): each one that ends while the burst
-        # still runs lets exactly one more guess be judged (on a fast machine: none ends).
-        base = 1.0
+        # The blocks last base·1, 2, 4, … s: each one that ends while the burst still runs
+        # lets exactly one more guess be judged (on a fast machine: none ends).
         expired = int(math.log2(elapsed / base + 1))
         allowed = throttle.ACCOUNT_FREE + expired
         judged = [s for s in statuses if s != 429]
