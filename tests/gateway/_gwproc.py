@@ -241,10 +241,16 @@ def network_namespaces(n: int) -> Iterator[list[NsHost]]:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
 
 
+@dataclass(frozen=True)
+class Forwarder:
+    ports: dict[str, int]  # "host:port" target -> the port it is forwarded from
+    pid: int
+
+
 @contextmanager
-def tcp_forwarder(listen: list[str], targets: list[str]) -> Iterator[dict[str, int]]:
+def tcp_forwarder(listen: list[str], targets: list[str]) -> Iterator[Forwarder]:
     """A forwarder process (``_tcpfwd.py``) listening on ``listen`` for each ``HOST:PORT`` of
-    ``targets``: {target: port on every listen address}. Killed afterwards."""
+    ``targets``, on one port per target. Killed afterwards."""
     argv = [sys.executable, str(Path(__file__).with_name("_tcpfwd.py"))]
     argv += ["--listen", ",".join(listen)] + [a for t in targets for a in ("--target", t)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -256,7 +262,7 @@ def tcp_forwarder(listen: list[str], targets: list[str]) -> Iterator[dict[str, i
             raise RuntimeError(
                 "forwarder failed: " + (proc.stderr.read() if proc.stderr else b"").decode()
             )
-        yield {str(k): int(v) for k, v in json.loads(line).items()}
+        yield Forwarder({str(k): int(v) for k, v in json.loads(line).items()}, proc.pid)
     finally:
         proc.kill()
         proc.wait(timeout=30)

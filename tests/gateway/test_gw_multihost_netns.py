@@ -84,8 +84,8 @@ def net(fake: tuple[FakeUpstream, str]) -> Iterator[Net]:
                 pytest.fail(f"cannot create network namespaces: {exc} (DEXTO_REQUIRE_SERVICES=1)")
             pytest.skip(f"cannot create network namespaces: {exc}")
         targets = [_target(PG_BASE), _target(REDIS_BASE), _target(fake[1])]
-        ports = stack.enter_context(tcp_forwarder([h.root_addr for h in hosts], targets))
-        yield Net(hosts, ports)
+        fwd = stack.enter_context(tcp_forwarder([h.root_addr for h in hosts], targets))
+        yield Net(hosts, fwd.ports)
 
 
 def test_two_namespaced_hosts_one_rate_limit_exact_ledger(
