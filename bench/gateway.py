@@ -8,6 +8,10 @@ latency at concurrency 1 and the latency *added* over direct, server CPU per req
 /proc, utime+stime of the server's process tree, during the concurrency-32 phase) and RSS.
 LiteLLM is installed by this script into a throwaway venv under /tmp. Loopback only; every
 loop is bounded by a request count.
+
+The scale-out targets of issue #14 (PostgreSQL vs SQLite, direct path, CPU per request,
+LiteLLM, RSS soak), each with min/median/max, target and met/not met, are printed by
+``bench/targets.py`` (one command; it reuses this script's LiteLLM set-up).
 """
 
 from __future__ import annotations
@@ -40,6 +44,35 @@ def ensure_litellm(venv: Path) -> Path:
     if not exe.exists():
         raise RuntimeError("pip installed litellm but no litellm executable appeared")
     return exe
+
+
+def start_litellm(venv: Path, env: dict[str, str], work: Path, up_port: int) -> tuple[Proc, int]:
+    """LiteLLM's proxy (1 worker, master key ``sk-bench-master``) in front of the fake upstream,
+    installed into ``venv`` if needed, answering: (process, port). Offline: the model cost map
+    is LiteLLM's bundled copy."""
+    exe = ensure_litellm(venv)
+    port = free_port()
+    cfg = work / "litellm.yaml"
+    cfg.write_text(
+        "model_list:\n"
+        f"  - model_name: {MODEL}\n"
+        "    litellm_params:\n"
+        f"      model: openai/{MODEL}\n"
+        f"      api_base: http://127.0.0.1:{up_port}/api/v1\n"
+        "      api_key: sk-fake\n"
+        "general_settings:\n  master_key: sk-bench-master\n"
+        "litellm_settings:\n  telemetry: false\n"
+    )
+    argv = [str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--num_workers", "1"]
+    lite_env = {**env, "LITELLM_LOG": "ERROR", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    lite = Proc(argv, lite_env, work / "litellm.log")
+    try:
+        wait_http(port, "/health/liveliness", 180, lite.popen)
+    except BaseException:
+        lite.stop()
+        raise
+    return lite, port
 
 
 def measure(
@@ -165,38 +198,11 @@ def main() -> int:
             procs.append(base[0])
 
         lite: Proc | None = None
-        lite_port = free_port()
+        lite_port = 0
         if not args.no_litellm:
             try:
-                exe = ensure_litellm(Path(args.litellm_venv))
-                cfg = work / "litellm.yaml"
-                cfg.write_text(
-                    "model_list:\n"
-                    f"  - model_name: {MODEL}\n"
-                    "    litellm_params:\n"
-                    f"      model: openai/{MODEL}\n"
-                    f"      api_base: http://127.0.0.1:{up_port}/api/v1\n"
-                    "      api_key: sk-fake\n"
-                    "general_settings:\n  master_key: sk-bench-master\n"
-                    "litellm_settings:\n  telemetry: false\n"
-                )
-                lite = Proc(
-                    [
-                        str(exe),
-                        "--config",
-                        str(cfg),
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(lite_port),
-                        "--num_workers",
-                        "1",
-                    ],
-                    {**env, "LITELLM_LOG": "ERROR"},
-                    work / "litellm.log",
-                )
+                lite, lite_port = start_litellm(Path(args.litellm_venv), env, work, up_port)
                 procs.append(lite)
-                wait_http(lite_port, "/health/liveliness", 180, lite.popen)
             except Exception as exc:  # noqa: BLE001 - report why and carry on without it
                 litellm_note = f"LiteLLM not measured: {type(exc).__name__}: {exc}"
                 lite = None

@@ -6,90 +6,20 @@ documented lease bound, plus any fail-open bypass the hosts count) and an exact 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from _gwhelpers import UPSTREAM_KEY, chat_body, ledger_state, make_account
+from _gwhelpers import chat_body, ledger_state, make_account
+from _gwproc import bypassed, fire, gateway_host, host_env
 
 from dexto.devtools.fake_upstream import FakeUpstream
-from dexto.devtools.fake_upstream_server import free_port
 
 HOSTS = ("127.0.0.2", "127.0.0.3")
 BURST = 24
 LEASE = 4
 RATE = 0.01  # refill per second: below one token over the test
-
-
-@contextmanager
-def _host(
-    addr: str, pg_url: str, upstream: str, env: dict[str, str], log: Path
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    argv = [sys.executable, "-m", "dexto.cli.main", "gateway", "serve", "--db", pg_url]
-    argv += ["--upstream", upstream, "--host", addr, "--port", str(port)]
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(argv, env=env, stdout=fh, stderr=subprocess.STDOUT)
-        url = f"http://{addr}:{port}"
-        try:
-            with httpx.Client() as c:
-                for _ in range(300):
-                    try:
-                        if c.get(url + "/healthz").status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    assert proc.poll() is None, log.read_text()
-                    time.sleep(0.1)
-            yield url, proc
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-            proc.wait(timeout=30)
-
-
-def _env(pg_url: str, redis_url: str, prefix: str, **settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEXTO_GATEWAY_")}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    env.update(
-        {
-            "DEXTO_GATEWAY_UPSTREAM_KEY": UPSTREAM_KEY,
-            "DEXTO_GATEWAY_REDIS_URL": redis_url,
-            "DEXTO_GATEWAY_REDIS_PREFIX": prefix,
-            "DEXTO_GATEWAY_DB_POOL_SIZE": "2",
-        }
-    )
-    env.update({f"DEXTO_GATEWAY_{k.upper()}": v for k, v in settings.items()})
-    return env
-
-
-def _bypassed(metrics_text: str) -> float:
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in metrics_text.splitlines()
-        if line.startswith("dexto_gateway_ratelimit_bypassed_total{")
-    )
-
-
-async def _fire(urls: list[str], key: str, n: int) -> list[int]:
-    async with httpx.AsyncClient(timeout=60) as c:
-        rs = await asyncio.gather(
-            *(
-                c.post(
-                    urls[i % len(urls)] + "/v1/chat/completions",
-                    json=chat_body(),
-                    headers={"Authorization": f"Bearer {key}"},
-                )
-                for i in range(n)
-            )
-        )
-    return [r.status_code for r in rs]
 
 
 @pytest.mark.slow
@@ -100,8 +30,7 @@ def test_two_hosts_one_rate_limit_exact_ledger(
 ) -> None:
     credits = 100_000_000
     account_id, key = make_account(pg_url, "multihost@example.com", credits)
-    env = _env(
-        pg_url,
+    env = host_env(
         redis_url,
         redis_prefix,
         rate_limit_rps=str(RATE),
@@ -109,24 +38,26 @@ def test_two_hosts_one_rate_limit_exact_ledger(
         redis_lease_max=str(LEASE),
     )
     with (
-        _host(HOSTS[0], pg_url, fake[1], env, tmp_path / "a.log") as (a, _),
-        _host(HOSTS[1], pg_url, fake[1], env, tmp_path / "b.log") as (b, _),
+        gateway_host(HOSTS[0], pg_url, fake[1], env, tmp_path / "a.log") as (a, _),
+        gateway_host(HOSTS[1], pg_url, fake[1], env, tmp_path / "b.log") as (b, _),
     ):
         t0 = time.monotonic()
-        statuses = asyncio.run(_fire([a, b], key, 3 * BURST))
-        statuses += asyncio.run(_fire([b, a], key, BURST))
+        results = asyncio.run(fire([a, b], key, 3 * BURST))
+        results += asyncio.run(fire([b, a], key, BURST))
         elapsed = time.monotonic() - t0
         with httpx.Client() as c:
-            bypassed = sum(_bypassed(c.get(u + "/metrics").text) for u in (a, b))
+            skipped = sum(bypassed(c.get(u + "/metrics").text) for u in (a, b))
+    statuses = [s for s, _ in results]
     assert set(statuses) <= {200, 429}, statuses
     admitted = statuses.count(200)
     workers = len(HOSTS)
     # documented bound: burst + rate * T + N * (lease - 1); the hosts start holding no lease.
-    assert admitted <= BURST + int(RATE * elapsed) + 1 + bypassed
+    assert admitted <= BURST + int(RATE * elapsed) + 1 + skipped
     # each host may end holding lease - 1 unspent tokens; nothing else is lost
     assert admitted >= BURST - workers * (LEASE - 1)
     state = ledger_state(pg_url, account_id)
     assert state.credits == credits
+    assert {rid for rid, *_ in state.charges} == {rid for s, rid in results if s == 200}
     assert len(state.charges) == admitted
     assert state.balance == state.ledger_sum  # zero drift: the balance is its ledger's sum
     assert credits - state.balance == -sum(amount for _, amount, _, _ in state.charges)
@@ -155,12 +86,12 @@ def test_hold_of_a_killed_host_is_swept_by_the_other(
 ) -> None:
     credits = 100_000_000
     account_id, key = make_account(pg_url, "killed@example.com", credits)
-    env = _env(
-        pg_url, redis_url, redis_prefix, rate_limit_rps="0", hold_ttl_s="2", sweep_interval_s="0.3"
+    env = host_env(
+        redis_url, redis_prefix, rate_limit_rps="0", hold_ttl_s="2", sweep_interval_s="0.3"
     )
     with (
-        _host(HOSTS[0], pg_url, fake[1], env, tmp_path / "a.log") as (a, proc_a),
-        _host(HOSTS[1], pg_url, fake[1], env, tmp_path / "b.log") as (b, _),
+        gateway_host(HOSTS[0], pg_url, fake[1], env, tmp_path / "a.log") as (a, proc_a),
+        gateway_host(HOSTS[1], pg_url, fake[1], env, tmp_path / "b.log") as (b, _),
     ):
 
         async def scenario() -> tuple[int | None, int]:
