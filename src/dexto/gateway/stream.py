@@ -211,11 +211,12 @@ async def relay_stream(
             ],
         }
     )
-    # Before the first bytes (and before the generation id, if it comes later) go out, the
-    # hold records the delivery and the id and that write returns (one transaction shared by
-    # the streams starting together): a worker killed from then on is billed by the sweeper.
-    # After that, progress each lease interval, in the background (a timer sets the flag: no
-    # clock read per chunk).
+    # Before the first data event goes out (comments such as ": OPENROUTER PROCESSING" are not
+    # output) and before the generation id does, if it comes later, the hold records the
+    # delivery and the id and that write returns (one transaction shared by the streams that
+    # start together): a worker killed from then on is billed by the sweeper. After that,
+    # progress each lease interval, in the background (a timer sets the flag: no clock read
+    # per chunk).
     loop = asyncio.get_running_loop()
     lease = handler.lease_interval()
     state = {"due": False, "gen": False, "first": True}
@@ -238,7 +239,9 @@ async def relay_stream(
             async for chunk in resp.aiter_raw():
                 out = relay.feed(chunk)
                 if out:
-                    if state["first"] or (relay.generation_id is not None and not state["gen"]):
+                    if not state["gen"] and (
+                        relay.generation_id is not None or (state["first"] and b"data:" in out)
+                    ):
                         await record()
                     elif state["due"]:
                         handler.note_progress(ctx, relay.generation_id, relay.tokens)
@@ -247,7 +250,7 @@ async def relay_stream(
                     await send({"type": "http.response.body", "body": out, "more_body": True})
             out = relay.finish()
             if out:
-                if state["first"] or (relay.generation_id is not None and not state["gen"]):
+                if not state["gen"] and (relay.generation_id is not None or state["first"]):
                     await record()
                 await send({"type": "http.response.body", "body": out, "more_body": True})
         except UpstreamTimeout:
