@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import uuid
@@ -17,12 +18,13 @@ from typing import Any
 
 import httpx
 import pytest
-from _gwhelpers import make_account
+from _gwhelpers import make_account, start_gateway
 
 from dexto.devtools.fake_upstream import FakeUpstream
 from dexto.gateway.spool import read_pending
 from tests.gateway.test_gw_crash_recovery import (
     GatewayProc,
+    Stream,
     _balance_matches_ledger,
     _charges,
     _holds,
@@ -154,3 +156,35 @@ def test_deferred_settlement_survives_sigkill_via_the_spool(
     assert (estimated, by) == (0, None)
     assert amount == round(float(cost) * 1_000_000) and amount > 0
     _balance_matches_ledger(db_url, account_id)
+
+
+@pytest.mark.postgres
+def test_stream_relays_when_its_delivery_record_fails_and_is_charged_later(
+    own_pg_db: tuple[str, str],  # noqa: F811 - the fixture imported above
+    fake: tuple[FakeUpstream, str],
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL goes away between admission and the first chunk: the stream is relayed in
+    full anyway, its settlement is spooled and deferred, and it lands once the database is back."""
+    db_url, name = own_pg_db
+    spool_dir = tmp_path / "spool"
+    with start_gateway(db_url, fake[1], credits_micros=10_000_000, spool_dir=str(spool_dir)) as gw:
+        s = Stream(gw.url, gw.key, 0, {"latency_ms": 1500, "chunks": 5})
+        s.start()
+        _wait_for(lambda: _holds(db_url) == 1, "the hold")
+        _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        _pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", name)
+        try:
+            s.join(60)
+            assert s.error is None and s.text.endswith(b"data: [DONE]\n\n")
+            assert len(re.findall(rb'"content": ?"[^"]', s.text)) == 5
+            (spooled,) = list(spool_dir.glob("*.jsonl"))
+            assert [r["rid"] for r in read_pending(spooled.read_bytes())] == [s.request_id]
+        finally:
+            _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        _wait_for(lambda: s.request_id in _charges(db_url), "the deferred settlement")
+        _wait_for(lambda: spooled.read_bytes() == b"", "the spool to be emptied")
+    amount, estimated, _, by = _charges(db_url)[s.request_id]
+    assert (estimated, by) == (0, None) and amount == round(s.usage_cost() * 1_000_000)
+    assert _holds(db_url) == 0
+    _balance_matches_ledger(db_url, gw.account_id)
