@@ -211,3 +211,25 @@ def test_sweeper_settle_records_the_sweep_in_the_same_transaction(conn: Conn) ->
     assert _rows(conn, "SELECT balance_micros FROM accounts WHERE id = ?", (acct,)) == [
         (100_000 - 900,)
     ]
+
+
+def test_spool_dir_setting_defaults_and_precedence(tmp_path: Path) -> None:
+    from dexto.gateway.settings import GatewaySettings
+
+    home = {"DEXTO_HOME": str(tmp_path / "home")}
+    lite = GatewaySettings.resolve({"db_url": f"sqlite:///{tmp_path}/g.db"}, env=home)
+    assert lite.spool_dir == str(tmp_path / "g.db.spool")
+    pg = [
+        GatewaySettings.resolve({"db_url": url}, env=home).spool_dir
+        for url in (
+            "postgresql://u:one@db.example:5432/app",
+            "postgresql://u:two@db.example:5432/app",  # the password does not matter
+            "postgresql://u:one@db.example:5432/other",
+        )
+    ]
+    assert pg[0] == pg[1] != pg[2]
+    assert Path(str(pg[0])).parent == tmp_path / "home" / "gateway-spool"
+    env = {**home, "DEXTO_GATEWAY_SPOOL_DIR": "/srv/spool"}
+    assert GatewaySettings.resolve({}, env=env).spool_dir == "/srv/spool"
+    assert GatewaySettings.resolve({"spool_dir": "/flag"}, env=env).spool_dir == "/flag"
+    assert GatewaySettings.resolve({}, env=env).to_env()["DEXTO_GATEWAY_SPOOL_DIR"] == "/srv/spool"
