@@ -3,7 +3,8 @@ connection of the test holds). Checked after the fact on the tables only, so the
 whatever runs the calls (a thread pool or an async driver):
 
 * cancelled while its settlement waits: the request is charged exactly once;
-* cancelled while its admission waits: no hold is left behind and nothing is charged.
+* cancelled while its admission waits: no hold is left behind and nothing is charged;
+* a stream whose delivery record waits on the lock is relayed anyway after ``RECORD_WAIT_S``.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _gwhelpers import make_account, settings_for
+from _gwhelpers import make_account, settings_for, start_gateway
 
 from dexto.devtools.fake_upstream import FakeUpstream
 from dexto.gateway.app import GatewayApp, create_app
 from tests.gateway.test_gw_crash_recovery import (
+    Stream,
     _balance_matches_ledger,
     _charges,
     _holds,
+    _wait_for,
     own_pg_db,  # noqa: F401 - a fixture
 )
 
@@ -180,3 +183,38 @@ def test_cancel_during_admission_leaves_no_hold(
     assert _holds(db_url) == 0
     assert _charges(db_url) == {}
     _balance_matches_ledger(db_url, account_id)
+
+
+def test_a_stalled_delivery_record_does_not_stall_the_stream(
+    own_pg_db: tuple[str, str],  # noqa: F811 - the fixture imported above
+    fake: tuple[FakeUpstream, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hold row is locked by another connection when the first chunk arrives: the delivery
+    record waits, and after ``RECORD_WAIT_S`` the stream is relayed anyway; it is charged once
+    the lock goes."""
+    import psycopg
+
+    from dexto.gateway import settlement
+
+    monkeypatch.setattr(settlement, "RECORD_WAIT_S", 0.5)
+    db_url, _ = own_pg_db
+    with start_gateway(
+        db_url, fake[1], credits_micros=10_000_000, spool_dir=str(tmp_path / "spool")
+    ) as gw:
+        s = Stream(gw.url, gw.key, 0, {"latency_ms": 1000, "chunks": 5})
+        s.start()
+        _wait_for(lambda: _holds(db_url) == 1, "the hold")
+        with psycopg.connect(db_url) as lock:
+            lock.execute("SELECT 1 FROM holds FOR UPDATE")
+            assert s.started.wait(30)  # 3 content chunks relayed while the record waits
+            assert s.error is None and _charges(db_url) == {}
+            lock.commit()
+        s.join(60)
+        assert s.error is None and s.text.endswith(b"data: [DONE]\n\n")
+        _wait_for(lambda: s.request_id in _charges(db_url), "the settlement")
+    amount, estimated, _, _ = _charges(db_url)[s.request_id]
+    assert estimated == 0 and amount == round(s.usage_cost() * 1_000_000)
+    assert _holds(db_url) == 0
+    _balance_matches_ledger(db_url, gw.account_id)

@@ -27,6 +27,7 @@ __all__ = ["Settlement", "uncancellable"]
 T = TypeVar("T")
 _SETTLE_ATTEMPTS = 4  # then deferred: retried every second in the background
 PROGRESS_FLUSH_S = 0.2  # queued hold updates are written 0.2–0.4 s later (one transaction)
+RECORD_WAIT_S = 10.0  # a delivery record still running after this: the streams go on without it
 
 
 async def uncancellable(aw: Awaitable[T]) -> T:
@@ -89,7 +90,8 @@ class Settlement:
         """Record on the hold that the stream delivered (and its generation id), and return once
         that write returned, so no byte reaches the client before a sweeper could bill it.
         Group commit: every stream that asks before the next loop iteration (or while a write
-        is running) joins one transaction. A failed write is logged and the caller goes on."""
+        is running) joins one transaction. A write that fails (or still runs after
+        ``RECORD_WAIT_S``) is logged and the caller goes on."""
         self._first_due[ctx.request_id] = (generation_id, tokens)
         batch = self._first_batch
         if batch is None:
@@ -106,13 +108,20 @@ class Settlement:
             batch, self._first_batch = self._first_batch, None
             rows = [(rid, gen, tokens) for rid, (gen, tokens) in due.items()]
             expires_at = ledger.now_ms() + st.settings.hold_ttl_s * 1000
+            slow = asyncio.get_running_loop().call_later(RECORD_WAIT_S, self._record_slow, batch)
             try:
                 await st.runner.run(ledger.progress_many, rows, expires_at)
             except Exception as exc:  # noqa: BLE001 - relayed anyway; the settle path bills
                 log_event(st.log, "hold delivery record failed", 30, error=type(exc).__name__)
             finally:
+                slow.cancel()
                 if batch is not None and not batch.done():
                     batch.set_result(None)
+
+    def _record_slow(self, batch: asyncio.Future[None] | None) -> None:
+        if batch is not None and not batch.done():
+            log_event(self.state.log, "hold delivery record slow; streams go on", 30)
+            batch.set_result(None)
 
     async def _flush_progress(self) -> None:
         st = self.state

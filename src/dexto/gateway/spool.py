@@ -140,8 +140,8 @@ async def claim_orphans(
     directory: str | Path, settle: Settler, *, on_error: Callable[[Exception], None]
 ) -> int:
     """Replay the spool files of dead workers (lock free) in ``directory``; returns how many
-    settlements were replayed. A file is removed once all of its settlements landed; on the
-    first failure it is left (marked with what landed) for the next round."""
+    settlements were replayed. A file is removed once all of its settlements landed; else it is
+    left, marked with what landed, for the next round."""
     directory = Path(directory)
     try:
         names = sorted(p for p in os.listdir(directory) if p.endswith(_SUFFIX))
@@ -171,7 +171,7 @@ async def claim_orphans(
                 except Exception as exc:  # noqa: BLE001 - left for the next round
                     on_error(exc)
                     failed = True
-                    break
+                    continue
                 replayed += 1
                 _write_all(fd, json.dumps({"done": rec["rid"]}).encode() + b"\n")
             if not failed:
