@@ -45,6 +45,15 @@ def _private_dir(directory: Path) -> None:
         os.chmod(d, 0o700)  # mkdir's mode is filtered by the umask
 
 
+def _fsync_dir(directory: Path) -> None:
+    """Make a new name in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -74,6 +83,7 @@ class Spool:
             # Visible to claimers only once locked (they list *.jsonl files).
             path = self.directory / (name + _SUFFIX)
             os.rename(tmp, path)
+            _fsync_dir(self.directory)
         except BaseException:
             os.close(fd)
             raise
