@@ -1,14 +1,15 @@
 """A/B benchmark: the gateway built from several git refs (and settings), measured interleaved.
 
-    .venv/bin/python bench/gateway_ab.py [--rounds 5] [--requests 3000] \
-        [--variant NAME=REF[,ENV=VALUE...]]...
+    .venv/bin/python bench/gateway_ab.py [--rounds 5] [--requests 3000] [--stream] \
+        [--concurrency 32] [--variant NAME=REF[,ENV=VALUE...]]...
 
 Each variant is the ``src/`` tree of a git ref (``git archive`` into a temporary directory; the
 working tree for ``WORKTREE``) run by this venv's Python, with extra ``DEXTO_GATEWAY_*``
 settings. Default variants: ``main`` and this working tree, each at log level WARNING and INFO.
 Every variant gets its own SQLite gateway (1 worker) behind one shared fake upstream; rounds run
-the variants one after another in a rotating order (non-streaming, concurrency 32). Prints req/s
-and gateway CPU ms per request (utime+stime from /proc), min/median/max over the rounds.
+the variants one after another in a rotating order (non-streaming unless ``--stream``; concurrency
+32 unless ``--concurrency``). Prints req/s, gateway CPU ms per request (utime+stime from /proc)
+and the median latency, min/median/max over the rounds.
 """
 
 from __future__ import annotations
@@ -55,14 +56,16 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--requests", type=int, default=3000, help="per variant per round")
     ap.add_argument("--variant", action="append", help="NAME=REF[,SETTING=VALUE...]")
+    ap.add_argument("--stream", action="store_true", help="streaming requests (SSE)")
+    ap.add_argument("--concurrency", type=int, default=32)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dexto-bench-ab-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DEXTO_", "PROMETHEUS_"))}
     env["DEXTO_HOME"] = str(work / "home")
     procs: list[Proc] = []
     variants: list[tuple[str, Proc, int, str]] = []
-    rounds: dict[str, list[tuple[float, float]]] = {}
-    body = chat_body()
+    rounds: dict[str, list[tuple[float, float, float]]] = {}
+    body = chat_body(stream=args.stream)
     try:
         fake, up_port = start_fake_upstream(PY, {**env, "PYTHONPATH": str(ROOT / "src")}, work)
         procs.append(fake)
@@ -114,11 +117,11 @@ def main() -> int:
                     "/v1/chat/completions",
                     body,
                     {"Authorization": f"Bearer {key}"},
-                    concurrency=32,
+                    concurrency=args.concurrency,
                     total=args.requests,
                 )
                 cpu = (proc.cpu_seconds() - cpu0) * 1000 / max(1, len(res.latencies))
-                rounds[name].append((res.rps, cpu))
+                rounds[name].append((res.rps, cpu, res.pct(0.5) * 1000))
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
     finally:
         for p in reversed(procs):
@@ -127,15 +130,19 @@ def main() -> int:
     def spread(xs: list[float], fmt: str) -> str:
         return "/".join(format(x, fmt) for x in (min(xs), statistics.median(xs), max(xs)))
 
+    kind = "stream" if args.stream else "non-stream"
     print(
-        f"non-stream, c=32, {args.requests} requests per variant per round, {args.rounds} rounds "
-        "(interleaved, rotating order); min/median/max"
+        f"{kind}, c={args.concurrency}, {args.requests} requests per variant per round, "
+        f"{args.rounds} rounds (interleaved, rotating order); min/median/max"
     )
-    print(f"{'variant':16} {'req/s':>20} {'CPU ms/req':>18}")
+    print(f"{'variant':16} {'req/s':>20} {'CPU ms/req':>18} {'p50 ms':>18}")
     for name, *_ in variants:
-        rps = [x for x, _ in rounds[name]]
-        cpus = [c for _, c in rounds[name]]
-        print(f"{name:16} {spread(rps, '.0f'):>20} {spread(cpus, '.3f'):>18}")
+        rps = [x for x, _, _ in rounds[name]]
+        cpus = [c for _, c, _ in rounds[name]]
+        p50 = [m for _, _, m in rounds[name]]
+        print(
+            f"{name:16} {spread(rps, '.0f'):>20} {spread(cpus, '.3f'):>18} {spread(p50, '.2f'):>18}"
+        )
     return 0
 
 

@@ -6,9 +6,13 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from _gwhelpers import Gateway, chat_body, make_account, start_gateway
 
 from dexto.devtools.fake_upstream import FakeUpstream
+from dexto.devtools.fake_upstream import create_app as fake_app
+from dexto.devtools.fake_upstream_parts import send_json
+from dexto.devtools.fake_upstream_server import ServerThread
 from dexto.gateway import accounts, ledger
 from dexto.gateway.db import Database
 
@@ -147,3 +151,68 @@ def test_run_chat_entry_point_runs_a_translated_request(
     finally:
         db.close_all()
     assert row == (1,)
+
+
+class _FlakyGeneration:
+    """The fake upstream, but its first ``fail`` generation lookups answer 500."""
+
+    def __init__(self, inner: FakeUpstream, fail: int) -> None:
+        self.inner, self.fail, self.calls = inner, fail, 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/generation"):
+            self.calls += 1
+            if self.calls <= self.fail:
+                body = b'{"error": {"code": 500, "message": "try again"}}'
+                await send_json(send, 500, body)
+                return
+        await self.inner(scope, receive, send)
+
+
+@pytest.mark.parametrize("fail", [2, 100])
+def test_sweeper_retries_a_failed_generation_lookup_over_sweeps(sqlite_url: str, fail: int) -> None:
+    """A failed lookup leaves the hold for the next sweep; the third failed sweep estimates."""
+    from dexto.gateway.sweeper import LOOKUP_TRIES
+
+    flaky = _FlakyGeneration(fake_app(), fail)
+    with ServerThread(flaky) as up, httpx.Client(timeout=30) as c:
+        upstream = up.url + "/api/v1"
+        r = c.post(upstream + "/chat/completions", json=chat_body(model="fake/cheap"))
+        gen_id = r.json()["id"]
+        exact = round(r.json()["usage"]["cost"] * 1_000_000)
+        _, key = make_account(sqlite_url, "flaky@example.com", 1_000_000)
+        db = Database(sqlite_url)
+        conn = db.connect()
+        try:
+            past = ledger.now_ms() - 10_000
+            kh = accounts.hash_key(key)
+            res = ledger.admit(
+                conn, kh, "flaky", 50_000, ttl_ms=1, now=past, model="fake/cheap", prompt_tokens=9
+            )
+            assert res.status == "ok"
+            assert ledger.progress(
+                conn, "flaky", generation_id=gen_id, completion_tokens=7, expires_at=past
+            )
+        finally:
+            db.close_all()
+        with start_gateway(sqlite_url, upstream, email="o@example.com", sweep_interval_s=0.1):
+            deadline = time.monotonic() + 30
+            while _holds(sqlite_url) and time.monotonic() < deadline:
+                time.sleep(0.05)
+    db = Database(sqlite_url)
+    conn = db.connect()
+    try:
+        with conn.read():
+            rows = conn.all(
+                "SELECT -amount_micros, estimated, estimate_reason FROM ledger"
+                " WHERE request_id = 'flaky'"
+            )
+            swept = conn.all("SELECT action, reason FROM swept_holds")
+    finally:
+        db.close_all()
+    assert flaky.calls == LOOKUP_TRIES == 3
+    if fail < LOOKUP_TRIES:
+        assert rows == [(exact, 0, None)] and swept == [("settled", "swept:generation")]
+    else:  # fake/cheap: 9 prompt tokens at $1/M + 7 completion at $2/M
+        assert rows == [(9 + 14, 1, "swept:estimate")]
+        assert swept == [("settled", "swept:estimate")]

@@ -148,12 +148,15 @@ def settle(
     estimate_reason: str | None = None,
     settled_by: str | None = None,
     expired_before: int | None = None,
+    swept_reason: str | None = None,
 ) -> SettleResult:
     """Replace the request's hold by its charge, in one transaction; idempotent per request id.
 
     With ``expired_before`` (the sweeper), nothing happens unless the hold still exists and
     expired before that time: a request its live worker settled, or is still heartbeating, is
-    left alone.
+    left alone. With ``swept_reason`` the charge is also recorded in ``swept_holds`` (action
+    ``settled``), in the same transaction. Without ``expired_before`` a request whose hold is
+    already gone (released or swept) is still charged, once.
     """
     now = now_ms() if now is None else now
     cost_micros = min(max(0, int(cost_micros)), MAX_CHARGE_MICROS)
@@ -207,6 +210,8 @@ def settle(
                 "UPDATE accounts SET balance_micros = balance_micros - ? WHERE id = ?",
                 (debit, account_id),
             )
+        if swept_reason is not None:
+            conn.execute(INSERT_SWEPT, (request_id, account_id, hold, "settled", swept_reason, now))
         return SettleResult(debit, written_off, balance - debit, False)
 
 

@@ -55,6 +55,8 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "upstream_bad_cost_total": ("Upstream usage.cost not a finite number in range.", ()),
     "settle_retries_total": ("Settlement attempts that failed and were retried.", ()),
     "settle_deferred_total": ("Settlements deferred to background retry.", ()),
+    "settle_spool_failed_total": ("Deferred settlements that could not be spooled to disk.", ()),
+    "settle_spool_replayed_total": ("Spooled settlements of dead workers replayed.", ()),
     "holds_swept_settled_total": ("Expired holds with delivered output settled.", ()),
 }
 

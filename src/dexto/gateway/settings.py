@@ -5,16 +5,18 @@ Every default lives in :data:`DEFAULTS`; every environment variable in :data:`EN
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from dexto._secret import Secret
 from dexto.config.paths import dexto_home
 from dexto.errors import ConfigError
 
-__all__ = ["DEFAULTS", "ENV_VARS", "GatewaySettings", "default_db_url"]
+__all__ = ["DEFAULTS", "ENV_VARS", "GatewaySettings", "default_db_url", "default_spool_dir"]
 
 # field name -> default (the one place defaults are written). ``db_url`` None = under DEXTO_HOME.
 DEFAULTS: dict[str, Any] = {
@@ -48,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "device_codes_per_minute": 10,  # device codes issued per client address per minute
     "redis_lease_max": 8,  # tokens one Redis call may lease to a worker (1 = a call per request)
     "access_log_sample": 1.0,  # share of successful requests that get an access log line
+    "spool_dir": None,  # deferred settlements on disk; None = beside the SQLite file or home
 }
 
 # field name -> environment variable
@@ -82,11 +85,27 @@ ENV_VARS: dict[str, str] = {
     "device_codes_per_minute": "DEXTO_GATEWAY_DEVICE_CODES_PER_MINUTE",
     "redis_lease_max": "DEXTO_GATEWAY_REDIS_LEASE_MAX",
     "access_log_sample": "DEXTO_GATEWAY_ACCESS_LOG_SAMPLE",
+    "spool_dir": "DEXTO_GATEWAY_SPOOL_DIR",
 }
 
 
 def default_db_url(env: Mapping[str, str] | None = None) -> str:
     return f"sqlite:///{dexto_home(env) / 'gateway.db'}"
+
+
+def default_spool_dir(db_url: str, env: Mapping[str, str] | None = None) -> str:
+    """Where deferred settlements are spooled: ``<file>.spool`` beside a SQLite file; for
+    PostgreSQL ``$DEXTO_HOME/gateway-spool/<12 hex of the URL without credentials>``, so
+    gateways of different databases on one host never replay each other's settlements."""
+    from dexto.gateway.db import Database
+
+    path = Database(db_url).path
+    if path is not None:
+        return str(path.with_name(path.name + ".spool"))
+    parts = urlsplit(db_url)
+    netloc = (parts.hostname or "") + ("" if parts.port is None else f":{parts.port}")
+    digest = hashlib.sha256(parts._replace(netloc=netloc).geturl().encode()).hexdigest()[:12]
+    return str(dexto_home(env) / "gateway-spool" / digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +140,7 @@ class GatewaySettings:
     device_codes_per_minute: int = DEFAULTS["device_codes_per_minute"]
     redis_lease_max: int = DEFAULTS["redis_lease_max"]
     access_log_sample: float = DEFAULTS["access_log_sample"]
+    spool_dir: str | None = None  # None: default_spool_dir(db_url)
 
     @classmethod
     def resolve(
@@ -143,6 +163,8 @@ class GatewaySettings:
                 raw = DEFAULTS[name]
                 if name == "db_url":
                     raw = default_db_url(env)
+                elif name == "spool_dir":
+                    raw = default_spool_dir(str(values["db_url"]), env)
             values[name] = _coerce(name, raw, source)
         if values["workers"] > 1 and str(values["db_url"]).startswith("sqlite:"):
             raise ConfigError(

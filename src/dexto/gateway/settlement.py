@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from dexto.gateway import ledger
 from dexto.gateway.logs import log_event
 from dexto.gateway.pricing import cost_from_usage, estimate_tokens_cost
+from dexto.gateway.settings import default_spool_dir
+from dexto.gateway.spool import Spool
 from dexto.gateway.state import GatewayState
 
 if TYPE_CHECKING:
@@ -25,6 +27,7 @@ __all__ = ["Settlement", "uncancellable"]
 T = TypeVar("T")
 _SETTLE_ATTEMPTS = 4  # then deferred: retried every second in the background
 PROGRESS_FLUSH_S = 0.2  # queued hold updates are written 0.2–0.4 s later (one transaction)
+RECORD_WAIT_S = 10.0  # a delivery record still running after this: the streams go on without it
 
 
 async def uncancellable(aw: Awaitable[T]) -> T:
@@ -59,6 +62,11 @@ class Settlement:
         self._progress_due: dict[str, tuple[str | None, int]] = {}
         self._progress_aging: dict[str, tuple[str | None, int]] = {}
         self._flusher: asyncio.Task[None] | None = None
+        self._first_due: dict[str, tuple[str | None, int]] = {}
+        self._first_batch: asyncio.Future[None] | None = None
+        self._first_writer: asyncio.Task[None] | None = None
+        s = state.settings
+        self.spool = Spool(s.spool_dir or default_spool_dir(s.db_url))
 
     # -- durable hold progress ------------------------------------------------------------
 
@@ -75,6 +83,45 @@ class Settlement:
         self._progress_due[ctx.request_id] = (generation_id, tokens)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.ensure_future(self._flush_progress())
+
+    async def record_delivery(
+        self, ctx: RequestContext, generation_id: str | None, tokens: int
+    ) -> None:
+        """Record on the hold that the stream delivered (and its generation id), and return once
+        that write returned, so no byte reaches the client before a sweeper could bill it.
+        Group commit: every stream that asks before the next loop iteration (or while a write
+        is running) joins one transaction. A write that fails (or still runs after
+        ``RECORD_WAIT_S``) is logged and the caller goes on."""
+        self._first_due[ctx.request_id] = (generation_id, tokens)
+        batch = self._first_batch
+        if batch is None:
+            batch = self._first_batch = asyncio.get_running_loop().create_future()
+        if self._first_writer is None or self._first_writer.done():
+            self._first_writer = asyncio.ensure_future(self._write_first())
+        await asyncio.shield(batch)
+
+    async def _write_first(self) -> None:
+        st = self.state
+        while self._first_due:
+            await asyncio.sleep(0)  # one loop iteration: streams ready now join this batch
+            due, self._first_due = self._first_due, {}
+            batch, self._first_batch = self._first_batch, None
+            rows = [(rid, gen, tokens) for rid, (gen, tokens) in due.items()]
+            expires_at = ledger.now_ms() + st.settings.hold_ttl_s * 1000
+            slow = asyncio.get_running_loop().call_later(RECORD_WAIT_S, self._record_slow, batch)
+            try:
+                await st.runner.run(ledger.progress_many, rows, expires_at)
+            except Exception as exc:  # noqa: BLE001 - relayed anyway; the settle path bills
+                log_event(st.log, "hold delivery record failed", 30, error=type(exc).__name__)
+            finally:
+                slow.cancel()
+                if batch is not None and not batch.done():
+                    batch.set_result(None)
+
+    def _record_slow(self, batch: asyncio.Future[None] | None) -> None:
+        if batch is not None and not batch.done():
+            log_event(self.state.log, "hold delivery record slow; streams go on", 30)
+            batch.set_result(None)
 
     async def _flush_progress(self) -> None:
         st = self.state
@@ -179,6 +226,7 @@ class Settlement:
         st = self.state
         self._progress_due.pop(ctx.request_id, None)
         self._progress_aging.pop(ctx.request_id, None)
+        self._first_due.pop(ctx.request_id, None)
         kwargs: dict[str, Any] = {
             "overdraft_limit_micros": st.settings.overdraft_limit_micros,
             "model": ctx.model,
@@ -217,6 +265,7 @@ class Settlement:
             st.metrics.inc("settle_deferred_total")
             if self._retrier is None or self._retrier.done():
                 self._retrier = asyncio.ensure_future(self._retry_pending())
+            await self._spool_deferred(ctx, cost, kwargs)
             result = ledger.SettleResult(cost, 0, ctx.balance - cost, False)
         st.metrics.inc("holds_settled_total")
         if estimated:
@@ -241,6 +290,30 @@ class Settlement:
         )
         return result
 
+    async def _spool_deferred(self, ctx: RequestContext, cost: int, kwargs: dict[str, Any]) -> None:
+        """Write the deferred settlement to this worker's spool file (fsynced) before the
+        answer ends, so it survives the worker (another one replays it, see spool.py)."""
+        try:
+            await asyncio.to_thread(self.spool.append, ctx.request_id, ctx.account_id, cost, kwargs)
+        except OSError as exc:
+            self.state.metrics.inc("settle_spool_failed_total")
+            log_event(
+                self.state.log,
+                "settlement spool write failed",
+                40,
+                request_id=ctx.request_id,
+                error=type(exc).__name__,
+            )
+
+    def _landed(self, request_id: str) -> None:
+        self._pending.pop(request_id, None)
+        try:
+            self.spool.done(request_id)
+        except OSError as exc:  # the spooled record is replayed later: a no-op then
+            log_event(
+                self.state.log, "settlement spool update failed", 30, error=type(exc).__name__
+            )
+
     async def _retry_pending(self, *, rounds: int | None = None, interval: float = 1.0) -> None:
         st = self.state
         n = 0
@@ -255,16 +328,19 @@ class Settlement:
                 except Exception as exc:  # noqa: BLE001 - keep trying
                     log_event(st.log, "deferred settlement failed", 30, error=type(exc).__name__)
                     break
-                self._pending.pop(rid, None)
+                self._landed(rid)
                 log_event(st.log, "deferred settlement done", request_id=rid)
 
     async def drain(self, timeout_s: float = 5.0) -> int:
         """At shutdown: wait for settlements in progress, retry deferred ones for up to
-        ``timeout_s``; return how many remain unsettled (their holds stay for the sweeper)."""
+        ``timeout_s``; return how many remain unsettled (they stay in the spool file, which
+        another worker replays once this process has exited)."""
         if self.active:  # cancelled requests settle what they relayed before ending
             await asyncio.wait(set(self.active), timeout=timeout_s)
         if self._settling:
             await asyncio.wait(set(self._settling), timeout=timeout_s)
+        if self._first_writer is not None and not self._first_writer.done():
+            await asyncio.wait({self._first_writer}, timeout=timeout_s)
         if self._flusher is not None and not self._flusher.done():
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
@@ -275,7 +351,6 @@ class Settlement:
             rounds = max(1, int(timeout_s / 0.25))
             await self._retry_pending(rounds=rounds, interval=0.25)
         if self._pending:
-            log_event(
-                self.state.log, "settlements left to the sweeper", 40, count=len(self._pending)
-            )
+            log_event(self.state.log, "settlements left in the spool", 40, count=len(self._pending))
+        self.spool.close()
         return len(self._pending)

@@ -211,15 +211,27 @@ async def relay_stream(
             ],
         }
     )
-    # The hold records the first delivery and the generation id once known, then progress each
-    # lease interval (a timer sets the flag: no clock read per chunk).
+    # Before the first data event goes out (comments such as ": OPENROUTER PROCESSING" are not
+    # output) and before the generation id does, if it comes later, the hold records the
+    # delivery and the id and that write returns (one transaction shared by the streams that
+    # start together): a worker killed from then on is billed by the sweeper. After that,
+    # progress each lease interval, in the background (a timer sets the flag: no clock read
+    # per chunk).
     loop = asyncio.get_running_loop()
     lease = handler.lease_interval()
-    state = {"due": True, "gen": False}
+    state = {"due": False, "gen": False, "first": True}
     timer: asyncio.TimerHandle | None = None
 
     def due() -> None:
         state["due"] = True
+
+    async def record() -> None:
+        nonlocal timer
+        await handler.record_delivery(ctx, relay.generation_id, relay.tokens)
+        state["gen"] = relay.generation_id is not None
+        if state["first"]:
+            state["first"] = False
+            timer = loop.call_later(lease, due)
 
     async def pump() -> str:
         nonlocal timer
@@ -227,15 +239,19 @@ async def relay_stream(
             async for chunk in resp.aiter_raw():
                 out = relay.feed(chunk)
                 if out:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
-                    if state["due"] or (relay.generation_id is not None and not state["gen"]):
+                    if not state["gen"] and (
+                        relay.generation_id is not None or (state["first"] and b"data:" in out)
+                    ):
+                        await record()
+                    elif state["due"]:
                         handler.note_progress(ctx, relay.generation_id, relay.tokens)
-                        state["gen"] = relay.generation_id is not None
-                        if state["due"]:
-                            state["due"] = False
-                            timer = loop.call_later(lease, due)
+                        state["due"] = False
+                        timer = loop.call_later(lease, due)
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
             out = relay.finish()
             if out:
+                if not state["gen"] and (relay.generation_id is not None or state["first"]):
+                    await record()
                 await send({"type": "http.response.body", "body": out, "more_body": True})
         except UpstreamTimeout:
             return "timeout"

@@ -6,13 +6,19 @@ reached the database). Each sweep, in every worker:
 * an expired hold on which nothing was delivered is **released** (recorded in ``swept_holds``);
 * an expired hold that delivered output is **settled**: first from the upstream's generation
   record (``GET {upstream}/generation?id=<generation id>``: ``total_cost``, ``tokens_prompt``,
-  ``tokens_completion``), charged as exact; else estimated from what the hold recorded
-  (``ceil(body/4)`` prompt tokens + the delivered completion tokens at the model's list price,
-  never more than the hold; the hold itself for an unpriced model), with the reason.
+  ``tokens_completion``), charged as exact. A failed lookup leaves the hold for the next sweep;
+  on the ``LOOKUP_TRIES``-th failed sweep (counted per worker) it is estimated from what the
+  hold recorded (``ceil(body/4)`` prompt tokens + the delivered completion tokens at the
+  model's list price, never more than the hold; the hold itself for an unpriced model), with
+  the reason.
 
-Settling goes through :func:`ledger.settle` with ``expired_before``, so a hold that its live
-worker settled (or renewed) in the meantime is left alone, and the ledger's unique request id
-makes a late settle after a sweep a no-op: nothing is ever charged twice.
+Settling goes through :func:`ledger.settle` with ``expired_before`` and ``swept_reason``: the
+hold's deletion, the ledger row and the ``swept_holds`` row are one transaction; a hold that its
+live worker settled (or renewed) in the meantime is left alone, and the ledger's unique request
+id makes a late settle after a sweep a no-op: nothing is ever charged twice.
+
+Before each sweep (and once at start) the settlement spools of dead workers are replayed
+(:func:`replay_spools`).
 """
 
 from __future__ import annotations
@@ -27,11 +33,22 @@ from dexto.gateway import ledger
 from dexto.gateway.db import Conn, DatabaseUnavailable
 from dexto.gateway.logs import log_event
 from dexto.gateway.pricing import cost_from_usage, estimate_tokens_cost
+from dexto.gateway.settings import default_spool_dir
+from dexto.gateway.spool import claim_orphans
 from dexto.gateway.state import GatewayState
 
-__all__ = ["ExpiredHold", "delivered_expired", "lookup_generation", "run_sweeper", "sweep_once"]
+__all__ = [
+    "LOOKUP_TRIES",
+    "ExpiredHold",
+    "delivered_expired",
+    "lookup_generation",
+    "replay_spools",
+    "run_sweeper",
+    "sweep_once",
+]
 
 _BATCH = 200
+LOOKUP_TRIES = 3  # sweeps that try the generation lookup before a hold is estimated
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +116,11 @@ async def lookup_generation(state: GatewayState, generation_id: str) -> dict[str
     return inner if isinstance(inner, dict) else None
 
 
-async def _settle_one(state: GatewayState, hold: ExpiredHold, now: int) -> bool:
+async def _settle_one(
+    state: GatewayState, hold: ExpiredHold, now: int, misses: dict[str, int] | None
+) -> bool | None:
+    """Settle one expired hold; None if it is left for a later sweep (its generation lookup
+    failed fewer than ``LOOKUP_TRIES`` times so far, counted in ``misses``)."""
     st = state
     cost: int | None = None
     pt, ct = hold.prompt_tokens, hold.completion_tokens
@@ -120,6 +141,11 @@ async def _settle_one(state: GatewayState, hold: ExpiredHold, now: int) -> bool:
                 cost, estimated, reason = uc.cost, False, "swept:generation"
                 pt = uc.prompt_tokens if uc.prompt_tokens is not None else pt
                 ct = uc.completion_tokens if uc.completion_tokens is not None else ct
+        if gen is None and misses is not None:
+            tries = misses.get(hold.request_id, 0) + 1
+            if tries < LOOKUP_TRIES:
+                misses[hold.request_id] = tries
+                return None
     if cost is None:
         guess = estimate_tokens_cost(pt or 0, ct, price)
         cost = hold.amount_micros if guess is None else min(hold.amount_micros, guess)
@@ -138,12 +164,10 @@ async def _settle_one(state: GatewayState, hold: ExpiredHold, now: int) -> bool:
         estimate_reason=reason,
         settled_by="sweeper",
         expired_before=now,
+        swept_reason=reason,
     )
     if result.duplicate:
         return False
-    await st.runner.run(
-        record_swept, hold.request_id, hold.account_id, hold.amount_micros, reason, now
-    )
     st.metrics.inc("holds_swept_settled_total")
     if estimated:
         st.metrics.inc("estimated_charges_total")
@@ -160,15 +184,28 @@ async def _settle_one(state: GatewayState, hold: ExpiredHold, now: int) -> bool:
     return True
 
 
-async def sweep_once(state: GatewayState, now: int | None = None) -> tuple[int, int]:
-    """One sweep: (holds settled, holds released)."""
+async def sweep_once(
+    state: GatewayState, now: int | None = None, misses: dict[str, int] | None = None
+) -> tuple[int, int]:
+    """One sweep: (holds settled, holds released). ``misses`` (kept across sweeps by
+    :func:`run_sweeper`) counts failed generation lookups per hold; without it a failed lookup
+    falls back to the estimate at once."""
     now = ledger.now_ms() if now is None else now
     settled = 0
+    left: set[str] = set()
     for hold in await state.runner.run(delivered_expired, now):
         try:
-            settled += await _settle_one(state, hold, now)
+            done = await _settle_one(state, hold, now, misses)
         except Exception as exc:  # noqa: BLE001 - the hold stays; the next sweep retries
             log_event(state.log, "expired hold settle failed", 30, error=type(exc).__name__)
+            continue
+        if done is None:
+            left.add(hold.request_id)
+        else:
+            settled += done
+    if misses is not None:
+        for rid in [rid for rid in misses if rid not in left]:
+            del misses[rid]
     released = await state.runner.run(ledger.sweep_expired, now)
     if released:
         state.metrics.inc("holds_expired_total", released)
@@ -176,13 +213,47 @@ async def sweep_once(state: GatewayState, now: int | None = None) -> tuple[int, 
     return settled, released
 
 
+async def replay_spools(state: GatewayState) -> int:
+    """Settle what dead workers left in the settlement spool (see :mod:`spool`)."""
+    st = state
+    directory = st.settings.spool_dir or default_spool_dir(st.settings.db_url)
+
+    async def settle(rid: str, account: str, cost: int, kw: dict[str, Any]) -> object:
+        result = await st.runner.run(ledger.settle, rid, account, cost, **kw)
+        log_event(
+            st.log,
+            "spooled settlement replayed",
+            request_id=rid,
+            account=account,
+            cost_micros=result.charged_micros,
+            duplicate=result.duplicate or None,
+        )
+        return result
+
+    def failed(exc: Exception) -> None:
+        if not isinstance(exc, DatabaseUnavailable):
+            log_event(st.log, "spooled settlement replay failed", 30, error=type(exc).__name__)
+
+    n = await claim_orphans(directory, settle, on_error=failed)
+    if n:
+        st.metrics.inc("settle_spool_replayed_total", n)
+    return n
+
+
 async def run_sweeper(state: GatewayState) -> None:
-    """Sweep every ``sweep_interval_s`` until cancelled; a failed sweep is retried next time."""
+    """Replay dead workers' spooled settlements, then every ``sweep_interval_s`` sweep and replay
+    again, until cancelled; a failed round is retried next time."""
+    misses: dict[str, int] = {}
+    first = True
     while True:
-        await asyncio.sleep(state.settings.sweep_interval_s)
+        if not first:
+            await asyncio.sleep(state.settings.sweep_interval_s)
         try:
-            await sweep_once(state)
+            await replay_spools(state)
+            if not first:
+                await sweep_once(state, misses=misses)
         except DatabaseUnavailable:
-            continue  # the runner logs the outage once
+            pass  # the runner logs the outage once
         except Exception as exc:  # noqa: BLE001 - keep sweeping after a transient DB error
             log_event(state.log, "hold sweep failed", 30, error=type(exc).__name__)
+        first = False

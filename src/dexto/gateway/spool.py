@@ -1,0 +1,191 @@
+"""The settlement spool: deferred settlements on local disk, so a worker's death loses none.
+
+A settlement that could not reach the database (see :mod:`dexto.gateway.settlement`) is
+appended, before the client gets the end of its answer, as one JSON line to this worker's spool
+file and fsynced: ``{"rid", "account", "cost", "kw": {ledger.settle keyword arguments}}``. When it
+lands, a ``{"done": rid}`` line is appended; once nothing is outstanding the file is truncated.
+
+Each worker process writes one file, ``settle-<pid>-<random>.jsonl`` (0600, in a 0700
+directory), held with an exclusive ``fcntl.flock`` for the life of the process. A file whose
+lock is free belongs to a dead worker: :func:`claim_orphans` (run by every worker's sweeper, at
+start and every sweep) takes its lock, settles what it holds that is not marked done, and
+removes it once all landed. Settling is idempotent per request id, so a replayed settlement that
+already landed changes nothing; one whose hold was released or swept meanwhile is still charged.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Spool", "claim_orphans", "read_pending"]
+
+_SUFFIX = ".jsonl"
+Settler = Callable[[str, str, int, dict[str, Any]], Awaitable[object]]
+
+
+def _private_dir(directory: Path) -> None:
+    missing: list[Path] = []
+    d = directory
+    while not d.exists():
+        missing.append(d)
+        if d.parent == d:
+            break
+        d = d.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(d, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a new name in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+class Spool:
+    """This worker's spool file, created (and locked) on the first deferred settlement."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.path: Path | None = None
+        self._fd: int | None = None
+        self._open: set[str] = set()  # request ids spooled and not yet marked done
+        self._lock = threading.Lock()
+
+    def _ensure(self) -> int:
+        if self._fd is not None:
+            return self._fd
+        _private_dir(self.directory)
+        name = f"settle-{os.getpid()}-{os.urandom(6).hex()}"
+        tmp = self.directory / f".{name}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # Visible to claimers only once locked (they list *.jsonl files).
+            path = self.directory / (name + _SUFFIX)
+            os.rename(tmp, path)
+            _fsync_dir(self.directory)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd, self.path = fd, path
+        return fd
+
+    def append(self, request_id: str, account_id: str, cost: int, kw: dict[str, Any]) -> None:
+        """Write one settlement and fsync it (blocking: call it off the event loop)."""
+        line = json.dumps(
+            {"rid": request_id, "account": account_id, "cost": cost, "kw": kw},
+            separators=(",", ":"),
+        )
+        with self._lock:
+            fd = self._ensure()
+            _write_all(fd, line.encode() + b"\n")
+            os.fsync(fd)
+            self._open.add(request_id)
+
+    def done(self, request_id: str) -> None:
+        """The settlement landed: mark it (no fsync: a replay of it is a no-op); truncate the
+        file when nothing is outstanding."""
+        with self._lock:
+            if self._fd is None or request_id not in self._open:
+                return
+            self._open.discard(request_id)
+            if not self._open:
+                os.ftruncate(self._fd, 0)
+            else:
+                _write_all(self._fd, json.dumps({"done": request_id}).encode() + b"\n")
+
+    @property
+    def outstanding(self) -> int:
+        return len(self._open)
+
+    def close(self) -> None:
+        """Release the file: empty, it is removed; else it stays for another worker."""
+        with self._lock:
+            if self._fd is None:
+                return
+            if not self._open and self.path is not None:
+                self.path.unlink(missing_ok=True)
+            os.close(self._fd)
+            self._fd = None
+
+
+def read_pending(data: bytes) -> list[dict[str, Any]]:
+    """The settlements of a spool file's content not marked done (a torn last line skipped)."""
+    records: dict[str, dict[str, Any]] = {}
+    for line in data.splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(doc, dict):
+            continue
+        if "done" in doc:
+            records.pop(str(doc["done"]), None)
+        elif isinstance(doc.get("rid"), str) and isinstance(doc.get("kw"), dict):
+            records[doc["rid"]] = doc
+    return list(records.values())
+
+
+async def claim_orphans(
+    directory: str | Path, settle: Settler, *, on_error: Callable[[Exception], None]
+) -> int:
+    """Replay the spool files of dead workers (lock free) in ``directory``; returns how many
+    settlements were replayed. A file is removed once all of its settlements landed; else it is
+    left, marked with what landed, for the next round."""
+    directory = Path(directory)
+    try:
+        names = sorted(p for p in os.listdir(directory) if p.endswith(_SUFFIX))
+    except FileNotFoundError:
+        return 0
+    replayed = 0
+    for name in names:
+        path = directory / name
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND)
+        except FileNotFoundError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its worker is alive (or another worker is replaying it)
+            if os.fstat(fd).st_nlink == 0:
+                continue  # replayed and removed by another worker meanwhile
+            with os.fdopen(os.dup(fd), "rb") as f:
+                data = f.read()
+            pending = read_pending(data)
+            failed = False
+            for rec in pending:
+                try:
+                    await settle(rec["rid"], str(rec["account"]), int(rec["cost"]), rec["kw"])
+                except Exception as exc:  # noqa: BLE001 - left for the next round
+                    on_error(exc)
+                    failed = True
+                    continue
+                replayed += 1
+                _write_all(fd, json.dumps({"done": rec["rid"]}).encode() + b"\n")
+            if not failed:
+                path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    return replayed

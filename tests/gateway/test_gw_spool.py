@@ -1,0 +1,235 @@
+"""The settlement spool (real files, a real locking process) and the ledger rules it relies on:
+a settle whose hold is gone still charges once; the sweeper's settle and its ``swept_holds``
+row are one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dexto.gateway import accounts, ledger
+from dexto.gateway.db import Conn, Database
+from dexto.gateway.migrations import migrate
+from dexto.gateway.spool import Spool, claim_orphans, read_pending
+
+_LOCKER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def conn(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Conn]:
+    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    db = Database(url)
+    migrate(db)
+    c = db.connect()
+    yield c
+    db.close_all()
+
+
+def _account(conn: Conn, email: str, credits: int = 100_000) -> tuple[str, str]:
+    acct = accounts.create_account(conn, email, credits_micros=credits)
+    _, key = accounts.create_key(conn, acct.id)
+    return acct.id, accounts.hash_key(key)
+
+
+def _rows(conn: Conn, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with conn.read():
+        return [tuple(r) for r in conn.all(sql, params)]
+
+
+def _kw(rid: str) -> dict[str, Any]:
+    return {"overdraft_limit_micros": 0, "model": "fake/cheap", "estimated": False, "key_id": rid}
+
+
+def test_spool_appends_marks_done_and_compacts(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "deep" / "spool")
+    spool.append("r1", "acct", 10, _kw("r1"))
+    spool.append("r2", "acct", 20, _kw("r2"))
+    assert spool.path is not None and spool.path.name.endswith(".jsonl")
+    assert stat.S_IMODE(os.stat(spool.path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "deep" / "spool").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(tmp_path / "deep").st_mode) == 0o700
+    spool.done("r1")
+    data = spool.path.read_bytes()
+    assert [r["rid"] for r in read_pending(data)] == ["r2"]
+    assert read_pending(data)[0] == {"rid": "r2", "account": "acct", "cost": 20, "kw": _kw("r2")}
+    spool.done("r2")  # nothing outstanding: the file is emptied
+    assert spool.path.read_bytes() == b"" and spool.outstanding == 0
+    spool.append("r3", "acct", 30, _kw("r3"))
+    assert [r["rid"] for r in read_pending(spool.path.read_bytes())] == ["r3"]
+    spool.done("r3")
+    path = spool.path
+    spool.close()
+    assert not path.exists()  # empty at close: removed
+
+
+def test_a_torn_last_line_is_skipped() -> None:
+    good = json.dumps({"rid": "a", "account": "x", "cost": 1, "kw": {}}).encode()
+    assert [r["rid"] for r in read_pending(good + b"\n" + good[:20])] == ["a"]
+
+
+def test_claim_replays_only_files_whose_worker_is_gone(tmp_path: Path, sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    migrate(db)
+    conn = db.connect()
+    acct, kh = _account(conn, "spool@example.com")
+    for rid in ("a1", "a2", "b1"):
+        assert ledger.admit(conn, kh, rid, 1_000, ttl_ms=60_000).status == "ok"
+    directory = tmp_path / "spool"
+    dead, alive = Spool(directory), Spool(directory)
+    dead.append("a1", acct, 300, _kw("a1"))
+    dead.append("a2", acct, 400, _kw("a2"))
+    alive.append("b1", acct, 500, _kw("b1"))
+    assert dead.path is not None and alive.path is not None
+    # The "alive" file's lock moves to another process (its worker), the "dead" one's is freed.
+    os.close(alive._fd)  # type: ignore[arg-type]
+    alive._fd = None
+    locker = subprocess.Popen(
+        [sys.executable, "-c", _LOCKER, str(alive.path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    dead_path = dead.path
+    os.close(dead._fd)  # type: ignore[arg-type]
+    dead._fd = None
+    try:
+        assert locker.stdout is not None and locker.stdout.readline() == b"locked\n"
+        settled: list[str] = []
+        failures: list[Exception] = []
+        refuse = {"a2"}
+
+        async def settle(rid: str, account: str, cost: int, kw: dict[str, Any]) -> object:
+            if rid in refuse:
+                raise ConnectionError("database away")
+            settled.append(rid)
+            return ledger.settle(conn, rid, account, cost, **kw)
+
+        def claim() -> int:
+            return asyncio.run(claim_orphans(directory, settle, on_error=failures.append))
+
+        assert claim() == 1  # a1 lands, a2 fails: the file stays, a1 marked done in it
+        assert settled == ["a1"] and len(failures) == 1 and dead_path.exists()
+        assert [r["rid"] for r in read_pending(dead_path.read_bytes())] == ["a2"]
+        refuse.clear()
+        assert claim() == 1  # a2 lands now; the file is removed
+        assert settled == ["a1", "a2"]
+        assert not dead_path.exists() and alive.path.exists()
+        locker.kill()  # the live worker dies: its file becomes claimable
+        locker.wait(timeout=30)
+        assert claim() == 1
+        assert not alive.path.exists() and settled == ["a1", "a2", "b1"]
+    finally:
+        if locker.poll() is None:
+            locker.kill()
+        locker.communicate(timeout=30)
+    charges = _rows(
+        conn, "SELECT request_id, -amount_micros FROM ledger WHERE kind = 'charge' ORDER BY 1"
+    )
+    assert charges == [("a1", 300), ("a2", 400), ("b1", 500)]
+    assert _rows(conn, "SELECT COUNT(*) FROM holds") == [(0,)]
+    db.close_all()
+
+
+def test_the_worker_own_locked_file_is_not_claimed_by_itself(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.append("r1", "acct", 10, _kw("r1"))
+
+    async def settle(rid: str, account: str, cost: int, kw: dict[str, Any]) -> object:
+        raise AssertionError("claimed a live file")
+
+    assert asyncio.run(claim_orphans(tmp_path, settle, on_error=lambda e: None)) == 0
+    spool.close()
+    assert spool.path is not None and spool.path.exists()  # outstanding: kept for a replay
+
+
+def test_settle_after_release_or_sweep_still_charges_once(conn: Conn) -> None:
+    acct, kh = _account(conn, f"gone-{id(conn)}@example.com")
+    past = ledger.now_ms() - 10_000
+    assert ledger.admit(conn, kh, "released", 1_000, ttl_ms=60_000).status == "ok"
+    assert ledger.admit(conn, kh, "swept", 1_000, ttl_ms=1, now=past).status == "ok"
+    assert ledger.release(conn, "released")
+    assert ledger.sweep_expired(conn) == 1  # "swept" delivered nothing: released by the sweeper
+    for rid in ("released", "swept"):
+        first = ledger.settle(conn, rid, acct, 700, overdraft_limit_micros=0)
+        assert (first.charged_micros, first.duplicate) == (700, False)
+        again = ledger.settle(conn, rid, acct, 700, overdraft_limit_micros=0)
+        assert (again.charged_micros, again.duplicate) == (0, True)
+    assert _rows(conn, "SELECT balance_micros FROM accounts WHERE id = ?", (acct,)) == [
+        (100_000 - 1_400,)
+    ]
+
+
+def test_sweeper_settle_records_the_sweep_in_the_same_transaction(conn: Conn) -> None:
+    acct, kh = _account(conn, f"swept-{id(conn)}@example.com")
+    past = ledger.now_ms() - 10_000
+    for rid in ("ok", "boom"):
+        assert ledger.admit(conn, kh, rid, 2_000, ttl_ms=1, now=past).status == "ok"
+    if conn.dialect == "sqlite":
+        trigger = [
+            "CREATE TRIGGER no_sweep BEFORE INSERT ON swept_holds WHEN NEW.request_id = 'boom'"
+            " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        ]
+    else:
+        trigger = [
+            "CREATE FUNCTION no_sweep() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$BEGIN RAISE EXCEPTION 'refused'; END$$",
+            "CREATE TRIGGER no_sweep BEFORE INSERT ON swept_holds FOR EACH ROW"
+            " WHEN (NEW.request_id = 'boom') EXECUTE FUNCTION no_sweep()",
+        ]
+    with conn.write():
+        for sql in trigger:
+            conn.execute(sql)
+    now = ledger.now_ms()
+    res = ledger.settle(
+        conn, "ok", acct, 900, overdraft_limit_micros=0, expired_before=now, swept_reason="why"
+    )
+    assert res.charged_micros == 900
+    assert _rows(conn, "SELECT request_id, amount_micros, action, reason FROM swept_holds") == [
+        ("ok", 2_000, "settled", "why")
+    ]
+    # A failing swept_holds insert takes the whole settlement back with it.
+    with pytest.raises(Exception, match="refused"):
+        ledger.settle(
+            conn, "boom", acct, 900, overdraft_limit_micros=0, expired_before=now, swept_reason="x"
+        )
+    assert _rows(conn, "SELECT request_id FROM holds") == [("boom",)]
+    assert _rows(conn, "SELECT COUNT(*) FROM ledger WHERE request_id = 'boom'") == [(0,)]
+    assert _rows(conn, "SELECT balance_micros FROM accounts WHERE id = ?", (acct,)) == [
+        (100_000 - 900,)
+    ]
+
+
+def test_spool_dir_setting_defaults_and_precedence(tmp_path: Path) -> None:
+    from dexto.gateway.settings import GatewaySettings
+
+    home = {"DEXTO_HOME": str(tmp_path / "home")}
+    lite = GatewaySettings.resolve({"db_url": f"sqlite:///{tmp_path}/g.db"}, env=home)
+    assert lite.spool_dir == str(tmp_path / "g.db.spool")
+    pg = [
+        GatewaySettings.resolve({"db_url": url}, env=home).spool_dir
+        for url in (
+            "postgresql://u:one@db.example:5432/app",
+            "postgresql://u:two@db.example:5432/app",  # the password does not matter
+            "postgresql://u:one@db.example:5432/other",
+        )
+    ]
+    assert pg[0] == pg[1] != pg[2]
+    assert Path(str(pg[0])).parent == tmp_path / "home" / "gateway-spool"
+    env = {**home, "DEXTO_GATEWAY_SPOOL_DIR": "/srv/spool"}
+    assert GatewaySettings.resolve({}, env=env).spool_dir == "/srv/spool"
+    assert GatewaySettings.resolve({"spool_dir": "/flag"}, env=env).spool_dir == "/flag"
+    assert GatewaySettings.resolve({}, env=env).to_env()["DEXTO_GATEWAY_SPOOL_DIR"] == "/srv/spool"
