@@ -73,7 +73,8 @@ class DbRunner:
 
     @property
     def completes_on_cancel(self) -> bool:
-        """True when a cancelled :meth:`run` never leaves its call running unawaited (SQLite)."""
+        """True when a cancelled :meth:`run` never leaves its call running unawaited (SQLite: a
+        queued group-commit call is dropped, a running one finishes before the cancel surfaces)."""
         return self.inline
 
     @property

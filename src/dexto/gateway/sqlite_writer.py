@@ -255,6 +255,7 @@ class Checkpointer:
 
     def start(self) -> None:
         if self._thread is None:
+            self._stopping = False
             self._thread = threading.Thread(
                 target=self._main, name="dexto-gw-checkpoint", daemon=True
             )
