@@ -39,7 +39,7 @@ def _control(*args: str, cwd: Path) -> None:
 
 def _total_ir(out: Path) -> int:
     total = 0
-    for f in out.parent.glob(out.name + "*"):
+    for f in out.parent.glob(out.name + ".*"):  # the explicit dumps (not the one at exit)
         m = re.search(r"^(?:summary|totals): (\d+)", f.read_text(errors="replace"), re.M)
         if m:
             total += int(m.group(1))

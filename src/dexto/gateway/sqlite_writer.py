@@ -86,6 +86,10 @@ class SqliteInline:
         self._conn: Conn | None = None
         self._queue: list[_Call] = []
         self.checkpointer = Checkpointer(db, log) if checkpoint else None
+        if self.checkpointer is not None:
+            self.checkpointer.hold, self.checkpointer.release = self._hold, self._release
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._held = False  # the checkpointer asked for no write step to start (see _hold)
         self.batches = 0  # transactions that committed more than one call
         self.batched_calls = 0  # calls committed in those transactions
 
@@ -131,10 +135,10 @@ class SqliteInline:
 
     async def grouped(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
         """Queue ``fn`` for the next writer step and wait for its outcome."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self._queue.append(_Call(fn, args, kw, fut))
-        if len(self._queue) == 1:
+        if len(self._queue) == 1 and not self._held:
             loop.call_soon(self._step)
         try:
             result: T = await fut
@@ -143,6 +147,8 @@ class SqliteInline:
         return result
 
     def _step(self) -> None:
+        if self._held:
+            return  # _end_hold schedules the step
         calls = [c for c in self._queue if not c.fut.done()]  # cancelled callers drop out
         self._queue = []
         try:
@@ -207,6 +213,37 @@ class SqliteInline:
             else:
                 c.fut.set_exception(value)
 
+    # -- checkpoint hold (called from the checkpointer thread) ---------------------------------
+
+    def _hold(self, ready: threading.Event) -> bool:
+        """Ask the loop to start no write step until :meth:`_release`; ``ready`` is set once it
+        has stopped. False if there is no running loop to ask."""
+        loop = self._loop
+        if loop is None:
+            return False
+        try:
+            loop.call_soon_threadsafe(self._start_hold, ready)
+        except RuntimeError:  # the loop is closed
+            return False
+        return True
+
+    def _release(self) -> None:
+        loop = self._loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._end_hold)
+            except RuntimeError:
+                pass
+
+    def _start_hold(self, ready: threading.Event) -> None:
+        self._held = True
+        ready.set()
+
+    def _end_hold(self) -> None:
+        self._held = False
+        if self._queue and self._loop is not None:
+            self._loop.call_soon(self._step)
+
     def _end_batch(self, conn: Conn) -> None:
         try:
             conn.end_batch()
@@ -233,8 +270,8 @@ def _is_busy(exc: BaseException) -> bool:
 class Checkpointer:
     """A thread that checkpoints the WAL so that no request waits for it (see module doc)."""
 
-    every_commits = 200
-    interval_s = 1.0
+    every_commits = 250
+    interval_s = 5.0
     idle_s = 5.0
     max_wal_bytes = 64 * 1024 * 1024
 
@@ -245,6 +282,10 @@ class Checkpointer:
         self.checkpoints = 0  # PASSIVE checkpoints run
         self.truncates = 0  # TRUNCATE checkpoints that completed
         self._wake = threading.Event()
+        # Set by SqliteInline: hold / release the loop's write steps (see _finish).
+        self.hold: Callable[[threading.Event], bool] | None = None
+        self.release: Callable[[], None] | None = None
+        self.holds = 0  # checkpoints finished while the loop's writes were held
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._failed = False
@@ -292,7 +333,9 @@ class Checkpointer:
                         conn = self.db.connect(create=False, busy_timeout_s=0)
                     if commits != seen:
                         seen, last_commit, truncated = commits, now, False
-                        self._checkpoint(conn, "PASSIVE")
+                        # Writes committed meanwhile are not copied back: finish under a hold.
+                        if not self._checkpoint(conn, "PASSIVE") or self.commits != commits:
+                            self._finish(conn)
                         if _size(wal) > self.max_wal_bytes:
                             self._checkpoint(conn, "TRUNCATE")
                     elif not truncated and now - last_commit >= self.idle_s:
@@ -309,12 +352,29 @@ class Checkpointer:
             if conn is not None:
                 self.db.forget(conn)
 
+    def _finish(self, conn: Conn) -> None:
+        """Writes committed while the PASSIVE checkpoint ran, so the WAL is not wholly copied back
+        and SQLite cannot start it again from the beginning: it would grow, and every write and
+        read of a hot page would walk a longer WAL index. Copy the rest (a few frames) while the
+        loop holds its write steps; the next writer then restarts the WAL."""
+        if self.hold is None or self.release is None:
+            return
+        ready = threading.Event()
+        if not self.hold(ready):
+            return
+        try:
+            if ready.wait(1.0) and not self._stopping:
+                self.holds += self._checkpoint(conn, "PASSIVE")
+        finally:
+            self.release()
+
     def _checkpoint(self, conn: Conn, mode: str) -> bool:
-        """Run one checkpoint; True if it completed (not blocked by a writer or reader)."""
+        """Run one checkpoint; True if it copied the whole WAL back (PASSIVE) or completed
+        (TRUNCATE: not blocked by a writer or reader)."""
         row = conn.raw.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         if mode == "PASSIVE":
             self.checkpoints += 1
-            return True
+            return row is not None and row[0] == 0 and row[1] == row[2]
         done = row is not None and row[0] == 0
         self.truncates += done
         return bool(done)
