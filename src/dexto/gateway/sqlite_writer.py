@@ -286,6 +286,7 @@ class Checkpointer:
         self.hold: Callable[[threading.Event], bool] | None = None
         self.release: Callable[[], None] | None = None
         self.holds = 0  # checkpoints finished while the loop's writes were held
+        self.rounds = 0  # wake-ups that ended without an error
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._failed = False
@@ -341,6 +342,7 @@ class Checkpointer:
                     elif not truncated and now - last_commit >= self.idle_s:
                         truncated = self._checkpoint(conn, "TRUNCATE")
                     self._failed = False
+                    self.rounds += 1
                 except Exception as exc:  # noqa: BLE001 - tried again on the next round
                     if not self._failed:
                         log_event(self.log, "wal checkpoint failed", 30, error=describe(exc))
