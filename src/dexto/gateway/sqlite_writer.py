@@ -23,8 +23,10 @@ the step ran it gets the cancellation, and the call has committed or rolled back
 :class:`Checkpointer` moves WAL checkpoints off the request path: the loop's connection has
 ``wal_autocheckpoint=0``; a thread with its own connection runs ``wal_checkpoint(PASSIVE)``
 every :attr:`Checkpointer.every_commits` commits or :attr:`Checkpointer.interval_s` seconds
-(when something was committed), and ``wal_checkpoint(TRUNCATE)`` once the database has been
-idle for :attr:`Checkpointer.idle_s` or when the WAL file passes
+(when something was committed); if writes were committed meanwhile, it finishes with a second
+PASSIVE checkpoint while the loop holds its write steps, so that the next write transaction
+restarts the WAL (see :meth:`Checkpointer._finish`). ``wal_checkpoint(TRUNCATE)`` runs once the
+database has been idle for :attr:`Checkpointer.idle_s` or when the WAL file passes
 :attr:`Checkpointer.max_wal_bytes`.
 """
 
