@@ -16,6 +16,7 @@ from dexto.gateway import accounts, ledger
 from dexto.gateway.db import Conn, Database
 from dexto.gateway.migrations import migrate
 from dexto.gateway.runner import DbRunner
+from dexto.gateway.sqlite_writer import PROBE_EVERY, SOLO_STEPS
 
 L = 5_000  # overdraft limit
 
@@ -85,6 +86,37 @@ def test_concurrent_admits_and_settles_share_commits_and_stay_exact(sqlite_url: 
                 bal -= debit
             assert await runner.run(_state, acct) == (bal, bal, 0)
             assert bal >= -L
+        finally:
+            runner.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_lone_writer_runs_at_once_until_writers_are_concurrent_again(sqlite_url: str) -> None:
+    (acct, _kh), *_ = _setup(sqlite_url, 0)
+
+    async def scenario() -> None:
+        runner = DbRunner(Database(sqlite_url), pool_size=2)
+        sq = runner.sqlite
+        assert sq is not None
+        try:
+            for i in range(2 * SOLO_STEPS):
+                await runner.run(ledger.credit, acct, 1, request_id=f"s{i}")
+            assert sq.direct
+            batches = sq.batches
+            # Concurrent writers: a queued probe call finds company, grouping resumes.
+            rounds = 0
+            while sq.direct and rounds < 2 * PROBE_EVERY:
+                await asyncio.gather(
+                    *(
+                        runner.run(ledger.credit, acct, 1, request_id=f"p{rounds}-{i}")
+                        for i in range(6)
+                    )
+                )
+                rounds += 1
+            assert not sq.direct and sq.batches > batches
+            total = 2 * SOLO_STEPS + 6 * rounds
+            assert await runner.run(_state, acct) == (total, total, 0)
         finally:
             runner.close()
 

@@ -62,6 +62,13 @@ GROUPED: frozenset[Callable[..., Any]] = frozenset(
 )
 
 
+# A lone writer does not pay for queueing: after this many write steps in a row that each had a
+# single call, calls run at once (as solo calls) until a queued one finds company; one call in
+# PROBE_EVERY is still queued, to notice concurrent writers again.
+SOLO_STEPS = 16
+PROBE_EVERY = 16
+
+
 class Locked(Exception):
     """The call found the database locked before it wrote anything."""
 
@@ -92,6 +99,9 @@ class SqliteInline:
             self.checkpointer.hold, self.checkpointer.release = self._hold, self._release
         self._loop: asyncio.AbstractEventLoop | None = None
         self._held = False  # the checkpointer asked for no write step to start (see _hold)
+        self.direct = False  # grouped calls run at once (see SOLO_STEPS)
+        self._solo_steps = 0
+        self._probe = PROBE_EVERY
         self.batches = 0  # transactions that committed more than one call
         self.batched_calls = 0  # calls committed in those transactions
 
@@ -137,6 +147,11 @@ class SqliteInline:
 
     async def grouped(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
         """Queue ``fn`` for the next writer step and wait for its outcome."""
+        if self.direct and not self._queue and not self._held:
+            self._probe -= 1
+            if self._probe > 0:
+                return self.call(fn, *args, **kw)
+            self._probe = PROBE_EVERY
         loop = self._loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self._queue.append(_Call(fn, args, kw, fut))
@@ -153,6 +168,11 @@ class SqliteInline:
             return  # _end_hold schedules the step
         calls = [c for c in self._queue if not c.fut.done()]  # cancelled callers drop out
         self._queue = []
+        if len(calls) > 1:
+            self._solo_steps, self.direct = 0, False
+        elif calls:
+            self._solo_steps += 1
+            self.direct = self._solo_steps >= SOLO_STEPS
         try:
             if len(calls) == 1:
                 self._solo(calls[0])
@@ -272,7 +292,7 @@ def _is_busy(exc: BaseException) -> bool:
 class Checkpointer:
     """A thread that checkpoints the WAL so that no request waits for it (see module doc)."""
 
-    every_commits = 250
+    every_commits = 150
     interval_s = 5.0
     idle_s = 5.0
     max_wal_bytes = 64 * 1024 * 1024
