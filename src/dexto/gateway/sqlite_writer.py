@@ -7,7 +7,8 @@ scheduled with ``loop.call_soon``; it runs every call queued by then in **one** 
 (``BEGIN IMMEDIATE`` … ``COMMIT``). Inside it each ``Conn.write()`` block is a ``SAVEPOINT``, so
 a call that raises rolls back only its own writes and gets its own exception; the others commit.
 A step with a single call runs it solo (no savepoint), so a lone request pays nothing extra
-beyond one loop iteration.
+beyond one loop iteration; and after :data:`SOLO_STEPS` such steps in a row, calls run at once
+(solo) except one in :data:`PROBE_EVERY`, which is queued to notice concurrent writers again.
 
 Outcomes a caller can get besides its result or its own exception:
 
@@ -304,6 +305,7 @@ class Checkpointer:
         self.checkpoints = 0  # PASSIVE checkpoints run
         self.truncates = 0  # TRUNCATE checkpoints that completed
         self._wake = threading.Event()
+        self._ready = threading.Event()
         # Set by SqliteInline: hold / release the loop's write steps (see _finish).
         self.hold: Callable[[threading.Event], bool] | None = None
         self.release: Callable[[], None] | None = None
@@ -333,6 +335,7 @@ class Checkpointer:
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
+        self._ready.set()  # a hold the loop cannot grant now (it is closing us) is not awaited
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -381,9 +384,9 @@ class Checkpointer:
         and SQLite cannot start it again from the beginning: it would grow, and every write and
         read of a hot page would walk a longer WAL index. Copy the rest (a few frames) while the
         loop holds its write steps; the next writer then restarts the WAL."""
-        if self.hold is None or self.release is None:
+        if self.hold is None or self.release is None or self._stopping:
             return
-        ready = threading.Event()
+        ready = self._ready = threading.Event()
         if not self.hold(ready):
             return
         try:
