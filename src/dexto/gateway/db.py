@@ -117,6 +117,7 @@ class Conn:
         # False: :meth:`write` raises :class:`WriteLockBusy` instead of waiting for the
         # in-process writer mutex (a connection used on the event loop must never block).
         self._wait_for_lock = wait_for_lock
+        self._batch = False  # SQLite: inside a group-commit transaction (see begin_batch)
 
     def _sql(self, sql: str) -> str:
         if self.dialect == "sqlite":
@@ -140,7 +141,14 @@ class Conn:
 
     @contextmanager
     def write(self) -> Iterator[Conn]:
-        """A transaction that will write: commit on success, roll back on any error."""
+        """A transaction that will write: commit on success, roll back on any error.
+
+        Inside a group-commit transaction (:meth:`begin_batch`) it is a ``SAVEPOINT`` instead:
+        released on success, rolled back to on any error; the batch commits it later."""
+        if self._batch:
+            with self._savepoint():
+                yield self
+            return
         lock = self._write_lock
         if lock is not None:
             # Threads of one process queue here instead of polling SQLite's busy handler.
@@ -162,8 +170,49 @@ class Conn:
                 lock.release()
 
     @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        raw = self.raw
+        raw.execute("SAVEPOINT w")
+        try:
+            yield
+        except BaseException:
+            if raw.in_transaction:  # SQLite may have rolled the whole transaction back
+                raw.execute("ROLLBACK TO w")
+                raw.execute("RELEASE w")
+            raise
+        raw.execute("RELEASE w")
+
+    def begin_batch(self) -> None:
+        """SQLite: open one write transaction for several calls (group commit). Takes the
+        in-process writer mutex and ``BEGIN IMMEDIATE`` as :meth:`write` does; until
+        :meth:`end_batch`, :meth:`write` blocks are savepoints and :meth:`read` opens nothing.
+        The caller commits with ``raw.commit()``."""
+        lock = self._write_lock
+        if lock is not None and not lock.acquire(self._wait_for_lock):
+            raise WriteLockBusy("another writer of this process holds the SQLite write lock")
+        try:
+            self.raw.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        self._batch = True
+
+    def end_batch(self) -> None:
+        """Leave the group-commit transaction: roll back what was not committed, free the mutex."""
+        self._batch = False
+        try:
+            self.raw.rollback()
+        finally:
+            if self._write_lock is not None:
+                self._write_lock.release()
+
+    @contextmanager
     def read(self) -> Iterator[Conn]:
         """A read-only unit: one consistent snapshot on both drivers."""
+        if self._batch:
+            yield self
+            return
         if self.dialect == "sqlite":
             self.raw.execute("BEGIN")
         try:
@@ -371,6 +420,10 @@ class _SqliteRaw:
     @property
     def total_changes(self) -> int:
         return self._raw.total_changes
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._raw.in_transaction
 
     def close(self) -> None:
         self._raw.close()

@@ -1,16 +1,18 @@
 """Runs the synchronous data layer from async code, and tracks database outages.
 
-SQLite: each call runs inline on the event loop, on one connection whose busy timeout is zero,
-so it never waits for a lock (a transaction takes microseconds; a thread hop would cost more than
-the work). When the call finds the database locked — another process holds SQLite's write lock
-(``SQLITE_BUSY``) or another writer of this process holds the in-process writer mutex — before it
-wrote anything, it is run again, whole, on a small thread pool whose connections wait for the
-lock (:data:`db.BUSY_TIMEOUT_S`). A transaction therefore runs entirely on the loop or entirely
-on one database thread, never split. A call handed to the pool completes even if the awaiting
-task is cancelled: the cancellation is passed on after it returns, so its outcome is never
-unknown. PostgreSQL: every call runs on the thread pool, one connection per thread, so a slow
-query never blocks the loop and transactions run in parallel. SQLite writers of one process
-queue on an in-process mutex (see :meth:`Conn.write`).
+SQLite: each call runs inline on the event loop, on one connection whose busy timeout is zero, so
+it never waits for a lock (a transaction takes microseconds; a thread hop would cost more than the
+work); the chat path's ledger writes of concurrent requests are group-committed, one transaction
+for all calls queued during a loop iteration (:mod:`dexto.gateway.sqlite_writer`, which also runs
+the WAL checkpoints on a thread). When the call finds the database locked — another process holds
+SQLite's write lock (``SQLITE_BUSY``) or another writer of this process holds the in-process writer
+mutex — before it wrote anything, it is run again, whole, on a small thread pool whose connections
+wait for the lock (:data:`db.BUSY_TIMEOUT_S`). A transaction therefore runs entirely on the loop or
+entirely on one database thread, never split. A call handed to the pool completes even if the
+awaiting task is cancelled: the cancellation is passed on after it returns, so its outcome is never
+unknown. PostgreSQL: every call runs on the thread pool, one connection per thread, so a slow query
+never blocks the loop and transactions run in parallel. SQLite writers of one process queue on an
+in-process mutex (see :meth:`Conn.write`).
 
 An error that means the database is unreachable (see :func:`db.is_unavailable`) becomes
 :class:`DatabaseUnavailable`. The first one opens an *outage*: it is logged once, with its cause;
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -35,11 +36,11 @@ from dexto.gateway.db import (
     Conn,
     Database,
     DatabaseUnavailable,
-    WriteLockBusy,
     describe,
     is_unavailable,
 )
 from dexto.gateway.logs import log_event
+from dexto.gateway.sqlite_writer import GROUPED, Locked, SqliteInline
 
 __all__ = ["PROBE_INTERVAL_S", "DbRunner"]
 
@@ -66,12 +67,14 @@ class DbRunner:
         self._next_probe = 0.0
         self.refused = 0  # calls refused during the current outage
         self.inline = db.dialect == "sqlite"
-        self._conn: Conn | None = None  # SQLite: the event loop's non-waiting connection
+        # SQLite: the event loop's non-waiting connection, group commit and checkpointer.
+        self.sqlite = SqliteInline(db, self.log) if self.inline else None
         self.offloaded = 0  # SQLite calls that found the database locked and ran on the pool
 
     @property
     def completes_on_cancel(self) -> bool:
-        """True when a cancelled :meth:`run` never leaves its call running unawaited (SQLite)."""
+        """True when a cancelled :meth:`run` never leaves its call running unawaited (SQLite: a
+        queued group-commit call is dropped, a running one finishes before the cancel surfaces)."""
         return self.inline
 
     @property
@@ -83,10 +86,13 @@ class DbRunner:
             self.refused += 1
             raise DatabaseUnavailable(_MESSAGE, fix=_FIX)
         try:
-            if self.inline:
+            if self.sqlite is not None:
                 try:
-                    result = self._call_inline(fn, *args, **kw)
-                except _Locked:
+                    if fn in GROUPED:
+                        result = await self.sqlite.grouped(fn, *args, **kw)
+                    else:
+                        result = self.sqlite.call(fn, *args, **kw)
+                except Locked:
                     self.offloaded += 1
                     result = await self._offload(partial(self._call, fn, *args, **kw))
             else:
@@ -102,28 +108,6 @@ class DbRunner:
         if self._down_since is not None:
             self._mark_up()
         return result
-
-    def _call_inline(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
-        conn = self._conn
-        if conn is None:
-            conn = self._conn = self.db.connect(create=False, busy_timeout_s=0)
-        else:
-            self.db.check_file(conn)
-        commits, changes = conn.commits, conn.raw.total_changes
-        try:
-            return fn(conn, *args, **kw)
-        except WriteLockBusy:
-            raise _Locked from None
-        except sqlite3.OperationalError as exc:
-            # Safe to run again only if this call wrote nothing (its transaction rolled back).
-            name = getattr(exc, "sqlite_errorname", "") or ""
-            if (
-                name.startswith("SQLITE_BUSY")
-                and conn.commits == commits
-                and conn.raw.total_changes == changes
-            ):
-                raise _Locked from None
-            raise
 
     async def _offload(self, call: Callable[[], T]) -> T:
         fut = asyncio.get_running_loop().run_in_executor(self._executor, call)
@@ -184,13 +168,10 @@ class DbRunner:
         self.db.forget(conn)
 
     def close(self) -> None:
+        if self.sqlite is not None:
+            self.sqlite.close()
         self._executor.shutdown(wait=True)
         self.db.close_all()
-        self._conn = None
-
-
-class _Locked(Exception):
-    """The inline call found the database locked before it wrote anything."""
 
 
 def _is_broken(conn: Conn) -> bool:

@@ -1,0 +1,117 @@
+"""Instructions per request of the gateway (SQLite, 1 worker) under callgrind, for several refs.
+
+    .venv/bin/python bench/gateway_callgrind.py [--requests 600] [--concurrency 1,32] \
+        [--variant NAME=REF]...
+
+Each variant (the ``src/`` tree of a git ref, ``WORKTREE`` for this working tree, as in
+``bench/gateway_ab.py``) runs ``dexto gateway serve`` under ``valgrind --tool=callgrind`` with
+instrumentation off; after a warm-up, instrumentation is switched on (``callgrind_control -i
+on``) for exactly ``--requests`` non-streaming requests at each concurrency, then dumped. Prints
+instructions (Ir) per request: a CPU measure that does not depend on other load on the machine
+(it does depend on how requests interleave, e.g. how many share a group commit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _gateway_load import chat_body, run_load  # noqa: E402
+from _gateway_procs import Proc, free_port, start_fake_upstream, wait_http  # noqa: E402
+from gateway_ab import source_tree  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+PATH = "/v1/chat/completions"
+
+
+def _control(*args: str, cwd: Path) -> None:
+    subprocess.run(["callgrind_control", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _total_ir(out: Path) -> int:
+    total = 0
+    for f in out.parent.glob(out.name + ".*"):  # the explicit dumps (not the one at exit)
+        m = re.search(r"^(?:summary|totals): (\d+)", f.read_text(errors="replace"), re.M)
+        if m:
+            total += int(m.group(1))
+    return total
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=600)
+    ap.add_argument("--concurrency", default="1,32")
+    ap.add_argument("--variant", action="append", help="NAME=REF")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="dexto-bench-cg-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEXTO_", "PROMETHEUS_"))}
+    env["DEXTO_HOME"] = str(work / "home")
+    body = chat_body()
+    results: dict[str, dict[int, float]] = {}
+    fake, up_port = start_fake_upstream(PY, {**env, "PYTHONPATH": str(ROOT / "src")}, work)
+    try:
+        for spec in args.variant or ["main=main", "this=WORKTREE"]:
+            name, _, ref = spec.partition("=")
+            venv = {**env, "PYTHONPATH": str(source_tree(ref, work))}
+            db = f"sqlite:///{work / (name + '.db')}"
+            created = subprocess.run(
+                [PY, "-m", "dexto.cli.main", "gateway", "accounts", "create", "--db", db]
+                + ["--email", f"{name}@bench.example", "--credits", "100000000", "--json"],
+                env=venv,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            auth = {"Authorization": f"Bearer {json.loads(created.stdout)['apiKey']}"}
+            port = free_port()
+            gw_env = {
+                **venv,
+                "DEXTO_GATEWAY_UPSTREAM_KEY": "sk-or-bench-upstream",
+                "DEXTO_GATEWAY_RATE_LIMIT_RPS": "1000000",
+                "DEXTO_GATEWAY_RATE_LIMIT_BURST": "1000000",
+                "DEXTO_GATEWAY_LOG_LEVEL": "WARNING",
+            }
+            results[name] = {}
+            for c in (int(x) for x in args.concurrency.split(",")):
+                cwd = work / f"{name}-c{c}"
+                cwd.mkdir()
+                out = cwd / "callgrind.out"
+                argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+                argv += [f"--callgrind-out-file={out}", PY, "-m", "dexto.cli.main", "gateway"]
+                argv += ["serve", "--db", db, "--port", str(port)]
+                argv += ["--upstream", f"http://127.0.0.1:{up_port}/api/v1"]
+                proc = Proc(argv, gw_env, cwd / "gateway.log")
+                try:
+                    wait_http(port, "/healthz", 600, proc.popen)
+                    run_load("127.0.0.1", port, PATH, body, auth, concurrency=4, total=100)
+                    _control("-i", "on", str(proc.pid), cwd=cwd)
+                    res = run_load(
+                        "127.0.0.1", port, PATH, body, auth, concurrency=c, total=args.requests
+                    )
+                    _control("-d", str(proc.pid), cwd=cwd)
+                    _control("-i", "off", str(proc.pid), cwd=cwd)
+                finally:
+                    proc.stop()
+                if res.errors:
+                    print(f"{name} c={c}: {res.errors} errors", file=sys.stderr)
+                results[name][c] = _total_ir(out) / max(1, len(res.latencies))
+                print(f"{name} c={c}: {results[name][c]:,.0f} Ir/request", file=sys.stderr)
+    finally:
+        fake.stop()
+    print(f"instructions per non-streaming request (callgrind), {args.requests} requests")
+    for name, row in results.items():
+        print(f"{name:12}" + "".join(f"  c={c}: {ir / 1e6:.3f} M" for c, ir in row.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
