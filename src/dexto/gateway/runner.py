@@ -26,7 +26,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -40,6 +40,8 @@ from dexto.gateway.db import (
     is_unavailable,
 )
 from dexto.gateway.logs import log_event
+from dexto.gateway.pg_ledger import implementation as pg_implementation
+from dexto.gateway.pg_pool import PgPool
 
 __all__ = ["PROBE_INTERVAL_S", "DbRunner"]
 
@@ -68,11 +70,14 @@ class DbRunner:
         self.inline = db.dialect == "sqlite"
         self._conn: Conn | None = None  # SQLite: the event loop's non-waiting connection
         self.offloaded = 0  # SQLite calls that found the database locked and ran on the pool
+        # PostgreSQL: the chat path's ledger steps run on async connections (see pg_ledger).
+        self.pg = PgPool(db.url, pool_size) if db.dialect == "postgres" else None
+        self._pg_calls: set[asyncio.Task[Any]] = set()
 
     @property
     def completes_on_cancel(self) -> bool:
-        """True when a cancelled :meth:`run` never leaves its call running unawaited (SQLite)."""
-        return self.inline
+        """True when a cancelled :meth:`run` never leaves its call running unawaited."""
+        return self.inline or self.pg is not None
 
     @property
     def outage(self) -> bool:
@@ -89,11 +94,10 @@ class DbRunner:
                 except _Locked:
                     self.offloaded += 1
                     result = await self._offload(partial(self._call, fn, *args, **kw))
+            elif self.pg is not None and (impl := pg_implementation(fn, kw)) is not None:
+                result = await self._pg_run(impl, *args, **kw)
             else:
-                loop = asyncio.get_running_loop()
-                result = await loop.run_in_executor(
-                    self._executor, partial(self._call, fn, *args, **kw)
-                )
+                result = await self._offload(partial(self._call, fn, *args, **kw))
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
@@ -138,6 +142,30 @@ class DbRunner:
                 except asyncio.CancelledError:
                     continue
             raise
+
+    async def _pg_run(self, impl: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
+        """One async statement on the pool, in a task of its own that a cancellation of the
+        caller does not reach: the caller waits for it to finish, then is cancelled."""
+        assert self.pg is not None
+        task = asyncio.ensure_future(self.pg.run(impl, *args, **kw))
+        self._pg_calls.add(task)
+        task.add_done_callback(self._pg_calls.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            while not task.done():
+                try:
+                    await asyncio.wait({task})
+                except asyncio.CancelledError:
+                    continue
+            raise
+
+    async def aclose(self) -> None:
+        """Wait for the async PostgreSQL calls in progress, then close their connections."""
+        if self.pg is not None:
+            if self._pg_calls:
+                await asyncio.wait(set(self._pg_calls))
+            await self.pg.aclose()
 
     def _mark_down(self, exc: BaseException) -> None:
         self.refused += 1
@@ -184,6 +212,8 @@ class DbRunner:
         self.db.forget(conn)
 
     def close(self) -> None:
+        if self.pg is not None:
+            self.pg.close_now()
         self._executor.shutdown(wait=True)
         self.db.close_all()
         self._conn = None

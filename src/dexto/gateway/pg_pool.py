@@ -1,0 +1,130 @@
+"""A small pool of psycopg async connections (autocommit) for one worker's event loop.
+
+Each connection runs one statement at a time; in autocommit mode that statement is its own
+transaction, so a call is one round trip, commit included, and no thread is involved. At most
+``size`` connections are open; callers beyond that wait for one to come back.
+
+Before a pooled connection is used it is checked without a round trip: an idle connection
+must have nothing to read (a server that terminated the backend sends an error and closes the
+socket). A connection that fails the check is closed and another one taken or opened, so a
+connection killed while idle never fails a call, and a call is never sent twice. A connection
+that breaks during a call is closed; the error is the call's (see :func:`db.is_unavailable`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+from collections.abc import Awaitable, Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from dexto.gateway.db import DatabaseUnavailable, redact_url
+
+__all__ = ["PgPool"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+CONNECT_TIMEOUT_S = 10
+
+
+class PgPool:
+    def __init__(self, url: str, size: int) -> None:
+        self.url = url
+        self.size = max(1, size)
+        self._idle: list[Any] = []  # psycopg.AsyncConnection, most recently used last
+        self._slots: asyncio.Semaphore | None = None  # created on the loop that uses it
+        self._open: set[Any] = set()
+        self.opened = 0  # connections opened so far (replacements included)
+        self.closed = False
+
+    async def run(
+        self, fn: Callable[Concatenate[Any, P], Awaitable[T]], *args: P.args, **kw: P.kwargs
+    ) -> T:
+        """``await fn(conn, *args, **kw)`` on a pooled connection."""
+        if self.closed:
+            raise DatabaseUnavailable("the database pool is closed")
+        slots = self._slots
+        if slots is None:
+            slots = self._slots = asyncio.Semaphore(self.size)
+        async with slots:
+            conn = await self._take()
+            try:
+                result = await fn(conn, *args, **kw)
+            except BaseException:
+                if _usable(conn):
+                    self._idle.append(conn)
+                else:
+                    await self._discard(conn)
+                raise
+            self._idle.append(conn)
+            return result
+
+    async def _take(self) -> Any:
+        while self._idle:
+            conn = self._idle.pop()
+            if _usable(conn) and not _readable(conn):
+                return conn
+            await self._discard(conn)
+        return await self._connect()
+
+    async def _connect(self) -> Any:
+        import psycopg
+
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+            )
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(
+                f"cannot connect to PostgreSQL at {redact_url(self.url)}: "
+                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                fix="Check the --db URL and that the server is running.",
+            ) from None
+        self.opened += 1
+        self._open.add(conn)
+        return conn
+
+    async def _discard(self, conn: Any) -> None:
+        self._open.discard(conn)
+        try:
+            await conn.close()
+        except Exception:  # noqa: BLE001 - best effort on a broken connection
+            pass
+
+    async def aclose(self) -> None:
+        """Close every connection; calls in progress keep theirs until they return (the runner
+        waits for them first)."""
+        self.closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await self._discard(conn)
+
+    def close_now(self) -> None:
+        """Close every connection without awaiting (shutdown outside the event loop)."""
+        self.closed = True
+        self._idle = []
+        for conn in list(self._open):
+            self._open.discard(conn)
+            try:
+                conn.pgconn.finish()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _usable(conn: Any) -> bool:
+    """Open, not broken, and idle (outside a transaction, no result pending)."""
+    from psycopg import pq
+
+    if conn.closed or conn.broken:
+        return False
+    return bool(conn.pgconn.transaction_status == pq.TransactionStatus.IDLE)
+
+
+def _readable(conn: Any) -> bool:
+    """An idle connection with something to read: the server closed it or sent an error."""
+    try:
+        ready, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    except Exception:  # noqa: BLE001 - any doubt: do not use it
+        return True
+    return bool(ready)
