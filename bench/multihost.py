@@ -3,6 +3,7 @@ host vs two hosts (separate processes on 127.0.0.2 and 127.0.0.3 sharing one Pos
 and one Redis key prefix), all started at once and measured in interleaved rounds.
 
     .venv/bin/python bench/multihost.py [--quick] [--rounds N] [--pg URL] [--redis URL]
+        [--baseline REF]
 
 Configurations (non-streaming, concurrency 32, all behind the same fake upstream):
   sqlite-1w        SQLite, 1 worker, 16 accounts
@@ -16,6 +17,8 @@ ms per request (utime+stime of its process trees from /proc) and PostgreSQL serv
 request (the backends whose application_name names the configuration), min/median/max over the
 rounds. Rounds run the configurations one after another in a rotating order, so machine noise is
 shared. Loopback only; every loop is bounded by a request count. Needs PostgreSQL and Redis.
+With ``--baseline REF`` every configuration also runs from the ``src/`` tree of that git ref
+(its own gateway processes, named ``…@REF``), interleaved in the same rounds.
 """
 
 from __future__ import annotations
@@ -172,6 +175,20 @@ def spread(xs: list[float]) -> str:
     return f"{min(xs):.2f}/{statistics.median(xs):.2f}/{max(xs):.2f}"
 
 
+def source_tree(ref: str, work: Path) -> Path:
+    """The ``src/`` directory of git ref ``ref``, extracted under ``work``."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    out = work / f"src-{ref.replace('/', '_')}"
+    out.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", ref, "src"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out / "src"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer requests (smoke run)")
@@ -184,6 +201,7 @@ def main() -> int:
     ap.add_argument(
         "--redis", default=os.environ.get("DEXTO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     )
+    ap.add_argument("--baseline", help="also run every configuration from this git ref")
     args = ap.parse_args()
     total = args.requests or (300 if args.quick else 1500)
     import psycopg
@@ -214,10 +232,13 @@ def main() -> int:
         pg_keys = make_accounts(pg_schema, ACCOUNTS + 1, "p")
         hot, many = pg_keys[:1], pg_keys[1:]
 
-        def serve(name: str, db: str, addr: str, workers: int) -> tuple[Proc, int]:
+        def serve(
+            name: str, db: str, addr: str, workers: int, src: Path | None = None
+        ) -> tuple[Proc, int]:
             port = free_port()
             gw_env = {
                 **env,
+                **({"PYTHONPATH": str(src)} if src else {}),
                 "DEXTO_GATEWAY_UPSTREAM_KEY": "sk-or-bench-upstream",
                 "DEXTO_GATEWAY_RATE_LIMIT_RPS": "1000000",
                 "DEXTO_GATEWAY_RATE_LIMIT_BURST": "1000000",
@@ -237,28 +258,40 @@ def main() -> int:
         def pg_for(app: str) -> str:
             return with_params(pg_schema, application_name=app)
 
-        s1, s1p = serve("sqlite-1w", sqlite_url, HOSTS[0], 1)
-        p1, p1p = serve("pg-1w", pg_for(f"bench-pg1-{tag}"), HOSTS[0], 1)
-        p2, p2p = serve("pg-2w", pg_for(f"bench-pg2-{tag}"), HOSTS[0], 2)
-        ha, hap = serve("pg-2hosts", pg_for(f"bench-pgh-{tag}"), HOSTS[0], 1)
-        hb, hbp = serve("pg-2hosts", pg_for(f"bench-pgh-{tag}"), HOSTS[1], 1)
-        for proc, addr, port in [
-            (s1, HOSTS[0], s1p),
-            (p1, HOSTS[0], p1p),
-            (p2, HOSTS[0], p2p),
-            (ha, HOSTS[0], hap),
-            (hb, HOSTS[1], hbp),
-        ]:
-            wait_ready(addr, port, proc)
-        configs = [
-            Config("sqlite-1w", [s1], [(HOSTS[0], s1p)], sqlite_keys, None),
-            Config("pg-1w", [p1], [(HOSTS[0], p1p)], many, f"bench-pg1-{tag}"),
-            Config("pg-2w-hot", [p2], [(HOSTS[0], p2p)], hot, f"bench-pg2-{tag}"),
-            Config("pg-2w-16acct", [p2], [(HOSTS[0], p2p)], many, f"bench-pg2-{tag}"),
-            Config(
-                "pg-2hosts", [ha, hb], [(HOSTS[0], hap), (HOSTS[1], hbp)], many, f"bench-pgh-{tag}"
-            ),
-        ]
+        variants: list[tuple[str, Path | None]] = [("", None)]
+        if args.baseline:
+            variants.append((f"@{args.baseline}", source_tree(args.baseline, work)))
+        for suffix, src in variants:
+            sfx = suffix.replace("@", "-").replace("/", "_")
+            lite = sqlite_url if src is None else f"sqlite:///{work / ('gateway' + sfx + '.db')}"
+            lite_keys = sqlite_keys if src is None else make_accounts(lite, ACCOUNTS, "s")
+            apps = {k: f"bench-{k}{sfx}-{tag}" for k in ("pg1", "pg2", "pgh")}
+            s1, s1p = serve("sqlite-1w" + sfx, lite, HOSTS[0], 1, src)
+            p1, p1p = serve("pg-1w" + sfx, pg_for(apps["pg1"]), HOSTS[0], 1, src)
+            p2, p2p = serve("pg-2w" + sfx, pg_for(apps["pg2"]), HOSTS[0], 2, src)
+            ha, hap = serve("pg-2hosts" + sfx, pg_for(apps["pgh"]), HOSTS[0], 1, src)
+            hb, hbp = serve("pg-2hosts" + sfx, pg_for(apps["pgh"]), HOSTS[1], 1, src)
+            for proc, addr, port in [
+                (s1, HOSTS[0], s1p),
+                (p1, HOSTS[0], p1p),
+                (p2, HOSTS[0], p2p),
+                (ha, HOSTS[0], hap),
+                (hb, HOSTS[1], hbp),
+            ]:
+                wait_ready(addr, port, proc)
+            configs += [
+                Config("sqlite-1w" + suffix, [s1], [(HOSTS[0], s1p)], lite_keys, None),
+                Config("pg-1w" + suffix, [p1], [(HOSTS[0], p1p)], many, apps["pg1"]),
+                Config("pg-2w-hot" + suffix, [p2], [(HOSTS[0], p2p)], hot, apps["pg2"]),
+                Config("pg-2w-16acct" + suffix, [p2], [(HOSTS[0], p2p)], many, apps["pg2"]),
+                Config(
+                    "pg-2hosts" + suffix,
+                    [ha, hb],
+                    [(HOSTS[0], hap), (HOSTS[1], hbp)],
+                    many,
+                    apps["pgh"],
+                ),
+            ]
         for cfg in configs:  # warm-up: connections, caches, pools
             load(cfg, 8, max(64, total // 10))
         for r in range(args.rounds):
@@ -284,14 +317,14 @@ def main() -> int:
         f"(interleaved, rotating order); limiter: {'Redis' if redis_url else 'in-process'}"
     )
     print(
-        f"{'configuration':14} {'req/s min/med/max':>24} {'vs sqlite':>9} "
+        f"{'configuration':22} {'req/s min/med/max':>24} {'vs sqlite':>9} "
         f"{'gw CPU ms/req':>18} {'PG CPU ms/req':>18} {'errors':>6}"
     )
     out: list[dict[str, Any]] = []
     for cfg in configs:
         rps = [x["rps"] for x in cfg.rounds]
         print(
-            f"{cfg.name:14} {spread(rps):>24} {statistics.median(rps) / base:9.2f} "
+            f"{cfg.name:22} {spread(rps):>24} {statistics.median(rps) / base:9.2f} "
             f"{spread([x['gw_cpu_ms'] for x in cfg.rounds]):>18} "
             f"{spread([x['pg_cpu_ms'] for x in cfg.rounds]):>18} "
             f"{int(sum(x['errors'] for x in cfg.rounds)):6d}"

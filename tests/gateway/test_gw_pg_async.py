@@ -236,9 +236,13 @@ def test_runner_dispatches_the_chat_path_to_async_statements(pg: tuple[str, Conn
             assert runner.completes_on_cancel
             res = await runner.run(ledger.admit, kh, "r1", 4_000, ttl_ms=60_000)
             assert res.status == "ok" and res.available_micros == 6_000
-            assert runner.pg is not None and runner.pg.opened == 1
+            # admit commits asynchronously; the call returned after a flush made it durable
+            assert runner.pg is not None and runner.pg.opened == 1 and runner.pg.flushes == 1
             s = await runner.run(ledger.settle, "r1", acct.id, 500, overdraft_limit_micros=L)
             assert (s.charged_micros, s.balance_micros, s.duplicate) == (500, 9_500, False)
+            assert runner.pg.flushes == 2
+            assert await runner.run(ledger.release, "r1") is False  # a synchronous commit
+            assert runner.pg.flushes == 2
             # the thread path still serves everything else
             assert await runner.run(ledger.credit, acct.id, 1, request_id="c1") == 9_501
         finally:

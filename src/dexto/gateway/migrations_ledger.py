@@ -24,6 +24,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_held bigint;
 BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
     SELECT k.id, k.account_id, a.balance_micros INTO o_key, o_account, o_balance
       FROM api_keys k JOIN accounts a ON a.id = k.account_id
      WHERE k.key_hash = p_key_hash AND k.revoked_at IS NULL
@@ -65,6 +66,7 @@ DECLARE
     v_debit bigint;
     v_id bigint;
 BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
     SELECT a.balance_micros INTO o_balance FROM accounts a WHERE a.id = p_account FOR UPDATE;
     IF NOT FOUND THEN
         RETURN;

@@ -175,6 +175,10 @@ _ASYNC: dict[Callable[..., Any], tuple[Callable[..., Awaitable[Any]], frozenset[
 }
 
 
+# Steps that commit asynchronously: the caller waits for :meth:`PgPool.barrier` afterwards.
+ASYNC_COMMIT = frozenset({admit, settle})
+
+
 def implementation(
     fn: Callable[..., Any], kw: Mapping[str, Any]
 ) -> Callable[..., Awaitable[Any]] | None:

@@ -37,6 +37,9 @@ class PgPool:
         self._open: set[Any] = set()
         self.opened = 0  # connections opened so far (replacements included)
         self.closed = False
+        self._flush_waiters: list[asyncio.Future[None]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.flushes = 0  # flush transactions run (see barrier)
 
     async def run(
         self, fn: Callable[Concatenate[Any, P], Awaitable[T]], *args: P.args, **kw: P.kwargs
@@ -59,6 +62,40 @@ class PgPool:
                 raise
             self._idle.append(conn)
             return result
+
+    async def barrier(self) -> None:
+        """Return once every transaction this worker committed before the call is durable.
+
+        ``admit`` and ``settle`` commit with ``synchronous_commit = off`` (their row lock is
+        released without waiting for the WAL flush); their callers then wait here. One flush
+        transaction at a time serves every caller that arrived before it started: it writes a
+        transactional WAL record and commits under the server's ``synchronous_commit``, and
+        its flush covers every commit record inserted before its own, whichever backend
+        inserted it.
+        """
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._flush_waiters.append(waiter)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush_rounds())
+        await waiter
+
+    async def _flush_rounds(self) -> None:
+        while self._flush_waiters:
+            batch, self._flush_waiters = self._flush_waiters, []
+            try:
+                await self.run(_flush)
+            except BaseException as exc:
+                for waiter in batch:
+                    if not waiter.done():
+                        waiter.set_exception(_copy(exc))
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+            else:
+                self.flushes += 1
+                for waiter in batch:
+                    if not waiter.done():
+                        waiter.set_result(None)
 
     async def _take(self) -> Any:
         while self._idle:
@@ -110,6 +147,25 @@ class PgPool:
                 conn.pgconn.finish()
             except Exception:  # noqa: BLE001
                 pass
+
+
+_FLUSH = "SELECT pg_logical_emit_message(true, 'dexto', '')"
+
+
+async def _flush(conn: Any) -> None:
+    await conn.execute(_FLUSH)
+
+
+def _copy(exc: BaseException) -> BaseException:
+    """An exception of the same kind for each waiter (one instance raised in many tasks would
+    chain their tracebacks)."""
+    from dexto.gateway.db import is_unavailable
+
+    if is_unavailable(exc):
+        return DatabaseUnavailable(f"the WAL flush failed: {type(exc).__name__}")
+    if isinstance(exc, asyncio.CancelledError):
+        return asyncio.CancelledError()
+    return RuntimeError(f"the WAL flush failed: {type(exc).__name__}")
 
 
 def _usable(conn: Any) -> bool:
