@@ -119,7 +119,7 @@ class _Side:
             if self.use_async:
                 impl = pg_ledger.implementation(sync_fn, kw)
                 assert impl is not None
-                result = await impl(self.aconn, *args, **kw)
+                result = await impl(self.aconn.cursor(), *args, **kw)
             else:
                 result = sync_fn(self.conn, *args, **kw)
         except LookupError as exc:
@@ -274,7 +274,7 @@ def test_a_connection_killed_while_idle_is_replaced_before_use(pg: tuple[str, Co
         pool = PgPool(url, 1)
         try:
             assert (await pool.run(pg_ledger.admit, kh, "a", 100, ttl_ms=60_000)).status == "ok"
-            pid = pool._idle[0].info.backend_pid
+            pid = pool._idle[0].connection.info.backend_pid
             with psycopg.connect(_base_url(), autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
             while not _backend_gone(pid):

@@ -38,15 +38,14 @@ _PROGRESS = (
 )
 
 
-async def _one(conn: Any, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    cur = conn.cursor()
+async def _one(cur: Any, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
     await cur.execute(sql, params)
     row = await cur.fetchone()
     return None if row is None else tuple(row)
 
 
 async def admit(
-    conn: Any,
+    cur: Any,
     key_hash: str,
     request_id: str,
     hold_micros: int,
@@ -59,7 +58,7 @@ async def admit(
     """:func:`ledger.admit` in one statement."""
     now = now_ms() if now is None else now
     row = await _one(
-        conn, _ADMIT, (key_hash, request_id, hold_micros, now, now + ttl_ms, model, prompt_tokens)
+        cur, _ADMIT, (key_hash, request_id, hold_micros, now, now + ttl_ms, model, prompt_tokens)
     )
     assert row is not None  # a function with OUT parameters returns one row
     status, account_id, key_id, balance, available = row
@@ -67,7 +66,7 @@ async def admit(
 
 
 async def settle(
-    conn: Any,
+    cur: Any,
     request_id: str,
     account_id: str,
     cost_micros: int,
@@ -90,7 +89,7 @@ async def settle(
     now = now_ms() if now is None else now
     cost_micros = min(max(0, int(cost_micros)), MAX_CHARGE_MICROS)
     row = await _one(
-        conn,
+        cur,
         _SETTLE,
         (
             request_id,
@@ -118,12 +117,12 @@ async def settle(
     return SettleResult(int(charged), int(written_off), int(balance), bool(duplicate))
 
 
-async def release(conn: Any, request_id: str) -> bool:
+async def release(cur: Any, request_id: str) -> bool:
     """:func:`ledger.release` in one statement."""
-    return await _one(conn, _RELEASE, (request_id,)) is not None
+    return await _one(cur, _RELEASE, (request_id,)) is not None
 
 
-async def progress_many(conn: Any, rows: list[tuple[str, str | None, int]], expires_at: int) -> int:
+async def progress_many(cur: Any, rows: list[tuple[str, str | None, int]], expires_at: int) -> int:
     """:func:`ledger.progress_many` in one statement. A request id given twice ends as the
     sequential updates would leave it: the last token count, the last generation id given."""
     if not rows:
@@ -134,7 +133,6 @@ async def progress_many(conn: Any, rows: list[tuple[str, str | None, int]], expi
         if generation_id is None and previous is not None:
             generation_id = previous[0]
         merged[request_id] = (generation_id, tokens)
-    cur = conn.cursor()
     await cur.execute(
         _PROGRESS,
         (

@@ -1,8 +1,9 @@
 """A small pool of psycopg async connections (autocommit) for one worker's event loop.
 
-Each connection runs one statement at a time; in autocommit mode that statement is its own
-transaction, so a call is one round trip, commit included, and no thread is involved. At most
-``size`` connections are open; callers beyond that wait for one to come back.
+Each connection runs one statement at a time, through one cursor kept with it; in autocommit
+mode that statement is its own transaction, so a call is one round trip, commit included, and
+no thread is involved. At most ``size`` connections are open; callers beyond that wait for one
+to come back.
 
 Before a pooled connection is used it is checked without a round trip: an idle connection
 must have nothing to read (a server that terminated the backend sends an error and closes the
@@ -32,9 +33,9 @@ class PgPool:
     def __init__(self, url: str, size: int) -> None:
         self.url = url
         self.size = max(1, size)
-        self._idle: list[Any] = []  # psycopg.AsyncConnection, most recently used last
+        self._idle: list[Any] = []  # psycopg.AsyncCursor of each idle connection, LIFO
         self._slots: asyncio.Semaphore | None = None  # created on the loop that uses it
-        self._open: set[Any] = set()
+        self._open: set[Any] = set()  # cursors of every open connection
         self.opened = 0  # connections opened so far (replacements included)
         self.closed = False
         self._flush_waiters: list[asyncio.Future[None]] = []
@@ -44,23 +45,23 @@ class PgPool:
     async def run(
         self, fn: Callable[Concatenate[Any, P], Awaitable[T]], *args: P.args, **kw: P.kwargs
     ) -> T:
-        """``await fn(conn, *args, **kw)`` on a pooled connection."""
+        """``await fn(cursor, *args, **kw)`` with the cursor of a pooled connection."""
         if self.closed:
             raise DatabaseUnavailable("the database pool is closed")
         slots = self._slots
         if slots is None:
             slots = self._slots = asyncio.Semaphore(self.size)
         async with slots:
-            conn = await self._take()
+            cur = await self._take()
             try:
-                result = await fn(conn, *args, **kw)
+                result = await fn(cur, *args, **kw)
             except BaseException:
-                if _usable(conn):
-                    self._idle.append(conn)
+                if _usable(cur):
+                    self._idle.append(cur)
                 else:
-                    await self._discard(conn)
+                    await self._discard(cur)
                 raise
-            self._idle.append(conn)
+            self._idle.append(cur)
             return result
 
     async def barrier(self) -> None:
@@ -99,10 +100,10 @@ class PgPool:
 
     async def _take(self) -> Any:
         while self._idle:
-            conn = self._idle.pop()
-            if _usable(conn) and not _readable(conn):
-                return conn
-            await self._discard(conn)
+            cur = self._idle.pop()
+            if _usable(cur) and not _readable(cur):
+                return cur
+            await self._discard(cur)
         return await self._connect()
 
     async def _connect(self) -> Any:
@@ -119,13 +120,14 @@ class PgPool:
                 fix="Check the --db URL and that the server is running.",
             ) from None
         self.opened += 1
-        self._open.add(conn)
-        return conn
+        cur = conn.cursor()
+        self._open.add(cur)
+        return cur
 
-    async def _discard(self, conn: Any) -> None:
-        self._open.discard(conn)
+    async def _discard(self, cur: Any) -> None:
+        self._open.discard(cur)
         try:
-            await conn.close()
+            await cur.connection.close()
         except Exception:  # noqa: BLE001 - best effort on a broken connection
             pass
 
@@ -134,17 +136,17 @@ class PgPool:
         waits for them first)."""
         self.closed = True
         idle, self._idle = self._idle, []
-        for conn in idle:
-            await self._discard(conn)
+        for cur in idle:
+            await self._discard(cur)
 
     def close_now(self) -> None:
         """Close every connection without awaiting (shutdown outside the event loop)."""
         self.closed = True
         self._idle = []
-        for conn in list(self._open):
-            self._open.discard(conn)
+        for cur in list(self._open):
+            self._open.discard(cur)
             try:
-                conn.pgconn.finish()
+                cur.connection.pgconn.finish()
             except Exception:  # noqa: BLE001
                 pass
 
@@ -152,8 +154,8 @@ class PgPool:
 _FLUSH = "SELECT pg_logical_emit_message(true, 'dexto', '')"
 
 
-async def _flush(conn: Any) -> None:
-    await conn.execute(_FLUSH)
+async def _flush(cur: Any) -> None:
+    await cur.execute(_FLUSH)
 
 
 def _copy(exc: BaseException) -> BaseException:
@@ -168,19 +170,21 @@ def _copy(exc: BaseException) -> BaseException:
     return RuntimeError(f"the WAL flush failed: {type(exc).__name__}")
 
 
-def _usable(conn: Any) -> bool:
+def _usable(cur: Any) -> bool:
     """Open, not broken, and idle (outside a transaction, no result pending)."""
     from psycopg import pq
 
+    conn = cur.connection
     if conn.closed or conn.broken:
         return False
     return bool(conn.pgconn.transaction_status == pq.TransactionStatus.IDLE)
 
 
-def _readable(conn: Any) -> bool:
+def _readable(cur: Any) -> bool:
     """An idle connection with something to read: the server closed it or sent an error."""
     try:
-        ready, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+        poller = select.poll()  # poll, not select: descriptors above 1024 are common here
+        poller.register(cur.connection.pgconn.socket, select.POLLIN)
+        return bool(poller.poll(0))
     except Exception:  # noqa: BLE001 - any doubt: do not use it
         return True
-    return bool(ready)
