@@ -8,9 +8,14 @@ wrote anything, it is run again, whole, on a small thread pool whose connections
 lock (:data:`db.BUSY_TIMEOUT_S`). A transaction therefore runs entirely on the loop or entirely
 on one database thread, never split. A call handed to the pool completes even if the awaiting
 task is cancelled: the cancellation is passed on after it returns, so its outcome is never
-unknown. PostgreSQL: every call runs on the thread pool, one connection per thread, so a slow
-query never blocks the loop and transactions run in parallel. SQLite writers of one process
-queue on an in-process mutex (see :meth:`Conn.write`).
+unknown. SQLite writers of one process queue on an in-process mutex (see :meth:`Conn.write`).
+
+PostgreSQL: the chat path's ledger steps (``admit``, ``settle``, ``release``,
+``progress_many``) run as one statement each on the loop, on a pool of async connections
+(:mod:`pg_ledger`, :mod:`pg_pool`); ``admit`` and ``settle`` then wait for the pool's WAL flush
+barrier. Every other call runs on the thread pool, one connection per thread. Either way a call
+completes even if the awaiting task is cancelled (the cancellation is passed on after it
+returns).
 
 An error that means the database is unreachable (see :func:`db.is_unavailable`) becomes
 :class:`DatabaseUnavailable`. The first one opens an *outage*: it is logged once, with its cause;
