@@ -360,3 +360,29 @@ def test_cancelled_admission_completes_and_its_hold_is_released(
             assert c.all("SELECT request_id FROM ledger WHERE kind = 'charge'") == []
     finally:
         db.close_all()
+
+
+def test_admit_and_settle_commit_without_waiting_for_the_flush(pg: tuple[str, Conn]) -> None:
+    """The functions switch their own transaction to ``synchronous_commit = off`` (the row lock
+    is released before the WAL flush; callers wait on the pool's barrier instead); the session
+    setting is untouched."""
+    url, conn = pg
+    acct = accounts.create_account(conn, "s@example.com", credits_micros=10_000)
+    _, key = accounts.create_key(conn, acct.id)
+    with psycopg.connect(url) as c:
+        session = c.execute("SHOW synchronous_commit").fetchone()
+        c.rollback()
+        c.execute(
+            "SELECT * FROM dexto_admit(%s, 'r', 10, 1, 2, NULL, NULL)",
+            (accounts.hash_key(key),),
+        )
+        assert c.execute("SHOW synchronous_commit").fetchone() == ("off",)
+        c.rollback()
+        c.execute(
+            "SELECT * FROM dexto_settle('r', %s, 5, 0, NULL, NULL, NULL, 0::smallint, NULL,"
+            " NULL, NULL, NULL, 1, NULL, NULL, NULL)",
+            (acct.id,),
+        )
+        assert c.execute("SHOW synchronous_commit").fetchone() == ("off",)
+        c.rollback()
+        assert c.execute("SHOW synchronous_commit").fetchone() == session
