@@ -4,7 +4,9 @@
 ``dexto_admit`` and ``dexto_settle`` do exactly what :func:`dexto.gateway.ledger.admit` and
 :func:`dexto.gateway.ledger.settle` do on PostgreSQL, statement for statement, inside one
 server-side call: called in autocommit mode, each is one statement and so one transaction, and
-the account row lock is held from the ``SELECT … FOR UPDATE`` to that statement's commit.
+the account row lock is held from the ``SELECT … FOR UPDATE`` to that statement's commit. Each
+sets ``synchronous_commit = off`` for its own transaction, so that commit does not wait for the
+WAL flush (the caller waits for a later flush instead, see :meth:`PgPool.barrier`).
 The functions are ``VOLATILE`` (the default), so under READ COMMITTED every statement in them
 takes a fresh snapshot: the sum of holds read after the row lock sees every hold committed
 before the lock was granted, as in :func:`ledger.admit`. :mod:`dexto.gateway.pg_ledger` calls

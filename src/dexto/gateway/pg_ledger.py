@@ -3,8 +3,9 @@
 Same arguments, results and effects as :func:`ledger.admit`, :func:`ledger.settle`,
 :func:`ledger.release` and :func:`ledger.progress_many`; each runs as one statement on an
 autocommit :class:`psycopg.AsyncConnection`, so the statement is the transaction and the
-account row lock (admit, settle) is held only while it runs and commits. ``admit`` and
-``settle`` call the server-side functions of schema v4 (:mod:`migrations_ledger`).
+account row lock (admit, settle) is held only while it runs. ``admit`` and ``settle`` call the
+server-side functions of schema v4 (:mod:`migrations_ledger`), which commit without waiting for
+the WAL flush; the runner then waits for :meth:`PgPool.barrier` (see :data:`ASYNC_COMMIT`).
 :func:`implementation` maps a :mod:`ledger` function and its keyword arguments to the async
 version (the runner's dispatch); anything else runs the synchronous code.
 """
@@ -17,7 +18,7 @@ from typing import Any
 from dexto.gateway import ledger
 from dexto.gateway.ledger import MAX_CHARGE_MICROS, AdmitResult, SettleResult, now_ms
 
-__all__ = ["admit", "implementation", "progress_many", "release", "settle"]
+__all__ = ["ASYNC_COMMIT", "admit", "implementation", "progress_many", "release", "settle"]
 
 _ADMIT = (
     "SELECT o_status, o_account, o_key, o_balance, o_available FROM dexto_admit("
