@@ -151,6 +151,7 @@ class GatewayApp:
             await state.catalog.aclose()
             await upstream.aclose()
             await state.limiter.close()
+            await runner.aclose()
             runner.close()
             self._state = None
 

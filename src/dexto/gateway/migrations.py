@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from dexto.gateway.db import Conn, Database
+from dexto.gateway.migrations_ledger import ledger_functions
 from dexto.gateway.migrations_login import login_schema
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "current_version", "migrate"]
@@ -111,7 +112,7 @@ def _v2(d: str) -> list[str]:
     ]
 
 
-MIGRATIONS = {1: _v1, 2: _v2, 3: login_schema}
+MIGRATIONS = {1: _v1, 2: _v2, 3: login_schema, 4: ledger_functions}
 LATEST_VERSION = max(MIGRATIONS)
 
 

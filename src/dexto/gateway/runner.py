@@ -10,9 +10,14 @@ mutex — before it wrote anything, it is run again, whole, on a small thread po
 wait for the lock (:data:`db.BUSY_TIMEOUT_S`). A transaction therefore runs entirely on the loop or
 entirely on one database thread, never split. A call handed to the pool completes even if the
 awaiting task is cancelled: the cancellation is passed on after it returns, so its outcome is never
-unknown. PostgreSQL: every call runs on the thread pool, one connection per thread, so a slow query
-never blocks the loop and transactions run in parallel. SQLite writers of one process queue on an
-in-process mutex (see :meth:`Conn.write`).
+unknown. SQLite writers of one process queue on an in-process mutex (see :meth:`Conn.write`).
+
+PostgreSQL: the chat path's ledger steps (``admit``, ``settle``, ``release``,
+``progress_many``) run as one statement each on the loop, on a pool of async connections
+(:mod:`pg_ledger`, :mod:`pg_pool`); ``admit`` and ``settle`` then wait for the pool's WAL flush
+barrier. Every other call runs on the thread pool, one connection per thread. Either way a call
+completes even if the awaiting task is cancelled (the cancellation is passed on after it
+returns).
 
 An error that means the database is unreachable (see :func:`db.is_unavailable`) becomes
 :class:`DatabaseUnavailable`. The first one opens an *outage*: it is logged once, with its cause;
@@ -27,7 +32,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -40,6 +45,9 @@ from dexto.gateway.db import (
     is_unavailable,
 )
 from dexto.gateway.logs import log_event
+from dexto.gateway.pg_ledger import ASYNC_COMMIT
+from dexto.gateway.pg_ledger import implementation as pg_implementation
+from dexto.gateway.pg_pool import PgPool
 from dexto.gateway.sqlite_writer import GROUPED, Locked, SqliteInline
 
 __all__ = ["PROBE_INTERVAL_S", "DbRunner"]
@@ -70,12 +78,16 @@ class DbRunner:
         # SQLite: the event loop's non-waiting connection, group commit and checkpointer.
         self.sqlite = SqliteInline(db, self.log) if self.inline else None
         self.offloaded = 0  # SQLite calls that found the database locked and ran on the pool
+        # PostgreSQL: the chat path's ledger steps run on async connections (see pg_ledger).
+        self.pg = PgPool(db.url, pool_size) if db.dialect == "postgres" else None
+        self._pg_calls: set[asyncio.Task[Any]] = set()
 
     @property
     def completes_on_cancel(self) -> bool:
         """True when a cancelled :meth:`run` never leaves its call running unawaited (SQLite: a
-        queued group-commit call is dropped, a running one finishes before the cancel surfaces)."""
-        return self.inline
+        queued group-commit call is dropped, a running one finishes before the cancel surfaces;
+        PostgreSQL: the call is shielded and awaited)."""
+        return self.inline or self.pg is not None
 
     @property
     def outage(self) -> bool:
@@ -95,11 +107,10 @@ class DbRunner:
                 except Locked:
                     self.offloaded += 1
                     result = await self._offload(partial(self._call, fn, *args, **kw))
+            elif self.pg is not None and (impl := pg_implementation(fn, kw)) is not None:
+                result = await self._pg_run(impl, *args, **kw)
             else:
-                loop = asyncio.get_running_loop()
-                result = await loop.run_in_executor(
-                    self._executor, partial(self._call, fn, *args, **kw)
-                )
+                result = await self._offload(partial(self._call, fn, *args, **kw))
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
@@ -122,6 +133,37 @@ class DbRunner:
                 except asyncio.CancelledError:
                     continue
             raise
+
+    async def _pg_run(self, impl: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
+        """One async statement on the pool, in a task of its own that a cancellation of the
+        caller does not reach: the caller waits for it to finish, then is cancelled."""
+        assert self.pg is not None
+        task = asyncio.ensure_future(self._pg_durable(impl, *args, **kw))
+        self._pg_calls.add(task)
+        task.add_done_callback(self._pg_calls.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            while not task.done():
+                try:
+                    await asyncio.wait({task})
+                except asyncio.CancelledError:
+                    continue
+            raise
+
+    async def _pg_durable(self, impl: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
+        assert self.pg is not None
+        result = await self.pg.run(impl, *args, **kw)
+        if impl in ASYNC_COMMIT:
+            await self.pg.barrier()
+        return result
+
+    async def aclose(self) -> None:
+        """Wait for the async PostgreSQL calls in progress, then close their connections."""
+        if self.pg is not None:
+            if self._pg_calls:
+                await asyncio.wait(set(self._pg_calls))
+            await self.pg.aclose()
 
     def _mark_down(self, exc: BaseException) -> None:
         self.refused += 1
@@ -170,6 +212,8 @@ class DbRunner:
     def close(self) -> None:
         if self.sqlite is not None:
             self.sqlite.close()
+        if self.pg is not None:
+            self.pg.close_now()
         self._executor.shutdown(wait=True)
         self.db.close_all()
 

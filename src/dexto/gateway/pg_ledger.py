@@ -1,0 +1,188 @@
+"""The chat path's ledger steps on PostgreSQL, one statement (one round trip) each, async.
+
+Same arguments, results and effects as :func:`ledger.admit`, :func:`ledger.settle`,
+:func:`ledger.release` and :func:`ledger.progress_many`; each runs as one statement on an
+autocommit :class:`psycopg.AsyncConnection`, so the statement is the transaction and the
+account row lock (admit, settle) is held only while it runs. ``admit`` and ``settle`` call the
+server-side functions of schema v4 (:mod:`migrations_ledger`), which commit without waiting for
+the WAL flush; the runner then waits for :meth:`PgPool.barrier` (see :data:`ASYNC_COMMIT`).
+:func:`implementation` maps a :mod:`ledger` function and its keyword arguments to the async
+version (the runner's dispatch); anything else runs the synchronous code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from dexto.gateway import ledger
+from dexto.gateway.ledger import MAX_CHARGE_MICROS, AdmitResult, SettleResult, now_ms
+
+__all__ = ["ASYNC_COMMIT", "admit", "implementation", "progress_many", "release", "settle"]
+
+_ADMIT = (
+    "SELECT o_status, o_account, o_key, o_balance, o_available FROM dexto_admit("
+    "%s::text, %s::text, %s::bigint, %s::bigint, %s::bigint, %s::text, %s::integer)"
+)
+_SETTLE = (
+    "SELECT o_charged, o_written_off, o_balance, o_duplicate FROM dexto_settle("
+    "%s::text, %s::text, %s::bigint, %s::bigint, %s::text, %s::integer, %s::integer,"
+    " %s::smallint, %s::text, %s::text, %s::text, %s::text, %s::bigint, %s::text, %s::text,"
+    " %s::bigint)"
+)
+_RELEASE = "DELETE FROM holds WHERE request_id = %s::text RETURNING amount_micros"
+_PROGRESS = (
+    "UPDATE holds h SET generation_id = COALESCE(v.generation_id, h.generation_id),"
+    " completion_tokens = v.tokens, delivered = 1, expires_at = %s::bigint"
+    " FROM unnest(%s::text[], %s::text[], %s::integer[]) AS v(request_id, generation_id, tokens)"
+    " WHERE h.request_id = v.request_id RETURNING h.request_id"
+)
+
+
+async def _one(cur: Any, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    await cur.execute(sql, params)
+    row = await cur.fetchone()
+    return None if row is None else tuple(row)
+
+
+async def admit(
+    cur: Any,
+    key_hash: str,
+    request_id: str,
+    hold_micros: int,
+    *,
+    ttl_ms: int,
+    now: int | None = None,
+    model: str | None = None,
+    prompt_tokens: int | None = None,
+) -> AdmitResult:
+    """:func:`ledger.admit` in one statement."""
+    now = now_ms() if now is None else now
+    row = await _one(
+        cur, _ADMIT, (key_hash, request_id, hold_micros, now, now + ttl_ms, model, prompt_tokens)
+    )
+    assert row is not None  # a function with OUT parameters returns one row
+    status, account_id, key_id, balance, available = row
+    return AdmitResult(status, account_id, key_id, int(balance), int(available))
+
+
+async def settle(
+    cur: Any,
+    request_id: str,
+    account_id: str,
+    cost_micros: int,
+    *,
+    overdraft_limit_micros: int,
+    model: str | None = None,
+    prompt_tokens: int | None = None,
+    completion_tokens: int | None = None,
+    estimated: bool = False,
+    key_id: str | None = None,
+    session_id: str | None = None,
+    source: str | None = None,
+    client_version: str | None = None,
+    now: int | None = None,
+    estimate_reason: str | None = None,
+    settled_by: str | None = None,
+    expired_before: int | None = None,
+) -> SettleResult:
+    """:func:`ledger.settle` in one statement."""
+    now = now_ms() if now is None else now
+    cost_micros = min(max(0, int(cost_micros)), MAX_CHARGE_MICROS)
+    row = await _one(
+        cur,
+        _SETTLE,
+        (
+            request_id,
+            account_id,
+            cost_micros,
+            overdraft_limit_micros,
+            model,
+            prompt_tokens,
+            completion_tokens,
+            1 if estimated else 0,
+            key_id,
+            session_id,
+            source,
+            client_version,
+            now,
+            estimate_reason if estimated else None,
+            settled_by,
+            expired_before,
+        ),
+    )
+    assert row is not None
+    charged, written_off, balance, duplicate = row
+    if duplicate is None:
+        raise LookupError(f"no account {account_id!r}")
+    return SettleResult(int(charged), int(written_off), int(balance), bool(duplicate))
+
+
+async def release(cur: Any, request_id: str) -> bool:
+    """:func:`ledger.release` in one statement."""
+    return await _one(cur, _RELEASE, (request_id,)) is not None
+
+
+async def progress_many(cur: Any, rows: list[tuple[str, str | None, int]], expires_at: int) -> int:
+    """:func:`ledger.progress_many` in one statement. A request id given twice ends as the
+    sequential updates would leave it: the last token count, the last generation id given."""
+    if not rows:
+        return 0
+    merged: dict[str, tuple[str | None, int]] = {}
+    for request_id, generation_id, tokens in rows:
+        previous = merged.get(request_id)
+        if generation_id is None and previous is not None:
+            generation_id = previous[0]
+        merged[request_id] = (generation_id, tokens)
+    await cur.execute(
+        _PROGRESS,
+        (
+            expires_at,
+            list(merged),
+            [g for g, _ in merged.values()],
+            [t for _, t in merged.values()],
+        ),
+    )
+    found = {r[0] for r in await cur.fetchall()}
+    return sum(1 for request_id, _, _ in rows if request_id in found)
+
+
+_ASYNC: dict[Callable[..., Any], tuple[Callable[..., Awaitable[Any]], frozenset[str]]] = {
+    ledger.admit: (admit, frozenset({"ttl_ms", "now", "model", "prompt_tokens"})),
+    ledger.settle: (
+        settle,
+        frozenset(
+            {
+                "overdraft_limit_micros",
+                "model",
+                "prompt_tokens",
+                "completion_tokens",
+                "estimated",
+                "key_id",
+                "session_id",
+                "source",
+                "client_version",
+                "now",
+                "estimate_reason",
+                "settled_by",
+                "expired_before",
+            }
+        ),
+    ),
+    ledger.release: (release, frozenset()),
+    ledger.progress_many: (progress_many, frozenset()),
+}
+
+
+# Steps that commit asynchronously: the caller waits for :meth:`PgPool.barrier` afterwards.
+ASYNC_COMMIT = frozenset({admit, settle})
+
+
+def implementation(
+    fn: Callable[..., Any], kw: Mapping[str, Any]
+) -> Callable[..., Awaitable[Any]] | None:
+    """The async version of ``fn`` if there is one that takes these keyword arguments."""
+    entry = _ASYNC.get(fn)
+    if entry is None or not entry[1].issuperset(kw):
+        return None
+    return entry[0]
