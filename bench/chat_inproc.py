@@ -67,21 +67,29 @@ async def _asgi_call(
         await gone.wait()
         return {"type": "http.disconnect"}
 
-    status = 0
-    out_headers: list[tuple[bytes, bytes]] = []
-    chunks: list[bytes] = []
-
-    async def send(message: Any) -> None:
-        nonlocal status, out_headers
-        if message["type"] == "http.response.start":
-            status = message["status"]
-            out_headers = list(message.get("headers", []))
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    await app(scope, receive, send)
+    cycle = _Cycle()
+    await app(scope, receive, cycle.send)
     gone.set()
-    return status, out_headers, chunks
+    return cycle.status, cycle.headers, cycle.chunks
+
+
+class _Cycle:
+    """Collects one answer; ``send`` is a bound method of an object with ``response_started``,
+    as uvicorn's request cycle is (the gateway's error guard then adds no wrapper)."""
+
+    def __init__(self) -> None:
+        self.response_started = False
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.chunks: list[bytes] = []
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            self.response_started = True
+            self.status = message["status"]
+            self.headers = list(message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            self.chunks.append(message.get("body", b""))
 
 
 def record(out: Path) -> None:

@@ -29,7 +29,8 @@ _WS = frozenset(b" \t\n\r")
 
 def splice_usage(data: bytes, usage: dict[str, Any], replacement: dict[str, Any]) -> bytes | None:
     """``data`` with its top-level ``usage`` (parsed: ``usage``) replaced by ``replacement``
-    (encoded as ``json.dumps(..., ensure_ascii=False)``); None when not found as described."""
+    (encoded as ``json.dumps(..., ensure_ascii=False)``, or ASCII-escaped when it holds
+    a lone surrogate); None when not found as described."""
     at = data.find(_KEY)
     if at < 0 or data.find(_KEY, at + len(_KEY)) >= 0:
         return None
@@ -56,5 +57,8 @@ def splice_usage(data: bytes, usage: dict[str, Any], replacement: dict[str, Any]
         return None
     if type(found) is not dict or found != usage:
         return None
-    encoded = json.dumps(replacement, ensure_ascii=False).encode("utf-8")
+    try:
+        encoded = json.dumps(replacement, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (escaped in the upstream's text): escape it
+        encoded = json.dumps(replacement).encode("ascii")
     return b"".join((data[:start], encoded, data[end + 1 :]))
