@@ -94,8 +94,11 @@ def _ceil_micros_scaled(total: int, scale: int) -> int:
     if total <= 0:
         return 0
     if scale <= 6:
-        return total * 10 ** (6 - scale)
-    return -(-total // 10 ** (scale - 6))
+        return total * _POW10[6 - scale]
+    return -(-total // _POW10[scale - 6])
+
+
+_POW10: list[int] = [10**i for i in range(MAX_PRICE_SCALE + 1)]
 
 
 def _price(value: Any) -> Decimal | None:
