@@ -34,7 +34,7 @@ from decimal import (
     Decimal,
     InvalidOperation,
 )
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "FILE_TOKENS",
@@ -161,13 +161,11 @@ def request_shape(payload: dict[str, Any]) -> RequestShape:
                     images += 1
                 elif kind in _FILE_TYPES:
                     files += 1
-    tools = payload.get("tools") or payload.get("functions")
-    return RequestShape(
-        n=n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1,
-        images=images,
-        files=files,
-        tools=bool(tools),
-    )
+    tools = bool(payload.get("tools") or payload.get("functions"))
+    n = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+    if n == 1 and not (images or files or tools):
+        return _ONE  # the usual request: one choice, text only, no tools
+    return RequestShape(n=n, images=images, files=files, tools=tools)
 
 
 _ONE = RequestShape()
@@ -278,8 +276,7 @@ def chunk_text_tokens(data: bytes) -> int:
     return sum([estimate_bytes_tokens(raw) for raw in found])
 
 
-@dataclass(frozen=True, slots=True)
-class UsageCost:
+class UsageCost(NamedTuple):
     cost: int | None  # micro-USD; None when neither a good cost nor tokens+price are known
     prompt_tokens: int | None
     completion_tokens: int | None

@@ -107,16 +107,17 @@ class SseRelay:
             m = _ID.search(region)
             if m:
                 self.generation_id = m.group(1).decode("utf-8", "replace")
-        self._count(region)
+        self._uncounted.append(region)  # as _count does, inline
+        self._uncounted_bytes += len(region)
+        if self._uncounted_bytes > _COUNT_BATCH_BYTES:
+            self.count_tokens()
         return region
 
     def _count(self, data: bytes) -> None:
         self._uncounted.append(data)
         self._uncounted_bytes += len(data)
         if self._uncounted_bytes > _COUNT_BATCH_BYTES:
-            self._tokens += chunk_text_tokens(b"\n".join(self._uncounted))
-            self._uncounted.clear()
-            self._uncounted_bytes = 0
+            self.count_tokens()
 
     @property
     def tokens(self) -> int:
