@@ -360,10 +360,9 @@ class ChatCompletions(Settlement):
         if isinstance(usage, dict):
             # The charged amount is what the client sees (the upstream's figure kept aside):
             # the usage member replaced in place, else the whole document re-encoded.
-            rewritten = rewrite_usage(usage, result.charged_micros)
-            spliced = splice_usage(data, usage, rewritten)
+            spliced = splice_usage(data, usage, result.charged_micros)
             if spliced is None:
-                doc["usage"] = rewritten
+                doc["usage"] = rewrite_usage(usage, result.charged_micros)
                 spliced = json.dumps(doc, ensure_ascii=False).encode("utf-8")
             data = spliced
         await send_bytes(

@@ -188,14 +188,13 @@ class SseRelay:
             if isinstance(item, tuple):
                 doc, data = item
                 if self.wants_usage:
-                    usage = rewrite_usage(doc["usage"], charged_micros)
-                    # The usage member replaced in the upstream's bytes (one line), else the
-                    # chunk re-encoded.
-                    spliced = None if b"\n" in data else splice_usage(data, doc["usage"], usage)
+                    # The usage edited in the upstream's bytes (one line), else re-encoded.
+                    usage = doc["usage"]
+                    spliced = None if b"\n" in data else splice_usage(data, usage, charged_micros)
                     if spliced is not None:
                         out.append(b"data: " + spliced + b"\n\n")
                         continue
-                    doc = {**doc, "usage": usage}
+                    doc = {**doc, "usage": rewrite_usage(usage, charged_micros)}
                 elif doc.get("choices"):
                     doc = {k: v for k, v in doc.items() if k != "usage"}
                 else:
