@@ -193,6 +193,10 @@ def child(canned_path: Path, db: str, key: str, stream: bool, n: int, conc: int)
             await asyncio.gather(*(worker() for _ in range(conc)))
 
         await batch(int(os.environ.get("BENCH_WARM", "0")) or max(200, n // 5))  # warm-up
+        if os.environ.get("BENCH_GC_FREEZE"):
+            import gc
+
+            gc.freeze()  # what a server could do once started: old objects never rescanned
         prof = os.environ.get("BENCH_PROFILE")
         if prof:
             import cProfile
