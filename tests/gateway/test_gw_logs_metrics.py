@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -137,3 +141,42 @@ def test_metrics_counter_api() -> None:
     assert 'dexto_gateway_brand_new_total{kind="x"} 1.0' in text
     assert "dexto_gateway_holds_active 4" in text
     assert "dexto_gateway_rate_limited_total 0.0" in text  # every listed counter, even at 0
+
+
+_DRIVE = """
+import json
+from dexto.gateway.metrics import Metrics
+m = Metrics()
+for seconds in (0.0005, 0.001, 0.0011, 0.3, 29.0, 30.0, 31.0, 0.012):
+    m.request("chat_completions", 200, seconds)
+m.request("responses", 402, 0.002)
+m.inc("holds_placed_total")
+m.inc("holds_settled_total", 3)
+m.upstream_error("timeout")
+m.upstream_error("timeout")
+m.inc("ratelimit_bypassed_total", reason="redis_down")
+lines = [x for x in m.render(None).splitlines() if x and not x.startswith("#")]
+print(json.dumps({"local": m.local, "samples": sorted(lines)}))
+"""
+
+
+def test_one_process_counts_render_as_prometheus_client_objects(tmp_path: Path) -> None:
+    """The single-process counters (plain integers, a collector at scrape time) print the same
+    samples as prometheus_client's own objects (multiprocess mode) for the same calls."""
+    from dexto.gateway.metrics import MULTIPROC_ENV
+
+    env = {k: v for k, v in os.environ.items() if k != MULTIPROC_ENV}
+    runs = []
+    for extra in ({}, {MULTIPROC_ENV: str(tmp_path)}):
+        out = subprocess.run(
+            [sys.executable, "-c", _DRIVE],
+            env={**env, **extra},
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        runs.append(json.loads(out.stdout))
+    local, shared = runs
+    assert (local["local"], shared["local"]) == (True, False)
+    assert len(local["samples"]) > 30
+    assert local["samples"] == shared["samples"]

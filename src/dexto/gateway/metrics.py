@@ -12,17 +12,21 @@ Adding a counter is one line in :data:`COUNTERS` (name → help, label names), t
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, MutableMapping
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.utils import floatToGoString
 
 from dexto.gateway.asgi import Receive, Scope, Send
 from dexto.gateway.db import Conn
@@ -32,6 +36,7 @@ __all__ = ["COUNTERS", "Metrics", "db_snapshot", "multiprocess_dir"]
 
 PREFIX = "dexto_gateway_"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+DURATION_HELP = "Time to answer (to the last byte for streams)."
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -71,24 +76,39 @@ _DB_GAUGES = {
 
 
 class Metrics:
+    """The gateway's counters and request-duration histogram.
+
+    In one process (no :data:`MULTIPROC_ENV`), the hot path only adds to plain integers; they
+    are turned into prometheus_client metric families when scraped (:class:`_LocalCollector`,
+    same names, help, labels and text as prometheus_client's own objects). In multiprocess mode
+    every count goes to prometheus_client's per-worker files as it happens.
+    """
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.local = not os.environ.get(MULTIPROC_ENV)
+        self._counts: dict[tuple[str, tuple[str, ...]], int] = {}
+        self._durations: dict[str, list[float]] = {}  # route → bucket counts…, +Inf, sum
+        self._counters: dict[str, Counter] = {}
+        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
+        # hot paths: bound methods looked up once
+        self._answered: dict[tuple[str, int], tuple[Callable[[], None], Callable[[float], None]]]
+        self._answered = {}
+        self._plain_inc: dict[str, Callable[[int], None]] = {}
+        if self.local:
+            self.registry.register(_LocalCollector(self))
+            return
         self._counters = {
             name: Counter(PREFIX + name, help_text, labels, registry=self.registry)
             for name, (help_text, labels) in COUNTERS.items()
         }
         self._duration = Histogram(
             PREFIX + "request_duration_seconds",
-            "Time to answer (to the last byte for streams).",
+            DURATION_HELP,
             ("route",),
             buckets=_BUCKETS,
             registry=self.registry,
         )
-        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
-        # hot paths: bound methods looked up once
-        self._answered: dict[tuple[str, int], tuple[Callable[[], None], Callable[[float], None]]]
-        self._answered = {}
-        self._plain_inc: dict[str, Callable[[int], None]] = {}
 
     def _child(self, name: str, values: tuple[str, ...]) -> Any:
         key = (name, values)
@@ -100,6 +120,16 @@ class Metrics:
         return child
 
     def request(self, route: str, status: int, seconds: float) -> None:
+        if self.local:
+            key = ("requests_total", (route, str(status)))
+            counts = self._counts
+            counts[key] = counts.get(key, 0) + 1
+            d = self._durations.get(route)
+            if d is None:
+                d = self._durations[route] = [0.0] * (len(_BUCKETS) + 2)
+            d[bisect_left(_BUCKETS, seconds)] += 1  # the first bucket whose bound is >= seconds
+            d[-1] += seconds
+            return
         fns = self._answered.get((route, status))
         if fns is None:
             fns = (
@@ -111,23 +141,35 @@ class Metrics:
         fns[1](seconds)
 
     def upstream_error(self, kind: str) -> None:
-        self._child("upstream_errors_total", (kind,)).inc()
+        self.inc("upstream_errors_total", kind=kind)
 
     def inc(self, name: str, by: int = 1, **labels: str) -> None:
         """Add ``by`` to the counter ``name`` (a key of :data:`COUNTERS`; a name missing there is
         registered on first use, labelled by the keywords given, so a count is never lost)."""
+        if self.local and not labels:
+            plain_key: tuple[str, tuple[str, ...]] = (name, ())
+            counts = self._counts
+            counts[plain_key] = counts.get(plain_key, 0) + by
+            if name not in COUNTERS:
+                COUNTERS[name] = (f"{name} (no description).", ())
+            return
         plain = self._plain_inc.get(name)
         if plain is not None and not labels:
             plain(by)
             return
-        if name not in self._counters:
-            label_names = tuple(sorted(labels))
-            COUNTERS.setdefault(name, (f"{name} (no description).", label_names))
-            self._counters[name] = Counter(
-                PREFIX + name, COUNTERS[name][0], COUNTERS[name][1], registry=self.registry
-            )
+        if name not in COUNTERS:
+            COUNTERS[name] = (f"{name} (no description).", tuple(sorted(labels)))
         label_names = COUNTERS[name][1]
-        child = self._child(name, tuple(labels[n] for n in label_names))
+        values = tuple(labels[n] for n in label_names)
+        if self.local:
+            key = (name, values)
+            self._counts[key] = self._counts.get(key, 0) + by
+            return
+        if name not in self._counters:
+            self._counters[name] = Counter(
+                PREFIX + name, COUNTERS[name][0], label_names, registry=self.registry
+            )
+        child = self._child(name, values)
         if not label_names:
             self._plain_inc[name] = child.inc
         child.inc(by)
@@ -166,6 +208,43 @@ class Metrics:
             matched = scope.get("route")
             route = getattr(matched, "path", None) or "other"
             self.request(route, status[0], time.perf_counter() - t0)
+
+
+class _LocalCollector:
+    """One process's counts as metric families, built at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        counts = dict(self.metrics._counts)
+        by_name: dict[str, list[tuple[tuple[str, ...], int]]] = {}
+        for (name, values), n in counts.items():
+            by_name.setdefault(name, []).append((values, n))
+        for name, (help_text, label_names) in list(COUNTERS.items()):
+            family = CounterMetricFamily(PREFIX + name, help_text, labels=label_names)
+            if not label_names:
+                family.add_metric([], sum(n for _, n in by_name.get(name, [])))
+            for values, n in by_name.get(name, []):
+                if label_names and len(values) == len(label_names):
+                    family.add_metric(list(values), n)
+            yield family
+        hist = HistogramMetricFamily(
+            PREFIX + "request_duration_seconds", DURATION_HELP, labels=["route"]
+        )
+        for route, d in list(self.metrics._durations.items()):
+            cumulative = 0.0
+            buckets: list[tuple[str, float]] = []
+            for bound, c in zip((*_BUCKETS, math.inf), d[:-1], strict=True):
+                cumulative += c
+                buckets.append((_le(bound), cumulative))
+            hist.add_metric([route], buckets, sum_value=d[-1])
+        yield hist
+
+
+def _le(bound: float) -> str:
+    """A bucket bound as prometheus_client writes it (``0.001``, ``1.0``, ``+Inf``)."""
+    return str(floatToGoString(bound))  # type: ignore[no-untyped-call]
 
 
 def multiprocess_dir(workers: int) -> Callable[[], None] | None:

@@ -22,12 +22,19 @@ A ``usage.cost`` that is present but not such a number is *bad*: the charge is t
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from typing import Any
-
-from dexto.gateway.money import ceil_micros
+from dataclasses import dataclass, field
+from decimal import (
+    MAX_EMAX,
+    MAX_PREC,
+    MIN_EMIN,
+    ROUND_CEILING,
+    Context,
+    Decimal,
+    InvalidOperation,
+)
+from typing import Any, NamedTuple
 
 __all__ = [
     "FILE_TOKENS",
@@ -39,6 +46,7 @@ __all__ = [
     "RequestShape",
     "UsageCost",
     "cost_from_usage",
+    "cost_micros",
     "chunk_text_tokens",
     "estimate_bytes_tokens",
     "estimate_text_tokens",
@@ -54,6 +62,7 @@ MAX_TOKENS = 10**9  # token counts above this (or negative, or not integers) are
 TOOLS_OVERHEAD_TOKENS = 1_000  # prompt tokens a provider may add to describe tool definitions
 IMAGE_TOKENS = 4_000  # prompt tokens allowed per image part (OpenAI high detail ≤ ~1.1k)
 FILE_TOKENS = 20_000  # prompt tokens allowed per file part (e.g. a PDF given by URL)
+MAX_PRICE_SCALE = 30  # decimals of a listed price kept exactly (10**-30 USD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +72,33 @@ class ModelPrice:
     request: Decimal = Decimal(0)  # USD per request
     max_completion_tokens: int | None = None
     image: Decimal = Decimal(0)  # USD per input image
+    # The four prices (request, prompt, completion, image) as integers in units of
+    # 10**-scale USD, set from the above: exact for up to MAX_PRICE_SCALE decimals (a price
+    # with more is rounded up to that many).
+    scale: int = field(init=False, repr=False, compare=False)
+    units: tuple[int, int, int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        prices = (self.request, self.prompt, self.completion, self.image)
+        scale = min(MAX_PRICE_SCALE, max(0, *(-int(p.as_tuple().exponent) for p in prices)))
+        r, p, c, i = (int(d.scaleb(scale, _SCALE).to_integral_value(ROUND_CEILING)) for d in prices)
+        object.__setattr__(self, "scale", scale)
+        object.__setattr__(self, "units", (r, p, c, i))
+
+
+_SCALE = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+
+
+def _ceil_micros_scaled(total: int, scale: int) -> int:
+    """``total`` units of 10**-scale USD → micro-USD rounded up (0 for zero or less)."""
+    if total <= 0:
+        return 0
+    if scale <= 6:
+        return total * _POW10[6 - scale]
+    return -(-total // _POW10[scale - 6])
+
+
+_POW10: list[int] = [10**i for i in range(MAX_PRICE_SCALE + 1)]
 
 
 def _price(value: Any) -> Decimal | None:
@@ -125,13 +161,11 @@ def request_shape(payload: dict[str, Any]) -> RequestShape:
                     images += 1
                 elif kind in _FILE_TYPES:
                     files += 1
-    tools = payload.get("tools") or payload.get("functions")
-    return RequestShape(
-        n=n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1,
-        images=images,
-        files=files,
-        tools=bool(tools),
-    )
+    tools = bool(payload.get("tools") or payload.get("functions"))
+    n = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+    if n == 1 and not (images or files or tools):
+        return _ONE  # the usual request: one choice, text only, no tools
+    return RequestShape(n=n, images=images, files=files, tools=tools)
 
 
 _ONE = RequestShape()
@@ -161,13 +195,14 @@ def guard_estimate(
         + shape.images * IMAGE_TOKENS
         + shape.files * FILE_TOKENS
     )
-    usd = (
-        shape.n * price.request
-        + prompt * price.prompt
-        + shape.n * completion * price.completion
-        + (shape.images + shape.files) * price.image
+    req, p_in, p_out, p_img = price.units
+    total = (
+        shape.n * req
+        + prompt * p_in
+        + shape.n * completion * p_out
+        + (shape.images + shape.files) * p_img
     )
-    return max(min_hold, ceil_micros(usd), 1)
+    return max(min_hold, _ceil_micros_scaled(total, price.scale), 1)
 
 
 def estimate_tokens_cost(
@@ -175,8 +210,9 @@ def estimate_tokens_cost(
 ) -> int | None:
     if price is None:
         return None
-    usd = price.request + prompt_tokens * price.prompt + completion_tokens * price.completion
-    return ceil_micros(usd) if usd > 0 else 0
+    req, p_in, p_out, _ = price.units
+    total = req + prompt_tokens * p_in + completion_tokens * p_out
+    return _ceil_micros_scaled(total, price.scale)
 
 
 def estimate_text_tokens(text: str) -> int:
@@ -240,8 +276,7 @@ def chunk_text_tokens(data: bytes) -> int:
     return sum([estimate_bytes_tokens(raw) for raw in found])
 
 
-@dataclass(frozen=True, slots=True)
-class UsageCost:
+class UsageCost(NamedTuple):
     cost: int | None  # micro-USD; None when neither a good cost nor tokens+price are known
     prompt_tokens: int | None
     completion_tokens: int | None
@@ -254,14 +289,63 @@ def _tokens(value: Any) -> int | None:
     return None
 
 
-def _good_cost(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+_NUMBER = re.compile(r"([-+]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([-+]?[0-9]{1,9}))?")
+_MAX_COST_INT = int(MAX_COST_USD)
+_MAX_COST_MICROS = _MAX_COST_INT * 1_000_000
+
+
+def _micros(negative: bool, digits: str, exponent: int) -> int | None:
+    """``±digits·10**exponent`` USD → micro-USD rounded up; None when outside [0, MAX_COST_USD]."""
+    digits = digits.lstrip("0")
+    if not digits:
+        return 0  # zero, whatever its sign or exponent
+    if negative:
         return None
+    n = len(digits)
+    if n + exponent > 4:  # at least 10**4 USD
+        return None
+    whole = n + exponent + 6  # digits left of the micro-USD point (at most 10)
+    if whole >= n:
+        micros = int(digits) * 10 ** (whole - n)
+    elif whole <= 0:
+        micros = 1  # a positive amount below one micro-USD
+    else:
+        micros = int(digits[:whole]) + (1 if digits[whole:].strip("0") else 0)
+    return micros if micros <= _MAX_COST_MICROS else None
+
+
+def cost_micros(value: Any) -> int | None:
+    """An upstream ``usage.cost`` (a JSON number, or a numeric string as :class:`Decimal` reads
+    it) → micro-USD rounded up, computed exactly from its decimal text; None when it is not a
+    finite number in ``[0, MAX_COST_USD]``. Plain decimal text is read with integers; other
+    spellings :class:`Decimal` accepts (underscores, non-ASCII digits) go through it."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value * 1_000_000 if 0 <= value <= _MAX_COST_INT else None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        text = repr(value)
+    elif isinstance(value, str):
+        text = value.strip()
+    else:
+        return None
+    m = _NUMBER.fullmatch(text)
+    if m is not None:
+        sign, whole, frac, exp = m.groups()
+        frac = frac or ""
+        if whole or frac:
+            return _micros(sign == "-", whole + frac, int(exp or 0) - len(frac))
     try:
-        d = Decimal(str(value).strip())
+        d = Decimal(text)
     except (InvalidOperation, ValueError):
         return None
-    return d if d.is_finite() and 0 <= d <= MAX_COST_USD else None
+    if not d.is_finite():
+        return None
+    sign_bit, digit_tuple, exponent = d.as_tuple()
+    assert isinstance(exponent, int)
+    return _micros(bool(sign_bit), "".join(map(str, digit_tuple)), exponent)
 
 
 def cost_from_usage(usage: Any, price: ModelPrice | None) -> UsageCost:
@@ -272,9 +356,9 @@ def cost_from_usage(usage: Any, price: ModelPrice | None) -> UsageCost:
     ct = _tokens(usage.get("completion_tokens"))
     bad = False
     if "cost" in usage and usage["cost"] is not None:
-        good = _good_cost(usage["cost"])
+        good = cost_micros(usage["cost"])
         if good is not None:
-            return UsageCost(ceil_micros(good), pt, ct)
+            return UsageCost(good, pt, ct)
         bad = True
     if pt is None and ct is None:
         return UsageCost(None, None, None, bad)

@@ -27,6 +27,7 @@ from dexto.gateway.pricing import (
     request_shape,
 )
 from dexto.gateway.settlement import Settlement, uncancellable
+from dexto.gateway.splice import splice_usage
 from dexto.gateway.stream import relay_stream, rewrite_usage
 from dexto.gateway.upstream_http import UpstreamError, UpstreamResponse, UpstreamTimeout
 from dexto.gateway.validation import (
@@ -357,9 +358,13 @@ class ChatCompletions(Settlement):
 
         result = await self.settle_usage(ctx, usage, delivered)
         if isinstance(usage, dict):
-            # The charged amount is what the client sees (the upstream's figure kept aside).
-            doc["usage"] = rewrite_usage(usage, result.charged_micros)
-            data = json.dumps(doc, ensure_ascii=False).encode("utf-8")
+            # The charged amount is what the client sees (the upstream's figure kept aside):
+            # the usage member replaced in place, else the whole document re-encoded.
+            spliced = splice_usage(data, usage, result.charged_micros)
+            if spliced is None:
+                doc["usage"] = rewrite_usage(usage, result.charged_micros)
+                spliced = json.dumps(doc, ensure_ascii=False).encode("utf-8")
+            data = spliced
         await send_bytes(
             send,
             200,

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from dexto.gateway.asgi import Receive, Send
 from dexto.gateway.money import format_usd
 from dexto.gateway.pricing import chunk_text_tokens
+from dexto.gateway.splice import splice_usage
 from dexto.gateway.upstream_http import UpstreamError, UpstreamResponse, UpstreamTimeout
 
 if TYPE_CHECKING:
@@ -78,7 +79,8 @@ class SseRelay:
         self._uncounted_bytes = 0
         self.done = False
         self.generation_id: str | None = None
-        self.held: list[bytes | dict[str, Any]] = []  # raw events, or the parsed usage chunk
+        # raw events, or the usage chunk (parsed, and its ``data`` payload)
+        self.held: list[bytes | tuple[dict[str, Any], bytes]] = []
 
     def feed(self, data: bytes) -> bytes:
         if self._cr or b"\r" in data:
@@ -105,20 +107,26 @@ class SseRelay:
             m = _ID.search(region)
             if m:
                 self.generation_id = m.group(1).decode("utf-8", "replace")
-        self._count(region)
+        self._uncounted.append(region)  # as _count does, inline
+        self._uncounted_bytes += len(region)
+        if self._uncounted_bytes > _COUNT_BATCH_BYTES:
+            self.count_tokens()
         return region
 
     def _count(self, data: bytes) -> None:
         self._uncounted.append(data)
         self._uncounted_bytes += len(data)
         if self._uncounted_bytes > _COUNT_BATCH_BYTES:
-            self._tokens += chunk_text_tokens(b"\n".join(self._uncounted))
-            self._uncounted.clear()
-            self._uncounted_bytes = 0
+            self.count_tokens()
 
     @property
     def tokens(self) -> int:
         """Estimated completion tokens relayed (payloads are counted in batches, on demand)."""
+        return self.count_tokens()
+
+    def count_tokens(self) -> int:
+        """:attr:`tokens` as a call (pass ``relay.count_tokens`` where the count may not be
+        needed: the relayed payloads not yet counted are then scanned only if it is)."""
         if self._uncounted:
             self._tokens += chunk_text_tokens(b"\n".join(self._uncounted))
             self._uncounted.clear()
@@ -163,7 +171,7 @@ class SseRelay:
                 self.usage = doc["usage"]
                 if doc.get("choices"):
                     self._count(data)
-                self.held.append(doc)
+                self.held.append((doc, data))
                 return b""
         self._count(data)
         return self._out(e)
@@ -177,11 +185,18 @@ class SseRelay:
     def tail(self, charged_micros: int) -> bytes:
         out: list[bytes] = []
         for item in self.held:
-            if isinstance(item, dict):
+            if isinstance(item, tuple):
+                doc, data = item
                 if self.wants_usage:
-                    doc = {**item, "usage": rewrite_usage(item["usage"], charged_micros)}
-                elif item.get("choices"):
-                    doc = {k: v for k, v in item.items() if k != "usage"}
+                    # The usage edited in the upstream's bytes (one line), else re-encoded.
+                    usage = doc["usage"]
+                    spliced = None if b"\n" in data else splice_usage(data, usage, charged_micros)
+                    if spliced is not None:
+                        out.append(b"data: " + spliced + b"\n\n")
+                        continue
+                    doc = {**doc, "usage": rewrite_usage(usage, charged_micros)}
+                elif doc.get("choices"):
+                    doc = {k: v for k, v in doc.items() if k != "usage"}
                 else:
                     continue
                 out.append(b"data: " + json.dumps(doc, ensure_ascii=False).encode() + b"\n\n")
@@ -277,7 +292,7 @@ async def relay_stream(
         pump_task.cancel()
         watch_task.cancel()
         outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
-        await handler.settle_usage(ctx, relay.usage, relay.tokens, outcome=outcome)
+        await handler.settle_usage(ctx, relay.usage, relay.count_tokens, outcome=outcome)
         raise
     finally:
         for task in (pump_task, watch_task):
@@ -294,7 +309,7 @@ async def relay_stream(
                 outcome, f"stream_{outcome}"
             )
         )
-    charged = await handler.settle_usage(ctx, relay.usage, relay.tokens, outcome=outcome)
+    charged = await handler.settle_usage(ctx, relay.usage, relay.count_tokens, outcome=outcome)
     if outcome != "client":
         tail = relay.tail(charged.charged_micros)
         if outcome in ("cut", "timeout") and not relay.done:
