@@ -12,8 +12,8 @@ connection killed while idle never fails a call, and a call is never sent twice.
 that breaks during a call is closed; the error is the call's (see :func:`db.is_unavailable`).
 
 The flush barrier's statement is ``pg_logical_emit_message``; when the server refuses it for
-want of privilege, the pool logs that once and from then on uses a statement that needs only
-the ``TEMP`` privilege (``PUBLIC`` has it by default) (see :data:`FLUSH_FALLBACK`).
+want of privilege, the pool logs that once and from then on uses :data:`FLUSH_FALLBACK`, which
+needs only the ``TEMP`` privilege (``PUBLIC`` has it by default).
 """
 
 from __future__ import annotations
