@@ -10,16 +10,22 @@ must have nothing to read (a server that terminated the backend sends an error a
 socket). A connection that fails the check is closed and another one taken or opened, so a
 connection killed while idle never fails a call, and a call is never sent twice. A connection
 that breaks during a call is closed; the error is the call's (see :func:`db.is_unavailable`).
+
+The flush barrier's statement is ``pg_logical_emit_message``; when the server refuses it for
+want of privilege, the pool logs that once and from then on uses :data:`FLUSH_FALLBACK`, which
+needs only the ``TEMP`` privilege (``PUBLIC`` has it by default).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import select
 from collections.abc import Awaitable, Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from dexto.gateway.db import DatabaseUnavailable, redact_url
+from dexto.gateway.logs import get_logger, log_event
 
 __all__ = ["PgPool"]
 
@@ -28,8 +34,18 @@ T = TypeVar("T")
 
 CONNECT_TIMEOUT_S = 10
 
+# Both statements run in their own transaction, assign it a transaction id and write WAL, so
+# its commit record is flushed (and, with synchronous standbys, replicated) before the commit
+# returns under the server's synchronous_commit. A transaction id alone is not enough: a
+# transaction that wrote no WAL commits without waiting for the flush.
+FLUSH = "SELECT pg_logical_emit_message(true, 'dexto', '')"
+# Creates a temporary table, dropped at commit: rows inserted into the (WAL-logged) catalogs.
+FLUSH_FALLBACK = "CREATE TEMP TABLE dexto_flush () ON COMMIT DROP"
+
 
 class PgPool:
+    flush_sql = FLUSH  # the barrier's first choice
+
     def __init__(self, url: str, size: int) -> None:
         self.url = url
         self.size = max(1, size)
@@ -41,6 +57,8 @@ class PgPool:
         self._flush_waiters: list[asyncio.Future[None]] = []
         self._flusher: asyncio.Task[None] | None = None
         self.flushes = 0  # flush transactions run (see barrier)
+        self.flush_fallback = False  # FLUSH_FALLBACK in use (flush_sql was refused)
+        self._log = get_logger()
 
     async def run(
         self, fn: Callable[Concatenate[Any, P], Awaitable[T]], *args: P.args, **kw: P.kwargs
@@ -70,9 +88,10 @@ class PgPool:
         ``admit`` and ``settle`` commit with ``synchronous_commit = off`` (their row lock is
         released without waiting for the WAL flush); their callers then wait here. One flush
         transaction at a time serves every caller that arrived before it started: it writes a
-        transactional WAL record and commits under the server's ``synchronous_commit``, and
-        its flush covers every commit record inserted before its own, whichever backend
-        inserted it.
+        transactional WAL record (:data:`FLUSH`, or :data:`FLUSH_FALLBACK` once the server has
+        refused :attr:`flush_sql` for want of privilege) and commits under the server's
+        ``synchronous_commit``, and its flush covers every commit record inserted before its
+        own, whichever backend inserted it.
         """
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
@@ -85,7 +104,7 @@ class PgPool:
         while self._flush_waiters:
             batch, self._flush_waiters = self._flush_waiters, []
             try:
-                await self.run(_flush)
+                await self.run(self._flush)
             except BaseException as exc:
                 for waiter in batch:
                     if not waiter.done():
@@ -97,6 +116,24 @@ class PgPool:
                 for waiter in batch:
                     if not waiter.done():
                         waiter.set_result(None)
+
+    async def _flush(self, cur: Any) -> None:
+        import psycopg
+
+        if self.flush_fallback:
+            await cur.execute(FLUSH_FALLBACK)
+            return
+        try:
+            await cur.execute(self.flush_sql)
+        except psycopg.errors.InsufficientPrivilege:
+            # the refused statement's transaction is over (autocommit): the connection is idle
+            self.flush_fallback = True
+            log_event(
+                self._log,
+                "flush barrier: pg_logical_emit_message not permitted, using a temporary table",
+                logging.WARNING,
+            )
+            await cur.execute(FLUSH_FALLBACK)
 
     async def _take(self) -> Any:
         while self._idle:
@@ -149,13 +186,6 @@ class PgPool:
                 cur.connection.pgconn.finish()
             except Exception:  # noqa: BLE001
                 pass
-
-
-_FLUSH = "SELECT pg_logical_emit_message(true, 'dexto', '')"
-
-
-async def _flush(cur: Any) -> None:
-    await cur.execute(_FLUSH)
 
 
 def _copy(exc: BaseException) -> BaseException:
