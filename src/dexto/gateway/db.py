@@ -25,7 +25,9 @@ __all__ = [
     "Database",
     "DatabaseUnavailable",
     "WriteLockBusy",
+    "describe",
     "is_unavailable",
+    "make_private_dirs",
     "redact_url",
 ]
 
@@ -287,7 +289,7 @@ class Database:
         assert self.path is not None
         path = self.path
         if create:
-            _make_private_dirs(path.parent)
+            make_private_dirs(path.parent)
             try:
                 # The file (and so the -wal/-shm SQLite derives from it) is private: 0600.
                 os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
@@ -373,7 +375,7 @@ def _uri_path(path: Path) -> str:
     return quote(str(path.absolute()), safe="/")
 
 
-def _make_private_dirs(directory: Path) -> None:
+def make_private_dirs(directory: Path) -> None:
     """Create missing directories as 0700 (existing ones are left as they are)."""
     missing: list[Path] = []
     d = directory
