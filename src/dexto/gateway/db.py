@@ -28,6 +28,7 @@ __all__ = [
     "describe",
     "is_unavailable",
     "make_private_dirs",
+    "pg_connect_failed",
     "redact_url",
 ]
 
@@ -47,6 +48,15 @@ class DatabaseUnavailable(DextoError):
     """The database cannot be reached or used right now (a dependency failure, not a bug)."""
 
     code = "SERVICE_UNAVAILABLE"
+
+
+def pg_connect_failed(url: str, exc: BaseException) -> DatabaseUnavailable:
+    """The outage a failed PostgreSQL connect is reported as (the URL without its password)."""
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return DatabaseUnavailable(
+        f"cannot connect to PostgreSQL at {redact_url(url)}: {first}",
+        fix="Check the --db URL and that the server is running.",
+    )
 
 
 # SQLite result codes that mean "the database is not usable now" rather than "this query is wrong".
@@ -275,11 +285,7 @@ class Database:
             try:
                 raw_pg = psycopg.connect(self.url, autocommit=False, connect_timeout=10)
             except psycopg.OperationalError as exc:
-                raise DatabaseUnavailable(
-                    f"cannot connect to PostgreSQL at {redact_url(self.url)}: "
-                    f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                    fix="Check the --db URL and that the server is running.",
-                ) from None
+                raise pg_connect_failed(self.url, exc) from None
             conn = Conn(raw_pg, "postgres")
         with self._lock:
             self._opened.append(conn)
