@@ -169,10 +169,17 @@ class _FlakyGeneration:
         await self.inner(scope, receive, send)
 
 
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
 @pytest.mark.parametrize("fail", [2, 100])
-def test_sweeper_retries_a_failed_generation_lookup_over_sweeps(sqlite_url: str, fail: int) -> None:
-    """A failed lookup leaves the hold for the next sweep; the third failed sweep estimates."""
+def test_sweeper_retries_a_failed_generation_lookup_over_sweeps(
+    request: pytest.FixtureRequest, sqlite_url: str, fail: int, dialect: str
+) -> None:
+    """A failed lookup leaves the hold for the next sweep; the third failed sweep estimates.
+    On PostgreSQL the sweeper's settle (with ``swept_reason``) runs the synchronous ledger code,
+    the hold's deletion, the charge and the ``swept_holds`` row in one transaction."""
     from dexto.gateway.sweeper import LOOKUP_TRIES
+
+    db_url = sqlite_url if dialect == "sqlite" else request.getfixturevalue("pg_url")
 
     flaky = _FlakyGeneration(fake_app(), fail)
     with ServerThread(flaky) as up, httpx.Client(timeout=30) as c:
@@ -180,8 +187,8 @@ def test_sweeper_retries_a_failed_generation_lookup_over_sweeps(sqlite_url: str,
         r = c.post(upstream + "/chat/completions", json=chat_body(model="fake/cheap"))
         gen_id = r.json()["id"]
         exact = round(r.json()["usage"]["cost"] * 1_000_000)
-        _, key = make_account(sqlite_url, "flaky@example.com", 1_000_000)
-        db = Database(sqlite_url)
+        _, key = make_account(db_url, "flaky@example.com", 1_000_000)
+        db = Database(db_url)
         conn = db.connect()
         try:
             past = ledger.now_ms() - 10_000
@@ -195,11 +202,11 @@ def test_sweeper_retries_a_failed_generation_lookup_over_sweeps(sqlite_url: str,
             )
         finally:
             db.close_all()
-        with start_gateway(sqlite_url, upstream, email="o@example.com", sweep_interval_s=0.1):
+        with start_gateway(db_url, upstream, email="o@example.com", sweep_interval_s=0.1):
             deadline = time.monotonic() + 30
-            while _holds(sqlite_url) and time.monotonic() < deadline:
+            while _holds(db_url) and time.monotonic() < deadline:
                 time.sleep(0.05)
-    db = Database(sqlite_url)
+    db = Database(db_url)
     conn = db.connect()
     try:
         with conn.read():

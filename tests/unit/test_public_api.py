@@ -1,5 +1,9 @@
 """The public surface is exactly what we mean."""
 
+import importlib
+
+import pytest
+
 import dexto
 
 EXPECTED = {
@@ -46,3 +50,24 @@ def test_errors_share_one_base_and_have_codes() -> None:
     codes = {e.code for e in errors}
     assert all(issubclass(e, dexto.DextoError) for e in errors)
     assert len(codes) == len(errors)  # every error class has its own code
+
+
+def _modules() -> list[str]:
+    from pathlib import Path
+
+    src = Path(dexto.__file__).resolve().parent.parent
+    return [
+        ".".join(p.relative_to(src).with_suffix("").parts)
+        for p in sorted((src / "dexto").rglob("*.py"))
+        if p.name not in ("__init__.py", "_version.py")
+    ]
+
+
+@pytest.mark.parametrize("name", _modules())
+def test_every_module_has_a_curated_all(name: str) -> None:
+    """Each module says what it exports, and every name it lists exists."""
+    module = importlib.import_module(name)
+    exported = getattr(module, "__all__", None)
+    assert isinstance(exported, list | tuple), f"{name} has no __all__"
+    assert len(set(exported)) == len(exported)
+    assert [n for n in exported if not hasattr(module, n)] == []

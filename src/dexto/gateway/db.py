@@ -25,7 +25,10 @@ __all__ = [
     "Database",
     "DatabaseUnavailable",
     "WriteLockBusy",
+    "describe",
     "is_unavailable",
+    "make_private_dirs",
+    "pg_connect_failed",
     "redact_url",
 ]
 
@@ -45,6 +48,15 @@ class DatabaseUnavailable(DextoError):
     """The database cannot be reached or used right now (a dependency failure, not a bug)."""
 
     code = "SERVICE_UNAVAILABLE"
+
+
+def pg_connect_failed(url: str, exc: BaseException) -> DatabaseUnavailable:
+    """The outage a failed PostgreSQL connect is reported as (the URL without its password)."""
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return DatabaseUnavailable(
+        f"cannot connect to PostgreSQL at {redact_url(url)}: {first}",
+        fix="Check the --db URL and that the server is running.",
+    )
 
 
 # SQLite result codes that mean "the database is not usable now" rather than "this query is wrong".
@@ -273,11 +285,7 @@ class Database:
             try:
                 raw_pg = psycopg.connect(self.url, autocommit=False, connect_timeout=10)
             except psycopg.OperationalError as exc:
-                raise DatabaseUnavailable(
-                    f"cannot connect to PostgreSQL at {redact_url(self.url)}: "
-                    f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                    fix="Check the --db URL and that the server is running.",
-                ) from None
+                raise pg_connect_failed(self.url, exc) from None
             conn = Conn(raw_pg, "postgres")
         with self._lock:
             self._opened.append(conn)
@@ -287,7 +295,7 @@ class Database:
         assert self.path is not None
         path = self.path
         if create:
-            _make_private_dirs(path.parent)
+            make_private_dirs(path.parent)
             try:
                 # The file (and so the -wal/-shm SQLite derives from it) is private: 0600.
                 os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
@@ -373,7 +381,7 @@ def _uri_path(path: Path) -> str:
     return quote(str(path.absolute()), safe="/")
 
 
-def _make_private_dirs(directory: Path) -> None:
+def make_private_dirs(directory: Path) -> None:
     """Create missing directories as 0700 (existing ones are left as they are)."""
     missing: list[Path] = []
     d = directory

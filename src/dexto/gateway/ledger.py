@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from dexto.gateway.db import Conn
 
 __all__ = [
+    "INSERT_SWEPT",
+    "MAX_CHARGE_MICROS",
     "AdmitResult",
     "SettleResult",
     "admit",
@@ -26,6 +28,7 @@ __all__ = [
     "now_ms",
     "progress",
     "progress_many",
+    "recorded_charge",
     "release",
     "settle",
     "sweep_expired",
@@ -213,6 +216,18 @@ def settle(
         if swept_reason is not None:
             conn.execute(INSERT_SWEPT, (request_id, account_id, hold, "settled", swept_reason, now))
         return SettleResult(debit, written_off, balance - debit, False)
+
+
+def recorded_charge(conn: Conn, request_id: str) -> tuple[int, int] | None:
+    """The charge the ledger recorded for ``request_id``: (debited, written off) micros, or None
+    if the request has no charge row."""
+    with conn.read():
+        row = conn.one(
+            "SELECT amount_micros, written_off_micros FROM ledger"
+            " WHERE request_id = ? AND kind = 'charge'",
+            (request_id,),
+        )
+    return None if row is None else (-int(row[0]), int(row[1]))
 
 
 def release(conn: Conn, request_id: str) -> bool:

@@ -1,7 +1,10 @@
 """``POST /v1/chat/completions``: validate, rate-limit, authorize + hold, forward, settle.
 
-Per request the database is touched twice: one transaction that authenticates the key and places
-the hold, and one that replaces the hold by the charge (or releases it).
+Per request the ledger is written twice: admission (authenticate the key, place the hold) and
+settlement (replace the hold by the charge, or release it); a stream also records on its hold
+the first delivery and, while it runs, its progress (see :mod:`dexto.gateway.settlement`). How
+each write reaches the database (SQLite group commit, PostgreSQL one statement) is
+:mod:`dexto.gateway.runner`'s.
 """
 
 from __future__ import annotations

@@ -2,15 +2,16 @@
 
 SQLite: each call runs inline on the event loop, on one connection whose busy timeout is zero, so
 it never waits for a lock (a transaction takes microseconds; a thread hop would cost more than the
-work); the chat path's ledger writes of concurrent requests are group-committed, one transaction
-for all calls queued during a loop iteration (:mod:`dexto.gateway.sqlite_writer`, which also runs
-the WAL checkpoints on a thread). When the call finds the database locked — another process holds
-SQLite's write lock (``SQLITE_BUSY``) or another writer of this process holds the in-process writer
-mutex — before it wrote anything, it is run again, whole, on a small thread pool whose connections
-wait for the lock (:data:`db.BUSY_TIMEOUT_S`). A transaction therefore runs entirely on the loop or
-entirely on one database thread, never split. A call handed to the pool completes even if the
-awaiting task is cancelled: the cancellation is passed on after it returns, so its outcome is never
-unknown. SQLite writers of one process queue on an in-process mutex (see :meth:`Conn.write`).
+work); the ledger writes of concurrent requests (chat path, credits) are group-committed, one
+transaction for all calls queued during a loop iteration (:mod:`dexto.gateway.sqlite_writer`, which
+also runs the WAL checkpoints on a thread). When the call finds the database locked — another
+process holds SQLite's write lock (``SQLITE_BUSY``) or another writer of this process holds the
+in-process writer mutex — before it wrote anything, it is run again, whole, on a small thread pool
+whose connections wait for the lock (:data:`db.BUSY_TIMEOUT_S`). A transaction therefore runs
+entirely on the loop or entirely on one database thread, never split. A call handed to the pool
+completes even if the awaiting task is cancelled: the cancellation is passed on after it returns,
+so its outcome is never unknown. SQLite writers of one process queue on an in-process mutex (see
+:meth:`Conn.write`).
 
 PostgreSQL: the chat path's ledger steps (``admit``, ``settle``, ``release``,
 ``progress_many``) run as one statement each on the loop, on a pool of async connections

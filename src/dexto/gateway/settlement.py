@@ -260,6 +260,11 @@ class Settlement:
                 if attempt + 1 < _SETTLE_ATTEMPTS:
                     await asyncio.sleep(delay)
                     delay *= 4
+        if result is not None and result.duplicate:
+            # Already settled: an attempt whose outcome this worker did not get (e.g. on
+            # PostgreSQL the statement committed and its flush barrier failed) landed. Report
+            # what the ledger recorded, not the empty result of the repeat.
+            result = await self._recorded(ctx.request_id, result)
         if result is None:
             self._pending[ctx.request_id] = (ctx, {"cost": cost, **kwargs})
             st.metrics.inc("settle_deferred_total")
@@ -289,6 +294,18 @@ class Settlement:
             latency_ms=round((time.perf_counter() - ctx.started) * 1000, 2),
         )
         return result
+
+    async def _recorded(
+        self, request_id: str, duplicate: ledger.SettleResult
+    ) -> ledger.SettleResult:
+        try:
+            found = await self.state.runner.run(ledger.recorded_charge, request_id)
+        except Exception as exc:  # noqa: BLE001 - the charge stands; only the report is unknown
+            log_event(self.state.log, "recorded charge lookup failed", 30, error=type(exc).__name__)
+            return duplicate
+        if found is None:
+            return duplicate
+        return ledger.SettleResult(found[0], found[1], duplicate.balance_micros, True)
 
     async def _spool_deferred(self, ctx: RequestContext, cost: int, kwargs: dict[str, Any]) -> None:
         """Write the deferred settlement to this worker's spool file (fsynced) before the

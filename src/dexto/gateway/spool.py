@@ -23,26 +23,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from dexto.gateway.db import make_private_dirs
+
 __all__ = ["Spool", "claim_orphans", "read_pending"]
 
 _SUFFIX = ".jsonl"
 Settler = Callable[[str, str, int, dict[str, Any]], Awaitable[object]]
-
-
-def _private_dir(directory: Path) -> None:
-    missing: list[Path] = []
-    d = directory
-    while not d.exists():
-        missing.append(d)
-        if d.parent == d:
-            break
-        d = d.parent
-    for d in reversed(missing):
-        try:
-            d.mkdir(mode=0o700)
-        except FileExistsError:
-            continue
-        os.chmod(d, 0o700)  # mkdir's mode is filtered by the umask
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -74,7 +60,7 @@ class Spool:
     def _ensure(self) -> int:
         if self._fd is not None:
             return self._fd
-        _private_dir(self.directory)
+        make_private_dirs(self.directory)
         name = f"settle-{os.getpid()}-{os.urandom(6).hex()}"
         tmp = self.directory / f".{name}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)

@@ -1,14 +1,14 @@
 """SQLite on the event loop: group commit of the chat path's writes, checkpoints on a thread.
 
-:class:`SqliteInline` owns the loop's connection (busy timeout zero). A call runs *solo* —
-inline, in its own transaction — or, if its function is in :data:`GROUPED` (the ledger writes of
-the chat path), it is queued. When the queue goes from empty to non-empty, one writer step is
+:class:`SqliteInline` owns the loop's connection (busy timeout zero). A call runs *solo* — inline,
+in its own transaction — or, if its function is in :data:`GROUPED` (the ledger writes of the chat
+path, and credits), it is queued. When the queue goes from empty to non-empty, one writer step is
 scheduled with ``loop.call_soon``; it runs every call queued by then in **one** transaction
-(``BEGIN IMMEDIATE`` … ``COMMIT``). Inside it each ``Conn.write()`` block is a ``SAVEPOINT``, so
-a call that raises rolls back only its own writes and gets its own exception; the others commit.
-A step with a single call runs it solo (no savepoint), so a lone request pays nothing extra
-beyond one loop iteration; and after :data:`SOLO_STEPS` such steps in a row, calls run at once
-(solo) except one in :data:`PROBE_EVERY`, which is queued to notice concurrent writers again.
+(``BEGIN IMMEDIATE`` … ``COMMIT``). Inside it each ``Conn.write()`` block is a ``SAVEPOINT``, so a
+call that raises rolls back only its own writes and gets its own exception; the others commit. A
+step with a single call runs it solo (no savepoint), so a lone request pays nothing extra beyond
+one loop iteration; and after :data:`SOLO_STEPS` such steps in a row, calls run at once (solo)
+except one in :data:`PROBE_EVERY`, which is queued to notice concurrent writers again.
 
 Outcomes a caller can get besides its result or its own exception:
 
