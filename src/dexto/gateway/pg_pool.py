@@ -24,7 +24,7 @@ import select
 from collections.abc import Awaitable, Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from dexto.gateway.db import DatabaseUnavailable, redact_url
+from dexto.gateway.db import DatabaseUnavailable, pg_connect_failed
 from dexto.gateway.logs import get_logger, log_event
 
 __all__ = ["PgPool"]
@@ -151,11 +151,7 @@ class PgPool:
                 self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
             )
         except psycopg.OperationalError as exc:
-            raise DatabaseUnavailable(
-                f"cannot connect to PostgreSQL at {redact_url(self.url)}: "
-                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                fix="Check the --db URL and that the server is running.",
-            ) from None
+            raise pg_connect_failed(self.url, exc) from None
         self.opened += 1
         cur = conn.cursor()
         self._open.add(cur)

@@ -265,16 +265,9 @@ class ChatCompletions(Settlement):
                 model=ctx.model,
                 prompt_tokens=ctx.prompt_estimate,
             )
-            if st.runner.completes_on_cancel:
-                res = await admit  # a cancel is passed on only after the admission returns
-            else:
-                admitting = asyncio.ensure_future(admit)
-                try:
-                    res = await asyncio.shield(admitting)
-                except asyncio.CancelledError:
-                    # The hold may still be placed by the running admission: wait, then release.
-                    await uncancellable(asyncio.wait({admitting}))
-                    raise
+            # DbRunner.run finishes a call even if this task is cancelled meanwhile and passes
+            # the cancel on afterwards: the hold's state is known when the except below runs.
+            res = await admit
             if res.status == "invalid_key":
                 return await self._fail(send, ctx, 401, INVALID_KEY)
             ctx.account_id, ctx.key_id = res.account_id, res.key_id
