@@ -266,11 +266,12 @@ class Settlement:
             # what the ledger recorded, not the empty result of the repeat.
             result = await self._recorded(ctx.request_id, result)
         if result is None:
+            # Spooled first: a retry that lands marks a spool entry that already exists.
+            await self._spool_deferred(ctx, cost, kwargs)
             self._pending[ctx.request_id] = (ctx, {"cost": cost, **kwargs})
             st.metrics.inc("settle_deferred_total")
             if self._retrier is None or self._retrier.done():
                 self._retrier = asyncio.ensure_future(self._retry_pending())
-            await self._spool_deferred(ctx, cost, kwargs)
             result = ledger.SettleResult(cost, 0, ctx.balance - cost, False)
         st.metrics.inc("holds_settled_total")
         if estimated:
