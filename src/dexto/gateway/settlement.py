@@ -28,6 +28,7 @@ T = TypeVar("T")
 _SETTLE_ATTEMPTS = 4  # then deferred: retried every second in the background
 PROGRESS_FLUSH_S = 0.2  # queued hold updates are written 0.2–0.4 s later (one transaction)
 RECORD_WAIT_S = 10.0  # a delivery record still running after this: the streams go on without it
+_Due = tuple["RequestContext", str | None, int]  # a stream, its generation id, tokens delivered
 
 
 async def uncancellable(aw: Awaitable[T]) -> T:
@@ -62,7 +63,8 @@ class Settlement:
         self._progress_due: dict[str, tuple[str | None, int]] = {}
         self._progress_aging: dict[str, tuple[str | None, int]] = {}
         self._flusher: asyncio.Task[None] | None = None
-        self._first_due: dict[str, tuple[str | None, int]] = {}
+        self._first_due: dict[str, _Due] = {}
+        self._delivery_spooled: dict[str, RequestContext] = {}  # delivery lines in the spool
         self._first_batch: asyncio.Future[None] | None = None
         self._first_writer: asyncio.Task[None] | None = None
         s = state.settings
@@ -91,8 +93,10 @@ class Settlement:
         that write returned, so no byte reaches the client before a sweeper could bill it.
         Group commit: every stream that asks before the next loop iteration (or while a write
         is running) joins one transaction. A write that fails (or still runs after
-        ``RECORD_WAIT_S``) is logged and the caller goes on."""
-        self._first_due[ctx.request_id] = (generation_id, tokens)
+        ``RECORD_WAIT_S``) is logged, and the caller goes on once the delivery was written to
+        the spool instead (fsynced; see spool.py): a worker dying before the request settles
+        leaves it to be billed by the worker that replays the spool."""
+        self._first_due[ctx.request_id] = (ctx, generation_id, tokens)
         batch = self._first_batch
         if batch is None:
             batch = self._first_batch = asyncio.get_running_loop().create_future()
@@ -106,22 +110,74 @@ class Settlement:
             await asyncio.sleep(0)  # one loop iteration: streams ready now join this batch
             due, self._first_due = self._first_due, {}
             batch, self._first_batch = self._first_batch, None
-            rows = [(rid, gen, tokens) for rid, (gen, tokens) in due.items()]
+            rows = [(rid, gen, tokens) for rid, (_, gen, tokens) in due.items()]
             expires_at = ledger.now_ms() + st.settings.hold_ttl_s * 1000
-            slow = asyncio.get_running_loop().call_later(RECORD_WAIT_S, self._record_slow, batch)
+            spooling: list[asyncio.Future[None]] = []
+            slow = asyncio.get_running_loop().call_later(
+                RECORD_WAIT_S, self._record_slow, batch, due, spooling
+            )
             try:
                 await st.runner.run(ledger.progress_many, rows, expires_at)
-            except Exception as exc:  # noqa: BLE001 - relayed anyway; the settle path bills
+            except Exception as exc:  # noqa: BLE001 - relayed anyway, the delivery spooled
                 log_event(st.log, "hold delivery record failed", 30, error=type(exc).__name__)
+                slow.cancel()
+                if not spooling:
+                    await self._spool_delivered(due)
             finally:
                 slow.cancel()
+                if not spooling and batch is not None and not batch.done():
+                    batch.set_result(None)
+
+    def _record_slow(
+        self,
+        batch: asyncio.Future[None] | None,
+        due: dict[str, _Due],
+        spooling: list[asyncio.Future[None]],
+    ) -> None:
+        """The delivery record still runs: spool the deliveries, then let the streams go on."""
+        log_event(self.state.log, "hold delivery record slow; streams go on", 30)
+
+        async def spool_then_release() -> None:
+            try:
+                await self._spool_delivered(due)
+            finally:
                 if batch is not None and not batch.done():
                     batch.set_result(None)
 
-    def _record_slow(self, batch: asyncio.Future[None] | None) -> None:
-        if batch is not None and not batch.done():
-            log_event(self.state.log, "hold delivery record slow; streams go on", 30)
-            batch.set_result(None)
+        spooling.append(asyncio.ensure_future(spool_then_release()))
+
+    async def _spool_delivered(self, due: dict[str, _Due]) -> None:
+        """Write the deliveries the holds could not record to the spool (one fsync each)."""
+        live = [v for v in due.values() if not v[0].settling]
+        for ctx, _, _ in live:
+            self._delivery_spooled[ctx.request_id] = ctx
+        if live:
+            await asyncio.to_thread(self._append_all, live)
+
+    def _append_all(self, rows: list[_Due]) -> None:
+        for ctx, gen, tokens in rows:
+            self._append_delivered(ctx, gen, tokens)
+
+    def _append_delivered(self, ctx: RequestContext, generation_id: str | None, n: int) -> None:
+        hold = {
+            "hold": ctx.hold,
+            "model": ctx.model,
+            "key_id": ctx.key_id,
+            "prompt_tokens": ctx.prompt_estimate,
+            "generation_id": generation_id,
+            "completion_tokens": n,
+        }
+        try:
+            self.spool.append_delivered(ctx.request_id, ctx.account_id, hold)
+        except OSError as exc:
+            self.state.metrics.inc("settle_spool_failed_total")
+            log_event(
+                self.state.log,
+                "delivery spool write failed",
+                40,
+                request_id=ctx.request_id,
+                error=type(exc).__name__,
+            )
 
     async def _flush_progress(self) -> None:
         st = self.state
@@ -137,6 +193,14 @@ class Settlement:
                 await st.runner.run(ledger.progress_many, rows, expires_at)
             except Exception as exc:  # noqa: BLE001 - the settle path still bills the requests
                 log_event(st.log, "hold progress failed", 30, error=type(exc).__name__)
+                # Deliveries known only to the spool: refresh their generation id and tokens.
+                spooled = [
+                    (self._delivery_spooled[rid], gen, tokens)
+                    for rid, (gen, tokens) in due.items()
+                    if rid in self._delivery_spooled
+                ]
+                if spooled:
+                    await asyncio.to_thread(self._append_all, spooled)
 
     # -- settlement -----------------------------------------------------------------------
 
@@ -265,6 +329,9 @@ class Settlement:
             # PostgreSQL the statement committed and its flush barrier failed) landed. Report
             # what the ledger recorded, not the empty result of the repeat.
             result = await self._recorded(ctx.request_id, result)
+        spooled = self._delivery_spooled.pop(ctx.request_id, None) is not None
+        if result is not None and spooled:
+            self._landed(ctx.request_id)  # its delivery line in the spool is done
         if result is None:
             # Spooled first: a retry that lands marks a spool entry that already exists.
             await self._spool_deferred(ctx, cost, kwargs)

@@ -5,6 +5,13 @@ appended, before the client gets the end of its answer, as one JSON line to this
 file and fsynced: ``{"rid", "account", "cost", "kw": {ledger.settle keyword arguments}}``. When it
 lands, a ``{"done": rid}`` line is appended; once nothing is outstanding the file is truncated.
 
+A stream whose delivery could not be recorded on its hold (the database away at its first
+output) gets, before its first bytes are relayed, a delivery line:
+``{"rid", "account", "delivered": {"hold", "model", "key_id", "prompt_tokens", "generation_id",
+"completion_tokens"}}``, marked done the same way once the request settled. A replayed delivery
+line is settled like an expired delivered hold (see :func:`dexto.gateway.sweeper.replay_spools`).
+A settlement line of a request wins over its delivery line, in whatever order they were written.
+
 Each worker process writes one file, ``settle-<pid>-<random>.jsonl`` (0600, in a 0700
 directory), held with an exclusive ``fcntl.flock`` for the life of the process. A file whose
 lock is free belongs to a dead worker: :func:`claim_orphans` (run by every worker's sweeper, at
@@ -29,6 +36,7 @@ __all__ = ["Spool", "claim_orphans", "read_pending"]
 
 _SUFFIX = ".jsonl"
 Settler = Callable[[str, str, int, dict[str, Any]], Awaitable[object]]
+DeliveredSettler = Callable[[dict[str, Any]], Awaitable[object]]
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -78,10 +86,15 @@ class Spool:
 
     def append(self, request_id: str, account_id: str, cost: int, kw: dict[str, Any]) -> None:
         """Write one settlement and fsync it (blocking: call it off the event loop)."""
-        line = json.dumps(
-            {"rid": request_id, "account": account_id, "cost": cost, "kw": kw},
-            separators=(",", ":"),
-        )
+        self._write(request_id, {"rid": request_id, "account": account_id, "cost": cost, "kw": kw})
+
+    def append_delivered(self, request_id: str, account_id: str, hold: dict[str, Any]) -> None:
+        """Write that a stream delivered output its hold does not record, with what settling it
+        needs (``hold``: see the module docstring), and fsync it (blocking)."""
+        self._write(request_id, {"rid": request_id, "account": account_id, "delivered": hold})
+
+    def _write(self, request_id: str, doc: dict[str, Any]) -> None:
+        line = json.dumps(doc, separators=(",", ":"))
         with self._lock:
             fd = self._ensure()
             _write_all(fd, line.encode() + b"\n")
@@ -116,7 +129,8 @@ class Spool:
 
 
 def read_pending(data: bytes) -> list[dict[str, Any]]:
-    """The settlements of a spool file's content not marked done (a torn last line skipped)."""
+    """The records of a spool file's content not marked done (a torn last line skipped): per
+    request its last settlement line, else its last delivery line."""
     records: dict[str, dict[str, Any]] = {}
     for line in data.splitlines():
         try:
@@ -127,16 +141,26 @@ def read_pending(data: bytes) -> list[dict[str, Any]]:
             continue
         if "done" in doc:
             records.pop(str(doc["done"]), None)
-        elif isinstance(doc.get("rid"), str) and isinstance(doc.get("kw"), dict):
+        elif not isinstance(doc.get("rid"), str):
+            continue
+        elif isinstance(doc.get("kw"), dict):
             records[doc["rid"]] = doc
+        elif isinstance(doc.get("delivered"), dict):
+            if "kw" not in records.get(doc["rid"], {}):
+                records[doc["rid"]] = doc
     return list(records.values())
 
 
 async def claim_orphans(
-    directory: str | Path, settle: Settler, *, on_error: Callable[[Exception], None]
+    directory: str | Path,
+    settle: Settler,
+    *,
+    on_error: Callable[[Exception], None],
+    settle_delivered: DeliveredSettler | None = None,
 ) -> int:
     """Replay the spool files of dead workers (lock free) in ``directory``; returns how many
-    settlements were replayed. A file is removed once all of its settlements landed; else it is
+    records were replayed: settlements by ``settle``, delivery lines by ``settle_delivered``
+    (without it they are left). A file is removed once all of its records landed; else it is
     left, marked with what landed, for the next round."""
     directory = Path(directory)
     try:
@@ -163,7 +187,13 @@ async def claim_orphans(
             failed = False
             for rec in pending:
                 try:
-                    await settle(rec["rid"], str(rec["account"]), int(rec["cost"]), rec["kw"])
+                    if "kw" in rec:
+                        await settle(rec["rid"], str(rec["account"]), int(rec["cost"]), rec["kw"])
+                    elif settle_delivered is not None:
+                        await settle_delivered(rec)
+                    else:
+                        failed = True
+                        continue
                 except Exception as exc:  # noqa: BLE001 - left for the next round
                     on_error(exc)
                     failed = True

@@ -18,7 +18,9 @@ live worker settled (or renewed) in the meantime is left alone, and the ledger's
 id makes a late settle after a sweep a no-op: nothing is ever charged twice.
 
 Before each sweep (and once at start) the settlement spools of dead workers are replayed
-(:func:`replay_spools`).
+(:func:`replay_spools`); a spooled delivery record (a stream whose hold could not record its
+delivery) is settled the same way as an expired delivered hold, with the reasons
+``spool:generation`` / ``spool:estimate``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ __all__ = [
     "lookup_generation",
     "replay_spools",
     "run_sweeper",
+    "settle_delivered",
+    "spooled_hold",
     "sweep_once",
 ]
 
@@ -116,15 +120,24 @@ async def lookup_generation(state: GatewayState, generation_id: str) -> dict[str
     return inner if isinstance(inner, dict) else None
 
 
-async def _settle_one(
-    state: GatewayState, hold: ExpiredHold, now: int, misses: dict[str, int] | None
+async def settle_delivered(
+    state: GatewayState,
+    hold: ExpiredHold,
+    misses: dict[str, int] | None,
+    *,
+    source: str = "swept",
+    expired_before: int | None = None,
 ) -> bool | None:
-    """Settle one expired hold; None if it is left for a later sweep (its generation lookup
-    failed fewer than ``LOOKUP_TRIES`` times so far, counted in ``misses``)."""
+    """Settle a request that delivered output and whose worker is gone: from its generation
+    record (exact), else estimated, never more than the hold; idempotent per request id.
+    False if nothing changed (settled already; with ``expired_before``, also a hold that is
+    gone or not expired), None if it is left for later (its generation lookup failed fewer than
+    ``LOOKUP_TRIES`` times so far, counted in ``misses``). The reason recorded is
+    ``<source>:generation`` or ``<source>:estimate``."""
     st = state
     cost: int | None = None
     pt, ct = hold.prompt_tokens, hold.completion_tokens
-    estimated, reason = True, "swept"
+    estimated, reason = True, source
     price = await st.catalog.price(hold.model) if hold.model else None
     if hold.generation_id:
         gen = await lookup_generation(st, hold.generation_id)
@@ -138,7 +151,7 @@ async def _settle_one(
                 price,
             )
             if uc.cost is not None and not uc.bad_cost:
-                cost, estimated, reason = uc.cost, False, "swept:generation"
+                cost, estimated, reason = uc.cost, False, source + ":generation"
                 pt = uc.prompt_tokens if uc.prompt_tokens is not None else pt
                 ct = uc.completion_tokens if uc.completion_tokens is not None else ct
         if gen is None and misses is not None:
@@ -149,7 +162,7 @@ async def _settle_one(
     if cost is None:
         guess = estimate_tokens_cost(pt or 0, ct, price)
         cost = hold.amount_micros if guess is None else min(hold.amount_micros, guess)
-        reason = "swept:estimate" + ("" if price is not None else ",unpriced")
+        reason = source + ":estimate" + ("" if price is not None else ",unpriced")
     result = await st.runner.run(
         ledger.settle,
         hold.request_id,
@@ -163,7 +176,7 @@ async def _settle_one(
         key_id=hold.key_id,
         estimate_reason=reason,
         settled_by="sweeper",
-        expired_before=now,
+        expired_before=expired_before,
         swept_reason=reason,
     )
     if result.duplicate:
@@ -173,7 +186,7 @@ async def _settle_one(
         st.metrics.inc("estimated_charges_total")
     log_event(
         st.log,
-        "expired hold settled",
+        "expired hold settled" if source == "swept" else "spooled delivery settled",
         request_id=hold.request_id,
         account=hold.account_id,
         cost_micros=result.charged_micros,
@@ -195,7 +208,7 @@ async def sweep_once(
     left: set[str] = set()
     for hold in await state.runner.run(delivered_expired, now):
         try:
-            done = await _settle_one(state, hold, now, misses)
+            done = await settle_delivered(state, hold, misses, expired_before=now)
         except Exception as exc:  # noqa: BLE001 - the hold stays; the next sweep retries
             log_event(state.log, "expired hold settle failed", 30, error=type(exc).__name__)
             continue
@@ -213,8 +226,31 @@ async def sweep_once(
     return settled, released
 
 
-async def replay_spools(state: GatewayState) -> int:
-    """Settle what dead workers left in the settlement spool (see :mod:`spool`)."""
+class _Later(Exception):
+    """A spooled delivery left for the next round (its generation lookup failed)."""
+
+
+def spooled_hold(rec: dict[str, Any]) -> ExpiredHold:
+    """The hold a spooled delivery record describes (see :mod:`spool`)."""
+    d = rec["delivered"]
+    pt = d.get("prompt_tokens")
+    return ExpiredHold(
+        str(rec["rid"]),
+        str(rec["account"]),
+        int(d["hold"]),
+        d.get("model"),
+        d.get("key_id"),
+        None if pt is None else int(pt),
+        d.get("generation_id"),
+        int(d.get("completion_tokens") or 0),
+    )
+
+
+async def replay_spools(state: GatewayState, misses: dict[str, int] | None = None) -> int:
+    """Settle what dead workers left in the settlement spool (see :mod:`spool`): deferred
+    settlements as they were computed, delivery records as expired delivered holds (the hold
+    removed if still there). ``misses`` counts failed generation lookups across rounds, as in
+    :func:`sweep_once`."""
     st = state
     directory = st.settings.spool_dir or default_spool_dir(st.settings.db_url)
 
@@ -230,11 +266,20 @@ async def replay_spools(state: GatewayState) -> int:
         )
         return result
 
+    async def delivered(rec: dict[str, Any]) -> object:
+        hold = spooled_hold(rec)
+        done = await settle_delivered(st, hold, misses, source="spool")
+        if done is None:
+            raise _Later
+        if misses is not None:
+            misses.pop(hold.request_id, None)
+        return done
+
     def failed(exc: Exception) -> None:
-        if not isinstance(exc, DatabaseUnavailable):
+        if not isinstance(exc, DatabaseUnavailable | _Later):
             log_event(st.log, "spooled settlement replay failed", 30, error=type(exc).__name__)
 
-    n = await claim_orphans(directory, settle, on_error=failed)
+    n = await claim_orphans(directory, settle, on_error=failed, settle_delivered=delivered)
     if n:
         st.metrics.inc("settle_spool_replayed_total", n)
     return n
@@ -244,12 +289,13 @@ async def run_sweeper(state: GatewayState) -> None:
     """Replay dead workers' spooled settlements, then every ``sweep_interval_s`` sweep and replay
     again, until cancelled; a failed round is retried next time."""
     misses: dict[str, int] = {}
+    spool_misses: dict[str, int] = {}
     first = True
     while True:
         if not first:
             await asyncio.sleep(state.settings.sweep_interval_s)
         try:
-            await replay_spools(state)
+            await replay_spools(state, spool_misses)
             if not first:
                 await sweep_once(state, misses=misses)
         except DatabaseUnavailable:

@@ -1,0 +1,194 @@
+"""A stream whose hold could not record its delivery (the database away at its first output):
+the delivery goes to the spool before the first bytes, and a worker replaying the spool of the
+dead worker bills it, exactly, once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _gwhelpers import make_account
+
+from dexto.devtools.fake_upstream import FakeUpstream
+from dexto.gateway.spool import Spool, claim_orphans, read_pending
+from dexto.gateway.sweeper import ExpiredHold, spooled_hold
+from tests.gateway.test_gw_crash_recovery import (
+    GatewayProc,
+    _balance_matches_ledger,
+    _charges,
+    _holds,
+    _pg_admin,
+    _rows,
+    _wait_for,
+    own_pg_db,  # noqa: F401 - a fixture
+)
+
+_HOLD = {
+    "hold": 5000,
+    "model": "fake/cheap",
+    "key_id": "k1",
+    "prompt_tokens": 12,
+    "generation_id": "gen-1",
+    "completion_tokens": 3,
+}
+
+
+def test_a_delivery_line_round_trips_to_the_hold_it_describes(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.append_delivered("r1", "acct", _HOLD)
+    assert spool.path is not None and spool.outstanding == 1
+    (rec,) = read_pending(spool.path.read_bytes())
+    assert rec == {"rid": "r1", "account": "acct", "delivered": _HOLD}
+    assert spooled_hold(rec) == ExpiredHold("r1", "acct", 5000, "fake/cheap", "k1", 12, "gen-1", 3)
+    # A refreshed line (later generation id, more tokens) replaces the first one.
+    spool.append_delivered("r1", "acct", {**_HOLD, "completion_tokens": 40})
+    (rec,) = read_pending(spool.path.read_bytes())
+    assert spooled_hold(rec).completion_tokens == 40
+    spool.done("r1")
+    assert spool.path.read_bytes() == b"" and spool.outstanding == 0
+    spool.close()
+
+
+def test_a_settlement_line_wins_over_a_delivery_line_in_either_order(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    kw = {"overdraft_limit_micros": 0, "model": "fake/cheap", "estimated": False}
+    spool.append_delivered("a", "acct", _HOLD)
+    spool.append("a", "acct", 70, kw)
+    spool.append("b", "acct", 80, kw)
+    spool.append_delivered("b", "acct", _HOLD)
+    assert spool.path is not None
+    recs = {r["rid"]: r for r in read_pending(spool.path.read_bytes())}
+    assert (recs["a"]["cost"], recs["b"]["cost"]) == (70, 80)
+    spool.close()
+
+
+def test_claim_orphans_hands_delivery_lines_to_their_settler(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.append_delivered("d1", "acct", _HOLD)
+    spool.append("s1", "acct", 9, {"model": "fake/cheap"})
+    spool.close()  # outstanding: the file stays, its lock free
+    got: list[Any] = []
+
+    async def settle(rid: str, account: str, cost: int, kw: dict[str, Any]) -> object:
+        got.append(("settle", rid, cost))
+        return None
+
+    async def delivered(rec: dict[str, Any]) -> object:
+        got.append(("delivered", rec["rid"], rec["delivered"]["hold"]))
+        return None
+
+    # Without a delivery settler the delivery line is left (and the file with it).
+    n = asyncio.run(claim_orphans(tmp_path, settle, on_error=lambda e: None))
+    assert n == 1 and got == [("settle", "s1", 9)]
+    (path,) = list(tmp_path.glob("*.jsonl"))
+    assert [r["rid"] for r in read_pending(path.read_bytes())] == ["d1"]
+    got.clear()
+    n = asyncio.run(
+        claim_orphans(tmp_path, settle, on_error=lambda e: None, settle_delivered=delivered)
+    )
+    assert n == 1 and got == [("delivered", "d1", 5000)]
+    assert not list(tmp_path.glob("*.jsonl"))
+
+
+class _FirstChunk(threading.Thread):
+    """A stream read until its first content chunk (the upstream then pauses)."""
+
+    def __init__(self, url: str, key: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.key = url, key
+        self.request_id = ""
+        self.got_first = threading.Event()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        body = {
+            "model": "fake/cheap",
+            "stream": True,
+            "messages": [{"role": "user", "content": f"spooled delivery {uuid.uuid4().hex}"}],
+            "fake": {"latency_ms": 1500, "chunks": 5, "chunk_delay_ms": 20_000},
+        }
+        headers = {"Authorization": f"Bearer {self.key}"}
+        try:
+            with httpx.Client(timeout=60) as c:
+                with c.stream(
+                    "POST", self.url + "/v1/chat/completions", json=body, headers=headers
+                ) as r:
+                    self.request_id = r.headers["x-request-id"]
+                    got = b""
+                    for part in r.iter_raw():
+                        got += part
+                        if b'"content"' in got:
+                            self.got_first.set()
+                            self.stop.wait(60)
+                            break
+        except httpx.HTTPError:
+            pass
+        finally:
+            self.got_first.set()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_sigkill_after_a_failed_delivery_record_is_billed_from_the_spool(
+    own_pg_db: tuple[str, str],  # noqa: F811 - the fixture imported above
+    fake: tuple[FakeUpstream, str],
+    tmp_path: Path,
+) -> None:
+    db_url, name = own_pg_db
+    account_id, key = make_account(db_url, "spooled@example.com", 10_000_000)
+    spool_dir = tmp_path / "spool"
+    env = {
+        "DEXTO_GATEWAY_SPOOL_DIR": str(spool_dir),
+        "DEXTO_GATEWAY_HOLD_TTL_S": "2",
+        "DEXTO_GATEWAY_SWEEP_INTERVAL_S": "0.3",
+    }
+    gw = GatewayProc(db_url, fake[1], tmp_path, **env)
+    s = _FirstChunk(gw.url, key)
+    try:
+        s.start()
+        _wait_for(lambda: _holds(db_url) == 1, "the hold")
+        _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        _pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", name)
+        try:
+            assert s.got_first.wait(60) and s.request_id
+            # The first chunk reached the client: its delivery is in the spool (fsynced).
+            (spooled,) = list(spool_dir.glob("*.jsonl"))
+            (rec,) = read_pending(spooled.read_bytes())
+            assert (rec["rid"], rec["account"]) == (s.request_id, account_id)
+            gen_id = str(rec["delivered"]["generation_id"])
+            assert gen_id.startswith("gen-")
+            os.kill(gw.proc.pid, signal.SIGKILL)
+            gw.proc.wait(timeout=30)
+        finally:
+            s.stop.set()
+            _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    finally:
+        gw.stop()
+    rid = s.request_id
+    # The hold does not record the delivery: the sweeper alone would release it unbilled.
+    assert _rows(db_url, "SELECT delivered FROM holds WHERE request_id = ?", (rid,)) == [(0,)]
+    assert rid not in _charges(db_url)
+    gw2 = GatewayProc(db_url, fake[1], tmp_path, **env)
+    try:
+        _wait_for(lambda: rid in _charges(db_url), "the spooled delivery to be settled", 60)
+        _wait_for(lambda: not list(spool_dir.glob("*.jsonl")), "the spool file to go")
+    finally:
+        gw2.stop()
+    charges = _charges(db_url)
+    assert list(charges) == [rid]
+    amount, estimated, reason, by = charges[rid]
+    gen = fake[0].generations.items[gen_id]
+    expected = fake[0].generations.document(gen)["data"]["total_cost"]
+    assert (estimated, reason, by) == (0, None, "sweeper")
+    assert amount == round(expected * 1_000_000) and amount > 0
+    swept = _rows(db_url, "SELECT action, reason FROM swept_holds WHERE request_id = ?", (rid,))
+    assert swept == [("settled", "spool:generation")]
+    assert _holds(db_url) == 0
+    _balance_matches_ledger(db_url, account_id)
