@@ -182,8 +182,8 @@ def main() -> int:
         fake, up_port = start_fake_upstream(PY, env, work)
         procs.append(fake)
         upstream = f"http://127.0.0.1:{up_port}/api/v1"
-        sqlite_keys = make_accounts(f"sqlite:///{work / 'gateway.db'}", ACCOUNTS, "s")
-        pg_keys = make_accounts(pg_schema, ACCOUNTS + 1, "p")
+        sqlite_keys = make_accounts(f"sqlite:///{work / 'gateway.db'}", ACCOUNTS, "s", env)
+        pg_keys = make_accounts(pg_schema, ACCOUNTS + 1, "p", env)
         common: dict[str, Any] = {
             "env": env,
             "work": work,
