@@ -38,6 +38,38 @@ DEFAULT_VARIANTS = [
 ]
 
 
+# Settings every benchmarked gateway gets: a fake upstream key, limits far above the load.
+BENCH_GW_ENV = {
+    "DEXTO_GATEWAY_UPSTREAM_KEY": "sk-or-bench-upstream",
+    "DEXTO_GATEWAY_RATE_LIMIT_RPS": "1000000",
+    "DEXTO_GATEWAY_RATE_LIMIT_BURST": "1000000",
+}
+
+
+def prepare_variant(
+    name: str, ref: str, work: Path, env: dict[str, str]
+) -> tuple[dict[str, str], str, str]:
+    """For the ``src/`` tree of ``ref``: its environment (PYTHONPATH), a new SQLite database URL
+    with one funded account made by that tree's code, and the account's API key."""
+    venv = {**env, "PYTHONPATH": str(source_tree(ref, work))}
+    db = f"sqlite:///{work / (name + '.db')}"
+    created = subprocess.run(
+        [PY, "-m", "dexto.cli.main", "gateway", "accounts", "create", "--db", db]
+        + ["--email", f"{name}@bench.example", "--credits", "100000000", "--json"],
+        env=venv,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return venv, db, json.loads(created.stdout)["apiKey"]
+
+
+def serve_argv(db: str, port: int, up_port: int) -> list[str]:
+    """``dexto gateway serve`` on ``db`` and ``port`` in front of the fake upstream."""
+    argv = [PY, "-m", "dexto.cli.main", "gateway", "serve", "--db", db, "--port", str(port)]
+    return argv + ["--upstream", f"http://127.0.0.1:{up_port}/api/v1"]
+
+
 def source_tree(ref: str, work: Path) -> Path:
     if ref == "WORKTREE":
         return ROOT / "src"
@@ -72,31 +104,13 @@ def main() -> int:
         for spec in args.variant or DEFAULT_VARIANTS:
             name, _, rest = spec.partition("=")
             ref, *settings = rest.split(",")
-            src = source_tree(ref, work)
-            venv = {**env, "PYTHONPATH": str(src)}
-            db = f"sqlite:///{work / (name + '.db')}"
-            created = subprocess.run(
-                [PY, "-m", "dexto.cli.main", "gateway", "accounts", "create", "--db", db]
-                + ["--email", f"{name}@bench.example", "--credits", "100000000", "--json"],
-                env=venv,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            key = json.loads(created.stdout)["apiKey"]
+            venv, db, key = prepare_variant(name, ref, work, env)
             port = free_port()
-            gw_env = {
-                **venv,
-                "DEXTO_GATEWAY_UPSTREAM_KEY": "sk-or-bench-upstream",
-                "DEXTO_GATEWAY_RATE_LIMIT_RPS": "1000000",
-                "DEXTO_GATEWAY_RATE_LIMIT_BURST": "1000000",
-            }
+            gw_env = {**venv, **BENCH_GW_ENV}
             for item in settings:
                 k, _, v = item.partition("=")
                 gw_env[f"DEXTO_GATEWAY_{k.upper()}"] = v
-            argv = [PY, "-m", "dexto.cli.main", "gateway", "serve", "--db", db, "--port", str(port)]
-            argv += ["--upstream", f"http://127.0.0.1:{up_port}/api/v1"]
-            proc = Proc(argv, gw_env, work / f"{name}.log")
+            proc = Proc(serve_argv(db, port, up_port), gw_env, work / f"{name}.log")
             procs.append(proc)
             wait_http(port, "/healthz", 60, proc.popen)
             variants.append((name, proc, port, key))

@@ -14,7 +14,6 @@ instructions (Ir) per request: a CPU measure that does not depend on other load 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -26,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _gateway_load import chat_body, run_load  # noqa: E402
 from _gateway_procs import Proc, free_port, start_fake_upstream, wait_http  # noqa: E402
-from gateway_ab import source_tree  # noqa: E402
+from gateway_ab import BENCH_GW_ENV, prepare_variant, serve_argv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -61,34 +60,17 @@ def main() -> int:
     try:
         for spec in args.variant or ["main=main", "this=WORKTREE"]:
             name, _, ref = spec.partition("=")
-            venv = {**env, "PYTHONPATH": str(source_tree(ref, work))}
-            db = f"sqlite:///{work / (name + '.db')}"
-            created = subprocess.run(
-                [PY, "-m", "dexto.cli.main", "gateway", "accounts", "create", "--db", db]
-                + ["--email", f"{name}@bench.example", "--credits", "100000000", "--json"],
-                env=venv,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            auth = {"Authorization": f"Bearer {json.loads(created.stdout)['apiKey']}"}
+            venv, db, key = prepare_variant(name, ref, work, env)
+            auth = {"Authorization": f"Bearer {key}"}
             port = free_port()
-            gw_env = {
-                **venv,
-                "DEXTO_GATEWAY_UPSTREAM_KEY": "sk-or-bench-upstream",
-                "DEXTO_GATEWAY_RATE_LIMIT_RPS": "1000000",
-                "DEXTO_GATEWAY_RATE_LIMIT_BURST": "1000000",
-                "DEXTO_GATEWAY_LOG_LEVEL": "WARNING",
-            }
+            gw_env = {**venv, **BENCH_GW_ENV, "DEXTO_GATEWAY_LOG_LEVEL": "WARNING"}
             results[name] = {}
             for c in (int(x) for x in args.concurrency.split(",")):
                 cwd = work / f"{name}-c{c}"
                 cwd.mkdir()
                 out = cwd / "callgrind.out"
                 argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
-                argv += [f"--callgrind-out-file={out}", PY, "-m", "dexto.cli.main", "gateway"]
-                argv += ["serve", "--db", db, "--port", str(port)]
-                argv += ["--upstream", f"http://127.0.0.1:{up_port}/api/v1"]
+                argv += [f"--callgrind-out-file={out}", *serve_argv(db, port, up_port)]
                 proc = Proc(argv, gw_env, cwd / "gateway.log")
                 try:
                     wait_http(port, "/healthz", 600, proc.popen)

@@ -12,10 +12,8 @@ p50/p99 latency at concurrency 1, and req/s, p50/p99 latency and gateway CPU ms 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _gateway_load import chat_body, run_load  # noqa: E402
 from _gateway_procs import Proc, free_port, start_fake_upstream, wait_http  # noqa: E402
-from gateway_ab import source_tree  # noqa: E402
+from gateway_ab import BENCH_GW_ENV, prepare_variant, serve_argv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -54,28 +52,10 @@ def main() -> int:
         procs.append(fake)
         for spec in args.variant or DEFAULT_VARIANTS:
             name, _, ref = spec.partition("=")
-            venv = {**env, "PYTHONPATH": str(source_tree(ref, work))}
-            db = f"sqlite:///{work / (name + '.db')}"
-            created = subprocess.run(
-                [PY, "-m", "dexto.cli.main", "gateway", "accounts", "create", "--db", db]
-                + ["--email", f"{name}@bench.example", "--credits", "100000000", "--json"],
-                env=venv,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            key = json.loads(created.stdout)["apiKey"]
+            venv, db, key = prepare_variant(name, ref, work, env)
             port = free_port()
-            gw_env = {
-                **venv,
-                "DEXTO_GATEWAY_UPSTREAM_KEY": "sk-or-bench-upstream",
-                "DEXTO_GATEWAY_RATE_LIMIT_RPS": "1000000",
-                "DEXTO_GATEWAY_RATE_LIMIT_BURST": "1000000",
-                "DEXTO_GATEWAY_LOG_LEVEL": "WARNING",
-            }
-            argv = [PY, "-m", "dexto.cli.main", "gateway", "serve", "--db", db, "--port", str(port)]
-            argv += ["--upstream", f"http://127.0.0.1:{up_port}/api/v1"]
-            proc = Proc(argv, gw_env, work / f"{name}.log")
+            gw_env = {**venv, **BENCH_GW_ENV, "DEXTO_GATEWAY_LOG_LEVEL": "WARNING"}
+            proc = Proc(serve_argv(db, port, up_port), gw_env, work / f"{name}.log")
             procs.append(proc)
             wait_http(port, "/healthz", 60, proc.popen)
             variants.append((name, proc, port, key))
