@@ -11,7 +11,6 @@ from dexto.cli.main import main
 from dexto.gateway import accounts, ledger
 from dexto.gateway.db import Database
 from dexto.gateway.migrations import migrate
-from dexto.gateway.sweeper import record_swept
 
 HOUR = 3_600_000
 
@@ -64,8 +63,8 @@ def _populate(url: str) -> None:
             settled_by="sweeper",
             expired_before=now,
             now=now,
+            swept_reason="swept:estimate",
         )
-        record_swept(conn, "swept", acct.id, 1_000, "swept:estimate", now)
         assert ledger.sweep_expired(conn, now) == 1  # "idle": nothing delivered, released
     finally:
         db.close_all()

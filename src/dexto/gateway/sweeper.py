@@ -90,13 +90,6 @@ def delivered_expired(conn: Conn, now: int, limit: int = _BATCH) -> list[Expired
     ]
 
 
-def record_swept(
-    conn: Conn, request_id: str, account_id: str, amount: int, reason: str, now: int
-) -> None:
-    with conn.write():
-        conn.execute(ledger.INSERT_SWEPT, (request_id, account_id, amount, "settled", reason, now))
-
-
 async def lookup_generation(state: GatewayState, generation_id: str) -> dict[str, Any] | None:
     """OpenRouter's generation record ``data`` object, or None if unavailable."""
     try:
