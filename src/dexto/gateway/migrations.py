@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from dexto.gateway.db import Conn, Database
+from dexto.gateway.migrations_batch import batch_functions
 from dexto.gateway.migrations_ledger import ledger_functions
 from dexto.gateway.migrations_login import login_schema
 
@@ -112,7 +113,7 @@ def _v2(d: str) -> list[str]:
     ]
 
 
-MIGRATIONS = {1: _v1, 2: _v2, 3: login_schema, 4: ledger_functions}
+MIGRATIONS = {1: _v1, 2: _v2, 3: login_schema, 4: ledger_functions, 5: batch_functions}
 LATEST_VERSION = max(MIGRATIONS)
 
 

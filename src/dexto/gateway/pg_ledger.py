@@ -18,7 +18,25 @@ from typing import Any
 from dexto.gateway import ledger
 from dexto.gateway.ledger import MAX_CHARGE_MICROS, AdmitResult, SettleResult, now_ms
 
-__all__ = ["ASYNC_COMMIT", "admit", "implementation", "progress_many", "release", "settle"]
+__all__ = [
+    "ASYNC_COMMIT",
+    "BATCHED",
+    "BatchFn",
+    "Params",
+    "admit",
+    "admit_many",
+    "admit_one",
+    "admit_params",
+    "implementation",
+    "progress_many",
+    "release",
+    "settle",
+    "settle_many",
+    "settle_one",
+    "settle_params",
+]
+
+Params = tuple[Any, ...]  # one call's arguments of the v4 function, in its order
 
 _ADMIT = (
     "SELECT o_status, o_account, o_key, o_balance, o_available FROM dexto_admit("
@@ -29,6 +47,21 @@ _SETTLE = (
     "%s::text, %s::text, %s::bigint, %s::bigint, %s::text, %s::integer, %s::integer,"
     " %s::smallint, %s::text, %s::text, %s::text, %s::text, %s::bigint, %s::text, %s::text,"
     " %s::bigint)"
+)
+_ADMIT_TYPES = ("text", "text", "bigint", "bigint", "bigint", "text", "integer")
+_SETTLE_TYPES = (
+    "text", "text", "bigint", "bigint", "text", "integer", "integer", "smallint", "text",
+    "text", "text", "text", "bigint", "text", "text", "bigint",
+)  # fmt: skip
+_ADMIT_MANY = (
+    "SELECT o_i, o_status, o_account, o_key, o_balance, o_available FROM dexto_admit_many("
+    + ", ".join(f"%s::{t}[]" for t in _ADMIT_TYPES)
+    + ")"
+)
+_SETTLE_MANY = (
+    "SELECT o_i, o_charged, o_written_off, o_balance, o_duplicate FROM dexto_settle_many("
+    + ", ".join(f"%s::{t}[]" for t in _SETTLE_TYPES)
+    + ")"
 )
 _RELEASE = "DELETE FROM holds WHERE request_id = %s::text RETURNING amount_micros"
 _PROGRESS = (
@@ -45,8 +78,7 @@ async def _one(cur: Any, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] |
     return None if row is None else tuple(row)
 
 
-async def admit(
-    cur: Any,
+def admit_params(
     key_hash: str,
     request_id: str,
     hold_micros: int,
@@ -55,19 +87,30 @@ async def admit(
     now: int | None = None,
     model: str | None = None,
     prompt_tokens: int | None = None,
-) -> AdmitResult:
-    """:func:`ledger.admit` in one statement."""
+) -> Params:
+    """The arguments of ``dexto_admit`` for one :func:`ledger.admit` call."""
     now = now_ms() if now is None else now
-    row = await _one(
-        cur, _ADMIT, (key_hash, request_id, hold_micros, now, now + ttl_ms, model, prompt_tokens)
-    )
-    assert row is not None  # a function with OUT parameters returns one row
+    return (key_hash, request_id, hold_micros, now, now + ttl_ms, model, prompt_tokens)
+
+
+def _admit_result(row: tuple[Any, ...]) -> AdmitResult:
     status, account_id, key_id, balance, available = row
     return AdmitResult(status, account_id, key_id, int(balance), int(available))
 
 
-async def settle(
-    cur: Any,
+async def admit_one(cur: Any, params: Params) -> AdmitResult:
+    """One admission (the arguments from :func:`admit_params`) in one statement."""
+    row = await _one(cur, _ADMIT, params)
+    assert row is not None  # a function with OUT parameters returns one row
+    return _admit_result(row)
+
+
+async def admit(cur: Any, *args: Any, **kw: Any) -> AdmitResult:
+    """:func:`ledger.admit` in one statement."""
+    return await admit_one(cur, admit_params(*args, **kw))
+
+
+def settle_params(
     request_id: str,
     account_id: str,
     cost_micros: int,
@@ -85,37 +128,77 @@ async def settle(
     estimate_reason: str | None = None,
     settled_by: str | None = None,
     expired_before: int | None = None,
-) -> SettleResult:
-    """:func:`ledger.settle` in one statement."""
+) -> Params:
+    """The arguments of ``dexto_settle`` for one :func:`ledger.settle` call."""
     now = now_ms() if now is None else now
     cost_micros = min(max(0, int(cost_micros)), MAX_CHARGE_MICROS)
-    row = await _one(
-        cur,
-        _SETTLE,
-        (
-            request_id,
-            account_id,
-            cost_micros,
-            overdraft_limit_micros,
-            model,
-            prompt_tokens,
-            completion_tokens,
-            1 if estimated else 0,
-            key_id,
-            session_id,
-            source,
-            client_version,
-            now,
-            estimate_reason if estimated else None,
-            settled_by,
-            expired_before,
-        ),
+    return (
+        request_id,
+        account_id,
+        cost_micros,
+        overdraft_limit_micros,
+        model,
+        prompt_tokens,
+        completion_tokens,
+        1 if estimated else 0,
+        key_id,
+        session_id,
+        source,
+        client_version,
+        now,
+        estimate_reason if estimated else None,
+        settled_by,
+        expired_before,
     )
-    assert row is not None
+
+
+def _settle_result(row: tuple[Any, ...], account_id: str) -> SettleResult | LookupError:
     charged, written_off, balance, duplicate = row
     if duplicate is None:
-        raise LookupError(f"no account {account_id!r}")
+        return LookupError(f"no account {account_id!r}")
     return SettleResult(int(charged), int(written_off), int(balance), bool(duplicate))
+
+
+async def settle_one(cur: Any, params: Params) -> SettleResult:
+    """One settlement (the arguments from :func:`settle_params`) in one statement."""
+    row = await _one(cur, _SETTLE, params)
+    assert row is not None
+    result = _settle_result(row, params[1])
+    if isinstance(result, LookupError):
+        raise result
+    return result
+
+
+async def settle(cur: Any, *args: Any, **kw: Any) -> SettleResult:
+    """:func:`ledger.settle` in one statement."""
+    return await settle_one(cur, settle_params(*args, **kw))
+
+
+async def admit_many(cur: Any, items: list[Params]) -> list[AdmitResult | Exception]:
+    """Admissions (arguments from :func:`admit_params`) in one statement, as if made one after
+    another in this order; one outcome per item."""
+    rows = await _many(cur, _ADMIT_MANY, items, _ADMIT_TYPES)
+    return [_admit_result(row) for row in rows]
+
+
+async def settle_many(cur: Any, items: list[Params]) -> list[SettleResult | Exception]:
+    """Settlements (arguments from :func:`settle_params`) in one statement, as if made one after
+    another in this order; one outcome per item (a :class:`LookupError` for a missing account)."""
+    rows = await _many(cur, _SETTLE_MANY, items, _SETTLE_TYPES)
+    return [_settle_result(row, item[1]) for row, item in zip(rows, items, strict=True)]
+
+
+async def _many(
+    cur: Any, sql: str, items: list[Params], types: tuple[str, ...]
+) -> list[tuple[Any, ...]]:
+    """Run a batch function (one array per argument); its rows in item order, ``o_i`` dropped."""
+    columns = tuple(list(column) for column in zip(*items, strict=True))
+    assert len(columns) == len(types)
+    await cur.execute(sql, columns)
+    rows = sorted(await cur.fetchall(), key=lambda r: int(r[0]))
+    if [int(r[0]) for r in rows] != list(range(1, len(items) + 1)):
+        raise RuntimeError("the batch function returned an unexpected set of rows")
+    return [tuple(r[1:]) for r in rows]
 
 
 async def release(cur: Any, request_id: str) -> bool:
@@ -176,6 +259,17 @@ _ASYNC: dict[Callable[..., Any], tuple[Callable[..., Awaitable[Any]], frozenset[
 
 # Steps that commit asynchronously: the caller waits for :meth:`PgPool.barrier` afterwards.
 ASYNC_COMMIT = frozenset({admit, settle})
+
+BatchFn = Callable[[Any, list[Params]], Awaitable[list[Any]]]
+# The steps the runner batches (see :mod:`pg_batch`): how to build one call's arguments, the
+# single-item statement and the batch statement.
+BATCHED: dict[
+    Callable[..., Awaitable[Any]],
+    tuple[Callable[..., Params], Callable[[Any, Params], Awaitable[Any]], BatchFn],
+] = {
+    admit: (admit_params, admit_one, admit_many),
+    settle: (settle_params, settle_one, settle_many),
+}
 
 
 def implementation(

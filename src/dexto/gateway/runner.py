@@ -13,10 +13,11 @@ completes even if the awaiting task is cancelled: the cancellation is passed on 
 so its outcome is never unknown. SQLite writers of one process queue on an in-process mutex (see
 :meth:`Conn.write`).
 
-PostgreSQL: the chat path's ledger steps (``admit``, ``settle``, ``release``,
-``progress_many``) run as one statement each on the loop, on a pool of async connections
-(:mod:`pg_ledger`, :mod:`pg_pool`); ``admit`` and ``settle`` then wait for the pool's WAL flush
-barrier. Every other call runs on the thread pool, one connection per thread. Either way a call
+PostgreSQL: the chat path's ledger steps run on the loop, on a pool of async connections
+(:mod:`pg_ledger`, :mod:`pg_pool`): ``admit`` and ``settle`` are group-committed, the calls queued
+while one of the same kind runs going out as one statement, and return after the pool's WAL
+flush barrier (:mod:`pg_batch`); ``release`` and ``progress_many`` run as one statement each.
+Every other call runs on the thread pool, one connection per thread. Either way a call
 completes even if the awaiting task is cancelled (the cancellation is passed on after it
 returns).
 
@@ -46,7 +47,8 @@ from dexto.gateway.db import (
     is_unavailable,
 )
 from dexto.gateway.logs import log_event
-from dexto.gateway.pg_ledger import ASYNC_COMMIT
+from dexto.gateway.pg_batch import PgBatcher, await_outcome
+from dexto.gateway.pg_ledger import ASYNC_COMMIT, BATCHED
 from dexto.gateway.pg_ledger import implementation as pg_implementation
 from dexto.gateway.pg_pool import PgPool
 from dexto.gateway.sqlite_writer import GROUPED, Locked, SqliteInline
@@ -80,8 +82,19 @@ class DbRunner:
         self.sqlite = SqliteInline(db, self.log) if self.inline else None
         self.offloaded = 0  # SQLite calls that found the database locked and ran on the pool
         # PostgreSQL: the chat path's ledger steps run on async connections (see pg_ledger).
+        self.batcher: PgBatcher | None = None
         self.pg = PgPool(db.url, pool_size) if db.dialect == "postgres" else None
         self._pg_calls: set[asyncio.Task[Any]] = set()
+
+    @property
+    def pg(self) -> PgPool | None:
+        return self._pg
+
+    @pg.setter
+    def pg(self, pool: PgPool | None) -> None:
+        """The async pool; the admit/settle batcher uses the same one."""
+        self._pg = pool
+        self.batcher = None if pool is None else PgBatcher(pool)
 
     @property
     def completes_on_cancel(self) -> bool:
@@ -109,7 +122,10 @@ class DbRunner:
                     self.offloaded += 1
                     result = await self._offload(partial(self._call, fn, *args, **kw))
             elif self.pg is not None and (impl := pg_implementation(fn, kw)) is not None:
-                result = await self._pg_run(impl, *args, **kw)
+                if impl in BATCHED and self.batcher is not None:
+                    result = await await_outcome(self.batcher.submit(impl, *args, **kw))
+                else:
+                    result = await self._pg_run(impl, *args, **kw)
             else:
                 result = await self._offload(partial(self._call, fn, *args, **kw))
         except Exception as exc:
@@ -162,6 +178,8 @@ class DbRunner:
     async def aclose(self) -> None:
         """Wait for the async PostgreSQL calls in progress, then close their connections."""
         if self.pg is not None:
+            if self.batcher is not None:
+                await self.batcher.aclose()
             if self._pg_calls:
                 await asyncio.wait(set(self._pg_calls))
             await self.pg.aclose()

@@ -1,0 +1,159 @@
+"""Group commit of the chat path's admissions and settlements on PostgreSQL, per worker.
+
+:meth:`PgBatcher.submit` queues one call (its arguments built by :data:`pg_ledger.BATCHED`) and
+returns a future. Each kind (admit, settle) has one queue and at most one statement in flight:
+when a call is queued and none is running, a drain task starts; it waits one loop iteration (so
+the calls made during it join), takes up to :attr:`PgBatcher.max_batch` calls and runs them as
+one statement — the single-item function for one call, the batch function (schema v5,
+:mod:`migrations_batch`) for more — while further calls queue for the next round. The statement
+commits without waiting for the WAL flush; each batch's callers get their outcomes once
+:meth:`PgPool.barrier` returned (or its error, if it failed).
+
+A batch statement that fails with an error that does not mean the database is unavailable (see
+:func:`db.is_unavailable`) wrote nothing (it was one transaction): its calls are run again one by
+one with the single-item function, in order, so an item that fails gets its own error and the
+others their results. A batch that fails as unavailable gives every caller a
+:class:`DatabaseUnavailable` (the runner then opens an outage). The futures are resolved by the
+drain task, never by the callers: a cancelled caller waits for its future (see
+:func:`await_outcome`), so the cancellation surfaces only once its call's outcome is known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from dexto.gateway.db import DatabaseUnavailable, describe, is_unavailable
+from dexto.gateway.pg_ledger import BATCHED, BatchFn, Params
+from dexto.gateway.pg_pool import PgPool
+
+__all__ = ["MAX_BATCH", "PgBatcher", "await_outcome"]
+
+T = TypeVar("T")
+MAX_BATCH = 64
+_Item = tuple[Params, "asyncio.Future[Any]"]
+
+
+class _Queue:
+    def __init__(self, one: Callable[[Any, Params], Awaitable[Any]], many: BatchFn) -> None:
+        self.one, self.many = one, many
+        self.items: list[_Item] = []
+        self.drain: asyncio.Task[None] | None = None
+
+
+class PgBatcher:
+    def __init__(self, pool: PgPool, max_batch: int = MAX_BATCH) -> None:
+        self.pool = pool
+        self.max_batch = max(1, max_batch)
+        self._queues = {impl: _Queue(one, many) for impl, (_, one, many) in BATCHED.items()}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.statements = 0  # batch or single-item statements run (fallbacks not included)
+        self.items = 0  # calls they carried
+        self.fallbacks = 0  # batches run again one by one
+
+    def submit(self, impl: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> asyncio.Future[T]:
+        """Queue one call of ``impl`` (a key of :data:`pg_ledger.BATCHED`); its future gets the
+        call's result or exception once the call is durable (or failed)."""
+        params = BATCHED[impl][0](*args, **kw)
+        queue = self._queues[impl]
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        queue.items.append((params, fut))
+        if queue.drain is None or queue.drain.done():
+            queue.drain = self._spawn(self._drain(queue))
+        return fut
+
+    def _spawn(self, aw: Awaitable[None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(aw)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _drain(self, queue: _Queue) -> None:
+        while queue.items:
+            await asyncio.sleep(0)  # the calls made during this loop iteration join the batch
+            batch = queue.items[: self.max_batch]
+            del queue.items[: self.max_batch]
+            futures = [fut for _, fut in batch]
+            try:
+                outcomes = await self._run(queue, [params for params, _ in batch])
+            except BaseException as exc:  # cancelled (the loop is closing): nobody waits forever
+                outcomes = [_unavailable(exc) for _ in batch]
+                await self._finish(futures, outcomes)
+                raise
+            self._spawn(self._finish(futures, outcomes))
+
+    async def _run(self, queue: _Queue, items: list[Params]) -> list[Any]:
+        """Each item's result or exception (an exception instance of its own per item)."""
+        self.statements += 1
+        self.items += len(items)
+        try:
+            if len(items) == 1:
+                return [await self.pool.run(queue.one, items[0])]
+            return await self.pool.run(queue.many, items)
+        except Exception as exc:
+            if len(items) == 1:
+                return [exc]
+            if is_unavailable(exc):
+                return [_unavailable(exc) for _ in items]
+        # the batch's transaction rolled back: each call again, alone, in order
+        self.fallbacks += 1
+        outcomes: list[Any] = []
+        for params in items:
+            try:
+                outcomes.append(await self.pool.run(queue.one, params))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async def _finish(self, futures: list[asyncio.Future[Any]], outcomes: list[Any]) -> None:
+        """Wait until the batch's commit is durable, then hand each caller its outcome."""
+        flush_error: BaseException | None = None
+        if any(not isinstance(o, BaseException) for o in outcomes):
+            try:
+                await self.pool.barrier()
+            except BaseException as exc:  # noqa: BLE001 - given to the callers
+                flush_error = exc
+        for fut, outcome in zip(futures, outcomes, strict=True):
+            if fut.done():
+                continue
+            if flush_error is not None and not isinstance(outcome, BaseException):
+                outcome = _unavailable(flush_error)
+            if isinstance(outcome, asyncio.CancelledError):
+                fut.cancel()
+            elif isinstance(outcome, BaseException):
+                fut.set_exception(outcome)
+            else:
+                fut.set_result(outcome)
+
+    async def aclose(self) -> None:
+        """Wait until every queued call has its outcome."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+
+def _unavailable(exc: BaseException) -> BaseException:
+    """An exception of its own for one caller of a batch that failed as a whole."""
+    if is_unavailable(exc):
+        return DatabaseUnavailable(f"a ledger batch failed: {describe(exc)}")
+    if isinstance(exc, asyncio.CancelledError):
+        return asyncio.CancelledError()
+    return RuntimeError(f"the WAL flush failed: {type(exc).__name__}")
+
+
+async def await_outcome(fut: asyncio.Future[T]) -> T:
+    """``await fut`` (resolved by the batcher); if the caller is cancelled meanwhile, wait for
+    the outcome anyway, then pass the cancellation on."""
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        if fut.cancelled():
+            raise
+        while not fut.done():
+            try:
+                await asyncio.wait({fut})
+            except asyncio.CancelledError:
+                continue
+        if not fut.cancelled():
+            fut.exception()  # retrieved: the caller gets the cancellation instead
+        raise
