@@ -6,6 +6,9 @@ autocommit :class:`psycopg.AsyncConnection`, so the statement is the transaction
 account row lock (admit, settle) is held only while it runs. ``admit`` and ``settle`` call the
 server-side functions of schema v4 (:mod:`migrations_ledger`), which commit without waiting for
 the WAL flush; the runner then waits for :meth:`PgPool.barrier` (see :data:`ASYNC_COMMIT`).
+:func:`admit_many` and :func:`settle_many` run several admissions or settlements in one statement
+(schema v5's batch functions, :mod:`migrations_batch`); :data:`BATCHED` lists what
+:mod:`pg_batch` needs for each batched step.
 :func:`implementation` maps a :mod:`ledger` function and its keyword arguments to the async
 version (the runner's dispatch); anything else runs the synchronous code.
 """
