@@ -88,11 +88,11 @@ class DbRunner:
 
     @property
     def pg(self) -> PgPool | None:
+        """The async pool (PostgreSQL); setting it gives the batcher the same pool."""
         return self._pg
 
     @pg.setter
     def pg(self, pool: PgPool | None) -> None:
-        """The async pool; the admit/settle batcher uses the same one."""
         self._pg = pool
         self.batcher = None if pool is None else PgBatcher(pool)
 
