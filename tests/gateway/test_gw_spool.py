@@ -347,3 +347,24 @@ def test_a_stale_tmp_file_with_records_is_recovered_and_replayed(tmp_path: Path)
 
 def test_clean_stale_tmp_without_the_directory_does_nothing(tmp_path: Path) -> None:
     assert clean_stale_tmp(tmp_path / "missing") == (0, 0)
+
+
+def test_a_failing_tmp_clean_up_does_not_stop_the_replay(tmp_path: Path) -> None:
+    directory = tmp_path / "spool"
+    dead = Spool(directory)
+    dead.append("j1", "acct", 5, _kw("j1"))
+    os.close(dead._fd)  # type: ignore[arg-type]
+    dead._fd = None
+    (directory / ".settle-9-dddd.tmp").write_bytes(b"")
+    (directory / ".create.lock").unlink()
+    (directory / ".create.lock").mkdir()  # cannot be opened as the lock: the clean-up fails
+    errors: list[Exception] = []
+    settled: list[str] = []
+
+    async def settle(rid: str, account: str, cost: int, kw: dict[str, Any]) -> object:
+        settled.append(rid)
+        return None
+
+    assert asyncio.run(claim_orphans(directory, settle, on_error=errors.append)) == 1
+    assert settled == ["j1"] and [type(e) for e in errors] == [IsADirectoryError]
+    assert _tmp_files(directory) == [".settle-9-dddd.tmp"]

@@ -228,11 +228,15 @@ async def claim_orphans(
     """Replay the spool files of dead workers (lock free) in ``directory``; returns how many
     records were replayed: settlements by ``settle``, delivery lines by ``settle_delivered``
     (without it they are left). A file is removed once all of its records landed; else it is
-    left, marked with what landed, for the next round."""
+    left, marked with what landed, for the next round. Stale ``.tmp`` files are dealt with
+    first (:func:`clean_stale_tmp`); a failure there goes to ``on_error``."""
     directory = Path(directory)
     try:
         if any(_is_tmp(p) for p in os.listdir(directory)):
-            clean_stale_tmp(directory)
+            try:
+                clean_stale_tmp(directory)
+            except OSError as exc:  # the .jsonl files are replayed all the same
+                on_error(exc)
         names = sorted(p for p in os.listdir(directory) if p.endswith(_SUFFIX))
     except FileNotFoundError:
         return 0
