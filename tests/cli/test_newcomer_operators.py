@@ -148,11 +148,32 @@ def test_gateway_serve_prints_its_address_and_refuses_a_busy_port(
         _stop(proc)
 
 
-def test_dexto_serve_on_a_busy_port_is_a_clean_error(dexto: Run, busy_port: int) -> None:
+def test_dexto_serve_on_a_busy_port_is_a_clean_error(
+    dexto: Run, isolated_env: Path, busy_port: int
+) -> None:
     proc = dexto("serve", "--port", str(busy_port), "--no-refresh")
     assert proc.returncode == 2
+    assert proc.stderr.startswith(f"error: --port: cannot listen on http://127.0.0.1:{busy_port}")
     assert "already in use" in proc.stderr and "Traceback" not in proc.stderr
-    assert "web UI" not in proc.stdout  # no banner for a server that never listened
+    fix = proc.stderr.split("\nfix: ", 1)[1]
+    assert f"--port {busy_port + 1}" in fix and "--port 0" in fix
+    assert proc.stdout == ""  # no banner for a server that never listened
+    assert list(isolated_env.iterdir()) == []  # the default agent was not installed
+    # With a port it can bind (--port 0, as the fix says) it installs the default agent.
+    served = subprocess.Popen(
+        [DEXTO, "serve", "--port", "0", "--no-refresh"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert _first_line(served).startswith("dexto serve: ")
+        found = re.search(r"web UI  (http://127\.0\.0\.1:\d+)/", _first_line(served))
+        assert found
+        wait_healthy(found.group(1), served, path="/llm/current", timeout=30)
+        assert (isolated_env / "agents" / "default-agent" / "default-agent.yml").is_file()
+    finally:
+        _stop(served)
 
 
 SERVE_BAD_FLAGS = [  # (arguments, environment, the field named, the problem)

@@ -19,7 +19,15 @@ from typing import Any
 
 import httpx
 import pytest
-from _gwhelpers import UPSTREAM_KEY, Gateway, chat_body, ledger_state, make_account, start_gateway
+from _gwhelpers import (
+    UPSTREAM_KEY,
+    Gateway,
+    chat_body,
+    ledger_state,
+    make_account,
+    start_gateway,
+    wait_healthy,
+)
 
 from dexto.devtools.fake_upstream import FakeUpstream
 from dexto.devtools.fake_upstream_server import free_port
@@ -156,15 +164,7 @@ def test_two_worker_processes_on_one_postgres(
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        with httpx.Client() as c:
-            for _ in range(300):
-                try:
-                    if c.get(url + "/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert proc.poll() is None, (tmp_path / "gw.log").read_text()
-                asyncio.run(asyncio.sleep(0.1))
+        wait_healthy(url, proc, log_path=tmp_path / "gw.log", timeout=30)
         body = _body(0.003)
         responses = asyncio.run(_fire(url, key, body, N))
         ok, balance = _check(responses, pg_url, account_id, cost=3_000, hold=_hold(body))

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from _gwhelpers import UPSTREAM_KEY, make_account, start_gateway
+from _gwhelpers import UPSTREAM_KEY, make_account, start_gateway, wait_healthy
 
 from dexto.devtools.fake_upstream import FakeUpstream
 from dexto.devtools.fake_upstream_server import free_port
@@ -55,16 +55,7 @@ class GatewayProc:
         self.proc = subprocess.Popen(
             argv, env=base, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        with httpx.Client() as c:
-
-            def up() -> bool:
-                assert self.proc.poll() is None, self.log_path.read_text()
-                try:
-                    return c.get(self.url + "/healthz").status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            _wait_for(up, "the gateway to start")
+        wait_healthy(self.url, self.proc, log_path=self.log_path, timeout=30)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -19,7 +19,7 @@ import pytest
 from dexto.gateway import accounts, ledger
 from dexto.gateway.db import Conn, Database
 from dexto.gateway.migrations import migrate
-from dexto.gateway.spool import Spool, claim_orphans, read_pending
+from dexto.gateway.spool import Spool, claim_orphans, clean_stale_tmp, read_pending
 
 _LOCKER = """
 import fcntl, os, sys
@@ -233,3 +233,138 @@ def test_spool_dir_setting_defaults_and_precedence(tmp_path: Path) -> None:
     assert GatewaySettings.resolve({}, env=env).spool_dir == "/srv/spool"
     assert GatewaySettings.resolve({"spool_dir": "/flag"}, env=env).spool_dir == "/flag"
     assert GatewaySettings.resolve({}, env=env).to_env()["DEXTO_GATEWAY_SPOOL_DIR"] == "/srv/spool"
+
+
+_STUCK = """
+import fcntl, os, sys
+from dexto.gateway.spool import Spool
+
+real_flock = fcntl.flock
+
+def stuck(*args):
+    print("stuck", flush=True)
+    sys.stdin.read()
+
+def flock(fd, op):
+    if op == fcntl.LOCK_EX | fcntl.LOCK_NB:  # the new file's own lock
+        stuck()
+    real_flock(fd, op)
+
+if sys.argv[2] == "lock":
+    fcntl.flock = flock
+else:
+    os.rename = stuck
+Spool(sys.argv[1]).append("r1", "acct", 10, {})
+"""
+
+
+def _tmp_files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.glob(".settle-*.tmp"))
+
+
+def _claim(directory: Path) -> tuple[int, list[str]]:
+    settled: list[str] = []
+
+    async def settle(rid: str, account: str, cost: int, kw: dict[str, Any]) -> object:
+        settled.append(rid)
+        return None
+
+    n = asyncio.run(claim_orphans(directory, settle, on_error=lambda e: None))
+    return n, settled
+
+
+@pytest.mark.parametrize("stage", ["lock", "rename"])
+def test_a_worker_killed_while_creating_its_file_leaves_a_tmp_file_removed_once_dead(
+    tmp_path: Path, stage: str
+) -> None:
+    """A real worker stopped while creating its spool file (before it locks it, or before it
+    renames it): while it lives (it holds the creation lock) the replay leaves the .tmp file;
+    once it is SIGKILLed the replay removes it (it holds nothing: records follow the rename)."""
+    directory = tmp_path / "spool"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _STUCK, str(directory), stage],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"stuck\n"
+        (name,) = _tmp_files(directory)
+        assert _claim(directory) == (0, [])
+        assert _tmp_files(directory) == [name]
+        assert clean_stale_tmp(directory) == (0, 0) and _tmp_files(directory) == [name]
+        proc.kill()
+        proc.wait(timeout=30)
+        assert _claim(directory) == (0, [])
+        assert _tmp_files(directory) == [] and not list(directory.glob("*.jsonl"))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+    # A new worker creates its file as usual afterwards.
+    spool = Spool(directory)
+    spool.append("r2", "acct", 20, _kw("r2"))
+    assert spool.path is not None and spool.path.parent == directory
+    spool.done("r2")
+    spool.close()
+
+
+def test_a_tmp_file_locked_by_a_live_process_is_left(tmp_path: Path) -> None:
+    directory = tmp_path / "spool"
+    directory.mkdir(mode=0o700)
+    tmp = directory / ".settle-1-aaaa.tmp"
+    tmp.write_bytes(b"")
+    locker = subprocess.Popen(
+        [sys.executable, "-c", _LOCKER, str(tmp)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert locker.stdout is not None and locker.stdout.readline() == b"locked\n"
+        assert clean_stale_tmp(directory) == (0, 0)
+        assert _claim(directory) == (0, []) and tmp.exists()
+        locker.kill()
+        locker.wait(timeout=30)
+        assert clean_stale_tmp(directory) == (0, 1) and not tmp.exists()
+    finally:
+        if locker.poll() is None:
+            locker.kill()
+        locker.communicate(timeout=30)
+
+
+def test_a_stale_tmp_file_with_records_is_recovered_and_replayed(tmp_path: Path) -> None:
+    directory = tmp_path / "spool"
+    directory.mkdir(mode=0o700)
+    line = {"rid": "t1", "account": "acct", "cost": 5, "kw": _kw("t1")}
+    done = {"rid": "t2", "account": "acct", "cost": 6, "kw": _kw("t2")}
+    (directory / ".settle-7-bbbb.tmp").write_bytes(
+        b"".join(json.dumps(d).encode() + b"\n" for d in (line, done, {"done": "t2"}))
+        + b'{"rid": "t3", "acc'  # a torn last line is not a record
+    )
+    (directory / ".settle-8-cccc.tmp").write_bytes(b'{"rid": "x", "acc')  # torn only
+    (directory / "unrelated.tmp").write_bytes(b"kept")
+    assert _claim(directory) == (1, ["t1"])  # recovered, replayed, then removed
+    assert _tmp_files(directory) == [] and not list(directory.glob("*.jsonl"))
+    assert (directory / "unrelated.tmp").read_bytes() == b"kept"
+
+
+def test_clean_stale_tmp_without_the_directory_does_nothing(tmp_path: Path) -> None:
+    assert clean_stale_tmp(tmp_path / "missing") == (0, 0)
+
+
+def test_a_failing_tmp_clean_up_does_not_stop_the_replay(tmp_path: Path) -> None:
+    directory = tmp_path / "spool"
+    dead = Spool(directory)
+    dead.append("j1", "acct", 5, _kw("j1"))
+    os.close(dead._fd)  # type: ignore[arg-type]
+    dead._fd = None
+    (directory / ".settle-9-dddd.tmp").write_bytes(b"")
+    (directory / ".create.lock").unlink()
+    (directory / ".create.lock").mkdir()  # cannot be opened as the lock: the clean-up fails
+    errors: list[Exception] = []
+    settled: list[str] = []
+
+    async def settle(rid: str, account: str, cost: int, kw: dict[str, Any]) -> object:
+        settled.append(rid)
+        return None
+
+    assert asyncio.run(claim_orphans(directory, settle, on_error=errors.append)) == 1
+    assert settled == ["j1"] and [type(e) for e in errors] == [IsADirectoryError]
+    assert _tmp_files(directory) == [".settle-9-dddd.tmp"]

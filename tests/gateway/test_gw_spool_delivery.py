@@ -5,6 +5,7 @@ dead worker bills it, exactly, once."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import threading
@@ -17,6 +18,7 @@ import pytest
 from _gwhelpers import make_account
 
 from dexto.devtools.fake_upstream import FakeUpstream
+from dexto.gateway.pricing import estimate_tokens_cost, parse_price
 from dexto.gateway.spool import Spool, claim_orphans, read_pending
 from dexto.gateway.sweeper import ExpiredHold, spooled_hold
 from tests.gateway.test_gw_crash_recovery import (
@@ -100,10 +102,12 @@ def test_claim_orphans_hands_delivery_lines_to_their_settler(tmp_path: Path) -> 
 class _FirstChunk(threading.Thread):
     """A stream read until its first content chunk (the upstream then pauses)."""
 
-    def __init__(self, url: str, key: str) -> None:
+    def __init__(self, url: str, key: str, fake: dict[str, Any] | None = None) -> None:
         super().__init__(daemon=True)
         self.url, self.key = url, key
+        self.fake = fake or {"latency_ms": 1500, "chunks": 5, "chunk_delay_ms": 20_000}
         self.request_id = ""
+        self.content = False  # a content chunk arrived
         self.got_first = threading.Event()
         self.stop = threading.Event()
 
@@ -112,7 +116,7 @@ class _FirstChunk(threading.Thread):
             "model": "fake/cheap",
             "stream": True,
             "messages": [{"role": "user", "content": f"spooled delivery {uuid.uuid4().hex}"}],
-            "fake": {"latency_ms": 1500, "chunks": 5, "chunk_delay_ms": 20_000},
+            "fake": self.fake,
         }
         headers = {"Authorization": f"Bearer {self.key}"}
         try:
@@ -125,6 +129,7 @@ class _FirstChunk(threading.Thread):
                     for part in r.iter_raw():
                         got += part
                         if b'"content"' in got:
+                            self.content = True
                             self.got_first.set()
                             self.stop.wait(60)
                             break
@@ -191,4 +196,158 @@ def test_sigkill_after_a_failed_delivery_record_is_billed_from_the_spool(
     swept = _rows(db_url, "SELECT action, reason FROM swept_holds WHERE request_id = ?", (rid,))
     assert swept == [("settled", "spool:generation")]
     assert _holds(db_url) == 0
+    _balance_matches_ledger(db_url, account_id)
+
+
+def _pg_row_locker(db_url: str) -> Any:
+    """A connection of the test's own whose open transaction locks every hold row."""
+    import psycopg
+
+    conn = psycopg.connect(db_url)
+    conn.execute("SELECT request_id FROM holds FOR UPDATE")
+    return conn
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_delivery_record_stuck_on_a_lock_is_spooled_and_the_stream_goes_on(
+    own_pg_db: tuple[str, str],  # noqa: F811 - the fixture imported above
+    fake: tuple[FakeUpstream, str],
+    tmp_path: Path,
+) -> None:
+    """The slow path: the hold's delivery record waits on a row lock (held by another
+    connection). After ``RECORD_WAIT_S`` the delivery goes to the spool and the first chunk is
+    relayed while the record is still waiting; the record lands once the lock is gone; a worker
+    SIGKILLed then is billed once, from the spool, exactly the generation record's cost."""
+    db_url, _ = own_pg_db
+    account_id, key = make_account(db_url, "slowrecord@example.com", 10_000_000)
+    spool_dir = tmp_path / "spool"
+    env = {"DEXTO_GATEWAY_SPOOL_DIR": str(spool_dir), "DEXTO_GATEWAY_SWEEP_INTERVAL_S": "0.3"}
+    gw = GatewayProc(db_url, fake[1], tmp_path, **env)
+    s = _FirstChunk(gw.url, key)
+    try:
+        s.start()
+        _wait_for(lambda: _holds(db_url) == 1, "the hold")
+        locker = _pg_row_locker(db_url)
+        try:
+            assert s.got_first.wait(60) and s.content and s.request_id
+            # Relayed with the record still blocked: the hold does not say delivered yet, and
+            # the delivery is in the spool (fsynced before the chunk went out).
+            delivered = "SELECT delivered FROM holds WHERE request_id = ?"
+            assert _rows(db_url, delivered, (s.request_id,)) == [(0,)]
+            (spooled,) = list(spool_dir.glob("*.jsonl"))
+            (rec,) = read_pending(spooled.read_bytes())
+            assert (rec["rid"], rec["account"]) == (s.request_id, account_id)
+            gen_id = str(rec["delivered"]["generation_id"])
+            assert gen_id.startswith("gen-")
+        finally:
+            locker.rollback()
+            locker.close()
+        _wait_for(lambda: _rows(db_url, delivered, (s.request_id,)) == [(1,)], "the record")
+        os.kill(gw.proc.pid, signal.SIGKILL)
+        gw.proc.wait(timeout=30)
+    finally:
+        s.stop.set()
+        gw.stop()
+    rid = s.request_id
+    gw2 = GatewayProc(db_url, fake[1], tmp_path, **env)
+    try:
+        _wait_for(lambda: rid in _charges(db_url), "the spooled delivery to be settled", 60)
+        _wait_for(lambda: not list(spool_dir.glob("*.jsonl")), "the spool file to go")
+    finally:
+        gw2.stop()
+    charges = _charges(db_url)
+    assert list(charges) == [rid]
+    amount, estimated, _, by = charges[rid]
+    expected = fake[0].generations.document(fake[0].generations.items[gen_id])["data"]
+    assert (estimated, by) == (0, "sweeper")
+    assert amount == round(expected["total_cost"] * 1_000_000) and amount > 0
+    swept = _rows(db_url, "SELECT action, reason FROM swept_holds WHERE request_id = ?", (rid,))
+    assert swept == [("settled", "spool:generation")]
+    assert _holds(db_url) == 0
+    _balance_matches_ledger(db_url, account_id)
+
+
+def _delivery_lines(path: Path, rid: str) -> list[dict[str, Any]]:
+    lines = []
+    for raw in path.read_bytes().splitlines():
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            continue
+        if doc.get("rid") == rid and "delivered" in doc:
+            lines.append(doc["delivered"])
+    return lines
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_failed_progress_updates_refresh_the_spooled_delivery(
+    own_pg_db: tuple[str, str],  # noqa: F811 - the fixture imported above
+    fake: tuple[FakeUpstream, str],
+    tmp_path: Path,
+) -> None:
+    """The progress refresh: while the database stays away, each failed hold progress update
+    appends a delivery line with the tokens delivered so far. After a SIGKILL, with the
+    generation record gone, the replay estimates from the last line's tokens, not the first's."""
+    db_url, name = own_pg_db
+    account_id, key = make_account(db_url, "refresh@example.com", 10_000_000)
+    spool_dir = tmp_path / "spool"
+    env = {
+        "DEXTO_GATEWAY_SPOOL_DIR": str(spool_dir),
+        "DEXTO_GATEWAY_HOLD_TTL_S": "1",
+        "DEXTO_GATEWAY_SWEEP_INTERVAL_S": "0.3",
+    }
+    gw = GatewayProc(db_url, fake[1], tmp_path, **env)
+    s = _FirstChunk(gw.url, key, {"latency_ms": 1500, "chunks": 400, "chunk_delay_ms": 50})
+    try:
+        s.start()
+        _wait_for(lambda: _holds(db_url) == 1, "the hold")
+        _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        _pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", name)
+        try:
+            assert s.got_first.wait(60) and s.content and s.request_id
+            rid = s.request_id
+            (spooled,) = list(spool_dir.glob("*.jsonl"))
+
+            def refreshed() -> bool:
+                lines = _delivery_lines(spooled, rid)
+                return len(lines) >= 3 and lines[-1]["completion_tokens"] >= 10
+
+            _wait_for(refreshed, "refreshed delivery lines")
+            os.kill(gw.proc.pid, signal.SIGKILL)
+            gw.proc.wait(timeout=30)
+        finally:
+            s.stop.set()
+            _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    finally:
+        gw.stop()
+    lines = _delivery_lines(spooled, rid)
+    first, last = lines[0], lines[-1]
+    assert last["completion_tokens"] > first["completion_tokens"]
+    assert [d["completion_tokens"] for d in lines] == sorted(d["completion_tokens"] for d in lines)
+    assert last["generation_id"] == first["generation_id"]
+    assert {k: v for k, v in last.items() if k != "completion_tokens"} == {
+        k: v for k, v in first.items() if k != "completion_tokens"
+    }
+    # The generation record is gone: the replay estimates (on its third round).
+    del fake[0].generations.items[str(last["generation_id"])]
+    with httpx.Client() as c:
+        models = c.get(fake[1] + "/models").json()["data"]
+    price = parse_price(next(m for m in models if m["id"] == "fake/cheap"))
+    assert price is not None
+
+    def estimate(d: dict[str, Any]) -> int:
+        guess = estimate_tokens_cost(int(d["prompt_tokens"]), int(d["completion_tokens"]), price)
+        assert guess is not None
+        return min(int(d["hold"]), guess)
+
+    assert estimate(first) < estimate(last) < int(last["hold"])
+    gw2 = GatewayProc(db_url, fake[1], tmp_path, **env)
+    try:
+        _wait_for(lambda: rid in _charges(db_url), "the spooled delivery to be settled", 60)
+        _wait_for(lambda: not list(spool_dir.glob("*.jsonl")), "the spool file to go")
+    finally:
+        gw2.stop()
+    assert _charges(db_url) == {rid: (estimate(last), 1, "spool:estimate", "sweeper")}
     _balance_matches_ledger(db_url, account_id)

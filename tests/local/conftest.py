@@ -8,13 +8,14 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.gateway._gwhelpers import wait_healthy
 
 PYTHON = sys.executable
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -103,20 +104,6 @@ def _start(db_url: str, port: int, env: dict[str, str]) -> subprocess.Popen[byte
     )
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"gateway exited early with code {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("gateway did not become ready within 30 s")
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProc]:
     """A real ``dexto gateway serve`` process on loopback with one funded account."""
@@ -155,7 +142,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProc]:
     proc = _start(db_url, port, env)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, proc)
+        wait_healthy(url, proc, timeout=30)
         yield GatewayProc(url, email, PASSWORD, key, db_url)
     finally:
         proc.terminate()

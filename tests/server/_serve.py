@@ -6,12 +6,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.gateway._gwhelpers import wait_healthy
 
 DEXTO = str(Path(sys.executable).with_name("dexto"))
 DEXTO_ONLY = {"DEXTO_API_KEY": "dxk_test_0123456789"}
@@ -96,18 +97,12 @@ def start(
 
 
 def _wait_ready(served: Served, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if served.proc.poll() is not None:
-            out = served.log.read_text() if served.log else ""
-            raise RuntimeError(f"dexto serve exited early ({served.proc.returncode}): {out}")
-        try:
-            httpx.get(served.url + "/", timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    served.stop()
-    raise RuntimeError("dexto serve did not start in time")
+    """The page answers 200; a server that exited or did not start in time is stopped."""
+    try:
+        wait_healthy(served.url, served.proc, log_path=served.log, path="/", timeout=timeout)
+    except BaseException:
+        served.stop()
+        raise
 
 
 def error_code(resp: httpx.Response) -> str:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import jsonschema
 
 from tests._http import ModelsServer
 from tests.server._serve import DEXTO, DEXTO_ONLY, error_code
@@ -51,11 +52,38 @@ def test_openapi_document(serve: StartServer) -> None:
     assert "401" not in switch["responses"] and "security" not in doc  # no token configured
     assert "409" in paths["/llm/chat"]["post"]["responses"]
     assert "404" in paths["/llm/custom-models/{name}"]["delete"]["responses"]
-    body = schemas["SwitchRequest"]["properties"]
-    assert "dexto" not in body["provider"]["enum"] and "anthropic" in body["provider"]["enum"]
-    catalog_params = {p["name"]: p for p in paths["/llm/catalog"]["get"]["parameters"]}
-    assert "openrouter" in catalog_params["provider"]["schema"]["enum"]
     _assert_refs_resolve(doc, doc)
+
+
+def test_provider_schemas_accept_what_the_server_accepts(serve: StartServer) -> None:
+    """The provider of ``/llm/switch`` (body) and of the ``provider`` query parameters accepts
+    every provider ID in any ASCII case, as the server does, and nothing the server refuses;
+    a mixed-case switch body valid by the document is answered 200."""
+    s = serve(DEXTO_ONLY)
+    doc = s.get("/openapi.json").json()
+    body = doc["components"]["schemas"]["SwitchRequest"]
+    query = [
+        p["schema"]
+        for path in ("/llm/catalog", "/llm/validate")
+        for p in doc["paths"][path]["get"]["parameters"]
+        if p["name"] == "provider"
+    ]
+    assert len(query) == 2
+    ok = ["OpenAI", "openai", "OPENROUTER", "Anthropic", "openAI-Compatible", "xAI"]
+    bad = ["dexto", "Dexto", "open ai", "openai ", "OpenAl", "Op\u212aenai", "", "openai/x"]
+    for schema in [body["properties"]["provider"], *query]:
+        v = jsonschema.Draft202012Validator(schema)
+        assert [t for t in ok if not v.is_valid(t)] == [], schema
+        assert [t for t in bad if v.is_valid(t)] == [], schema
+    for t in ok + bad:
+        if t:
+            code = s.get("/llm/catalog", params={"provider": t}).status_code
+            assert code == (200 if t in ok else 400), t
+    switch = {"provider": "OpenRouter", "model": "Z-AI/GLM-4.5-Air:free"}
+    jsonschema.Draft202012Validator(body).validate(switch)
+    answer = s.post("/llm/switch", json=switch)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["provider"] == "openrouter"
 
 
 def test_errors_match_the_document(serve: StartServer) -> None:

@@ -57,8 +57,8 @@ def _bind_error(host: str, port: int, exc: Exception) -> ConfigError:
         return ConfigError(
             f"cannot listen on {where}: the port is already in use",
             field="--port",
-            fix=f"stop the process using port {port}, or pass "
-            f"another port, e.g. --port {port + 1 if port < 65535 else 8080}",
+            fix=f"stop the process using port {port}, or pass another port, e.g. "
+            f"--port {port + 1 if port < 65535 else 8080}, or --port 0 to pick a free one",
         )
     if code in (errno.EACCES, errno.EPERM):
         return ConfigError(

@@ -44,11 +44,13 @@ def resolve_agent_path(agent: str | None, env: Any) -> Any:
 
 
 def run(ns: argparse.Namespace) -> int:
-    """Check the flags (nothing written yet), resolve the agent (the default agent is
-    installed if missing), bind, serve."""
+    """Check the flags and bind the listening socket (nothing written yet: a busy port is
+    refused before the default agent is installed), resolve the agent (the default agent is
+    installed if missing), serve on that socket."""
+    import dataclasses
     import os
 
-    from dexto.cli._listen import parse_port
+    from dexto.cli._listen import bind_listener, parse_port
     from dexto.cli._output import print_error
     from dexto.errors import DextoError
     from dexto.server.settings import TOKEN_ENV, ServerSettings, check_listen
@@ -58,6 +60,10 @@ def run(ns: argparse.Namespace) -> int:
     try:
         port = parse_port(ns.port)
         check_listen(ns.host, port, token, flags=True)
+        sock = bind_listener(ns.host, port)
+    except DextoError as err:
+        return print_error(err, as_json=False)
+    try:
         settings = ServerSettings(
             agent_path=resolve_agent_path(ns.agent, env),
             host=ns.host,
@@ -66,25 +72,19 @@ def run(ns: argparse.Namespace) -> int:
             env=env,
             refresh_marketplace=not ns.no_refresh,
         )
-    except DextoError as err:
-        return print_error(err, as_json=False)
-    return _serve(settings)
+    except BaseException as exc:
+        sock.close()
+        if isinstance(exc, DextoError):
+            return print_error(exc, as_json=False)
+        raise
+    # The app's Host check needs the port actually bound (--port 0 picks one).
+    return _serve(dataclasses.replace(settings, port=sock.getsockname()[1]), sock)
 
 
-def _serve(settings: Any) -> int:
-    import dataclasses
-
-    from dexto.cli._listen import bind_listener, listen_url, run_uvicorn
-    from dexto.cli._output import print_error
-    from dexto.errors import DextoError
+def _serve(settings: Any, sock: Any) -> int:
+    from dexto.cli._listen import listen_url, run_uvicorn
     from dexto.server import create_app
 
-    try:
-        sock = bind_listener(settings.host, settings.port)
-    except DextoError as err:
-        return print_error(err, as_json=False)
-    # The app's Host check needs the port actually bound (--port 0 picks one).
-    settings = dataclasses.replace(settings, port=sock.getsockname()[1])
     url = listen_url(settings.host, settings.port) + "/"
     print(f"dexto serve: {settings.agent_path}")
     print(f"  web UI  {url}" + ("#token=<your token>" if settings.token else ""))

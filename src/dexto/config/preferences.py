@@ -11,6 +11,8 @@ comma-separated.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dexto.config._yaml import config_error_from_validation, read_yaml
 from dexto.errors import ConfigError
+from dexto.llm.providers import canonical_provider_id
 from dexto.llm.selection import ProviderId
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "get_preference",
     "list_preferences",
     "load_preferences",
+    "model_allowed",
     "parse_pref_value",
     "set_preference",
     "unset_preference",
@@ -60,6 +64,25 @@ class Preferences(BaseModel):
     disabledProviders: list[ProviderId] = []
     allowedModels: list[str] | None = None  # glob patterns over "provider/model"
     defaultAgent: str | None = None
+
+
+def model_allowed(patterns: Sequence[str] | None, provider: str, model: str) -> bool:
+    """Does ``provider/model`` match one of the ``allowedModels`` globs (None: every model)?
+
+    Matched with ``fnmatchcase`` over ``provider/model``, the provider part (the pattern's text
+    before its first ``/``, and ``provider``) ignoring ASCII case as provider IDs do everywhere
+    (``canonical_provider_id``); the model part keeps its case. A pattern without ``/`` is
+    matched as written against the whole ``provider/model``.
+    """
+    if patterns is None:
+        return True
+    subject = f"{canonical_provider_id(provider)}/{model}"
+    return any(fnmatchcase(subject, _canonical_pattern(p)) for p in patterns)
+
+
+def _canonical_pattern(pattern: str) -> str:
+    head, slash, rest = pattern.partition("/")
+    return canonical_provider_id(head) + slash + rest if slash else pattern
 
 
 def load_preferences(path: Path) -> Preferences:

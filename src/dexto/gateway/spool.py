@@ -18,6 +18,13 @@ lock is free belongs to a dead worker: :func:`claim_orphans` (run by every worke
 start and every sweep) takes its lock, settles what it holds that is not marked done, and
 removes it once all landed. Settling is idempotent per request id, so a replayed settlement that
 already landed changes nothing; one whose hold was released or swept meanwhile is still charged.
+
+A worker creates its file as ``.settle-<pid>-<random>.tmp``, locks it and renames it, while
+holding a shared ``flock`` on the directory's ``.create.lock``. A worker killed before the rename
+leaves the ``.tmp`` file behind: :func:`claim_orphans` takes that lock exclusively (skipping the
+clean-up for this round when a worker is creating its file) and, for each ``.tmp`` file whose
+own lock is free, renames it to its ``.jsonl`` name when it holds records not marked done (then
+replayed like any other file), else removes it.
 """
 
 from __future__ import annotations
@@ -32,9 +39,11 @@ from typing import Any
 
 from dexto.gateway.db import make_private_dirs
 
-__all__ = ["Spool", "claim_orphans", "read_pending"]
+__all__ = ["Spool", "claim_orphans", "clean_stale_tmp", "read_pending"]
 
 _SUFFIX = ".jsonl"
+_TMP_PREFIX, _TMP_SUFFIX = ".settle-", ".tmp"
+_CREATE_LOCK = ".create.lock"
 Settler = Callable[[str, str, int, dict[str, Any]], Awaitable[object]]
 DeliveredSettler = Callable[[dict[str, Any]], Awaitable[object]]
 
@@ -46,6 +55,10 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _open_create_lock(directory: Path) -> int:
+    return os.open(directory / _CREATE_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -70,17 +83,23 @@ class Spool:
             return self._fd
         make_private_dirs(self.directory)
         name = f"settle-{os.getpid()}-{os.urandom(6).hex()}"
-        tmp = self.directory / f".{name}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        tmp = self.directory / f".{name}{_TMP_SUFFIX}"
+        # Shared: a claimer cleaning stale .tmp files (exclusive) never takes this one.
+        guard = _open_create_lock(self.directory)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            # Visible to claimers only once locked (they list *.jsonl files).
-            path = self.directory / (name + _SUFFIX)
-            os.rename(tmp, path)
-            _fsync_dir(self.directory)
-        except BaseException:
-            os.close(fd)
-            raise
+            fcntl.flock(guard, fcntl.LOCK_SH)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # Visible to claimers only once locked (they list *.jsonl files).
+                path = self.directory / (name + _SUFFIX)
+                os.rename(tmp, path)
+                _fsync_dir(self.directory)
+            except BaseException:
+                os.close(fd)
+                raise
+        finally:
+            os.close(guard)
         self._fd, self.path = fd, path
         return fd
 
@@ -128,6 +147,54 @@ class Spool:
             self._fd = None
 
 
+def _is_tmp(name: str) -> bool:
+    return name.startswith(_TMP_PREFIX) and name.endswith(_TMP_SUFFIX)
+
+
+def clean_stale_tmp(directory: str | Path) -> tuple[int, int]:
+    """Deal with the ``.tmp`` files of workers killed while creating their spool file: (renamed
+    to ``.jsonl`` because they hold records not marked done, removed). Nothing is done while a
+    worker is creating its file (the ``.create.lock`` is taken exclusively, without waiting),
+    and a ``.tmp`` file whose own lock is held is left."""
+    directory = Path(directory)
+    recovered = removed = 0
+    try:
+        guard = _open_create_lock(directory)
+    except FileNotFoundError:
+        return 0, 0
+    try:
+        try:
+            fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0, 0  # a worker is creating its file: next round
+        for name in sorted(p for p in os.listdir(directory) if _is_tmp(p)):
+            tmp = directory / name
+            try:
+                fd = os.open(tmp, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # still locked by a live process
+                with os.fdopen(os.dup(fd), "rb") as f:
+                    data = f.read()
+                if read_pending(data):
+                    os.rename(tmp, directory / (name[1 : -len(_TMP_SUFFIX)] + _SUFFIX))
+                    recovered += 1
+                else:
+                    tmp.unlink()
+                    removed += 1
+            finally:
+                os.close(fd)
+        if recovered or removed:
+            _fsync_dir(directory)
+    finally:
+        os.close(guard)
+    return recovered, removed
+
+
 def read_pending(data: bytes) -> list[dict[str, Any]]:
     """The records of a spool file's content not marked done (a torn last line skipped): per
     request its last settlement line, else its last delivery line."""
@@ -161,9 +228,15 @@ async def claim_orphans(
     """Replay the spool files of dead workers (lock free) in ``directory``; returns how many
     records were replayed: settlements by ``settle``, delivery lines by ``settle_delivered``
     (without it they are left). A file is removed once all of its records landed; else it is
-    left, marked with what landed, for the next round."""
+    left, marked with what landed, for the next round. Stale ``.tmp`` files are dealt with
+    first (:func:`clean_stale_tmp`); a failure there goes to ``on_error``."""
     directory = Path(directory)
     try:
+        if any(_is_tmp(p) for p in os.listdir(directory)):
+            try:
+                clean_stale_tmp(directory)
+            except OSError as exc:  # the .jsonl files are replayed all the same
+                on_error(exc)
         names = sorted(p for p in os.listdir(directory) if p.endswith(_SUFFIX))
     except FileNotFoundError:
         return 0

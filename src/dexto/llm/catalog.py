@@ -12,12 +12,11 @@ web picker's "run with my own key" offer); rows of featured curated models are f
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
 from typing import Any
 
 from dexto.auth.credentials import direct_fix_hint
 from dexto.config.custom_models import CustomModel
-from dexto.config.preferences import Preferences
+from dexto.config.preferences import Preferences, model_allowed
 from dexto.llm.marketplace import MarketplaceCatalog, MarketplaceModel
 from dexto.llm.providers import INTERNAL_PROVIDER, PROVIDERS, Provider
 from dexto.llm.registry import ModelInfo
@@ -112,12 +111,6 @@ def _matches(entry: dict[str, Any], provider: str, q: str) -> bool:
     return all(word in hay.lower() for word in q.lower().split())
 
 
-def _allowed(provider: str, model_id: str, prefs: Preferences) -> bool:
-    if prefs.allowedModels is None:
-        return True
-    return any(fnmatchcase(f"{provider}/{model_id}", pat) for pat in prefs.allowedModels)
-
-
 def _provider_models(
     pid: str, ctx: RoutingContext, customs: list[CustomModel], market: MarketplaceCatalog | None
 ) -> list[dict[str, Any]]:
@@ -182,7 +175,8 @@ def build_catalog(
         models = [
             e
             for e in _provider_models(pid, ctx, custom_models, market)
-            if _allowed(pid, e["id"], prefs) and (not search or _matches(e, pid, search))
+            if model_allowed(prefs.allowedModels, pid, e["id"])
+            and (not search or _matches(e, pid, search))
         ]
         if not models and (search or not include_empty):
             continue

@@ -10,8 +10,9 @@ statuses the front door and the error handlers produce are listed on every opera
 - 403 everywhere (foreign ``Host``, cross-origin write), 500 everywhere (a corrupt local file);
 - 401 everywhere and a bearer security scheme when the server has a token.
 
-Query parameters named ``provider`` are given the provider IDs as an enum, and those named
-``model`` the model-ID rule. ``/docs`` is Swagger
+Query parameters named ``provider`` (and the ``provider`` of request bodies) are given
+:func:`provider_schema`: the provider IDs in any ASCII case, as the server accepts them; those
+named ``model`` the model-ID rule. ``/docs`` is Swagger
 UI from the ``swagger-ui-py`` package, served from this server (no CDN).
 """
 
@@ -33,7 +34,7 @@ __all__ = [
     "WS",
     "error_responses",
     "install_openapi",
-    "provider_enum",
+    "provider_schema",
 ]
 
 #: Providers a request may name (``dexto`` is a route, never a provider).
@@ -100,9 +101,22 @@ def _docs_assets() -> Path | None:
 DOCS_ASSETS = _docs_assets()
 
 
-def provider_enum(ids: list[str]) -> dict[str, Any]:
-    """A ``json_schema_extra`` listing the accepted provider IDs."""
-    return {"enum": list(ids)}
+def _any_case(provider_id: str) -> str:
+    """``open-ai`` → ``[Oo][Pp][Ee][Nn]-[Aa][Ii]`` (IDs are ASCII letters, digits and ``-``)."""
+    if not all(c.isascii() and (c.isalnum() or c == "-") for c in provider_id):
+        raise ValueError(f"provider ID {provider_id!r} needs escaping in a pattern")
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in provider_id)
+
+
+def provider_schema(ids: list[str]) -> dict[str, Any]:
+    """A string schema (also a ``json_schema_extra``) accepting exactly ``ids`` in any ASCII
+    case, as ``get_provider`` does (``OpenAI`` is ``openai``; ``dexto`` is not among them)."""
+    return {
+        "type": "string",
+        "pattern": "^(?:" + "|".join(_any_case(i) for i in ids) + ")$",
+        "description": "a provider ID, in any case: " + ", ".join(ids),
+        "examples": list(ids[:3]),
+    }
 
 
 def _error_response(status: int) -> dict[str, Any]:
@@ -134,7 +148,7 @@ def _enrich(op: dict[str, Any], *, token: bool) -> None:
         if p.get("in") != "query":
             continue
         if p.get("name") == "provider":
-            p["schema"] = {"type": "string", "enum": PROVIDER_IDS}
+            p["schema"] = provider_schema(PROVIDER_IDS)
         elif p.get("name") == "model":
             p["schema"] = MODEL_ID_SCHEMA
 

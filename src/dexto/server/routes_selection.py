@@ -29,7 +29,7 @@ from dexto.config._yaml import read_yaml
 from dexto.errors import DextoError
 from dexto.llm.routing import decide
 from dexto.server.deps import AppState, app_state
-from dexto.server.openapi import MODEL_ID_SCHEMA, PROVIDER_IDS, provider_enum
+from dexto.server.openapi import MODEL_ID_SCHEMA, PROVIDER_IDS, provider_schema
 from dexto.server.state import agent_fix
 from dexto.server.switch import switch_selection
 
@@ -59,7 +59,7 @@ class Current(BaseModel):
 class SwitchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    provider: str = Field(json_schema_extra=provider_enum(PROVIDER_IDS))
+    provider: str = Field(json_schema_extra=provider_schema(PROVIDER_IDS))
     model: str = Field(json_schema_extra=MODEL_ID_SCHEMA)
 
 
