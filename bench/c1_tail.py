@@ -1,6 +1,6 @@
 """Concurrency-1 latency tail: the direct path and gateways built from git refs, interleaved.
 
-    .venv/bin/python bench/c1_tail.py [--rounds 5] [--requests 5000] [--no-redis]
+    .venv/bin/python bench/c1_tail.py [--rounds 5] [--requests 5000] [--no-redis] [--concurrency 1]
                                       [--variant NAME=REF[,SETTING=VALUE|ENV:NAME=VALUE...]]...
 
 One fake upstream; ``direct`` (the client talks to the fake upstream itself) and every variant
@@ -11,7 +11,8 @@ above the load), as bench/targets.py runs it. ``SETTING=VALUE`` sets ``DEXTO_GAT
 ``main`` and ``this`` (the working tree).
 
 Each round runs every server in a rotating order, ``--requests`` sequential non-streaming requests
-on one keep-alive connection each. Prints p50/p99/p99.9 per server (min/median/max over rounds)
+on one keep-alive connection (``--concurrency`` connections sharing the count). Prints
+p50/p99/p99.9 and req/s per server (min/median/max over rounds)
 and each gateway's added p99 (its p99 minus the same round's direct p99). The latencies (with the
 time each request started) are written to a JSON file for a closer look.
 """
@@ -47,15 +48,19 @@ def pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else float("nan")
 
 
-def sequential(port: int, path: str, body: bytes, auth: str, n: int) -> list[tuple[float, float]]:
-    """``n`` requests one after another on one connection: [(start, seconds)] of the 200s."""
+def sequential(
+    port: int, path: str, body: bytes, auth: str, n: int, concurrency: int = 1
+) -> list[tuple[float, float]]:
+    """``n`` requests, one after another on each of ``concurrency`` connections: [(start,
+    seconds)] of the 200s."""
     request = build_request("127.0.0.1", port, path, body, {"Authorization": f"Bearer {auth}"})
+    left = [n]
 
-    async def main() -> list[tuple[float, float]]:
-        out: list[tuple[float, float]] = []
+    async def one(out: list[tuple[float, float]]) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
-            for _ in range(n):
+            while left[0] > 0:
+                left[0] -= 1
                 t0 = time.perf_counter()
                 writer.write(request)
                 status = await read_response(reader)
@@ -63,6 +68,10 @@ def sequential(port: int, path: str, body: bytes, auth: str, n: int) -> list[tup
                     out.append((t0, time.perf_counter() - t0))
         finally:
             writer.close()
+
+    async def main() -> list[tuple[float, float]]:
+        out: list[tuple[float, float]] = []
+        await asyncio.gather(*(one(out) for _ in range(concurrency)))
         return out
 
     try:
@@ -84,6 +93,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--requests", type=int, default=5000, help="per server per round")
     ap.add_argument("--variant", action="append", help="NAME=REF[,SETTING=VALUE...]")
+    ap.add_argument("--concurrency", type=int, default=1, help="connections per server")
     ap.add_argument("--no-redis", action="store_true", help="in-process rate limiters")
     ap.add_argument("--redis", default=REDIS_DEFAULT)
     ap.add_argument("--out", default="", help="JSON file for the latencies")
@@ -106,6 +116,7 @@ def main() -> int:
     # name -> (port, path, key)
     servers: list[tuple[str, int, str, str]] = []
     lat: dict[str, list[list[tuple[float, float]]]] = {}
+    rps: dict[str, list[float]] = {}
     try:
         fake, up_port = start_fake_upstream(PY, {**env, "PYTHONPATH": str(ROOT / "src")}, work)
         procs.append(fake)
@@ -135,7 +146,9 @@ def main() -> int:
         for r in range(args.rounds):
             k = r % len(servers)
             for name, port, path, key in servers[k:] + servers[:k]:
-                lat[name].append(sequential(port, path, body, key, args.requests))
+                t0 = time.perf_counter()
+                lat[name].append(sequential(port, path, body, key, args.requests, args.concurrency))
+                rps.setdefault(name, []).append(len(lat[name][-1]) / (time.perf_counter() - t0))
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
     finally:
         for p in reversed(procs):
@@ -150,11 +163,12 @@ def main() -> int:
             client.close()
 
     print(
-        f"c=1 non-stream, {args.requests} requests per server per round, {args.rounds} rounds "
+        f"c={args.concurrency} non-stream, {args.requests} requests per server per round, "
+        f"{args.rounds} rounds "
         f"(rotating order), limiter: {'Redis' if redis_url else 'in-process'}; "
         "ms, min/median/max over rounds"
     )
-    print(f"{'server':14} {'p50':>18} {'p99':>18} {'p99.9':>20} {'added p99':>20}")
+    print(f"{'server':14} {'p50':>18} {'p99':>18} {'p99.9':>20} {'added p99':>20} {'req/s':>16}")
     direct_p99 = [pct([d for _, d in xs], 0.99) for xs in lat["direct"]]
     for name, *_ in servers:
         per_q = [[pct([d for _, d in xs], q) * 1000 for xs in lat[name]] for q in QS]
@@ -165,7 +179,7 @@ def main() -> int:
         shown = spread(added) if name != "direct" else "-"
         print(
             f"{name:14} {spread(per_q[0]):>18} {spread(per_q[1]):>18} {spread(per_q[2]):>20} "
-            f"{shown:>20}"
+            f"{shown:>20} {spread(rps[name], '.0f'):>16}"
         )
     out = Path(args.out) if args.out else work / "c1_tail.json"
     out.write_text(json.dumps(lat))

@@ -9,8 +9,9 @@ The Redis limiter is local-first: one call leases up to ``lease_max`` tokens fro
 bucket (never more than half of what the bucket holds, and at least one), and the worker spends
 them locally without calling Redis again. One lease per key is in flight per worker at a time;
 requests arriving meanwhile queue for a share of it, in order, and the first left without a
-token leads the next lease. A refusal is remembered locally until the wait Redis named has
-passed (and answers the queued requests too). Over any interval of
+token leads the next lease; spending the last leased token starts the next lease (of
+``lease_max - 1``) in the background. A refusal is remembered locally until the wait Redis named
+has passed (and answers the queued requests too). Over any interval of
 ``T`` seconds, the requests admitted for one key across ``N`` worker processes (all hosts) are at
 most ``burst + rate * T + N * (lease_max - 1)`` (each worker holds at most ``lease_max - 1``
 unspent leased tokens); ``lease_max = 1`` is one Redis call per request and no excess.
