@@ -275,6 +275,39 @@ def test_the_wal_is_checkpointed_off_the_loop_and_stops_at_close(sqlite_url: str
             assert os.stat(wal).st_size <= grown
             assert ck.checkpoints >= 1 and ck.truncates == 0
 
+            # A checkpoint after which writes landed (here: one, from another connection, counted
+            # as the loop's) leaves the WAL unrestarted. Below restart_wal_bytes that is let be:
+            # the loop's writes are not held.
+            asked: list[int] = []
+            hold, passive = ck.hold, ck._passive
+            assert hold is not None
+            ck.hold = lambda ready: asked.append(1) or hold(ready)
+            other = sqlite3.connect(
+                str(wal)[: -len("-wal")], isolation_level=None, check_same_thread=False
+            )
+
+            def passive_then_a_write(conn: Conn) -> tuple[bool, int]:
+                result = passive(conn)
+                other.execute(f"PRAGMA user_version = {ck.checkpoints}")
+                ck.commits += 1
+                return result
+
+            ck._passive = passive_then_a_write  # type: ignore[method-assign]
+            await writes(runner, "f", 10)
+            rounds = ck.rounds
+            ck._wake.set()
+            await until(lambda: ck.rounds > rounds)
+            assert asked == [] and ck.holds == 0
+            # From restart_wal_bytes on, the checkpoint is finished under a hold.
+            ck.restart_wal_bytes = 0
+            await writes(runner, "g", 10)
+            rounds = ck.rounds
+            ck._wake.set()
+            await until(lambda: ck.rounds > rounds)
+            assert asked == [1] and ck.holds == 1
+            ck._passive = passive  # type: ignore[method-assign]
+            other.close()
+
             # Writes go on while the checkpoint runs: it finishes while the loop holds its write
             # steps, so the WAL still restarts.
             rounds = ck.rounds
@@ -295,7 +328,7 @@ def test_the_wal_is_checkpointed_off_the_loop_and_stops_at_close(sqlite_url: str
             ck._wake.set()
             await until(lambda: ck.truncates >= 1)
             assert os.stat(wal).st_size == 0
-            assert await runner.run(_state, acct) == (1200 + n, 1200 + n, 0)
+            assert await runner.run(_state, acct) == (1220 + n, 1220 + n, 0)
         finally:
             runner.close()
         assert _checkpointer_threads() == []

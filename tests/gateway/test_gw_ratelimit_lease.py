@@ -87,7 +87,44 @@ def test_one_call_leases_at_most_half_the_bucket(redis_url: str, redis_prefix: s
 
     one, eight, nine = asyncio.run(run())
     assert 92 <= one < 92.5 and 92 <= eight < 92.6  # 8 leased; refill 0.001/s
-    assert 84 <= nine < 84.7
+    # the eighth spent the last leased token: 7 more leased in the background (lease_max - 1)
+    assert 85 <= nine < 85.7
+
+
+@pytest.mark.redis
+def test_the_next_lease_is_taken_before_the_next_request(redis_url: str, redis_prefix: str) -> None:
+    """Spending the last leased token starts the next lease in the background (lease_max - 1
+    tokens): a steady sequence of requests for one key never waits for Redis after the first."""
+
+    async def run() -> list[float]:
+        (lim,) = _limiters(redis_url, redis_prefix, 1, 4, 100)
+        client = redis.Redis.from_url(redis_url)
+
+        def tokens() -> float:
+            return float(client.hget(f"{redis_prefix}rl:k", "tokens") or -1)
+
+        seen: list[float] = []
+        try:
+            for _ in range(3):
+                for _ in range(4 if not seen else 3):
+                    assert await lim.acquire("k") == 0.0
+                for _ in range(1000):  # the background lease lands (bounded by its timeout)
+                    await asyncio.sleep(0.001)
+                    if "k" not in lim._queues:
+                        break
+                seen.append(tokens())
+            # a request now spends a token leased before it came: Redis is not called
+            before = tokens()
+            assert await lim.acquire("k") == 0.0
+            seen.append(tokens() - before)
+        finally:
+            client.close()
+            await lim.close()
+        return seen
+
+    first, second, third, spent = asyncio.run(run())
+    assert 93 <= first < 93.5 and 90 <= second < 90.6 and 87 <= third < 87.7
+    assert spent == 0.0
 
 
 @pytest.mark.redis

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -139,9 +140,14 @@ class GatewayApp:
         log_event(log, "gateway started", db=redact_url(s.db_url))
         # /v1/responses runs through the same chat handler (translation, see responses.py).
         self._responses = ErrorGuard(ResponsesEndpoint(chat, s.max_body_bytes), self.state)
+        # What start-up built lives as long as the gateway: out of the collector's way, so that
+        # a full (oldest-generation) collection does not walk it on the request path.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             self._responses = None
             for task in tasks:
                 task.cancel()

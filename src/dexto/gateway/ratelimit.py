@@ -9,8 +9,9 @@ The Redis limiter is local-first: one call leases up to ``lease_max`` tokens fro
 bucket (never more than half of what the bucket holds, and at least one), and the worker spends
 them locally without calling Redis again. One lease per key is in flight per worker at a time;
 requests arriving meanwhile queue for a share of it, in order, and the first left without a
-token leads the next lease. A refusal is remembered locally until the wait Redis named has
-passed (and answers the queued requests too). Over any interval of
+token leads the next lease; spending the last leased token starts the next lease (of
+``lease_max - 1``) in the background. A refusal is remembered locally until the wait Redis named
+has passed (and answers the queued requests too). Over any interval of
 ``T`` seconds, the requests admitted for one key across ``N`` worker processes (all hosts) are at
 most ``burst + rate * T + N * (lease_max - 1)`` (each worker holds at most ``lease_max - 1``
 unspent leased tokens); ``lease_max = 1`` is one Redis call per request and no excess.
@@ -147,6 +148,7 @@ class RedisLimiter:
         self._denied: dict[str, float] = {}  # key -> monotonic time until which Redis said no
         # key -> requests waiting for the lease in flight (present while one is in flight)
         self._queues: dict[str, deque[asyncio.Future[tuple[str, float]]]] = {}
+        self._refills: set[asyncio.Task[None]] = set()  # background leases (see _refill)
 
     def _bypass(self, reason: str) -> float:
         if self._on_bypass is not None:
@@ -203,6 +205,8 @@ class RedisLimiter:
         held = self._held.get(key, 0)
         if held > 0:
             self._held[key] = held - 1
+            if held == 1 and key not in self._queues:
+                self._refill(key)  # the next request finds tokens, not a Redis round trip
             return 0.0
         now = time.monotonic()
         until = self._denied.get(key, 0.0)
@@ -254,6 +258,39 @@ class RedisLimiter:
         finally:  # also on cancellation: the queue is never left without a leader
             self._hand_over(key, queue, outcome)
 
+    def _refill(self, key: str) -> None:
+        """Lease up to ``lease_max - 1`` tokens for ``key`` in the background (so a worker still
+        holds at most ``lease_max - 1``); requests arriving meanwhile queue for them as for a
+        lease led by a request, and share a refusal or a failure (each counts its own bypass)."""
+        queue: deque[asyncio.Future[tuple[str, float]]] = deque()
+        self._queues[key] = queue
+        task = asyncio.get_running_loop().create_task(self._refill_lease(key, queue))
+        self._refills.add(task)
+        task.add_done_callback(self._refills.discard)
+
+    async def _refill_lease(
+        self, key: str, queue: deque[asyncio.Future[tuple[str, float]]]
+    ) -> None:
+        outcome: tuple[str, float] = ("lease", 0.0)
+        try:
+            got, wait = await self._lease(key, self.lease_max - 1)
+            if got > 0:
+                while got and queue:
+                    turn = queue.popleft()
+                    if not turn.done():
+                        turn.set_result(("token", 0.0))
+                        got -= 1
+                if got:
+                    self._held[key] = self._held.get(key, 0) + got
+                self._denied.pop(key, None)
+            else:
+                self._denied[key] = time.monotonic() + wait
+                outcome = ("denied", wait)
+        except _Skipped as skip:
+            outcome = (skip.reason, 0.0)
+        finally:
+            self._hand_over(key, queue, outcome)
+
     def _hand_over(
         self, key: str, queue: deque[asyncio.Future[tuple[str, float]]], outcome: tuple[str, float]
     ) -> None:
@@ -272,10 +309,12 @@ class RedisLimiter:
             self._held.clear()  # unspent tokens are dropped: fewer admissions, never more
             self._denied.clear()
 
-    async def _lease(self, key: str) -> tuple[int, float]:
+    async def _lease(self, key: str, want: int = 0) -> tuple[int, float]:
+        """One script call: (tokens leased — up to ``want``, default ``lease_max`` — wait)."""
         raw = await self._call(
             lambda: self._script(
-                keys=[f"{self.prefix}rl:{key}"], args=[self.rate, self.burst, self.lease_max]
+                keys=[f"{self.prefix}rl:{key}"],
+                args=[self.rate, self.burst, want or self.lease_max],
             )
         )
         got, wait = (raw.decode() if isinstance(raw, bytes) else str(raw)).split()
@@ -296,6 +335,10 @@ class RedisLimiter:
         return None
 
     async def close(self) -> None:
+        for task in list(self._refills):
+            task.cancel()
+        if self._refills:
+            await asyncio.wait(set(self._refills))
         await self._client.aclose()
 
 

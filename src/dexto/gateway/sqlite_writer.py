@@ -24,18 +24,18 @@ the step ran it gets the cancellation, and the call has committed or rolled back
 :class:`Checkpointer` moves WAL checkpoints off the request path: the loop's connection has
 ``wal_autocheckpoint=0``; a thread with its own connection runs ``wal_checkpoint(PASSIVE)``
 every :attr:`Checkpointer.every_commits` commits or :attr:`Checkpointer.interval_s` seconds
-(when something was committed); if writes were committed meanwhile, it finishes with a second
-PASSIVE checkpoint while the loop holds its write steps, so that the next write transaction
-restarts the WAL (see :meth:`Checkpointer._finish`). ``wal_checkpoint(TRUNCATE)`` runs once the
-database has been idle for :attr:`Checkpointer.idle_s` or when the WAL file passes
-:attr:`Checkpointer.max_wal_bytes`.
+(when something was committed). Writes committed while it ran are not copied back, so the WAL
+does not restart: it is let grow until it holds :attr:`Checkpointer.restart_wal_bytes`; from
+then on such a checkpoint is finished with a second PASSIVE one while the loop holds its write
+steps, so that the next write transaction restarts the WAL (see :meth:`Checkpointer._finish`).
+``wal_checkpoint(TRUNCATE)`` runs once the database has been idle for
+:attr:`Checkpointer.idle_s`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -296,7 +296,8 @@ class Checkpointer:
     every_commits = 150
     interval_s = 5.0
     idle_s = 5.0
-    max_wal_bytes = 64 * 1024 * 1024
+    # A hold stops the loop's writes for a checkpoint and its fsyncs: only once per this much WAL.
+    restart_wal_bytes = 64 * 1024 * 1024
 
     def __init__(self, db: Database, log: logging.Logger) -> None:
         self.db = db
@@ -345,7 +346,7 @@ class Checkpointer:
         seen = 0
         last_commit = time.monotonic()
         truncated = True
-        wal = f"{self.db.path}-wal"
+        frame_bytes = 4096 + 24  # a WAL frame: a page and its 24-byte header
         try:
             while True:
                 self._wake.wait(self.interval_s)
@@ -357,15 +358,18 @@ class Checkpointer:
                 try:
                     if conn is None:
                         conn = self.db.connect(create=False, busy_timeout_s=0)
+                        frame_bytes = conn.raw.execute("PRAGMA page_size").fetchone()[0] + 24
                     if commits != seen:
                         seen, last_commit, truncated = commits, now, False
-                        # Writes committed meanwhile are not copied back: finish under a hold.
-                        if not self._checkpoint(conn, "PASSIVE") or self.commits != commits:
+                        copied, frames = self._passive(conn)
+                        # Writes committed meanwhile were not copied back, so the WAL does not
+                        # restart: let it grow up to restart_wal_bytes, then finish under a hold.
+                        if frames * frame_bytes >= self.restart_wal_bytes and (
+                            not copied or self.commits != commits
+                        ):
                             self._finish(conn)
-                        if _size(wal) > self.max_wal_bytes:
-                            self._checkpoint(conn, "TRUNCATE")
                     elif not truncated and now - last_commit >= self.idle_s:
-                        truncated = self._checkpoint(conn, "TRUNCATE")
+                        truncated = self._truncate(conn)
                     self._failed = False
                     self.rounds += 1
                 except Exception as exc:  # noqa: BLE001 - tried again on the next round
@@ -381,9 +385,9 @@ class Checkpointer:
 
     def _finish(self, conn: Conn) -> None:
         """Writes committed while the PASSIVE checkpoint ran, so the WAL is not wholly copied back
-        and SQLite cannot start it again from the beginning: it would grow, and every write and
-        read of a hot page would walk a longer WAL index. Copy the rest (a few frames) while the
-        loop holds its write steps; the next writer then restarts the WAL."""
+        and SQLite cannot start it again from the beginning: it would grow without bound. Copy
+        the rest (a few frames) while the loop holds its write steps; the next writer then
+        restarts the WAL."""
         if self.hold is None or self.release is None or self._stopping:
             return
         ready = self._ready = threading.Event()
@@ -391,24 +395,21 @@ class Checkpointer:
             return
         try:
             if ready.wait(1.0) and not self._stopping:
-                self.holds += self._checkpoint(conn, "PASSIVE")
+                self.holds += self._passive(conn)[0]
         finally:
             self.release()
 
-    def _checkpoint(self, conn: Conn, mode: str) -> bool:
-        """Run one checkpoint; True if it copied the whole WAL back (PASSIVE) or completed
-        (TRUNCATE: not blocked by a writer or reader)."""
-        row = conn.raw.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
-        if mode == "PASSIVE":
-            self.checkpoints += 1
-            return row is not None and row[0] == 0 and row[1] == row[2]
+    def _passive(self, conn: Conn) -> tuple[bool, int]:
+        """One PASSIVE checkpoint: (whether it copied the whole WAL back, frames in the WAL)."""
+        row = conn.raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self.checkpoints += 1
+        if row is None:
+            return False, 0
+        return row[0] == 0 and row[1] == row[2], max(0, row[1])
+
+    def _truncate(self, conn: Conn) -> bool:
+        """One TRUNCATE checkpoint; True if it completed (not blocked by a writer or reader)."""
+        row = conn.raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         done = row is not None and row[0] == 0
         self.truncates += done
         return bool(done)
-
-
-def _size(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
