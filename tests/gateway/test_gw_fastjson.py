@@ -1,5 +1,6 @@
 """``fastjson.loads_or_miss`` gives exactly ``json.loads``'s value (same types, same float bits,
-same key order) or MISS; MISS on every input where orjson and json are known to differ."""
+same key order) or MISS; MISS on every input where orjson and json are known to differ.
+``fastjson.dumps_compact`` writes exactly the bytes of ``json.dumps`` (compact, UTF-8)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from dexto.gateway.fastjson import MAX_OPENERS, MISS, loads_or_miss
+from dexto.gateway.fastjson import MAX_OPENERS, MISS, dumps_compact, loads_or_miss
 from dexto.gateway.splice import splice_usage
 from dexto.gateway.validation import BadJson, load_json, parse_chat
 
@@ -172,4 +173,61 @@ def test_splice_with_unparseable_usage_values_still_checks_keys() -> None:
     assert out == (
         b'{"id": "x", "usage": {"prompt_tokens": 1, "cost": 1.000000, "x": NaN, '
         b'"dexto_upstream_cost": 0.5}}'
+    )
+
+
+def compact(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+finite = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(exclude_categories=["Cs"])),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(st.characters(exclude_categories=["Cs"])), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(finite)
+@example(1e-05)
+@example(1e-06)
+@example(-9.210986675838746e-06)
+@example(1.5e300)
+@example(1e16)
+@example({"temperature": 0.7, "seed": 2**64, "x": [5e-324]})
+def test_dumps_compact_is_json_dumps(value: Any) -> None:
+    assert dumps_compact(value) == compact(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"model": "a/b", "messages": [{"role": "user", "content": "héllo \u2028 😀 \x00\x7f\x9f"}]},
+        {"t": [0.1, 1.0, 100.0, -0.0, 1e22, 1e16, 1234567890123456.8, 5e-324, 0.0001, 1e-05]},
+        {"prose with e-mail": "re-run"},  # "e-" anywhere: written by json
+        [[[[[]]]]],
+        {"deep": json.loads("[" * 300 + "]" * 300)},  # beyond orjson's 254 levels
+    ],
+)
+def test_dumps_compact_cases(value: Any) -> None:
+    assert dumps_compact(value) == compact(value)
+
+
+def test_forwarded_body_is_the_compact_reencoding() -> None:
+    """What the proxy sends upstream: the parsed request, re-encoded compactly."""
+    raw = (
+        b'{"model": "a/b", "temperature": 0.00001, "messages": [{"role": "user", "content": "x"}]}'
+    )
+    problem, payload = parse_chat(raw)
+    assert problem == ""
+    assert dumps_compact(payload) == (
+        b'{"model":"a/b","temperature":1e-05,"messages":[{"role":"user","content":"x"}]}'
     )
