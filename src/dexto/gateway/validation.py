@@ -64,8 +64,13 @@ def load_json(raw: bytes) -> Any:
     return value
 
 
+_PLAIN_JSON = frozenset({b"application/json", b"application/json; charset=utf-8"})
+
+
 def json_content_type(value: bytes | str) -> bool:
     """True for ``application/json`` with no charset or a UTF-8 one."""
+    if value in _PLAIN_JSON:  # what clients send: no parsing
+        return True
     text = value.decode("latin-1") if isinstance(value, bytes) else value
     media, _, params = text.partition(";")
     if media.strip().lower() != "application/json":
