@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 
-from dexto.cli._http_protocol import CoalescingHttpToolsProtocol
 from dexto.devtools.fake_upstream import FakeUpstream
 from dexto.devtools.fake_upstream_server import ServerThread
 from dexto.gateway import admin
@@ -103,8 +102,7 @@ def start_gateway(
 ) -> Iterator[Gateway]:
     account_id, key = make_account(db_url, email, credits_micros)
     settings = settings_for(db_url, upstream_url, **overrides)
-    # Served as `dexto gateway serve` serves it (the head of a fixed-length answer with its body).
-    with ServerThread(create_app(settings), http=CoalescingHttpToolsProtocol) as srv:
+    with ServerThread(create_app(settings)) as srv:
         yield Gateway(srv.url, key, account_id, db_url, settings, fake)
 
 

@@ -11,7 +11,6 @@ import httpx
 import pytest
 import uvicorn
 
-from dexto.cli._http_protocol import CoalescingHttpToolsProtocol
 from dexto.gateway.guard import ErrorGuard
 from dexto.gateway.state import GatewayState
 
@@ -29,13 +28,12 @@ async def _app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None
     raise KeyError("boom")
 
 
-@pytest.mark.parametrize("http", ["httptools", CoalescingHttpToolsProtocol])
 @pytest.mark.parametrize(
     ("path", "answered"),
     [("/before-start", True), ("/after-start", False)],
 )
 def test_failure_before_start_is_json_500_after_start_ends_the_response(
-    path: str, answered: bool, http: Any
+    path: str, answered: bool
 ) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -48,7 +46,7 @@ def test_failure_before_start_is_json_500_after_start_ends_the_response(
             port=port,
             log_level="critical",
             lifespan="off",
-            http=http,
+            http="httptools",
         )
         server = uvicorn.Server(config)
         serving = asyncio.ensure_future(server.serve())

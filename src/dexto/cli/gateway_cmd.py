@@ -286,7 +286,6 @@ def _serve(ns: argparse.Namespace) -> int:
     import os
 
     from dexto.cli._gateway_db import check_db_target
-    from dexto.cli._http_protocol import CoalescingHttpToolsProtocol
     from dexto.cli._listen import bind_listener, listen_url, run_uvicorn
     from dexto.cli._output import print_error
     from dexto.errors import DextoError
@@ -329,7 +328,7 @@ def _serve(ns: argparse.Namespace) -> int:
         "access_log": False,
         "lifespan": "on",
         "timeout_graceful_shutdown": max(1, math.ceil(settings.drain_s)),
-        "http": CoalescingHttpToolsProtocol,  # uvicorn's httptools, head and body in one write
+        "http": "httptools",
         "server_header": False,
     }
     cleanup = multiprocess_dir(settings.workers)  # metrics summed across workers

@@ -33,8 +33,7 @@ def install_drop_filter() -> None:
 
 
 class ServerThread:
-    """``with ServerThread(app) as srv: srv.url`` — uvicorn on a free loopback port (``http``:
-    uvicorn's HTTP protocol, a name or a class)."""
+    """``with ServerThread(app) as srv: srv.url`` — uvicorn on a free loopback port."""
 
     def __init__(
         self,
@@ -43,7 +42,6 @@ class ServerThread:
         host: str = "127.0.0.1",
         port: int | None = None,
         lifespan: Literal["auto", "on", "off"] = "on",
-        http: Any = "httptools",
     ) -> None:
         import uvicorn
 
@@ -57,7 +55,7 @@ class ServerThread:
             log_level="warning",
             access_log=False,
             loop="asyncio",
-            http=http,
+            http="httptools",
             timeout_graceful_shutdown=5,
         )
         install_drop_filter()  # after Config: it (re)configures uvicorn's loggers
