@@ -159,6 +159,37 @@ def test_reading_pauses_while_the_consumer_is_behind(run: Callable[..., Any]) ->
     run(go())
 
 
+def test_chunks_read_together_are_handed_on_as_one_piece(run: Callable[..., Any]) -> None:
+    events = [b"data: %d\n\n" % i for i in range(5)]
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter, up: Upstream) -> None:
+        await up.read_request(r)
+        w.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        await w.drain()
+        await r.readexactly(1)  # the client has the headers: now the chunks, in one write
+        w.write(b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events) + b"0\r\n\r\n")
+        await w.drain()
+        await r.read()
+
+    async def go() -> None:
+        async with Upstream(handler) as up:
+            c = client(up.url())
+            resp = await c.request("POST", "chat/completions", b"{}")
+            proto = resp._proto
+            assert proto.transport is not None
+            proto.transport.write(b"x")  # (the raw upstream reads one byte as the go-ahead)
+            while not proto.complete:  # all five chunks parsed before the consumer reads
+                await proto.wait(5)
+            assert len(proto.chunks) == 5
+            got = [x async for x in resp.aiter_raw()]
+            assert got == [b"".join(events)]
+            assert proto.buffered == 0 and not proto.chunks
+            await resp.aclose()
+            await c.aclose()
+
+    run(go())
+
+
 async def _wait_idle_closed(c: HttpClient) -> None:
     for _ in range(500):
         if all(p.closed for _, p in c._idle):

@@ -60,6 +60,10 @@ ALLOWED_FIELDS = frozenset(
 )
 
 
+# json.dumps(..., default=str) would build this encoder on every call.
+_ENCODE = json.JSONEncoder(default=str).encode
+
+
 class JsonFormatter(logging.Formatter):
     _second = -1
     _second_text = ""
@@ -77,10 +81,9 @@ class JsonFormatter(logging.Formatter):
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            for k, v in fields.items():
-                if k in ALLOWED_FIELDS:
-                    out[k] = v
-        return json.dumps(out, default=str)
+            allowed = ALLOWED_FIELDS
+            out.update({k: v for k, v in fields.items() if k in allowed})
+        return _ENCODE(out)
 
 
 def get_logger() -> logging.Logger:

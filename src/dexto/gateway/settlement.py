@@ -8,6 +8,7 @@ Every exit of a request that was admitted ends here or in a release (see docs/ga
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -343,8 +344,21 @@ class Settlement:
         st.metrics.inc("holds_settled_total")
         if estimated:
             st.metrics.inc("estimated_charges_total")
+        if st.log.isEnabledFor(logging.INFO):  # else the fields are not even built
+            self._log_settled(ctx, result, prompt_tokens, completion_tokens, estimated, reason)
+        return result
+
+    def _log_settled(
+        self,
+        ctx: RequestContext,
+        result: ledger.SettleResult,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        estimated: bool,
+        reason: str | None,
+    ) -> None:
         log_event(
-            st.log,
+            self.state.log,
             "chat.completions",
             request_id=ctx.request_id,
             account=ctx.account_id,
@@ -361,7 +375,6 @@ class Settlement:
             estimate_reason=reason,
             latency_ms=round((time.perf_counter() - ctx.started) * 1000, 2),
         )
-        return result
 
     async def _recorded(
         self, request_id: str, duplicate: ledger.SettleResult

@@ -8,8 +8,9 @@ client does only what the proxy needs:
 - TLS (the system trust store, or a given ``ssl.SSLContext``);
 - ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` from the environment (``CONNECT`` tunnel for
   ``https://`` upstreams, absolute-form requests for ``http://``), ``user:pass@`` → Basic auth;
-- Content-Length, chunked and close-delimited bodies, streamed chunk by chunk, with read
-  back-pressure (reading pauses while the consumer is behind);
+- Content-Length, chunked and close-delimited bodies, streamed as they arrive (what is buffered
+  when the consumer reads is handed on as one piece), with read back-pressure (reading pauses
+  while the consumer is behind);
 - a connect timeout and a read timeout (between bytes);
 - no retry of a request once its bytes may have reached the upstream, except ``GET``
   (idempotent) on a reused connection that closed before any response byte. Idle connections the
@@ -222,20 +223,19 @@ class _Proto(asyncio.Protocol):
             handle.cancel()
             self._waiter = None
 
-    def take(self) -> bytes | None:
-        if self.chunks:
-            chunk = self.chunks.popleft()
-            self.buffered -= len(chunk)
-            if (
-                self.paused
-                and len(self.chunks) < _HIGH_WATER // 2
-                and self.buffered < _HIGH_WATER_BYTES // 2
-                and self.transport
-            ):
-                self.paused = False
-                self.transport.resume_reading()
-            return chunk
-        return None
+    def take(self) -> bytes:
+        """Every body byte buffered so far, as one ``bytes`` (``b""`` when none): chunks that
+        arrived together are relayed together."""
+        chunks = self.chunks
+        if not chunks:
+            return b""
+        data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self.buffered = 0
+        if self.paused and self.transport:
+            self.paused = False
+            self.transport.resume_reading()
+        return data
 
 
 class _Tunnel(asyncio.Protocol):
@@ -274,10 +274,11 @@ class UpstreamResponse:
         self._released = False
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
+        """The body as it arrives: each item is everything buffered when it is taken."""
         p = self._proto
         while True:
             chunk = p.take()
-            if chunk is not None:
+            if chunk:
                 yield chunk
                 continue
             if p.complete:
@@ -287,7 +288,18 @@ class UpstreamResponse:
             await p.wait(self._timeout)
 
     async def aread(self) -> bytes:
-        return b"".join([c async for c in self.aiter_raw()])
+        p = self._proto
+        parts: list[bytes] = []
+        while True:  # aiter_raw's loop, without an async generator
+            chunk = p.take()
+            if chunk:
+                parts.append(chunk)
+                continue
+            if p.complete:
+                return parts[0] if len(parts) == 1 else b"".join(parts)
+            if p.error is not None:
+                raise p.error
+            await p.wait(self._timeout)
 
     async def aclose(self) -> None:
         if self._released:

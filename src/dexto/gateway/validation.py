@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from dexto.gateway.fastjson import MISS, loads_or_miss
 from dexto.gateway.http_errors import HttpError, error_body
 from dexto.gateway.model_ids import model_id_problem
 
@@ -36,6 +37,9 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 def load_json(raw: bytes) -> Any:
     """Strict JSON: UTF-8 only, no NaN/Infinity, no lone surrogates, nesting bounded by Python's
     recursion limit. Raises :class:`BadJson` with a message for the client."""
+    value = loads_or_miss(raw)  # orjson accepts none of the above, and gives json's values
+    if value is not MISS:
+        return value
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -60,8 +64,13 @@ def load_json(raw: bytes) -> Any:
     return value
 
 
+_PLAIN_JSON = frozenset({b"application/json", b"application/json; charset=utf-8"})
+
+
 def json_content_type(value: bytes | str) -> bool:
     """True for ``application/json`` with no charset or a UTF-8 one."""
+    if value in _PLAIN_JSON:  # what clients send: no parsing
+        return True
     text = value.decode("latin-1") if isinstance(value, bytes) else value
     media, _, params = text.partition(";")
     if media.strip().lower() != "application/json":
