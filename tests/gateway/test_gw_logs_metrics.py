@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +47,10 @@ def captured() -> Iterator[_Capture]:
         lg.setLevel(level)
 
 
+def _chat_events(captured: _Capture) -> list[dict[str, object]]:
+    return [json.loads(line) for line in list(captured.lines) if '"chat.completions"' in line]
+
+
 def test_logs_hold_no_prompt_completion_or_key(gateway: Gateway, captured: _Capture) -> None:
     body = chat_body(messages=[{"role": "user", "content": PROMPT}])
     with httpx.Client(timeout=30) as c:
@@ -63,8 +68,12 @@ def test_logs_hold_no_prompt_completion_or_key(gateway: Gateway, captured: _Capt
             content=b"{" + PROMPT.encode(),
             headers={"Content-Type": "application/json", **gateway.auth()},
         )
+    # The access line is written after the answer is sent: wait for the sixth.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(_chat_events(captured)) < 6:
+        time.sleep(0.01)
     text = "\n".join(captured.lines)
-    events = [json.loads(line) for line in captured.lines if '"chat.completions"' in line]
+    events = _chat_events(captured)
     assert len(events) >= 6
     assert {e["status"] for e in events} >= {200, 401, 400, 502}
     for needle in (
