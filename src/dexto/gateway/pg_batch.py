@@ -5,9 +5,14 @@ returns a future. Each kind (admit, settle) has one queue and at most one statem
 when a call is queued and none is running, a drain task starts; it waits one loop iteration (so
 the calls made during it join), takes up to :attr:`PgBatcher.max_batch` calls and runs them as
 one statement — the single-item function for one call, the batch function (schema v5,
-:mod:`migrations_batch`) for more — while further calls queue for the next round. The statement
-commits without waiting for the WAL flush; each batch's callers get their outcomes once
-:meth:`PgPool.barrier` returned (or its error, if it failed).
+:mod:`migrations_batch`) for more — while further calls queue for the next round. When the pool
+has no flush transaction running or awaited (:meth:`PgPool.flush_idle`, and
+:attr:`PgBatcher.sync_when_idle`), the statement commits under the session's
+``synchronous_commit`` itself (:attr:`PgPool.commit_mode`, see :mod:`pg_ledger`), one round trip,
+and its callers get their outcomes when it returns. Otherwise it commits without waiting for the
+WAL flush and its callers get their outcomes once :meth:`PgPool.barrier` returned (or its error,
+if it failed): a flush already in flight may have started before this commit, so the batch
+waits for the next one.
 
 A batch statement that fails with an error that does not mean the database is unavailable (see
 :func:`db.is_unavailable`) wrote nothing (it was one transaction): its calls are run again one by

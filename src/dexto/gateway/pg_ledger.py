@@ -6,6 +6,9 @@ autocommit :class:`psycopg.AsyncConnection`, so the statement is the transaction
 account row lock (admit, settle) is held only while it runs. ``admit`` and ``settle`` call the
 server-side functions of schema v4 (:mod:`migrations_ledger`), which commit without waiting for
 the WAL flush; the runner then waits for :meth:`PgPool.barrier` (see :data:`ASYNC_COMMIT`).
+Given a ``commit`` value, the batched steps (``admit_one``, ``settle_one``, ``admit_many``,
+``settle_many``) set ``synchronous_commit`` back to it after the function returned, so their
+transaction's commit waits for the flush itself.
 :func:`admit_many` and :func:`settle_many` run several admissions or settlements in one statement
 (schema v5's batch functions, :mod:`migrations_batch`); :data:`BATCHED` lists what
 :mod:`pg_batch` needs for each batched step.

@@ -11,6 +11,9 @@ socket). A connection that fails the check is closed and another one taken or op
 connection killed while idle never fails a call, and a call is never sent twice. A connection
 that breaks during a call is closed; the error is the call's (see :func:`db.is_unavailable`).
 
+The first connection's ``synchronous_commit`` is read once (:attr:`PgPool.commit_mode`): the
+value a statement sets back to commit synchronously (see :mod:`pg_batch`).
+
 The flush barrier's statement is ``pg_logical_emit_message``; when the server refuses it for
 want of privilege, the pool logs that once and from then on uses :data:`FLUSH_FALLBACK`, which
 needs only the ``TEMP`` privilege (``PUBLIC`` has it by default).
