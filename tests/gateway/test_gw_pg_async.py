@@ -232,6 +232,8 @@ def test_runner_dispatches_the_chat_path_to_async_statements(pg: tuple[str, Conn
 
     async def main() -> None:
         runner = DbRunner(Database(url), pool_size=2)
+        assert runner.batcher is not None
+        runner.batcher.sync_when_idle = False  # every call through the barrier (see pg_batch)
         try:
             assert runner.completes_on_cancel
             res = await runner.run(ledger.admit, kh, "r1", 4_000, ttl_ms=60_000)

@@ -75,6 +75,8 @@ def test_a_refused_barrier_falls_back_once_and_admissions_keep_working(
     async def main(kh: str, account_id: str) -> None:
         runner = DbRunner(Database(role_url), pool_size=2)
         pool = runner.pg = _RefusedPool(role_url, 2)
+        assert runner.batcher is not None
+        runner.batcher.sync_when_idle = False  # every call through the barrier (see pg_batch)
         try:
             for i in range(3):
                 res = await runner.run(ledger.admit, kh, f"r{i}", 1_000, ttl_ms=60_000)

@@ -5,9 +5,14 @@ returns a future. Each kind (admit, settle) has one queue and at most one statem
 when a call is queued and none is running, a drain task starts; it waits one loop iteration (so
 the calls made during it join), takes up to :attr:`PgBatcher.max_batch` calls and runs them as
 one statement — the single-item function for one call, the batch function (schema v5,
-:mod:`migrations_batch`) for more — while further calls queue for the next round. The statement
-commits without waiting for the WAL flush; each batch's callers get their outcomes once
-:meth:`PgPool.barrier` returned (or its error, if it failed).
+:mod:`migrations_batch`) for more — while further calls queue for the next round. When the pool
+has no flush transaction running or awaited (:meth:`PgPool.flush_idle`, and
+:attr:`PgBatcher.sync_when_idle`), the statement commits under the session's
+``synchronous_commit`` itself (:attr:`PgPool.commit_mode`, see :mod:`pg_ledger`), one round trip,
+and its callers get their outcomes when it returns. Otherwise it commits without waiting for the
+WAL flush and its callers get their outcomes once :meth:`PgPool.barrier` returned (or its error,
+if it failed): a flush already in flight may have started before this commit, so the batch
+waits for the next one.
 
 A batch statement that fails with an error that does not mean the database is unavailable (see
 :func:`db.is_unavailable`) wrote nothing (it was one transaction): its calls are run again one by
@@ -25,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from dexto.gateway.db import DatabaseUnavailable, describe, is_unavailable
-from dexto.gateway.pg_ledger import BATCHED, BatchFn, Params
+from dexto.gateway.pg_ledger import BATCHED, BatchFn, OneFn, Params
 from dexto.gateway.pg_pool import PgPool
 
 __all__ = ["MAX_BATCH", "PgBatcher", "await_outcome"]
@@ -36,7 +41,7 @@ _Item = tuple[Params, "asyncio.Future[Any]"]
 
 
 class _Queue:
-    def __init__(self, one: Callable[[Any, Params], Awaitable[Any]], many: BatchFn) -> None:
+    def __init__(self, one: OneFn, many: BatchFn) -> None:
         self.one, self.many = one, many
         self.items: list[_Item] = []
         self.drain: asyncio.Task[None] | None = None
@@ -51,6 +56,10 @@ class PgBatcher:
         self.statements = 0  # batch or single-item statements run (fallbacks not included)
         self.items = 0  # calls they carried
         self.fallbacks = 0  # batches run again one by one
+        # With no flush running or awaited, a statement commits synchronously itself (one round
+        # trip) instead of asynchronously followed by a flush of its own (two).
+        self.sync_when_idle = True
+        self.synced = 0  # statements that committed synchronously
 
     def submit(self, impl: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> asyncio.Future[T]:
         """Queue one call of ``impl`` (a key of :data:`pg_ledger.BATCHED`); its future gets the
@@ -75,22 +84,30 @@ class PgBatcher:
             batch = queue.items[: self.max_batch]
             del queue.items[: self.max_batch]
             futures = [fut for _, fut in batch]
+            commit = self.pool.commit_mode
+            if not (self.sync_when_idle and commit is not None and self.pool.flush_idle()):
+                commit = None
             try:
-                outcomes = await self._run(queue, [params for params, _ in batch])
+                outcomes = await self._run(queue, [params for params, _ in batch], commit)
             except BaseException as exc:  # cancelled (the loop is closing): nobody waits forever
                 outcomes = [_unavailable(exc) for _ in batch]
                 await self._finish(futures, outcomes)
                 raise
-            self._spawn(self._finish(futures, outcomes))
+            if commit is not None:
+                self.synced += 1
+                _resolve(futures, outcomes, None)
+            else:
+                self._spawn(self._finish(futures, outcomes))
 
-    async def _run(self, queue: _Queue, items: list[Params]) -> list[Any]:
-        """Each item's result or exception (an exception instance of its own per item)."""
+    async def _run(self, queue: _Queue, items: list[Params], commit: str | None) -> list[Any]:
+        """Each item's result or exception (an exception instance of its own per item); with
+        ``commit``, each statement commits under that ``synchronous_commit``."""
         self.statements += 1
         self.items += len(items)
         try:
             if len(items) == 1:
-                return [await self.pool.run(queue.one, items[0])]
-            return await self.pool.run(queue.many, items)
+                return [await self.pool.run(queue.one, items[0], commit)]
+            return await self.pool.run(queue.many, items, commit)
         except Exception as exc:
             if len(items) == 1:
                 return [exc]
@@ -101,7 +118,7 @@ class PgBatcher:
         outcomes: list[Any] = []
         for params in items:
             try:
-                outcomes.append(await self.pool.run(queue.one, params))
+                outcomes.append(await self.pool.run(queue.one, params, commit))
             except Exception as exc:
                 outcomes.append(exc)
         return outcomes
@@ -114,22 +131,29 @@ class PgBatcher:
                 await self.pool.barrier()
             except BaseException as exc:  # noqa: BLE001 - given to the callers
                 flush_error = exc
-        for fut, outcome in zip(futures, outcomes, strict=True):
-            if fut.done():
-                continue
-            if flush_error is not None and not isinstance(outcome, BaseException):
-                outcome = _unavailable(flush_error)
-            if isinstance(outcome, asyncio.CancelledError):
-                fut.cancel()
-            elif isinstance(outcome, BaseException):
-                fut.set_exception(outcome)
-            else:
-                fut.set_result(outcome)
+        _resolve(futures, outcomes, flush_error)
 
     async def aclose(self) -> None:
         """Wait until every queued call has its outcome."""
         while self._tasks:
             await asyncio.wait(set(self._tasks))
+
+
+def _resolve(
+    futures: list[asyncio.Future[Any]], outcomes: list[Any], flush_error: BaseException | None
+) -> None:
+    """Hand each caller its outcome (``flush_error``'s instead of a result, when given)."""
+    for fut, outcome in zip(futures, outcomes, strict=True):
+        if fut.done():
+            continue
+        if flush_error is not None and not isinstance(outcome, BaseException):
+            outcome = _unavailable(flush_error)
+        if isinstance(outcome, asyncio.CancelledError):
+            fut.cancel()
+        elif isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)
 
 
 def _unavailable(exc: BaseException) -> BaseException:

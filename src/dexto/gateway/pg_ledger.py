@@ -6,6 +6,9 @@ autocommit :class:`psycopg.AsyncConnection`, so the statement is the transaction
 account row lock (admit, settle) is held only while it runs. ``admit`` and ``settle`` call the
 server-side functions of schema v4 (:mod:`migrations_ledger`), which commit without waiting for
 the WAL flush; the runner then waits for :meth:`PgPool.barrier` (see :data:`ASYNC_COMMIT`).
+Given a ``commit`` value, the batched steps (``admit_one``, ``settle_one``, ``admit_many``,
+``settle_many``) set ``synchronous_commit`` back to it after the function returned, so their
+transaction's commit waits for the flush itself.
 :func:`admit_many` and :func:`settle_many` run several admissions or settlements in one statement
 (schema v5's batch functions, :mod:`migrations_batch`); :data:`BATCHED` lists what
 :mod:`pg_batch` needs for each batched step.
@@ -25,6 +28,7 @@ __all__ = [
     "ASYNC_COMMIT",
     "BATCHED",
     "BatchFn",
+    "OneFn",
     "Params",
     "admit",
     "admit_many",
@@ -75,10 +79,27 @@ _PROGRESS = (
 )
 
 
-async def _one(cur: Any, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+# Prefixed to a function call's SELECT: after the function returned (and set
+# ``synchronous_commit = off`` for its transaction), the select list sets it back to the given
+# value, so the statement's own commit waits for the WAL flush; its first column is dropped.
+_SYNC = "SELECT set_config('synchronous_commit', %s::text, true), "
+
+
+def _synced(sql: str, params: tuple[Any, ...], commit: str | None) -> tuple[str, tuple[Any, ...]]:
+    if commit is None:
+        return sql, params
+    return _SYNC + sql.removeprefix("SELECT "), (commit, *params)
+
+
+async def _one(
+    cur: Any, sql: str, params: tuple[Any, ...], commit: str | None = None
+) -> tuple[Any, ...] | None:
+    sql, params = _synced(sql, params, commit)
     await cur.execute(sql, params)
     row = await cur.fetchone()
-    return None if row is None else tuple(row)
+    if row is None:
+        return None
+    return tuple(row) if commit is None else tuple(row)[1:]
 
 
 def admit_params(
@@ -101,9 +122,10 @@ def _admit_result(row: tuple[Any, ...]) -> AdmitResult:
     return AdmitResult(status, account_id, key_id, int(balance), int(available))
 
 
-async def admit_one(cur: Any, params: Params) -> AdmitResult:
-    """One admission (the arguments from :func:`admit_params`) in one statement."""
-    row = await _one(cur, _ADMIT, params)
+async def admit_one(cur: Any, params: Params, commit: str | None = None) -> AdmitResult:
+    """One admission (the arguments from :func:`admit_params`) in one statement; with
+    ``commit``, its transaction commits under that ``synchronous_commit`` instead of ``off``."""
+    row = await _one(cur, _ADMIT, params, commit)
     assert row is not None  # a function with OUT parameters returns one row
     return _admit_result(row)
 
@@ -162,9 +184,10 @@ def _settle_result(row: tuple[Any, ...], account_id: str) -> SettleResult | Look
     return SettleResult(int(charged), int(written_off), int(balance), bool(duplicate))
 
 
-async def settle_one(cur: Any, params: Params) -> SettleResult:
-    """One settlement (the arguments from :func:`settle_params`) in one statement."""
-    row = await _one(cur, _SETTLE, params)
+async def settle_one(cur: Any, params: Params, commit: str | None = None) -> SettleResult:
+    """One settlement (the arguments from :func:`settle_params`) in one statement; ``commit``
+    as for :func:`admit_one`."""
+    row = await _one(cur, _SETTLE, params, commit)
     assert row is not None
     result = _settle_result(row, params[1])
     if isinstance(result, LookupError):
@@ -177,28 +200,35 @@ async def settle(cur: Any, *args: Any, **kw: Any) -> SettleResult:
     return await settle_one(cur, settle_params(*args, **kw))
 
 
-async def admit_many(cur: Any, items: list[Params]) -> list[AdmitResult | Exception]:
+async def admit_many(
+    cur: Any, items: list[Params], commit: str | None = None
+) -> list[AdmitResult | Exception]:
     """Admissions (arguments from :func:`admit_params`) in one statement, as if made one after
-    another in this order; one outcome per item."""
-    rows = await _many(cur, _ADMIT_MANY, items, _ADMIT_TYPES)
+    another in this order; one outcome per item. ``commit`` as for :func:`admit_one`."""
+    rows = await _many(cur, _ADMIT_MANY, items, _ADMIT_TYPES, commit)
     return [_admit_result(row) for row in rows]
 
 
-async def settle_many(cur: Any, items: list[Params]) -> list[SettleResult | Exception]:
+async def settle_many(
+    cur: Any, items: list[Params], commit: str | None = None
+) -> list[SettleResult | Exception]:
     """Settlements (arguments from :func:`settle_params`) in one statement, as if made one after
-    another in this order; one outcome per item (a :class:`LookupError` for a missing account)."""
-    rows = await _many(cur, _SETTLE_MANY, items, _SETTLE_TYPES)
+    another in this order; one outcome per item (a :class:`LookupError` for a missing account).
+    ``commit`` as for :func:`admit_one`."""
+    rows = await _many(cur, _SETTLE_MANY, items, _SETTLE_TYPES, commit)
     return [_settle_result(row, item[1]) for row, item in zip(rows, items, strict=True)]
 
 
 async def _many(
-    cur: Any, sql: str, items: list[Params], types: tuple[str, ...]
+    cur: Any, sql: str, items: list[Params], types: tuple[str, ...], commit: str | None
 ) -> list[tuple[Any, ...]]:
     """Run a batch function (one array per argument); its rows in item order, ``o_i`` dropped."""
     columns = tuple(list(column) for column in zip(*items, strict=True))
     assert len(columns) == len(types)
-    await cur.execute(sql, columns)
-    rows = sorted(await cur.fetchall(), key=lambda r: int(r[0]))
+    sql, params = _synced(sql, columns, commit)
+    await cur.execute(sql, params)
+    fetched = [tuple(r) if commit is None else tuple(r)[1:] for r in await cur.fetchall()]
+    rows = sorted(fetched, key=lambda r: int(r[0]))
     if [int(r[0]) for r in rows] != list(range(1, len(items) + 1)):
         raise RuntimeError("the batch function returned an unexpected set of rows")
     return [tuple(r[1:]) for r in rows]
@@ -263,12 +293,13 @@ _ASYNC: dict[Callable[..., Any], tuple[Callable[..., Awaitable[Any]], frozenset[
 # Steps that commit asynchronously: the caller waits for :meth:`PgPool.barrier` afterwards.
 ASYNC_COMMIT = frozenset({admit, settle})
 
-BatchFn = Callable[[Any, list[Params]], Awaitable[list[Any]]]
+BatchFn = Callable[[Any, list[Params], str | None], Awaitable[list[Any]]]
+OneFn = Callable[[Any, Params, str | None], Awaitable[Any]]
 # The steps the runner batches (see :mod:`pg_batch`): how to build one call's arguments, the
 # single-item statement and the batch statement.
 BATCHED: dict[
     Callable[..., Awaitable[Any]],
-    tuple[Callable[..., Params], Callable[[Any, Params], Awaitable[Any]], BatchFn],
+    tuple[Callable[..., Params], OneFn, BatchFn],
 ] = {
     admit: (admit_params, admit_one, admit_many),
     settle: (settle_params, settle_one, settle_many),

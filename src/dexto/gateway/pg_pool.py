@@ -11,6 +11,9 @@ socket). A connection that fails the check is closed and another one taken or op
 connection killed while idle never fails a call, and a call is never sent twice. A connection
 that breaks during a call is closed; the error is the call's (see :func:`db.is_unavailable`).
 
+The first connection's ``synchronous_commit`` is read once (:attr:`PgPool.commit_mode`): the
+value a statement sets back to commit synchronously (see :mod:`pg_batch`).
+
 The flush barrier's statement is ``pg_logical_emit_message``; when the server refuses it for
 want of privilege, the pool logs that once and from then on uses :data:`FLUSH_FALLBACK`, which
 needs only the ``TEMP`` privilege (``PUBLIC`` has it by default).
@@ -58,6 +61,7 @@ class PgPool:
         self._flusher: asyncio.Task[None] | None = None
         self.flushes = 0  # flush transactions run (see barrier)
         self.flush_fallback = False  # FLUSH_FALLBACK in use (flush_sql was refused)
+        self.commit_mode: str | None = None  # the sessions' synchronous_commit (see _connect)
         self._log = get_logger()
 
     async def run(
@@ -99,6 +103,11 @@ class PgPool:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.ensure_future(self._flush_rounds())
         await waiter
+
+    def flush_idle(self) -> bool:
+        """No flush transaction running or awaited: a :meth:`barrier` now would run one of its
+        own."""
+        return not self._flush_waiters and (self._flusher is None or self._flusher.done())
 
     async def _flush_rounds(self) -> None:
         while self._flush_waiters:
@@ -155,6 +164,14 @@ class PgPool:
         self.opened += 1
         cur = conn.cursor()
         self._open.add(cur)
+        if self.commit_mode is None:  # once per pool: the URL fixes it for every session
+            try:
+                await cur.execute("SHOW synchronous_commit")
+                row = await cur.fetchone()
+            except BaseException:
+                await self._discard(cur)
+                raise
+            self.commit_mode = str(row[0]) if row else None
         return cur
 
     async def _discard(self, cur: Any) -> None:

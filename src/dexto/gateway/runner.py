@@ -15,8 +15,9 @@ so its outcome is never unknown. SQLite writers of one process queue on an in-pr
 
 PostgreSQL: the chat path's ledger steps run on the loop, on a pool of async connections
 (:mod:`pg_ledger`, :mod:`pg_pool`): ``admit`` and ``settle`` are group-committed, the calls queued
-while one of the same kind runs going out as one statement, and return after the pool's WAL
-flush barrier (:mod:`pg_batch`); ``release`` and ``progress_many`` run as one statement each.
+while one of the same kind runs going out as one statement, and return once it is durable (its
+own synchronous commit, or the pool's WAL flush barrier: :mod:`pg_batch`); ``release`` and
+``progress_many`` run as one statement each.
 Every other call runs on the thread pool, one connection per thread. Either way a call
 completes even if the awaiting task is cancelled (the cancellation is passed on after it
 returns).
