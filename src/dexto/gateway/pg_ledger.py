@@ -5,7 +5,7 @@ Same arguments, results and effects as :func:`ledger.admit`, :func:`ledger.settl
 autocommit :class:`psycopg.AsyncConnection`, so the statement is the transaction and the
 account row lock (admit, settle) is held only while it runs. ``admit`` and ``settle`` call the
 server-side functions of schema v4 (:mod:`migrations_ledger`), which commit without waiting for
-the WAL flush; the runner then waits for :meth:`PgPool.barrier` (see :data:`ASYNC_COMMIT`).
+the WAL flush; :mod:`pg_batch` then waits for :meth:`PgPool.barrier` for them.
 Given a ``commit`` value, the batched steps (``admit_one``, ``settle_one``, ``admit_many``,
 ``settle_many``) set ``synchronous_commit`` back to it after the function returned, so their
 transaction's commit waits for the flush itself.
@@ -25,7 +25,6 @@ from dexto.gateway import ledger
 from dexto.gateway.ledger import MAX_CHARGE_MICROS, AdmitResult, SettleResult, now_ms
 
 __all__ = [
-    "ASYNC_COMMIT",
     "BATCHED",
     "BatchFn",
     "OneFn",
@@ -289,9 +288,6 @@ _ASYNC: dict[Callable[..., Any], tuple[Callable[..., Awaitable[Any]], frozenset[
     ledger.progress_many: (progress_many, frozenset()),
 }
 
-
-# Steps that commit asynchronously: the caller waits for :meth:`PgPool.barrier` afterwards.
-ASYNC_COMMIT = frozenset({admit, settle})
 
 BatchFn = Callable[[Any, list[Params], str | None], Awaitable[list[Any]]]
 OneFn = Callable[[Any, Params, str | None], Awaitable[Any]]

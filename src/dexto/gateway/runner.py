@@ -49,7 +49,7 @@ from dexto.gateway.db import (
 )
 from dexto.gateway.logs import log_event
 from dexto.gateway.pg_batch import PgBatcher, await_outcome
-from dexto.gateway.pg_ledger import ASYNC_COMMIT, BATCHED
+from dexto.gateway.pg_ledger import BATCHED
 from dexto.gateway.pg_ledger import implementation as pg_implementation
 from dexto.gateway.pg_pool import PgPool
 from dexto.gateway.sqlite_writer import GROUPED, Locked, SqliteInline
@@ -156,7 +156,7 @@ class DbRunner:
         """One async statement on the pool, in a task of its own that a cancellation of the
         caller does not reach: the caller waits for it to finish, then is cancelled."""
         assert self.pg is not None
-        task = asyncio.ensure_future(self._pg_durable(impl, *args, **kw))
+        task = asyncio.ensure_future(self.pg.run(impl, *args, **kw))
         self._pg_calls.add(task)
         task.add_done_callback(self._pg_calls.discard)
         try:
@@ -168,13 +168,6 @@ class DbRunner:
                 except asyncio.CancelledError:
                     continue
             raise
-
-    async def _pg_durable(self, impl: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
-        assert self.pg is not None
-        result = await self.pg.run(impl, *args, **kw)
-        if impl in ASYNC_COMMIT:
-            await self.pg.barrier()
-        return result
 
     async def aclose(self) -> None:
         """Wait for the async PostgreSQL calls in progress, then close their connections."""
