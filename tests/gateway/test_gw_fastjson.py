@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from dexto.gateway import fastjson
 from dexto.gateway.fastjson import MAX_OPENERS, MISS, dumps_compact, loads_or_miss
 from dexto.gateway.splice import splice_usage
 from dexto.gateway.validation import BadJson, load_json, parse_chat
@@ -231,3 +232,19 @@ def test_forwarded_body_is_the_compact_reencoding() -> None:
     assert dumps_compact(payload) == (
         b'{"model":"a/b","temperature":1e-05,"messages":[{"role":"user","content":"x"}]}'
     )
+
+
+def test_loads_falls_back_only_on_a_miss() -> None:
+    calls: list[bytes] = []
+
+    def fallback(raw: bytes) -> object:
+        calls.append(raw)
+        return json.loads(raw)
+
+    assert fastjson.loads(b'{"a": [1, 2.5]}', fallback) == {"a": [1, 2.5]}
+    assert calls == []
+    big = b"[" + b"9" * 30 + b"]"  # beyond 64 bits: a miss, so json's integer
+    assert fastjson.loads(big, fallback) == [int("9" * 30)]
+    assert calls == [big]
+    with pytest.raises(ValueError):
+        fastjson.loads(b"NaN]")  # json.loads's error on a miss

@@ -27,11 +27,12 @@ anywhere (strings included) or it raises, ``json`` writes the value instead.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Final
 
 import orjson
 
-__all__ = ["MAX_OPENERS", "MISS", "dumps_compact", "loads_or_miss"]
+__all__ = ["MAX_OPENERS", "MISS", "dumps_compact", "loads", "loads_or_miss"]
 
 MAX_OPENERS: Final = 256  # "[" plus "{" bytes at most: far below json's recursion limit
 MISS: Final[Any] = object()  # "parse with json": orjson's answer might differ
@@ -49,6 +50,13 @@ def loads_or_miss(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return MISS
+
+
+def loads(raw: bytes, fallback: Callable[[bytes], Any] = json.loads) -> Any:
+    """:func:`loads_or_miss`'s value, or ``fallback(raw)`` (its value or its exception) on a
+    :data:`MISS`."""
+    value = loads_or_miss(raw)
+    return fallback(raw) if value is MISS else value
 
 
 def dumps_compact(value: Any) -> bytes:

@@ -20,7 +20,7 @@ from typing import Any
 from dexto.gateway import ledger
 from dexto.gateway.accounts import hash_key, looks_like_key
 from dexto.gateway.asgi import BodyTooLarge, ClientGone, Receive, Scope, Send, read_body, send_bytes
-from dexto.gateway.fastjson import MISS, dumps_compact, loads_or_miss
+from dexto.gateway.fastjson import dumps_compact, loads
 from dexto.gateway.http_errors import error_body, insufficient_credits_body
 from dexto.gateway.logs import log_event
 from dexto.gateway.money import format_usd
@@ -339,9 +339,7 @@ class ChatCompletions(Settlement):
         self, data: bytes, resp: UpstreamResponse, send: Send, ctx: RequestContext
     ) -> int:
         try:
-            doc = loads_or_miss(data)
-            if doc is MISS:
-                doc = json.loads(data)
+            doc = loads(data)
             if not isinstance(doc, dict):
                 raise ValueError("not an object")
         except ValueError:

@@ -25,7 +25,7 @@ import json
 import re
 from typing import Any
 
-from dexto.gateway.fastjson import MISS, loads_or_miss
+from dexto.gateway.fastjson import loads
 from dexto.gateway.money import format_usd
 
 __all__ = ["splice_usage"]
@@ -69,12 +69,10 @@ def splice_usage(data: bytes, usage: dict[str, Any], charged_micros: int) -> byt
     region = data[start : end + 1]  # the usage object, "{" … "}"
     if region[:1] != b"{" or b"\\u" in region:
         return None
-    found = loads_or_miss(region)  # (its keys are json's: only they are compared)
-    if found is MISS:
-        try:
-            found = _CHECK.decode(region.decode("utf-8"))
-        except (ValueError, RecursionError):
-            return None
+    try:  # (its keys are json's: only they are compared)
+        found = loads(region, lambda raw: _CHECK.decode(raw.decode("utf-8")))
+    except (ValueError, RecursionError):
+        return None
     if type(found) is not dict or found.keys() != usage.keys():
         return None
     cost = format_usd(charged_micros).encode()

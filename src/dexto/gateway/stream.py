@@ -24,7 +24,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from dexto.gateway.asgi import Receive, Send
-from dexto.gateway.fastjson import MISS, loads_or_miss
+from dexto.gateway.fastjson import loads
 from dexto.gateway.money import format_usd
 from dexto.gateway.pricing import chunk_text_tokens
 from dexto.gateway.splice import splice_usage
@@ -162,12 +162,10 @@ class SseRelay:
             if m:
                 self.generation_id = m.group(1).decode("utf-8", "replace")
         if b'"usage"' in data:
-            doc = loads_or_miss(data)
-            if doc is MISS:
-                try:
-                    doc = json.loads(data)
-                except ValueError:
-                    doc = None
+            try:
+                doc = loads(data)
+            except ValueError:
+                doc = None
             if isinstance(doc, dict) and isinstance(doc.get("usage"), dict):
                 # The usage chunk (usually ``choices: []``, sometimes the last content chunk):
                 # held, and sent at the end with the charged cost (or without usage).
