@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["LoadResult", "chat_body", "run_load"]
+T = TypeVar("T")
+
+__all__ = ["LoadResult", "chat_body", "run_load", "run_loop"]
 
 MODEL = "openai/gpt-4o-mini"
 
@@ -137,9 +140,14 @@ def run_load(
         result.elapsed = time.perf_counter() - t0
         return result
 
+    return run_loop(main())
+
+
+def run_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on uvloop (asyncio's loop when uvloop is missing): every load client of the
+    benchmarks runs on the same loop."""
     try:
         import uvloop
-
-        return uvloop.run(main())
     except ImportError:  # pragma: no cover
-        return asyncio.run(main())
+        return asyncio.run(coro)
+    return uvloop.run(coro)

@@ -59,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "gatew
 
 from _gwproc import netns_problem, network_namespaces, tcp_forwarder, via  # noqa: E402
 
-from _gateway_load import LoadResult, _worker, build_request, chat_body  # noqa: E402
+from _gateway_load import LoadResult, _worker, build_request, chat_body, run_loop  # noqa: E402
 from _gateway_procs import Proc, free_port, start_fake_upstream  # noqa: E402
 
 PY = sys.executable
@@ -233,7 +233,7 @@ def load(cfg: Config, concurrency: int, total: int) -> LoadResult:
         result.elapsed = time.perf_counter() - t0
         return result
 
-    return asyncio.run(main())
+    return run_loop(main())
 
 
 def measure(

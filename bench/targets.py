@@ -17,11 +17,15 @@ Each round runs, in a rotating order: non-streaming concurrency 32 on every serv
 gateways' CPU per request from /proc, PostgreSQL server CPU per request from the backends named
 by application_name — bench/multihost.py's accounting), and concurrency 1 on direct and
 sqlite-1w back to back (p99; the added p99 is the round's gateway p99 minus its direct p99).
-Ratios are per round (both sides measured in the same round). Then the soak: --soak-s seconds
-of load (half streaming) on sqlite-1w and pg-2w-16acct at once, their RSS (process tree)
-sampled every 5 s: start/end/max and the least-squares slope. Finally the PostgreSQL ledger is
-checked (every 200 charged once, no hold left, balances equal their ledger sums).
-Requests are bounded by count in the rounds and by --soak-s in the soak.
+Ratios are per round (both sides measured in the same round). Every server is driven by the
+same load client (bench/_gateway_load.py on uvloop). A measurement is 6,000 requests at
+concurrency 32 (300 for LiteLLM) and 3,000 at concurrency 1 (``--quick``: 300 and 200): with
+1,500 and 500, a c=32 measurement lasted under a second on a fast machine and the c=1 p99 was
+the fifth-slowest of 500 requests, so one stray pause moved a round's figure by milliseconds.
+Then the soak: --soak-s seconds of load (half streaming) on sqlite-1w and pg-2w-16acct at
+once, their RSS (process tree) sampled every 5 s: start/end/max and the least-squares slope.
+Finally the PostgreSQL ledger is checked (every 200 charged once, no hold left, balances
+equal their ledger sums). Requests are bounded by count in the rounds and by --soak-s in the soak.
 """
 
 from __future__ import annotations
@@ -153,7 +157,7 @@ def main() -> int:
     ap.add_argument("--pg", default=PG_DEFAULT)
     ap.add_argument("--redis", default=REDIS_DEFAULT)
     args = ap.parse_args()
-    n32, n1, ln32 = (300, 200, 100) if args.quick else (1500, 500, 300)
+    n32, n1, ln32 = (300, 200, 100) if args.quick else (6000, 3000, 300)
     import psycopg
     import redis
 
