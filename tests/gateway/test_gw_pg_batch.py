@@ -348,6 +348,29 @@ def test_concurrent_calls_go_out_as_one_batch_and_one_flush(pg: tuple[str, Conn]
                 1_000_000 - 5 * (i + 1) for i in range(10)
             ]
             assert (b.statements, b.items) == (4, 20)  # 4 + 4 + 2 settlements
+            b.max_batch = 64
+            await asyncio.gather(
+                *(runner.run(ledger.admit, acc.keys[0]["ok"], f"p{i}", 10, ttl_ms=60_000)
+                  for i in range(5))
+            )  # fmt: skip
+            # settlements and admissions queued together: one statement, settlements first
+            mixed = await asyncio.gather(
+                *(
+                    runner.run(ledger.settle, f"p{i}", acc.ids[0], 5, overdraft_limit_micros=0)
+                    if i % 2 == 0
+                    else runner.run(ledger.admit, acc.keys[0]["ok"], f"q{i}", 10, ttl_ms=60_000)
+                    for i in range(10)
+                )
+            )
+            assert (b.statements, b.items) == (6, 35)
+            balance = 1_000_000 - 50 - 25
+            assert [s.balance_micros for s in mixed[0::2]] == [
+                balance + 20 - 5 * i for i in range(5)
+            ]
+            held = 10 * 2  # p1 and p3 were not settled
+            assert [r.available_micros for r in mixed[1::2]] == [
+                balance - held - 10 * (i + 1) for i in range(5)
+            ]
         finally:
             await runner.aclose()
             runner.close()
