@@ -47,12 +47,13 @@ BENCH_GW_ENV = {
 
 
 def prepare_variant(
-    name: str, ref: str, work: Path, env: dict[str, str]
+    name: str, ref: str, work: Path, env: dict[str, str], db: str | None = None
 ) -> tuple[dict[str, str], str, str]:
-    """For the ``src/`` tree of ``ref``: its environment (PYTHONPATH), a new SQLite database URL
-    with one funded account made by that tree's code, and the account's API key."""
+    """For the ``src/`` tree of ``ref``: its environment (PYTHONPATH), a database URL (``db``, or
+    a new SQLite file) with one funded account made by that tree's code, and the account's API
+    key."""
     venv = {**env, "PYTHONPATH": str(source_tree(ref, work))}
-    db = f"sqlite:///{work / (name + '.db')}"
+    db = db or f"sqlite:///{work / (name + '.db')}"
     created = subprocess.run(
         [PY, "-m", "dexto.cli.main", "gateway", "accounts", "create", "--db", db]
         + ["--email", f"{name}@bench.example", "--credits", "100000000", "--json"],

@@ -1,8 +1,9 @@
-"""Group commit of admissions and settlements on PostgreSQL (schema v5's batch functions,
+"""Group commit of admissions and settlements on PostgreSQL (schema v6's dexto_step_many,
 pg_batch, the runner's dispatch): a batch gives the results and rows of the same calls made one
-after another; batches of two connections over overlapping accounts never deadlock and keep the
-ledger exact; a batch that fails is run again item by item; a cancelled caller waits for its
-batch; a batch cut by a lost connection fails every caller as unavailable."""
+after another, its settlements then its admissions; batches of two connections over
+overlapping accounts never deadlock and keep the ledger exact; a batch that fails is run again
+item by item; a cancelled caller waits for its batch; a batch cut by a lost connection fails
+every caller as unavailable."""
 
 from __future__ import annotations
 
@@ -141,6 +142,7 @@ _batches = st.lists(
     st.one_of(
         st.lists(_admit_item, min_size=1, max_size=6),
         st.lists(_settle_item, min_size=1, max_size=6),
+        st.lists(st.one_of(_admit_item, _settle_item), min_size=1, max_size=8),
     ),
     max_size=8,
 )
@@ -183,9 +185,10 @@ def test_a_batch_matches_the_same_calls_one_after_another(
     batches: list[list[tuple[Any, ...]]],
     credits: list[int],
 ) -> None:
-    """The same batches on two fresh schemas: one runs every item with the single-item
-    function, one call at a time; the other runs each batch as one batch statement. Every
-    outcome and every row (holds, charges, balances) is equal."""
+    """The same batches (admissions, settlements, or both mixed) on two fresh schemas: one runs
+    every item with the single-item function, one call at a time, the batch's settlements first,
+    then its admissions (each kind in batch order); the other runs each batch as one
+    ``step_many`` statement. Every outcome and every row (holds, charges, balances) is equal."""
     (url_a, conn_a), (url_b, conn_b) = two_schemas
     tag = f"t{uuid.uuid4().hex[:8]}"
     seq, bat = _Accounts(conn_a, tag, credits), _Accounts(conn_b, tag, credits)
@@ -200,6 +203,10 @@ def test_a_batch_matches_the_same_calls_one_after_another(
         cb = await psycopg.AsyncConnection.connect(url_b, autocommit=True)
         try:
             for batch in numbered:
+                # the order step_many runs them in: settlements, then admissions
+                batch = [b for b in batch if b[1][0] == "settle"] + [
+                    b for b in batch if b[1][0] == "admit"
+                ]
                 expected = []
                 for i, item in batch:
                     kind, params = _params(seq, i, item)
@@ -208,10 +215,13 @@ def test_a_batch_matches_the_same_calls_one_after_another(
                         expected.append(_outcome(seq, await one(ca.cursor(), params)))
                     except LookupError as exc:
                         expected.append(_outcome(seq, exc))
-                kind = batch[0][1][0]
-                items = [_params(bat, i, item)[1] for i, item in batch]
-                many = pg_ledger.admit_many if kind == "admit" else pg_ledger.settle_many
-                got = [_outcome(bat, r) for r in await many(cb.cursor(), items)]
+                items = [_params(bat, i, item) for i, item in batch]
+                settled, admitted = await pg_ledger.step_many(
+                    cb.cursor(),
+                    [p for kind, p in items if kind == "settle"],
+                    [p for kind, p in items if kind == "admit"],
+                )
+                got = [_outcome(bat, r) for r in (*settled, *admitted)]
                 assert got == expected, batch
                 assert bat.state(conn_b) == seq.state(conn_a), batch
         finally:
@@ -225,10 +235,11 @@ def test_concurrent_batches_over_overlapping_accounts_keep_the_ledger_exact(
     pg: tuple[str, Conn],
 ) -> None:
     """Two threads, each with its own event loop and connection, run batches whose items name
-    shared accounts in random orders: first admissions only, then admissions and settlements
-    mixed. No deadlock (nor any other error); after the first phase the holds of each account
-    never exceed its balance (the overdraft bound of admission) and some were refused; at the
-    end every balance equals its ledger sum and none is below the overdraft limit."""
+    shared accounts in random orders: first admissions only, then batches of admissions and
+    batches of settlements and admissions together. No deadlock (nor any other error); after
+    the first phase the holds of each account never exceed its balance (the overdraft bound of
+    admission) and some were refused; at the end every balance equals its ledger sum and none
+    is below the overdraft limit."""
     url, conn = pg
     acc = _Accounts(conn, f"c{uuid.uuid4().hex[:6]}", [40_000] * 4)
     errors: list[BaseException] = []
@@ -241,36 +252,36 @@ def test_concurrent_batches_over_overlapping_accounts_keep_the_ledger_exact(
         mine = placed[seed]
         try:
             for b in range(30):
-                if not mixed or b % 2 == 0 or not mine:
-                    items = [
-                        pg_ledger.admit_params(
-                            acc.keys[a]["ok"],
-                            f"w{seed}-{mixed}-{b}-{i}",
-                            rng.randint(500, 3_000),
-                            ttl_ms=600_000,
-                        )  # fmt: skip
-                        for i, a in enumerate(rng.choices(range(4), k=rng.randint(2, 8)))
-                    ]
-                    results = await pg_ledger.admit_many(aconn.cursor(), items)
-                    for item, res in zip(items, results, strict=True):
-                        assert isinstance(res, ledger.AdmitResult)
-                        if res.status == "ok":
-                            mine.append((item[1], acc.ids.index(res.account_id)))
-                        else:
-                            assert res.status == "insufficient"
-                            refused.append(1)
-                else:
+                items = [
+                    pg_ledger.admit_params(
+                        acc.keys[a]["ok"],
+                        f"w{seed}-{mixed}-{b}-{i}",
+                        rng.randint(500, 3_000),
+                        ttl_ms=600_000,
+                    )  # fmt: skip
+                    for i, a in enumerate(rng.choices(range(4), k=rng.randint(2, 8)))
+                ]
+                settles: list[pg_ledger.Params] = []
+                if mixed and b % 2 == 1 and mine:
                     rng.shuffle(mine)
                     k = rng.randint(1, 8)
                     done, mine[:] = mine[:k], mine[k:]
-                    items = [
+                    settles = [
                         pg_ledger.settle_params(
                             rid, acc.ids[a], rng.randint(0, 4_000), overdraft_limit_micros=L
                         )  # fmt: skip
                         for rid, a in done
                     ]
-                    for res in await pg_ledger.settle_many(aconn.cursor(), items):
-                        assert isinstance(res, ledger.SettleResult) and not res.duplicate
+                settled, admitted = await pg_ledger.step_many(aconn.cursor(), settles, items)
+                for sres in settled:
+                    assert isinstance(sres, ledger.SettleResult) and not sres.duplicate
+                for item, res in zip(items, admitted, strict=True):
+                    assert isinstance(res, ledger.AdmitResult)
+                    if res.status == "ok":
+                        mine.append((item[1], acc.ids.index(res.account_id)))
+                    else:
+                        assert res.status == "insufficient"
+                        refused.append(1)
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             errors.append(exc)
         finally:
@@ -337,6 +348,29 @@ def test_concurrent_calls_go_out_as_one_batch_and_one_flush(pg: tuple[str, Conn]
                 1_000_000 - 5 * (i + 1) for i in range(10)
             ]
             assert (b.statements, b.items) == (4, 20)  # 4 + 4 + 2 settlements
+            b.max_batch = 64
+            await asyncio.gather(
+                *(runner.run(ledger.admit, acc.keys[0]["ok"], f"p{i}", 10, ttl_ms=60_000)
+                  for i in range(5))
+            )  # fmt: skip
+            # settlements and admissions queued together: one statement, settlements first
+            mixed = await asyncio.gather(
+                *(
+                    runner.run(ledger.settle, f"p{i}", acc.ids[0], 5, overdraft_limit_micros=0)
+                    if i % 2 == 0
+                    else runner.run(ledger.admit, acc.keys[0]["ok"], f"q{i}", 10, ttl_ms=60_000)
+                    for i in range(10)
+                )
+            )
+            assert (b.statements, b.items) == (6, 35)
+            balance = 1_000_000 - 50 - 25
+            assert [s.balance_micros for s in mixed[0::2]] == [
+                balance + 20 - 5 * i for i in range(5)
+            ]
+            held = 10 * 2  # p1 and p3 were not settled
+            assert [r.available_micros for r in mixed[1::2]] == [
+                balance - held - 10 * (i + 1) for i in range(5)
+            ]
         finally:
             await runner.aclose()
             runner.close()
@@ -383,7 +417,7 @@ async def _batch_waiting(url: str) -> int:
         for _ in range(600):
             cur = await watcher.execute(
                 "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
-                ("%dexto_admit_many%",),
+                ("%dexto_step_many%",),
             )
             row = await cur.fetchone()
             if row:

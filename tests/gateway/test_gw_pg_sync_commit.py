@@ -37,6 +37,10 @@ def _key(conn: Conn, tag: str) -> tuple[str, str]:
     return acct.id, accounts.hash_key(key)
 
 
+async def _step(cur: Any, params: Any, commit: str | None = None) -> Any:
+    return await pg_ledger.step_many(cur, *params, commit)
+
+
 def test_a_synced_statement_commits_under_the_given_setting_with_the_same_results(
     pg: tuple[str, Conn],
 ) -> None:
@@ -44,13 +48,15 @@ def test_a_synced_statement_commits_under_the_given_setting_with_the_same_result
     account_id, kh = _key(conn, "s")
     admit = pg_ledger.admit_params(kh, "r1", 10, ttl_ms=60_000, now=1)
     admit2 = pg_ledger.admit_params(kh, "r2", 10, ttl_ms=60_000, now=1)
+    admit3 = pg_ledger.admit_params(kh, "r3", 10, ttl_ms=60_000, now=2)
     settle = pg_ledger.settle_params("r1", account_id, 7, overdraft_limit_micros=L, now=2)
     settle2 = pg_ledger.settle_params("r2", account_id, 3, overdraft_limit_micros=L, now=2)
     calls: list[tuple[Any, Any]] = [
         (pg_ledger.admit_one, admit),
-        (pg_ledger.admit_many, [admit, admit2]),
+        (_step, ([], [admit, admit2])),
         (pg_ledger.settle_one, settle),
-        (pg_ledger.settle_many, [settle, settle2]),
+        (_step, ([settle, settle2], [])),
+        (_step, ([settle], [admit3])),
     ]
 
     async def main() -> None:
@@ -65,7 +71,7 @@ def test_a_synced_statement_commits_under_the_given_setting_with_the_same_result
                 assert synced == plain
                 await cur.execute("SHOW synchronous_commit")
                 assert await cur.fetchone() == ("local",)
-                if fn is pg_ledger.admit_many:
+                if params == ([], [admit, admit2]):
                     await c.commit()  # the settlements need the holds
                 else:
                     await c.rollback()

@@ -12,6 +12,7 @@ from dexto.gateway.db import Conn, Database
 from dexto.gateway.migrations_batch import batch_functions
 from dexto.gateway.migrations_ledger import ledger_functions
 from dexto.gateway.migrations_login import login_schema
+from dexto.gateway.migrations_step import step_functions
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "current_version", "migrate"]
 
@@ -113,7 +114,14 @@ def _v2(d: str) -> list[str]:
     ]
 
 
-MIGRATIONS = {1: _v1, 2: _v2, 3: login_schema, 4: ledger_functions, 5: batch_functions}
+MIGRATIONS = {
+    1: _v1,
+    2: _v2,
+    3: login_schema,
+    4: ledger_functions,
+    5: batch_functions,
+    6: step_functions,
+}
 LATEST_VERSION = max(MIGRATIONS)
 
 

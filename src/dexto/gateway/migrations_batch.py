@@ -1,5 +1,7 @@
 """Schema v5: batch versions of the chat path's ledger functions on PostgreSQL (registered in
-:data:`dexto.gateway.migrations.MIGRATIONS`; nothing on SQLite).
+:data:`dexto.gateway.migrations.MIGRATIONS`; nothing on SQLite). Workers of this version call
+schema v6's ``dexto_step_many`` (:mod:`migrations_step`) instead; these stay for workers of the
+previous version during a rolling upgrade.
 
 ``dexto_admit_many`` and ``dexto_settle_many`` take one array per argument of ``dexto_admit`` /
 ``dexto_settle`` (schema v4, :mod:`migrations_ledger`) and process the items in array order, in

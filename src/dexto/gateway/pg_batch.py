@@ -1,11 +1,14 @@
 """Group commit of the chat path's admissions and settlements on PostgreSQL, per worker.
 
 :meth:`PgBatcher.submit` queues one call (its arguments built by :data:`pg_ledger.BATCHED`) and
-returns a future. Each kind (admit, settle) has one queue and at most one statement in flight:
-when a call is queued and none is running, a drain task starts; it waits one loop iteration (so
-the calls made during it join), takes up to :attr:`PgBatcher.max_batch` calls and runs them as
-one statement — the single-item function for one call, the batch function (schema v5,
-:mod:`migrations_batch`) for more — while further calls queue for the next round. When the pool
+returns a future. Admissions and settlements share one queue with at most one statement in
+flight: when a call is queued and none is running, a drain task starts; it waits one loop
+iteration (so the calls made during it join), takes up to :attr:`PgBatcher.max_batch` calls and
+runs them as one statement — the single-item function for one call, schema v6's
+``dexto_step_many`` (:func:`pg_ledger.step_many`: the settlements in queue order, then the
+admissions in queue order) for more — while further calls queue for the next round. Every call
+of a batch was pending when it started, so running its settlements before its admissions is one
+of the orders in which the calls could have run one after another. When the pool
 has no flush transaction running or awaited (:meth:`PgPool.flush_idle`, and
 :attr:`PgBatcher.sync_when_idle`), the statement commits under the session's
 ``synchronous_commit`` itself (:attr:`PgPool.commit_mode`, see :mod:`pg_ledger`), one round trip,
@@ -16,8 +19,8 @@ waits for the next one.
 
 A batch statement that fails with an error that does not mean the database is unavailable (see
 :func:`db.is_unavailable`) wrote nothing (it was one transaction): its calls are run again one by
-one with the single-item function, in order, so an item that fails gets its own error and the
-others their results. A batch that fails as unavailable gives every caller a
+one with the single-item function, settlements then admissions, so an item that fails gets its
+own error and the others their results. A batch that fails as unavailable gives every caller a
 :class:`DatabaseUnavailable` (the runner then opens an outage). The futures are resolved by the
 drain task, never by the callers: a cancelled caller waits for its future (see
 :func:`await_outcome`), so the cancellation surfaces only once its call's outcome is known.
@@ -30,28 +33,23 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from dexto.gateway.db import DatabaseUnavailable, describe, is_unavailable
-from dexto.gateway.pg_ledger import BATCHED, BatchFn, OneFn, Params
+from dexto.gateway.pg_ledger import BATCHED, OneFn, Params, step_many
 from dexto.gateway.pg_pool import PgPool
 
 __all__ = ["MAX_BATCH", "PgBatcher", "await_outcome"]
 
 T = TypeVar("T")
 MAX_BATCH = 64
-_Item = tuple[Params, "asyncio.Future[Any]"]
-
-
-class _Queue:
-    def __init__(self, one: OneFn, many: BatchFn) -> None:
-        self.one, self.many = one, many
-        self.items: list[_Item] = []
-        self.drain: asyncio.Task[None] | None = None
+# one call: its single-item function, whether it is a settlement, its arguments, its future
+_Item = tuple[OneFn, bool, Params, "asyncio.Future[Any]"]
 
 
 class PgBatcher:
     def __init__(self, pool: PgPool, max_batch: int = MAX_BATCH) -> None:
         self.pool = pool
         self.max_batch = max(1, max_batch)
-        self._queues = {impl: _Queue(one, many) for impl, (_, one, many) in BATCHED.items()}
+        self._items: list[_Item] = []
+        self._drain: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.statements = 0  # batch or single-item statements run (fallbacks not included)
         self.items = 0  # calls they carried
@@ -64,12 +62,11 @@ class PgBatcher:
     def submit(self, impl: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> asyncio.Future[T]:
         """Queue one call of ``impl`` (a key of :data:`pg_ledger.BATCHED`); its future gets the
         call's result or exception once the call is durable (or failed)."""
-        params = BATCHED[impl][0](*args, **kw)
-        queue = self._queues[impl]
+        build, one, settles = BATCHED[impl]
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        queue.items.append((params, fut))
-        if queue.drain is None or queue.drain.done():
-            queue.drain = self._spawn(self._drain(queue))
+        self._items.append((one, settles, build(*args, **kw), fut))
+        if self._drain is None or self._drain.done():
+            self._drain = self._spawn(self._drain_queue())
         return fut
 
     def _spawn(self, aw: Awaitable[None]) -> asyncio.Task[None]:
@@ -78,17 +75,19 @@ class PgBatcher:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _drain(self, queue: _Queue) -> None:
-        while queue.items:
+    async def _drain_queue(self) -> None:
+        while self._items:
             await asyncio.sleep(0)  # the calls made during this loop iteration join the batch
-            batch = queue.items[: self.max_batch]
-            del queue.items[: self.max_batch]
-            futures = [fut for _, fut in batch]
+            batch = self._items[: self.max_batch]
+            del self._items[: self.max_batch]
+            # the order the statement runs them in: settlements, then admissions
+            batch = [item for item in batch if item[1]] + [item for item in batch if not item[1]]
+            futures = [item[3] for item in batch]
             commit = self.pool.commit_mode
             if not (self.sync_when_idle and commit is not None and self.pool.flush_idle()):
                 commit = None
             try:
-                outcomes = await self._run(queue, [params for params, _ in batch], commit)
+                outcomes = await self._run(batch, commit)
             except BaseException as exc:  # cancelled (the loop is closing): nobody waits forever
                 outcomes = [_unavailable(exc) for _ in batch]
                 await self._finish(futures, outcomes)
@@ -99,26 +98,31 @@ class PgBatcher:
             else:
                 self._spawn(self._finish(futures, outcomes))
 
-    async def _run(self, queue: _Queue, items: list[Params], commit: str | None) -> list[Any]:
-        """Each item's result or exception (an exception instance of its own per item); with
-        ``commit``, each statement commits under that ``synchronous_commit``."""
+    async def _run(self, batch: list[_Item], commit: str | None) -> list[Any]:
+        """Each call's result or exception (an exception instance of its own per call), in the
+        batch's order (settlements first); with ``commit``, each statement commits under that
+        ``synchronous_commit``."""
         self.statements += 1
-        self.items += len(items)
+        self.items += len(batch)
         try:
-            if len(items) == 1:
-                return [await self.pool.run(queue.one, items[0], commit)]
-            return await self.pool.run(queue.many, items, commit)
+            if len(batch) == 1:
+                one, _, params, _ = batch[0]
+                return [await self.pool.run(one, params, commit)]
+            settles = [params for _, is_settle, params, _ in batch if is_settle]
+            admits = [params for _, is_settle, params, _ in batch if not is_settle]
+            settled, admitted = await self.pool.run(step_many, settles, admits, commit)
+            return [*settled, *admitted]
         except Exception as exc:
-            if len(items) == 1:
+            if len(batch) == 1:
                 return [exc]
             if is_unavailable(exc):
-                return [_unavailable(exc) for _ in items]
+                return [_unavailable(exc) for _ in batch]
         # the batch's transaction rolled back: each call again, alone, in order
         self.fallbacks += 1
         outcomes: list[Any] = []
-        for params in items:
+        for one, _, params, _ in batch:
             try:
-                outcomes.append(await self.pool.run(queue.one, params, commit))
+                outcomes.append(await self.pool.run(one, params, commit))
             except Exception as exc:
                 outcomes.append(exc)
         return outcomes

@@ -6,12 +6,12 @@ autocommit :class:`psycopg.AsyncConnection`, so the statement is the transaction
 account row lock (admit, settle) is held only while it runs. ``admit`` and ``settle`` call the
 server-side functions of schema v4 (:mod:`migrations_ledger`), which commit without waiting for
 the WAL flush; :mod:`pg_batch` then waits for :meth:`PgPool.barrier` for them.
-Given a ``commit`` value, the batched steps (``admit_one``, ``settle_one``, ``admit_many``,
-``settle_many``) set ``synchronous_commit`` back to it after the function returned, so their
-transaction's commit waits for the flush itself.
-:func:`admit_many` and :func:`settle_many` run several admissions or settlements in one statement
-(schema v5's batch functions, :mod:`migrations_batch`); :data:`BATCHED` lists what
-:mod:`pg_batch` needs for each batched step.
+Given a ``commit`` value, the batched steps (``admit_one``, ``settle_one``, ``step_many``) set
+``synchronous_commit`` back to it after the function returned, so their transaction's commit
+waits for the flush itself.
+:func:`step_many` runs several settlements and admissions in one statement (schema v6's
+``dexto_step_many``, :mod:`migrations_step`), their arguments sent as two JSON texts (one object
+per item); :data:`BATCHED` lists what :mod:`pg_batch` needs for each batched step.
 :func:`implementation` maps a :mod:`ledger` function and its keyword arguments to the async
 version (the runner's dispatch); anything else runs the synchronous code.
 """
@@ -21,25 +21,25 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import orjson
+
 from dexto.gateway import ledger
 from dexto.gateway.ledger import MAX_CHARGE_MICROS, AdmitResult, SettleResult, now_ms
 
 __all__ = [
     "BATCHED",
-    "BatchFn",
     "OneFn",
     "Params",
     "admit",
-    "admit_many",
     "admit_one",
     "admit_params",
     "implementation",
     "progress_many",
     "release",
     "settle",
-    "settle_many",
     "settle_one",
     "settle_params",
+    "step_many",
 ]
 
 Params = tuple[Any, ...]  # one call's arguments of the v4 function, in its order
@@ -54,21 +54,18 @@ _SETTLE = (
     " %s::smallint, %s::text, %s::text, %s::text, %s::text, %s::bigint, %s::text, %s::text,"
     " %s::bigint)"
 )
-_ADMIT_TYPES = ("text", "text", "bigint", "bigint", "bigint", "text", "integer")
-_SETTLE_TYPES = (
-    "text", "text", "bigint", "bigint", "text", "integer", "integer", "smallint", "text",
-    "text", "text", "text", "bigint", "text", "text", "bigint",
+_STEP_MANY = (
+    "SELECT o_i, o_status, o_account, o_key, o_balance, o_available, o_charged, o_written_off,"
+    " o_duplicate FROM dexto_step_many(%s::json, %s::json)"
+)
+# The fields of schema v6's item types (the keys of each item's JSON object), in the order of
+# the arguments of dexto_admit / dexto_settle (what admit_params / settle_params return).
+_ADMIT_FIELDS = ("key_hash", "request_id", "hold", "now", "expires_at", "model", "prompt_tokens")
+_SETTLE_FIELDS = (
+    "request_id", "account", "cost", "overdraft", "model", "prompt_tokens", "completion_tokens",
+    "estimated", "key_id", "session_id", "source", "client_version", "now", "reason",
+    "settled_by", "expired_before",
 )  # fmt: skip
-_ADMIT_MANY = (
-    "SELECT o_i, o_status, o_account, o_key, o_balance, o_available FROM dexto_admit_many("
-    + ", ".join(f"%s::{t}[]" for t in _ADMIT_TYPES)
-    + ")"
-)
-_SETTLE_MANY = (
-    "SELECT o_i, o_charged, o_written_off, o_balance, o_duplicate FROM dexto_settle_many("
-    + ", ".join(f"%s::{t}[]" for t in _SETTLE_TYPES)
-    + ")"
-)
 _RELEASE = "DELETE FROM holds WHERE request_id = %s::text RETURNING amount_micros"
 _PROGRESS = (
     "UPDATE holds h SET generation_id = COALESCE(v.generation_id, h.generation_id),"
@@ -199,38 +196,31 @@ async def settle(cur: Any, *args: Any, **kw: Any) -> SettleResult:
     return await settle_one(cur, settle_params(*args, **kw))
 
 
-async def admit_many(
-    cur: Any, items: list[Params], commit: str | None = None
-) -> list[AdmitResult | Exception]:
-    """Admissions (arguments from :func:`admit_params`) in one statement, as if made one after
-    another in this order; one outcome per item. ``commit`` as for :func:`admit_one`."""
-    rows = await _many(cur, _ADMIT_MANY, items, _ADMIT_TYPES, commit)
-    return [_admit_result(row) for row in rows]
-
-
-async def settle_many(
-    cur: Any, items: list[Params], commit: str | None = None
-) -> list[SettleResult | Exception]:
-    """Settlements (arguments from :func:`settle_params`) in one statement, as if made one after
-    another in this order; one outcome per item (a :class:`LookupError` for a missing account).
-    ``commit`` as for :func:`admit_one`."""
-    rows = await _many(cur, _SETTLE_MANY, items, _SETTLE_TYPES, commit)
-    return [_settle_result(row, item[1]) for row, item in zip(rows, items, strict=True)]
-
-
-async def _many(
-    cur: Any, sql: str, items: list[Params], types: tuple[str, ...], commit: str | None
-) -> list[tuple[Any, ...]]:
-    """Run a batch function (one array per argument); its rows in item order, ``o_i`` dropped."""
-    columns = tuple(list(column) for column in zip(*items, strict=True))
-    assert len(columns) == len(types)
-    sql, params = _synced(sql, columns, commit)
+async def step_many(
+    cur: Any, settles: list[Params], admits: list[Params], commit: str | None = None
+) -> tuple[list[SettleResult | Exception], list[AdmitResult | Exception]]:
+    """Settlements (arguments from :func:`settle_params`), then admissions (from
+    :func:`admit_params`), in one statement (schema v6's ``dexto_step_many``), as if made one
+    after another in that order; one outcome per item, each kind in its given order (a
+    :class:`LookupError` for a settlement's missing account). ``commit`` as for
+    :func:`admit_one`."""
+    params = (
+        orjson.dumps([dict(zip(_SETTLE_FIELDS, p, strict=True)) for p in settles]).decode(),
+        orjson.dumps([dict(zip(_ADMIT_FIELDS, p, strict=True)) for p in admits]).decode(),
+    )
+    sql, params = _synced(_STEP_MANY, params, commit)
     await cur.execute(sql, params)
-    fetched = [tuple(r) if commit is None else tuple(r)[1:] for r in await cur.fetchall()]
-    rows = sorted(fetched, key=lambda r: int(r[0]))
-    if [int(r[0]) for r in rows] != list(range(1, len(items) + 1)):
+    rows = [tuple(r) if commit is None else tuple(r)[1:] for r in await cur.fetchall()]
+    rows.sort(key=lambda r: int(r[0]))
+    if [int(r[0]) for r in rows] != list(range(1, len(settles) + len(admits) + 1)):
         raise RuntimeError("the batch function returned an unexpected set of rows")
-    return [tuple(r[1:]) for r in rows]
+    n = len(settles)
+    settled: list[SettleResult | Exception] = [
+        _settle_result((row[6], row[7], row[4], row[8]), item[1])
+        for row, item in zip(rows[:n], settles, strict=True)
+    ]
+    admitted: list[AdmitResult | Exception] = [_admit_result(row[1:6]) for row in rows[n:]]
+    return settled, admitted
 
 
 async def release(cur: Any, request_id: str) -> bool:
@@ -289,16 +279,15 @@ _ASYNC: dict[Callable[..., Any], tuple[Callable[..., Awaitable[Any]], frozenset[
 }
 
 
-BatchFn = Callable[[Any, list[Params], str | None], Awaitable[list[Any]]]
 OneFn = Callable[[Any, Params, str | None], Awaitable[Any]]
 # The steps the runner batches (see :mod:`pg_batch`): how to build one call's arguments, the
-# single-item statement and the batch statement.
+# single-item statement, and whether it is a settlement (its place in :func:`step_many`).
 BATCHED: dict[
     Callable[..., Awaitable[Any]],
-    tuple[Callable[..., Params], OneFn, BatchFn],
+    tuple[Callable[..., Params], OneFn, bool],
 ] = {
-    admit: (admit_params, admit_one, admit_many),
-    settle: (settle_params, settle_one, settle_many),
+    admit: (admit_params, admit_one, False),
+    settle: (settle_params, settle_one, True),
 }
 
 

@@ -14,8 +14,8 @@ so its outcome is never unknown. SQLite writers of one process queue on an in-pr
 :meth:`Conn.write`).
 
 PostgreSQL: the chat path's ledger steps run on the loop, on a pool of async connections
-(:mod:`pg_ledger`, :mod:`pg_pool`): ``admit`` and ``settle`` are group-committed, the calls queued
-while one of the same kind runs going out as one statement, and return once it is durable (its
+(:mod:`pg_ledger`, :mod:`pg_pool`): ``admit`` and ``settle`` are group-committed, the calls of both
+kinds queued while one statement runs going out as the next one, and return once it is durable (its
 own synchronous commit, or the pool's WAL flush barrier: :mod:`pg_batch`); ``release`` and
 ``progress_many`` run as one statement each.
 Every other call runs on the thread pool, one connection per thread. Either way a call
