@@ -21,6 +21,7 @@ from dexto.gateway.http_errors import error_body
 from dexto.gateway.logs import configure_logging, get_logger, log_event
 from dexto.gateway.metrics import Metrics
 from dexto.gateway.migrations import migrate
+from dexto.gateway.pg_vacuum import HoldsVacuum, run_holds_vacuum
 from dexto.gateway.proxy import ChatCompletions
 from dexto.gateway.ratelimit import make_limiter
 from dexto.gateway.responses import ResponsesEndpoint
@@ -137,6 +138,8 @@ class GatewayApp:
             asyncio.create_task(throttle.sweeper(state)),
             asyncio.create_task(state.catalog.get_raw()),
         ]
+        if runner.pg is not None:
+            tasks.append(asyncio.create_task(run_holds_vacuum(HoldsVacuum(runner.pg, log))))
         log_event(log, "gateway started", db=redact_url(s.db_url))
         # /v1/responses runs through the same chat handler (translation, see responses.py).
         self._responses = ErrorGuard(ResponsesEndpoint(chat, s.max_body_bytes), self.state)
