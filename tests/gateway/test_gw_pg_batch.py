@@ -143,7 +143,7 @@ _settle_item = st.tuples(
     st.one_of(st.integers(-10, 9_000), st.just(10**18)),  # cost
     # the sweeper's settle: expired_before = now, or "hold": exactly when the request's hold
     # expires (now if that item is no admission)
-    st.sampled_from([None, "now", "hold", "hold"]),
+    st.sampled_from([None, "now", "hold", "hold", "hold"]),
 )
 _batches = st.lists(
     st.one_of(
