@@ -129,14 +129,21 @@ _admit_item = st.tuples(
     st.integers(0, 2),  # account
     st.sampled_from(["ok", "ok", "old", "bad"]),
     st.integers(0, 4_000),  # hold
-    st.booleans(),  # a short ttl (expires 5 ms later)
+    # ttl (ms): "next" expires exactly at the ``now`` of the account's next admission with a
+    # valid key (5 if there is none), 10 or 20 at the next item's or the one after (items are
+    # 10 ms apart), 5 between two items, 60_000 never within the test
+    st.sampled_from(["next", "next", 10, 20, 5, 60_000]),
 )
 _settle_item = st.tuples(
     st.just("settle"),
     st.integers(0, 3),  # account (3: no such account)
-    st.integers(0, 14),  # which admission's request id
+    # whose request id: item r's (0..14), or ("back", k) the k-th last admission with a valid key
+    # in an earlier batch (its hold can still be open)
+    st.one_of(st.integers(0, 14), st.tuples(st.just("back"), st.sampled_from([1, 1, 2, 3]))),
     st.one_of(st.integers(-10, 9_000), st.just(10**18)),  # cost
-    st.booleans(),  # the sweeper's settle (expired_before)
+    # the sweeper's settle: expired_before = now, or "hold": exactly when the request's hold
+    # expires (now if that item is no admission)
+    st.sampled_from([None, "now", "hold", "hold", "hold"]),
 )
 _batches = st.lists(
     st.one_of(
@@ -148,22 +155,43 @@ _batches = st.lists(
 )
 
 
-def _params(acc: _Accounts, n: int, item: tuple[Any, ...]) -> tuple[str, pg_ledger.Params]:
+def _ttl(items: list[tuple[Any, ...]], n: int) -> int:
+    """Item ``n``'s (an admission's) ttl in ms, "next" resolved against the later items."""
+    _, a, _, _, ttl = items[n]
+    if ttl != "next":
+        return int(ttl)
+    later = (m for m in range(n + 1, len(items)) if items[m][:3] == ("admit", a, "ok"))
+    return 10 * (next(later, n) - n) or 5
+
+
+def _params(
+    acc: _Accounts, items: list[tuple[Any, ...]], n: int, first: int
+) -> tuple[str, pg_ledger.Params]:
+    """Item ``n`` of ``items`` (its batch starts at item ``first``) as the arguments of its
+    single-item function."""
+    item = items[n]
     now = T0 + n * 10
     if item[0] == "admit":
-        _, a, kind, hold, short = item
+        _, a, kind, hold, _ = item
+        ttl = _ttl(items, n)
         key = acc.keys[a][kind] if kind != "bad" else "0" * 64
         return "admit", pg_ledger.admit_params(
-            key, f"{acc.tag}r{n}", hold, ttl_ms=5 if short else 60_000, now=now, model="m",
-            prompt_tokens=n,
+            key, f"{acc.tag}r{n}", hold, ttl_ms=ttl, now=now, model="m", prompt_tokens=n,
         )  # fmt: skip
-    _, a, r, cost, sweep = item
+    _, a, ref, cost, sweep = item
+    r = ref
+    if isinstance(ref, tuple):
+        earlier = [m for m in range(first) if items[m][0] == "admit" and items[m][2] == "ok"]
+        r = earlier[-ref[1]] if len(earlier) >= ref[1] else n
+    expired_before = None if sweep is None else now
+    if sweep == "hold" and r < len(items) and items[r][0] == "admit":
+        expired_before = T0 + r * 10 + _ttl(items, r)
     account = acc.ids[a] if a < len(acc.ids) else "acct_missing"
     return "settle", pg_ledger.settle_params(
         f"{acc.tag}r{r}", account, cost, overdraft_limit_micros=L, model="m", prompt_tokens=n,
         completion_tokens=r, estimated=bool(n % 2), key_id=acc.key_ids[0], session_id="s",
         client_version="1", now=now, estimate_reason="no_usage",
-        settled_by="sweeper" if sweep else None, expired_before=now if sweep else None,
+        settled_by="sweeper" if sweep else None, expired_before=expired_before,
     )  # fmt: skip
 
 
@@ -176,10 +204,14 @@ def _outcome(acc: _Accounts, result: Any) -> Any:
     return result
 
 
+# credits: often enough for several holds, so that holds exist to expire at the boundaries
+_credits = st.one_of(st.integers(0, 12_000), st.integers(8_000, 12_000))
+
+
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(batches=_batches, credits=st.lists(st.integers(0, 12_000), min_size=3, max_size=3))
+@given(batches=_batches, credits=st.lists(_credits, min_size=3, max_size=3))
 def test_a_batch_matches_the_same_calls_one_after_another(
     two_schemas: tuple[tuple[str, Conn], tuple[str, Conn]],
     batches: list[list[tuple[Any, ...]]],
@@ -188,14 +220,19 @@ def test_a_batch_matches_the_same_calls_one_after_another(
     """The same batches (admissions, settlements, or both mixed) on two fresh schemas: one runs
     every item with the single-item function, one call at a time, the batch's settlements first,
     then its admissions (each kind in batch order); the other runs each batch as one
-    ``step_many`` statement. Every outcome and every row (holds, charges, balances) is equal."""
+    ``step_many`` statement. Every outcome and every row (holds, charges, balances) is equal.
+    Holds often expire exactly at a later admission's ``now`` or at a sweeper settle's
+    ``expired_before`` (the boundaries of "held" and "expired")."""
     (url_a, conn_a), (url_b, conn_b) = two_schemas
     tag = f"t{uuid.uuid4().hex[:8]}"
     seq, bat = _Accounts(conn_a, tag, credits), _Accounts(conn_b, tag, credits)
+    flat = [item for batch in batches for item in batch]
     numbered: list[list[tuple[int, tuple[Any, ...]]]] = []
+    first: dict[int, int] = {}
     n = 0
     for batch in batches:
         numbered.append([(n + i, item) for i, item in enumerate(batch)])
+        first.update((n + i, n) for i in range(len(batch)))
         n += len(batch)
 
     async def main() -> None:
@@ -208,14 +245,14 @@ def test_a_batch_matches_the_same_calls_one_after_another(
                     b for b in batch if b[1][0] == "admit"
                 ]
                 expected = []
-                for i, item in batch:
-                    kind, params = _params(seq, i, item)
+                for i, _ in batch:
+                    kind, params = _params(seq, flat, i, first[i])
                     one = pg_ledger.admit_one if kind == "admit" else pg_ledger.settle_one
                     try:
                         expected.append(_outcome(seq, await one(ca.cursor(), params)))
                     except LookupError as exc:
                         expected.append(_outcome(seq, exc))
-                items = [_params(bat, i, item) for i, item in batch]
+                items = [_params(bat, flat, i, first[i]) for i, _ in batch]
                 settled, admitted = await pg_ledger.step_many(
                     cb.cursor(),
                     [p for kind, p in items if kind == "settle"],
