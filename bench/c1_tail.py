@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _gateway_load import _read_response as read_response  # noqa: E402
-from _gateway_load import build_request, chat_body  # noqa: E402
+from _gateway_load import build_request, chat_body, run_loop  # noqa: E402
 from _gateway_procs import Proc, free_port, start_fake_upstream, wait_http  # noqa: E402
 from gateway_ab import BENCH_GW_ENV, prepare_variant, serve_argv  # noqa: E402
 
@@ -74,12 +74,7 @@ def sequential(
         await asyncio.gather(*(one(out) for _ in range(concurrency)))
         return out
 
-    try:
-        import uvloop
-
-        return uvloop.run(main())
-    except ImportError:  # pragma: no cover
-        return asyncio.run(main())
+    return run_loop(main())
 
 
 def spread(xs: list[float], fmt: str = ".2f") -> str:
