@@ -232,6 +232,19 @@ class Conn:
         finally:
             self.raw.rollback()
 
+    def end_transaction(self) -> None:
+        """PostgreSQL: roll back a transaction a call left open (psycopg opens one with its first
+        statement, so a bare ``one``/``all`` outside :meth:`read`/:meth:`write` would otherwise
+        leave the connection idle in transaction, holding its snapshot and locks). No-op on
+        SQLite, inside a batch, on a closed connection, or when no transaction is open."""
+        if self.dialect != "postgres" or self._batch or getattr(self.raw, "closed", False):
+            return
+        import psycopg
+
+        status = self.raw.info.transaction_status
+        if status in (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR):
+            self.raw.rollback()
+
     def close(self) -> None:
         self.raw.close()
 

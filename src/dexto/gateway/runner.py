@@ -32,6 +32,7 @@ calls refused), so recovery needs no restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -201,7 +202,7 @@ class DbRunner:
             self.db.check_file(conn)
         before = conn.statements
         try:
-            return fn(conn, *args, **kw)
+            return _invoke(conn, fn, *args, **kw)
         except Exception as exc:
             if not _is_broken(conn):
                 raise
@@ -212,7 +213,7 @@ class DbRunner:
         # closed it while idle): nothing reached the database, so run once on a fresh one.
         conn = self._local.conn = self.db.connect(create=False)
         try:
-            return fn(conn, *args, **kw)
+            return _invoke(conn, fn, *args, **kw)
         except Exception:
             if _is_broken(conn):
                 self._drop(conn)
@@ -229,6 +230,20 @@ class DbRunner:
             self.pg.close_now()
         self._executor.shutdown(wait=True)
         self.db.close_all()
+
+
+def _invoke(conn: Conn, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+    """``fn(conn, …)``, then close any transaction it left open, so a pooled PostgreSQL
+    connection never waits idle in transaction between calls. On the error path a failing
+    rollback is suppressed, so the call's own exception is the one raised."""
+    try:
+        result = fn(conn, *args, **kw)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            conn.end_transaction()
+        raise
+    conn.end_transaction()
+    return result
 
 
 def _is_broken(conn: Conn) -> bool:
