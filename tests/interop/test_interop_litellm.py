@@ -5,7 +5,11 @@ Assertions marked ``NEEDS h9`` depend on the relay changes of issue #11 done on 
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
+import warnings
+from collections.abc import Iterator
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # no network fetch at import
 
@@ -20,6 +24,28 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:.*`ReadOnly` qualifier:UserWarning"),
     pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince211"),
 ]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_litellm_clients() -> Iterator[None]:
+    """LiteLLM caches one ``openai.OpenAI`` client per key and base URL for the process's life;
+    close the sync ones this module made (their sockets to the test gateways), then forget all,
+    and close the event loop LiteLLM set on this thread."""
+    yield
+    cache = litellm.in_memory_llm_clients_cache
+    for client in list(cache.cache_dict.values()):
+        close = getattr(client, "close", None)
+        if callable(close) and not inspect.iscoroutinefunction(close):
+            close()
+    cache.flush_cache()
+    # LiteLLM's success hook calls asyncio.get_event_loop() on this thread, which makes and sets
+    # a loop that nothing closes; close it and leave the thread without one, as before.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    if not loop.is_running():
+        loop.close()
+        asyncio.set_event_loop(None)
 
 
 def complete(gw: Gateway, key: str | None = None, **kw: object) -> object:
