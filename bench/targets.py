@@ -3,12 +3,16 @@ min/median/max over the rounds, the target, and met / not met (judged on the med
 
     .venv/bin/python bench/targets.py [--rounds 5] [--quick] [--soak-s 120] [--no-litellm]
                                       [--pg URL] [--redis URL] [--litellm-venv DIR]
+                                      [--pg-async-commit]
 
 Servers, all started at once behind one fake upstream (``dexto dev fake-upstream``), loopback:
   direct           the client talks to the fake upstream itself
   sqlite-1w        the gateway on SQLite, 1 worker, 16 accounts
   pg-2w-16acct     the gateway on PostgreSQL, 2 workers, load spread over 16 accounts
   pg-2w-hot        the same server, every request on one account
+  pg-2w-async      (--pg-async-commit) a second PostgreSQL gateway, 2 workers, on the same
+                   schema and 16 accounts, whose sessions run with synchronous_commit=off
+                   (URL options): what the WAL flush waits cost; informational, no target
   litellm          LiteLLM's proxy, 1 worker (installed by bench/gateway.py's set-up into
                    --litellm-venv; PyPI only, offline model cost map)
 Gateways use the Redis rate limiter (limits far above the load) when Redis answers.
@@ -156,6 +160,11 @@ def main() -> int:
     ap.add_argument("--litellm-venv", default="/tmp/dexto-bench-litellm")
     ap.add_argument("--pg", default=PG_DEFAULT)
     ap.add_argument("--redis", default=REDIS_DEFAULT)
+    ap.add_argument(
+        "--pg-async-commit",
+        action="store_true",
+        help="also measure pg-2w-async: PostgreSQL sessions with synchronous_commit=off",
+    )
     args = ap.parse_args()
     n32, n1, ln32 = (300, 200, 100) if args.quick else (6000, 3000, 300)
     import psycopg
@@ -201,8 +210,19 @@ def main() -> int:
             "pg-2w", with_params(pg_schema, application_name=app), ADDR, 2, **common
         )
         procs.append(p2)
+        pa: tuple[Proc, int] | None = None
+        if args.pg_async_commit:
+            async_url = with_params(
+                args.pg,
+                options=f"-csearch_path%3D{schema}%20-csynchronous_commit%3Doff",
+                application_name=f"{app}-async",
+            )
+            pa = serve_gateway("pg-2w-async", async_url, ADDR, 2, **common)
+            procs.append(pa[0])
         wait_ready(ADDR, s1p, s1)
         wait_ready(ADDR, p2p, p2)
+        if pa is not None:
+            wait_ready(ADDR, pa[1], pa[0])
         lite: tuple[Proc, int] | None = None
         if not args.no_litellm:
             try:
@@ -214,6 +234,11 @@ def main() -> int:
         sqlite_cfg = Config("sqlite-1w", [s1], [(ADDR, s1p)], sqlite_keys, None)
         pg16 = Config("pg-2w-16acct", [p2], [(ADDR, p2p)], pg_keys[1:], app)
         pghot = Config("pg-2w-hot", [p2], [(ADDR, p2p)], pg_keys[:1], app)
+        pg_configs = [pg16, pghot]
+        if pa is not None:
+            pg_configs.append(
+                Config("pg-2w-async", [pa[0]], [(ADDR, pa[1])], pg_keys[1:], f"{app}-async")
+            )
         body = chat_body()
         direct_auth = {"Authorization": "Bearer sk-or-direct"}
         direct_path = "/api/v1/chat/completions"
@@ -259,11 +284,12 @@ def main() -> int:
             ("pg-2w-16acct", gw(pg16)),
             ("pg-2w-hot", gw(pghot)),
         ]
+        units += [(cfg.name, gw(cfg)) for cfg in pg_configs[2:]]
         if lite is not None:
             units.append(("litellm", litellm))
         # warm-up: connections, pools, caches (also LiteLLM's first-request start-up)
         run_load(ADDR, up_port, direct_path, body, direct_auth, concurrency=8, total=200)
-        for cfg in (sqlite_cfg, pg16, pghot):
+        for cfg in (sqlite_cfg, *pg_configs):
             r0 = measure(cfg, args.pg, 8, max(64, n32 // 10))
             answered[0] += int(r0["ok"]) if cfg.app_name else 0
         if lite is not None:
@@ -373,6 +399,9 @@ def report(
     print(f"\n{'target (issue #14)':46} {'min/median/max':>22} {'target':>10} verdict")
     for t in targets:
         print(t.line())
+    if rows.get("pg-2w-async"):
+        shown = spread(ratio("pg-2w-async", "sqlite-1w"))
+        print(f"{'PG 2w async commit / SQLite 1w, req/s':46} {shown:>22} (informational)")
     for name, s in soaked.items():
         samples = s["samples"]
         mbs = [m for _, m in samples]
