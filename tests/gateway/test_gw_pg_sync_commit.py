@@ -10,9 +10,12 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
+from _gwhelpers import chat_body, ledger_state, start_gateway
 
+from dexto.devtools.fake_upstream import FakeUpstream
 from dexto.gateway import accounts, ledger, pg_ledger
 from dexto.gateway.db import Conn, Database
 from dexto.gateway.migrations import migrate
@@ -143,3 +146,38 @@ def test_a_batch_run_while_a_flush_is_in_flight_waits_for_the_next_flush(
             runner.close()
 
     asyncio.run(main())
+
+
+def test_a_gateway_whose_sessions_commit_asynchronously_charges_every_request_once(
+    pg_url: str, fake: tuple[FakeUpstream, str]
+) -> None:
+    """The operator's trade (docs/gateway.md): ``synchronous_commit=off`` in the URL. The batcher
+    learns ``off`` as the sessions' mode, so a batch's own commit and the barrier's flush commit
+    both return without waiting for the WAL flush; the ledger is the same."""
+    url = pg_url.replace(
+        "options=-csearch_path", "options=-csynchronous_commit%3Doff%20-csearch_path"
+    )
+    assert url != pg_url
+    with start_gateway(url, fake[1], credits_micros=1_000_000) as gw:
+        with psycopg.connect(url) as c:
+            assert c.execute("SHOW synchronous_commit").fetchone() == ("off",)
+
+        async def fire() -> list[httpx.Response]:
+            async with httpx.AsyncClient(timeout=30) as client:
+                return await asyncio.gather(
+                    *(
+                        client.post(
+                            gw.v1 + "/chat/completions", json=chat_body(), headers=gw.auth()
+                        )
+                        for _ in range(24)
+                    )
+                )
+
+        responses = asyncio.run(fire())
+    assert [r.status_code for r in responses] == [200] * 24
+    state = ledger_state(url, gw.account_id)
+    ids = sorted(r.headers["x-request-id"] for r in responses)
+    assert sorted(c[0] for c in state.charges) == ids  # each answered request charged once
+    assert all(c[1] < 0 for c in state.charges)  # a charge is a negative ledger amount
+    assert state.balance == state.ledger_sum == 1_000_000 + sum(c[1] for c in state.charges)
+    assert state.holds == 0
