@@ -42,7 +42,10 @@ def _close_litellm_clients() -> Iterator[None]:
     # a loop that nothing closes; close it and leave the thread without one, as before.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        loop = asyncio.get_event_loop_policy().get_event_loop()
+        try:
+            loop = asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:  # none set on this thread (an earlier test set None)
+            return
     if not loop.is_running():
         loop.close()
         asyncio.set_event_loop(None)
