@@ -82,6 +82,47 @@ def test_a_torn_last_line_is_skipped() -> None:
     assert [r["rid"] for r in read_pending(good + b"\n" + good[:20])] == ["a"]
 
 
+_FSIZE_CHILD = """
+import json, resource, signal, sys
+from dexto.gateway.spool import Spool
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+spool = Spool(sys.argv[1])
+kw = {"overdraft_limit_micros": 0, "model": "fake/cheap", "estimated": False}
+spool.append("req_a", "acct", 10, kw)
+spool.append("req_x", "acct", 10, kw)
+assert spool.path is not None
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (spool.path.stat().st_size + 10, hard))
+failed = []
+for rid in ("req_b", "done:req_x"):
+    try:
+        spool.done("req_x") if rid.startswith("done:") else spool.append(rid, "acct", 20, kw)
+    except OSError as exc:
+        failed.append((rid, exc.errno))
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space is back
+spool.append("req_c", "acct", 30, kw)
+print(json.dumps({"path": str(spool.path), "failed": failed}))
+"""
+
+
+def test_a_write_that_fails_part_way_does_not_swallow_the_next_record(tmp_path: Path) -> None:
+    """A file size limit cuts a record and a done line part-way (as a full disk does): each
+    fragment is cut back, so the record written once space is back is read, and the one that
+    failed is not."""
+    out = subprocess.run(
+        [sys.executable, "-c", _FSIZE_CHILD, str(tmp_path / "spool")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    doc = json.loads(out.stdout)
+    assert [rid for rid, _ in doc["failed"]] == ["req_b", "done:req_x"]
+    data = Path(doc["path"]).read_bytes()
+    assert data.count(b"\n") == 3 and data.endswith(b"\n")  # req_a, req_x, req_c: no fragment
+    # req_x's done line was not written: it is replayed (a no-op once it landed)
+    assert [r["rid"] for r in read_pending(data)] == ["req_a", "req_x", "req_c"]
+
+
 def test_claim_replays_only_files_whose_worker_is_gone(tmp_path: Path, sqlite_url: str) -> None:
     db = Database(sqlite_url)
     migrate(db)

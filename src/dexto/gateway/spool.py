@@ -77,6 +77,9 @@ class Spool:
         self._fd: int | None = None
         self._open: set[str] = set()  # request ids spooled and not yet marked done
         self._lock = threading.Lock()
+        # A failed write could not be cut back: the file may end inside a line, so the next
+        # line starts with a newline of its own (read_pending skips the fragment).
+        self._torn = False
 
     def _ensure(self) -> int:
         if self._fd is not None:
@@ -116,9 +119,24 @@ class Spool:
         line = json.dumps(doc, separators=(",", ":"))
         with self._lock:
             fd = self._ensure()
-            _write_all(fd, line.encode() + b"\n")
+            self._append_line(fd, line.encode() + b"\n")
             os.fsync(fd)
             self._open.add(request_id)
+
+    def _append_line(self, fd: int, line: bytes) -> None:
+        """Append ``line`` whole or not at all: a write that fails part-way (disk full, file
+        size limit) is cut back to where it started, so the next line is not glued to a
+        fragment and lost with it."""
+        size = os.fstat(fd).st_size
+        try:
+            _write_all(fd, b"\n" + line if self._torn else line)
+        except BaseException:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                self._torn = True
+            raise
+        self._torn = False
 
     def done(self, request_id: str) -> None:
         """The settlement landed: mark it (no fsync: a replay of it is a no-op); truncate the
@@ -129,8 +147,9 @@ class Spool:
             self._open.discard(request_id)
             if not self._open:
                 os.ftruncate(self._fd, 0)
+                self._torn = False
             else:
-                _write_all(self._fd, json.dumps({"done": request_id}).encode() + b"\n")
+                self._append_line(self._fd, json.dumps({"done": request_id}).encode() + b"\n")
 
     @property
     def outstanding(self) -> int:
