@@ -36,12 +36,22 @@ Row = tuple[Any, ...]
 
 
 def redact_url(url: str) -> str:
-    """The URL without its password (for logs and errors)."""
+    """The URL without its password (for logs and errors): the one after the user name and a
+    ``password=`` query parameter (libpq accepts both) become ``***``."""
     parts = urlsplit(url)
+    netloc, query = parts.netloc, parts.query
     if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
+        netloc = netloc.replace(f":{parts.password}@", ":***@")
+    if query:
+        query = "&".join(
+            f"{pair.partition('=')[0]}=***"
+            if pair.partition("=")[0].lower() == "password"
+            else pair
+            for pair in query.split("&")
+        )
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    return parts._replace(netloc=netloc, query=query).geturl()
 
 
 class DatabaseUnavailable(DextoError):
@@ -274,6 +284,7 @@ class Database:
         elif url.startswith(("postgresql://", "postgres://")):
             self.dialect = "postgres"
             self.path = None
+            _check_pg_url(url)
         else:
             raise ConfigError(
                 f"unsupported database URL {redact_url(url)!r}",
@@ -383,6 +394,23 @@ class Database:
                 conn.close()
             except Exception:  # noqa: BLE001
                 pass
+
+
+def _check_pg_url(url: str) -> None:
+    """Refuse a PostgreSQL URL libpq cannot parse, without repeating libpq's message: it quotes
+    the offending part, which may be the password."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        raise ConfigError(
+            "the PostgreSQL database URL (--db, DEXTO_GATEWAY_DB) cannot be parsed; it is not"
+            " shown because it may contain a password",
+            fix="Percent-encode reserved characters in the user name and password"
+            " (% as %25, @ as %40, : as %3A, / as %2F), or pass the password in PGPASSWORD.",
+        ) from None
 
 
 BUSY_TIMEOUT_S = 10.0  # a SQLite writer waits this long for the lock (on a database thread)
