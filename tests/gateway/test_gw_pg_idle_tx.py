@@ -1,6 +1,7 @@
 """No pooled PostgreSQL connection is left idle in transaction after a call (psycopg opens a
 transaction with a connection's first statement; a call that never commits or rolls back would
-keep it open, holding its snapshot, so VACUUM cannot remove the rows it could still see)."""
+keep it open, holding its snapshot, so VACUUM cannot remove the rows it could still see); a read
+unit is one snapshot, a write unit reads committed rows."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import psycopg
 import pytest
 
 from dexto.devtools.fake_upstream import FakeUpstream
+from dexto.gateway import accounts
 from dexto.gateway.db import Conn, Database
+from dexto.gateway.migrations import migrate
 from dexto.gateway.runner import DbRunner
 from tests.gateway._gwhelpers import start_gateway
 
@@ -73,3 +76,27 @@ def test_healthz_leaves_no_gateway_connection_idle_in_transaction(
             ).fetchall()
     assert opened, "the gateway opened no connection"
     assert [row for row in opened if str(row[0]).startswith("idle in transaction")] == []
+
+
+def test_a_read_unit_sees_one_snapshot_and_a_write_unit_reads_committed(pg_url: str) -> None:
+    """``Conn.read()`` on PostgreSQL: a row committed by another session between two of its
+    statements is not seen by the second (metrics, usage and reconciliation reports add up
+    within one unit); ``write()`` afterwards is READ COMMITTED again (its row locks see the
+    latest committed rows)."""
+    db = Database(pg_url)
+    migrate(db)
+    conn, other = db.connect(), db.connect()
+    try:
+        accounts.create_account(other, "first@example.com", credits_micros=1)
+        with conn.read():
+            assert conn.one("SHOW transaction_isolation") == ("repeatable read",)
+            before = conn.one("SELECT COUNT(*) FROM accounts")
+            accounts.create_account(other, "second@example.com", credits_micros=1)
+            assert conn.one("SELECT COUNT(*) FROM accounts") == before == (1,)
+        with conn.write():
+            assert conn.one("SHOW transaction_isolation") == ("read committed",)
+            assert conn.one("SELECT COUNT(*) FROM accounts") == (2,)
+        with conn.read():
+            assert conn.one("SELECT COUNT(*) FROM accounts") == (2,)
+    finally:
+        db.close_all()

@@ -13,7 +13,7 @@ import sqlite3
 import stat
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -231,16 +231,30 @@ class Conn:
 
     @contextmanager
     def read(self) -> Iterator[Conn]:
-        """A read-only unit: one consistent snapshot on both drivers."""
+        """A read-only unit: one consistent snapshot on both drivers (SQLite: a deferred
+        transaction; PostgreSQL: ``REPEATABLE READ``, begun with the first statement, when no
+        transaction is open yet)."""
         if self._batch:
             yield self
             return
+        snapshot = False
         if self.dialect == "sqlite":
             self.raw.execute("BEGIN")
+        else:
+            import psycopg
+
+            if self.raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                self.raw.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+                snapshot = True
         try:
             yield self
         finally:
-            self.raw.rollback()
+            try:
+                self.raw.rollback()
+            finally:
+                if snapshot:
+                    with suppress(Exception):  # a broken connection: dropped by its owner
+                        self.raw.isolation_level = None  # write() keeps READ COMMITTED
 
     def end_transaction(self) -> None:
         """PostgreSQL: roll back a transaction a call left open (psycopg opens one with its first
