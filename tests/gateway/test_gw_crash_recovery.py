@@ -300,3 +300,78 @@ def test_postgres_lost_mid_request_every_completed_request_is_billed(
             metrics = c.get(gw.url + "/metrics").text
         deferred = [ln for ln in metrics.splitlines() if ln.startswith(_DEFERRED)]
         assert deferred and float(deferred[0].split()[-1]) >= 1  # the outage hit settlement
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("spool_back", [True, False])
+def test_a_settlement_the_spool_refused_is_spooled_again_and_billed_after_sigterm(
+    own_pg_db: tuple[str, str], fake: tuple[FakeUpstream, str], tmp_path: Path, spool_back: bool
+) -> None:
+    """The database goes away while a non-streaming request waits for its upstream, and the
+    spool cannot be written either (its directory's parent is a file): the client still gets
+    its answer, the settlement stays in memory. The spool comes back; SIGTERM: the worker
+    writes the settlement to the spool at shutdown, and a new gateway replays it once the
+    database is back (without that, its hold — never delivered — would be released unbilled).
+    If the spool still refuses it at shutdown, the loss is logged with the request id."""
+    db_url, name = own_pg_db
+    account_id, key = make_account(db_url, "spool@example.com", 10_000_000)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the spool directory's parent should be")
+    spool_dir = blocker / "spool"
+    env = {"DEXTO_GATEWAY_SPOOL_DIR": str(spool_dir)}
+    gw = GatewayProc(db_url, fake[1], tmp_path, **env)
+    try:
+        answer: list[httpx.Response] = []
+        body = {
+            "model": "fake/cheap",
+            "messages": [{"role": "user", "content": "hi"}],
+            "fake": {"latency_ms": 1500},
+        }
+        t = threading.Thread(
+            target=lambda: answer.append(
+                httpx.post(
+                    gw.url + "/v1/chat/completions",
+                    json=body,
+                    headers={"Authorization": f"Bearer {key}"},
+                    timeout=60,
+                )
+            )
+        )
+        t.start()
+        _wait_for(lambda: _holds(db_url) == 1, "the admission")
+        _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        _pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", name)
+        t.join(60)
+        assert answer and answer[0].status_code == 200
+        request_id = answer[0].headers["x-request-id"]
+        _wait_for(lambda: "settlement spool write failed" in gw.log_path.read_text(), "the log")
+        if spool_back:
+            blocker.unlink()  # the spool can be written again
+        gw.proc.send_signal(signal.SIGTERM)
+        gw.proc.wait(timeout=60)
+        lost = [
+            json.loads(line)
+            for line in gw.log_path.read_text().splitlines()
+            if "deferred settlement lost" in line
+        ]
+    finally:
+        gw.stop()
+    if not spool_back:
+        assert [(d["request_id"], d["account"], d["level"]) for d in lost] == [
+            (request_id, account_id, "critical")
+        ]
+        assert lost[0]["cost_micros"] > 0
+        return
+    assert lost == []
+    assert len(list(spool_dir.glob("*.jsonl"))) == 1
+    _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    assert request_id not in _charges(db_url)
+    replayer = GatewayProc(db_url, fake[1], tmp_path, **env)
+    try:
+        _wait_for(lambda: request_id in _charges(db_url), "the replayed settlement")
+    finally:
+        replayer.stop()
+    amount, estimated, _, by = _charges(db_url)[request_id]
+    assert amount > 0 and estimated == 0 and by is None
+    assert _holds(db_url) == 0
+    _balance_matches_ledger(db_url, account_id)

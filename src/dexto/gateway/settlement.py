@@ -58,6 +58,9 @@ class Settlement:
     def __init__(self, state: GatewayState) -> None:
         self.state = state
         self._pending: dict[str, tuple[RequestContext, dict[str, Any]]] = {}
+        # Deferred settlements whose spool write failed: written again each retry round and
+        # at shutdown (they are lost if this worker dies before one succeeds).
+        self._unspooled: set[str] = set()
         self._retrier: asyncio.Task[None] | None = None
         self._settling: set[asyncio.Task[Any]] = set()
         self.active: set[asyncio.Task[Any]] = set()  # request tasks in progress
@@ -335,7 +338,8 @@ class Settlement:
             self._landed(ctx.request_id)  # its delivery line in the spool is done
         if result is None:
             # Spooled first: a retry that lands marks a spool entry that already exists.
-            await self._spool_deferred(ctx, cost, kwargs)
+            if not await self._spool_deferred(ctx, cost, kwargs):
+                self._unspooled.add(ctx.request_id)
             self._pending[ctx.request_id] = (ctx, {"cost": cost, **kwargs})
             st.metrics.inc("settle_deferred_total")
             if self._retrier is None or self._retrier.done():
@@ -388,9 +392,10 @@ class Settlement:
             return duplicate
         return ledger.SettleResult(found[0], found[1], duplicate.balance_micros, True)
 
-    async def _spool_deferred(self, ctx: RequestContext, cost: int, kwargs: dict[str, Any]) -> None:
+    async def _spool_deferred(self, ctx: RequestContext, cost: int, kwargs: dict[str, Any]) -> bool:
         """Write the deferred settlement to this worker's spool file (fsynced) before the
-        answer ends, so it survives the worker (another one replays it, see spool.py)."""
+        answer ends, so it survives the worker (another one replays it, see spool.py); False
+        when the write failed (logged, counted)."""
         try:
             await asyncio.to_thread(self.spool.append, ctx.request_id, ctx.account_id, cost, kwargs)
         except OSError as exc:
@@ -402,9 +407,27 @@ class Settlement:
                 request_id=ctx.request_id,
                 error=type(exc).__name__,
             )
+            return False
+        return True
+
+    async def _respool(self) -> None:
+        """Write again the deferred settlements whose spool write failed (still pending)."""
+        for rid in sorted(self._unspooled):
+            entry = self._pending.get(rid)
+            if entry is None:
+                self._unspooled.discard(rid)
+                continue
+            ctx, kw = entry
+            kw = dict(kw)
+            cost = kw.pop("cost")
+            if not await self._spool_deferred(ctx, cost, kw):
+                return  # the spool still fails: next round
+            self._unspooled.discard(rid)
+            log_event(self.state.log, "deferred settlement spooled", request_id=rid)
 
     def _landed(self, request_id: str) -> None:
         self._pending.pop(request_id, None)
+        self._unspooled.discard(request_id)
         try:
             self.spool.done(request_id)
         except OSError as exc:  # the spooled record is replayed later: a no-op then
@@ -418,6 +441,8 @@ class Settlement:
         while self._pending and (rounds is None or n < rounds):
             n += 1
             await asyncio.sleep(interval)
+            if self._unspooled:
+                await self._respool()
             for rid, (ctx, kw) in list(self._pending.items()):
                 kw = dict(kw)
                 cost = kw.pop("cost")
@@ -431,8 +456,10 @@ class Settlement:
 
     async def drain(self, timeout_s: float = 5.0) -> int:
         """At shutdown: wait for settlements in progress, retry deferred ones for up to
-        ``timeout_s``; return how many remain unsettled (they stay in the spool file, which
-        another worker replays once this process has exited)."""
+        ``timeout_s``, write again to the spool those whose spool write had failed; return how
+        many remain unsettled (those in the spool file stay there for another worker to replay
+        once this process has exited; any the spool still refuses are logged as lost, one line
+        each with its request id, account, model and cost)."""
         if self.active:  # cancelled requests settle what they relayed before ending
             await asyncio.wait(set(self.active), timeout=timeout_s)
         if self._settling:
@@ -448,7 +475,23 @@ class Settlement:
         if self._pending:
             rounds = max(1, int(timeout_s / 0.25))
             await self._retry_pending(rounds=rounds, interval=0.25)
+        if self._unspooled:
+            await self._respool()
         if self._pending:
-            log_event(self.state.log, "settlements left in the spool", 40, count=len(self._pending))
+            lost = sorted(self._unspooled)
+            spooled = len(self._pending) - len(lost)
+            if spooled:
+                log_event(self.state.log, "settlements left in the spool", 40, count=spooled)
+            for rid in lost:  # what an operator needs to bill it by hand
+                ctx, kw = self._pending[rid]
+                log_event(
+                    self.state.log,
+                    "deferred settlement lost: neither the database nor the spool took it",
+                    50,
+                    request_id=rid,
+                    account=ctx.account_id,
+                    model=ctx.model,
+                    cost_micros=kw["cost"],
+                )
         self.spool.close()
         return len(self._pending)
