@@ -27,6 +27,7 @@ from tests.gateway.test_gw_crash_recovery import (
     _balance_matches_ledger,
     _charges,
     _holds,
+    _rows,
     _wait_for,
     own_pg_db,  # noqa: F401 - a fixture
 )
@@ -216,5 +217,52 @@ def test_a_stalled_delivery_record_does_not_stall_the_stream(
         _wait_for(lambda: s.request_id in _charges(db_url), "the settlement")
     amount, estimated, _, _ = _charges(db_url)[s.request_id]
     assert estimated == 0 and amount == round(s.usage_cost() * 1_000_000)
+    assert _holds(db_url) == 0
+    _balance_matches_ledger(db_url, gw.account_id)
+
+
+def test_a_delivery_record_queued_behind_a_stalled_one_does_not_wait_for_it(
+    own_pg_db: tuple[str, str],  # noqa: F811 - the fixture imported above
+    fake: tuple[FakeUpstream, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stream A's delivery record waits on a row lock; stream B's first output comes while A's
+    write is still in flight, so B's record is queued behind it. B is relayed ``RECORD_WAIT_S``
+    after its record was queued, while A's lock is still held (its delivery spooled); both
+    records land and both streams are charged once after the lock goes."""
+    import psycopg
+
+    from dexto.gateway import settlement
+
+    monkeypatch.setattr(settlement, "RECORD_WAIT_S", 1.0)
+    db_url, _ = own_pg_db
+    with start_gateway(
+        db_url, fake[1], credits_micros=10_000_000, spool_dir=str(tmp_path / "spool")
+    ) as gw:
+        # A streams on for ~8 s: its settlement (which would wait on the same lock, and with
+        # it the ledger statements queued behind it) comes after the lock is gone
+        a = Stream(gw.url, gw.key, 0, {"latency_ms": 1000, "chunks": 400, "chunk_delay_ms": 20})
+        a.start()
+        _wait_for(lambda: _holds(db_url) == 1, "A's hold")
+        with psycopg.connect(db_url) as lock:
+            lock.execute("SELECT 1 FROM holds FOR UPDATE")  # A's hold row only
+            assert a.started.wait(30)  # A relayed: its record timed out, its write still waits
+            b = Stream(gw.url, gw.key, 1, {"chunks": 5})
+            b.start()
+            relayed = b.started.wait(10)
+            delivered = _rows(db_url, "SELECT request_id, delivered FROM holds")
+            lock.commit()
+        assert relayed, "B waited for A's stalled record"
+        assert (a.request_id, 0) in delivered  # A's record was still waiting when B relayed
+        for s in (a, b):
+            s.join(60)
+            assert s.error is None and s.text.endswith(b"data: [DONE]\n\n")
+        ids = {a.request_id, b.request_id}
+        _wait_for(lambda: ids <= set(_charges(db_url)), "the settlements")
+    charges = _charges(db_url)
+    for s in (a, b):
+        amount, estimated, _, _ = charges[s.request_id]
+        assert estimated == 0 and amount == round(s.usage_cost() * 1_000_000)
     assert _holds(db_url) == 0
     _balance_matches_ledger(db_url, gw.account_id)

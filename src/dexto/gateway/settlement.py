@@ -71,6 +71,8 @@ class Settlement:
         self._delivery_spooled: dict[str, RequestContext] = {}  # delivery lines in the spool
         self._first_batch: asyncio.Future[None] | None = None
         self._first_writer: asyncio.Task[None] | None = None
+        # the batch whose write is in flight: its future, its deliveries, its spooling tasks
+        self._first_inflight: tuple[asyncio.Future[None], dict[str, _Due], list[Any]] | None = None
         s = state.settings
         self.spool = Spool(s.spool_dir or default_spool_dir(s.db_url))
 
@@ -96,14 +98,17 @@ class Settlement:
         """Record on the hold that the stream delivered (and its generation id), and return once
         that write returned, so no byte reaches the client before a sweeper could bill it.
         Group commit: every stream that asks before the next loop iteration (or while a write
-        is running) joins one transaction. A write that fails (or still runs after
-        ``RECORD_WAIT_S``) is logged, and the caller goes on once the delivery was written to
-        the spool instead (fsynced; see spool.py): a worker dying before the request settles
-        leaves it to be billed by the worker that replays the spool."""
+        is running) joins one transaction. A write that fails, or a batch not written
+        ``RECORD_WAIT_S`` after it was opened (its write still running, or still queued behind
+        a slow one), is logged, and the caller goes on once the delivery was written to the
+        spool instead (fsynced; see spool.py): a worker dying before the request settles leaves
+        it to be billed by the worker that replays the spool."""
         self._first_due[ctx.request_id] = (ctx, generation_id, tokens)
         batch = self._first_batch
         if batch is None:
-            batch = self._first_batch = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            batch = self._first_batch = loop.create_future()
+            loop.call_later(RECORD_WAIT_S, self._batch_deadline, batch)
         if self._first_writer is None or self._first_writer.done():
             self._first_writer = asyncio.ensure_future(self._write_first())
         await asyncio.shield(batch)
@@ -117,20 +122,33 @@ class Settlement:
             rows = [(rid, gen, tokens) for rid, (_, gen, tokens) in due.items()]
             expires_at = ledger.now_ms() + st.settings.hold_ttl_s * 1000
             spooling: list[asyncio.Future[None]] = []
-            slow = asyncio.get_running_loop().call_later(
-                RECORD_WAIT_S, self._record_slow, batch, due, spooling
-            )
+            if batch is not None:
+                self._first_inflight = (batch, due, spooling)
             try:
                 await st.runner.run(ledger.progress_many, rows, expires_at)
             except Exception as exc:  # noqa: BLE001 - relayed anyway, the delivery spooled
                 log_event(st.log, "hold delivery record failed", 30, error=type(exc).__name__)
-                slow.cancel()
                 if not spooling:
+                    self._first_inflight = None
                     await self._spool_delivered(due)
             finally:
-                slow.cancel()
+                self._first_inflight = None
                 if not spooling and batch is not None and not batch.done():
                     batch.set_result(None)
+
+    def _batch_deadline(self, batch: asyncio.Future[None]) -> None:
+        """``RECORD_WAIT_S`` after ``batch`` was opened: if its streams still wait, spool their
+        deliveries and let them go on. A batch still queued (behind a slow write) is detached
+        first — later streams open a new batch — and its deliveries stay queued, so the record
+        is still written after the slow one."""
+        if batch.done():
+            return
+        if self._first_batch is batch:
+            self._first_batch = None
+            self._record_slow(batch, dict(self._first_due), [])
+        elif self._first_inflight is not None and self._first_inflight[0] is batch:
+            _, due, spooling = self._first_inflight
+            self._record_slow(batch, due, spooling)
 
     def _record_slow(
         self,
@@ -148,7 +166,10 @@ class Settlement:
                 if batch is not None and not batch.done():
                     batch.set_result(None)
 
-        spooling.append(asyncio.ensure_future(spool_then_release()))
+        task = asyncio.ensure_future(spool_then_release())
+        spooling.append(task)
+        self._settling.add(task)  # referenced until done; drain waits for it
+        task.add_done_callback(self._settling.discard)
 
     async def _spool_delivered(self, due: dict[str, _Due]) -> None:
         """Write the deliveries the holds could not record to the spool (one fsync each)."""
