@@ -63,10 +63,11 @@ def create_account(
     credits_micros: int = 0,
 ) -> dict[str, Any]:
     pw_hash = password_hash or check_and_hash_password(password)
-    acct = accounts.create_account(
-        conn, email, password_hash=pw_hash, credits_micros=credits_micros
-    )
-    _info, key = accounts.create_key(conn, acct.id, name="default")
+    with conn.write():  # account, credit and key: one transaction, all or nothing
+        acct = accounts.create_account(
+            conn, email, password_hash=pw_hash, credits_micros=credits_micros
+        )
+        _info, key = accounts.create_key(conn, acct.id, name="default")
     return {"account": acct.public(), "apiKey": key}
 
 

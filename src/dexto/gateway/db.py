@@ -140,6 +140,7 @@ class Conn:
         # in-process writer mutex (a connection used on the event loop must never block).
         self._wait_for_lock = wait_for_lock
         self._batch = False  # SQLite: inside a group-commit transaction (see begin_batch)
+        self._writing = False  # inside a write() transaction (a nested write() is a savepoint)
 
     def _sql(self, sql: str) -> str:
         if self.dialect == "sqlite":
@@ -165,9 +166,11 @@ class Conn:
     def write(self) -> Iterator[Conn]:
         """A transaction that will write: commit on success, roll back on any error.
 
-        Inside a group-commit transaction (:meth:`begin_batch`) it is a ``SAVEPOINT`` instead:
-        released on success, rolled back to on any error; the batch commits it later."""
-        if self._batch:
+        Inside a group-commit transaction (:meth:`begin_batch`) or another :meth:`write` it is
+        a ``SAVEPOINT`` instead: released on success, rolled back to on any error; the
+        enclosing transaction commits it (or rolls it back) later, so several writes can be
+        made one atomic unit."""
+        if self._batch or self._writing:
             with self._savepoint():
                 yield self
             return
@@ -179,6 +182,7 @@ class Conn:
         try:
             if self.dialect == "sqlite":
                 self.raw.execute("BEGIN IMMEDIATE")
+            self._writing = True
             try:
                 yield self
             except BaseException:
@@ -188,6 +192,7 @@ class Conn:
                 self.raw.commit()
                 self.commits += 1
         finally:
+            self._writing = False
             if lock is not None:
                 lock.release()
 
@@ -198,7 +203,8 @@ class Conn:
         try:
             yield
         except BaseException:
-            if raw.in_transaction:  # SQLite may have rolled the whole transaction back
+            # SQLite may have rolled the whole transaction back; PostgreSQL's is only aborted
+            if self.dialect != "sqlite" or raw.in_transaction:
                 raw.execute("ROLLBACK TO w")
                 raw.execute("RELEASE w")
             raise
@@ -233,8 +239,9 @@ class Conn:
     def read(self) -> Iterator[Conn]:
         """A read-only unit: one consistent snapshot on both drivers (SQLite: a deferred
         transaction; PostgreSQL: ``REPEATABLE READ``, begun with the first statement, when no
-        transaction is open yet)."""
-        if self._batch:
+        transaction is open yet). Inside a batch or a :meth:`write` it reads in that
+        transaction and ends nothing."""
+        if self._batch or self._writing:
             yield self
             return
         snapshot = False
