@@ -33,6 +33,7 @@ from dexto.gateway.db import Database, redact_url
         ),
         ("sqlite:////var/lib/dexto/gateway.db", "sqlite:////var/lib/dexto/gateway.db"),
         ("sqlite:///rel.db", "sqlite:///rel.db"),
+        ("redis://:s3cret@[::1/0?password=s3cret", "redis://:***@[::1/0?password=***"),
     ],
 )
 def test_redact_url(url: str, shown: str) -> None:

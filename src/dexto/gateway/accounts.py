@@ -57,6 +57,22 @@ def looks_like_key(key: str) -> bool:
     return bool(_KEY_RE.match(key))
 
 
+_PASTED_KEY_FIX = (
+    "That is an API key, not an id (account ids start with acct_, key ids with key_): list"
+    " them with `dexto gateway accounts list --db URL` / `dexto gateway keys list --account ID`."
+)
+
+
+def unknown_id(what: str, value: str, field: str, fix: str) -> ConfigError:
+    """``no <what> with id …``; a value that is an API key (pasted in place of an id) is not
+    repeated."""
+    if looks_like_key(value):
+        return ConfigError(
+            f"no {what} with that id: an API key was given", field=field, fix=_PASTED_KEY_FIX
+        )
+    return ConfigError(f"no {what} with id {value!r}", field=field, fix=fix)
+
+
 def validate_email(email: str) -> str:
     email = email.strip().lower()
     if not _EMAIL_RE.match(email):
@@ -122,10 +138,11 @@ def create_key(
     created = now_ms()
     with conn.write():
         if conn.one("SELECT 1 FROM accounts WHERE id = ?", (account_id,)) is None:
-            raise ConfigError(
-                f"no account with id {account_id!r}",
-                field="account",
-                fix="List accounts with `dexto gateway accounts list`.",
+            raise unknown_id(
+                "account",
+                account_id,
+                "account",
+                "List accounts with `dexto gateway accounts list`.",
             )
         conn.execute(
             "INSERT INTO api_keys (id, account_id, key_hash, prefix, name, created_at)"

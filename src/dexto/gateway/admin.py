@@ -77,9 +77,7 @@ def add_credits(
     ref = reference or f"credit_{uuid.uuid4().hex}"
     balance = ledger.credit(conn, account_id, micros, request_id=ref)
     if balance is None:
-        raise ConfigError(
-            f"no account with id {account_id!r}", field="account", fix=_NO_ACCOUNT_FIX
-        )
+        raise accounts.unknown_id("account", account_id, "account", _NO_ACCOUNT_FIX)
     return {
         "accountId": account_id,
         "addedUsd": format_usd(micros),
@@ -95,18 +93,14 @@ def create_key(conn: Conn, account_id: str, *, name: str | None = None) -> dict[
 
 def list_keys(conn: Conn, account_id: str) -> list[dict[str, Any]]:
     if accounts.find_account(conn, account_id) is None:
-        raise ConfigError(
-            f"no account with id {account_id!r}", field="account", fix=_NO_ACCOUNT_FIX
-        )
+        raise accounts.unknown_id("account", account_id, "account", _NO_ACCOUNT_FIX)
     return accounts.list_keys(conn, account_id)
 
 
 def revoke_key(conn: Conn, key_id: str) -> dict[str, Any]:
     if not accounts.revoke_key(conn, key_id):
-        raise ConfigError(
-            f"no key with id {key_id!r}",
-            field="key",
-            fix="List keys with `dexto gateway keys list --account ID`.",
+        raise accounts.unknown_id(
+            "key", key_id, "key", "List keys with `dexto gateway keys list --account ID`."
         )
     return {"id": key_id, "revoked": True}
 
@@ -121,7 +115,5 @@ def list_accounts(conn: Conn) -> list[dict[str, Any]]:
 def usage(conn: Conn, account_id: str, *, recent: int = 20) -> dict[str, Any]:
     report = usage_report(conn, account_id, recent=recent)
     if report is None:
-        raise ConfigError(
-            f"no account with id {account_id!r}", field="account", fix=_NO_ACCOUNT_FIX
-        )
+        raise accounts.unknown_id("account", account_id, "account", _NO_ACCOUNT_FIX)
     return report

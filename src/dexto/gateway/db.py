@@ -9,6 +9,7 @@ database (SQLite) or per locked account row (PostgreSQL ``SELECT … FOR UPDATE`
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import stat
 import threading
@@ -38,7 +39,11 @@ Row = tuple[Any, ...]
 def redact_url(url: str) -> str:
     """The URL without its password (for logs and errors): the one after the user name and a
     ``password=`` query parameter (libpq accepts both) become ``***``."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed "[": hide what could be a password by pattern
+        url = re.sub(r"(://[^/@]*?:)[^/]*@", r"\1***@", url)
+        return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
     netloc, query = parts.netloc, parts.query
     if parts.password:
         netloc = netloc.replace(f":{parts.password}@", ":***@")
@@ -61,11 +66,18 @@ class DatabaseUnavailable(DextoError):
 
 
 def pg_connect_failed(url: str, exc: BaseException) -> DatabaseUnavailable:
-    """The outage a failed PostgreSQL connect is reported as (the URL without its password)."""
+    """The outage a failed PostgreSQL connect is reported as (the URL without its password;
+    libpq's message without any piece of it — with a raw ``@`` in the password libpq takes the
+    rest of it for the host name and quotes it)."""
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    password = urlsplit(url).password or ""
+    for piece in sorted({password, unquote(password), *password.split("@")}, key=len)[::-1]:
+        if len(piece) >= 3:
+            first = first.replace(piece, "***")
     return DatabaseUnavailable(
         f"cannot connect to PostgreSQL at {redact_url(url)}: {first}",
-        fix="Check the --db URL and that the server is running.",
+        fix="Check the --db URL (percent-encode @ : / % in the password as %40 %3A %2F %25)"
+        " and that the server is running.",
     )
 
 

@@ -103,7 +103,10 @@ def default_spool_dir(db_url: str, env: Mapping[str, str] | None = None) -> str:
     if path is not None:
         return str(path.with_name(path.name + ".spool"))
     parts = urlsplit(db_url)
-    netloc = (parts.hostname or "") + ("" if parts.port is None else f":{parts.port}")
+    try:
+        netloc = (parts.hostname or "") + ("" if parts.port is None else f":{parts.port}")
+    except ValueError:  # a port Python cannot read (several hosts, a typo): libpq judges it
+        netloc = parts.netloc.rpartition("@")[2]
     digest = hashlib.sha256(parts._replace(netloc=netloc).geturl().encode()).hexdigest()[:12]
     return str(dexto_home(env) / "gateway-spool" / digest)
 
@@ -229,8 +232,39 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
     text = str(raw)
     if name in ("upstream_url", "public_url"):
         text = text.rstrip("/")
-        if not text.startswith(("http://", "https://")):
+        _check_url(text, name, source, ("http", "https"), "Use an http(s):// URL.")
+    elif name == "redis_url":
+        _check_url(
+            text,
+            name,
+            source,
+            ("redis", "rediss", "unix"),
+            "Use redis://[:password@]host:port/db, rediss://… (TLS) or unix:///path/redis.sock.",
+        )
+    elif name == "log_level":
+        text = text.strip().upper()
+        if text not in _LOG_LEVELS:
             raise ConfigError(
-                f"invalid URL {text!r} for {source}", field=name, fix="Use an http(s):// URL."
+                f"invalid log level {raw!r} for {source}",
+                field=name,
+                fix=f"Use one of {', '.join(_LOG_LEVELS)}.",
             )
     return text
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _check_url(text: str, name: str, source: str, schemes: tuple[str, ...], fix: str) -> None:
+    """Refuse a URL of another scheme, without a host (but ``unix:``), or whose port is not a
+    number in 1–65535; the message shows it with its password hidden."""
+    from dexto.gateway.db import redact_url
+
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+        ok = parts.scheme in schemes and (bool(parts.hostname) or parts.scheme == "unix")
+    except ValueError:
+        ok, port = False, None
+    if not ok or port == 0:
+        raise ConfigError(f"invalid URL {redact_url(text)!r} for {source}", field=name, fix=fix)
