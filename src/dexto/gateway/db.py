@@ -16,8 +16,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
+from dexto._url import redact_url
 from dexto.errors import ConfigError, DextoError
 
 __all__ = [
@@ -33,25 +34,6 @@ __all__ = [
 ]
 
 Row = tuple[Any, ...]
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password (for logs and errors): the one after the user name and a
-    ``password=`` query parameter (libpq accepts both) become ``***``."""
-    parts = urlsplit(url)
-    netloc, query = parts.netloc, parts.query
-    if parts.password:
-        netloc = netloc.replace(f":{parts.password}@", ":***@")
-    if query:
-        query = "&".join(
-            f"{pair.partition('=')[0]}=***"
-            if pair.partition("=")[0].lower() == "password"
-            else pair
-            for pair in query.split("&")
-        )
-    if (netloc, query) == (parts.netloc, parts.query):
-        return url
-    return parts._replace(netloc=netloc, query=query).geturl()
 
 
 class DatabaseUnavailable(DextoError):
