@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["Secret"]
+__all__ = ["Secret", "is_sendable"]
 
 
 class Secret:
@@ -29,3 +29,8 @@ class Secret:
 
     def __bool__(self) -> bool:
         return bool(self._value)
+
+
+def is_sendable(value: str) -> bool:
+    """Whether ``value`` can be sent as a key in an HTTP header: printable ASCII, no spaces."""
+    return all("!" <= c <= "~" for c in value)

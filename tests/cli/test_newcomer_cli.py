@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dexto.cli.custom_models_cmd import reference_name
 from tests.cli.conftest import DEXTO, Run
 
 KEY = "sk-ant-api03-" + "x" * 40
@@ -319,7 +320,7 @@ def test_prefs_key_typo_gets_did_you_mean(dexto: Run) -> None:
 def test_missing_stored_key_of_a_custom_model_is_an_error_and_the_fix_works(dexto: Run) -> None:
     base = ["--provider", "litellm", "--name", "m1", "--base-url", "http://127.0.0.1:9/v1"]
     assert dexto("models", "add", *base, "--api-key", "sk-litellm-one").returncode == 0
-    ref = "custom-litellm-m1"
+    ref = reference_name("litellm", "m1")
     assert dexto("auth", "remove", ref).returncode == 0
     proc = dexto("route", "litellm/m1", "--json", env={"LITELLM_API_KEY": "sk-other"})
     assert proc.returncode == 2  # never the other key, never no key

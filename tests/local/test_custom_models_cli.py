@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from dexto.cli.custom_models_cmd import reference_name
 from dexto.config.paths import DextoPaths
 from dexto.llm.marketplace import write_cache
 from tests._samples import SAMPLE_ROWS
 from tests.local.conftest import Run, cli_env, file_mode
 
 RAW_KEY = "sk-vllm-RAW-SECRET-987654321"
+QWEN_REF = reference_name("openai-compatible", "qwen-local")
 
 
 def _models(home: Path) -> list[dict[str, object]]:
@@ -50,7 +52,7 @@ def test_raw_key_goes_to_auth_store_and_only_a_reference_to_the_file(
     )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["model"]["apiKeyRef"] == "custom-openai-compatible-qwen-local"
+    assert out["model"]["apiKeyRef"] == QWEN_REF
     assert out["route"] == "direct"
     text = (home / "models" / "custom-models.json").read_text()
     assert RAW_KEY not in text and RAW_KEY not in r.stdout + r.stderr
@@ -63,18 +65,18 @@ def test_raw_key_goes_to_auth_store_and_only_a_reference_to_the_file(
             "maxInputTokens": 32000,
             "maxOutputTokens": 4096,
             "reasoningEffort": "low",
-            "apiKeyRef": "custom-openai-compatible-qwen-local",
+            "apiKeyRef": QWEN_REF,
         }
     ]
     auth = json.loads((home / "auth.json").read_text())
-    assert auth["custom-openai-compatible-qwen-local"] == {"type": "api", "key": RAW_KEY}
+    assert auth[QWEN_REF] == {"type": "api", "key": RAW_KEY}
     assert file_mode(home / "auth.json") == 0o600
     listed = json.loads(dexto("models", "--provider", "openai-compatible", "--json").stdout)
     assert [m["id"] for m in listed["providers"]["openai-compatible"]["models"]] == ["qwen-local"]
     r = dexto("models", "remove", "qwen-local", "--json")
     assert json.loads(r.stdout)["keyRemoved"] is True
     assert _models(home) == []
-    assert "custom-openai-compatible-qwen-local" not in json.loads((home / "auth.json").read_text())
+    assert QWEN_REF not in json.loads((home / "auth.json").read_text())
 
 
 def test_api_key_from_stdin_and_env_reference(dexto: Run, home: Path) -> None:

@@ -19,13 +19,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from dexto._secret import Secret
+from dexto._secret import Secret, is_sendable
 from dexto.auth.store import ApiEntry, OAuthEntry, WellKnownEntry, entry_secret
+from dexto.errors import ConfigError
 from dexto.llm.providers import PROVIDERS, Provider
 
 __all__ = [
     "DEXTO_KEY_ENV",
     "accepts_pasted_key",
+    "check_sendable",
     "NO_KEY_NEEDED",
     "Credential",
     "CredentialSnapshot",
@@ -49,6 +51,34 @@ class Credential:
 
 def _env(env: Mapping[str, str], name: str) -> str:
     return env.get(name, "").strip()
+
+
+def _resend_fix(source: str) -> str:
+    if source.startswith("env:"):
+        return f"set {source[4:]} to the key exactly as the provider shows it, or unset it"
+    if source.startswith("auth-store:"):
+        name = source[len("auth-store:") :]
+        if name == "dexto":
+            return "run `dexto login` again"
+        if name.startswith("custom-"):
+            return (
+                "re-add the model with `dexto models add … --api-key KEY --replace`, pasting "
+                "the whole key"
+            )
+        return f"run `dexto auth set {name}` again, pasting the whole key"
+    return "pass the key exactly as the provider shows it"
+
+
+def check_sendable(value: str, source: str) -> None:
+    """Raise a ConfigError naming ``source`` (never the key) when the key cannot be sent in an
+    HTTP header: non-ASCII (e.g. a '…' from a shortened copy), spaces or control characters."""
+    if not is_sendable(value):
+        raise ConfigError(
+            "the API key contains spaces, control characters or non-ASCII characters (such "
+            "as '…' from a shortened copy)",
+            field=source,
+            fix=_resend_fix(source),
+        )
 
 
 def reference_name(ref: str) -> str:

@@ -21,8 +21,10 @@ from typing import Any
 
 import httpx
 
-from dexto._secret import Secret
+from dexto._secret import Secret, is_sendable
+from dexto._url import redact_url
 from dexto._version import __version__
+from dexto.auth.credentials import check_sendable
 from dexto.config.endpoints import gateway_root
 from dexto.errors import AuthFailedError, ConfigError, UpstreamError
 from dexto.llm.providers import Provider
@@ -61,16 +63,17 @@ def _first(body: Mapping[str, Any], *names: str) -> Any:
     return next((body[n] for n in names if body.get(n) not in (None, "")), None)
 
 
-def _headers(key: Secret | None = None) -> dict[str, str]:
+def _headers(key: Secret | None = None, source: str = "apiKey") -> dict[str, str]:
     h = {"X-Dexto-Source": "cli", "X-Dexto-Version": __version__, "Accept": "application/json"}
     if key is not None:
+        check_sendable(key.reveal(), source)
         h["Authorization"] = f"Bearer {key.reveal()}"
     return h
 
 
 def _unreachable(root: str, exc: Exception) -> UpstreamError:
     return UpstreamError(
-        f"could not reach the Dexto gateway at {root} ({type(exc).__name__})",
+        f"could not reach the Dexto gateway at {redact_url(root)} ({type(exc).__name__})",
         fix="check your network connection, or set DEXTO_GATEWAY_URL to the gateway's address",
     )
 
@@ -80,6 +83,13 @@ def _request(method: str, url: str, root: str, **kw: Any) -> httpx.Response:
         return httpx.request(method, url, timeout=TIMEOUT_S, **kw)
     except httpx.HTTPError as exc:
         raise _unreachable(root, exc) from None
+    except httpx.InvalidURL:
+        raise ConfigError(
+            f"{redact_url(root)!r} is not a valid URL (bad host or port)",
+            field="DEXTO_GATEWAY_URL",
+            fix="set DEXTO_GATEWAY_URL to the gateway's address, e.g. https://api.dexto.ai, "
+            "or unset it",
+        ) from None
 
 
 def _json(resp: httpx.Response) -> dict[str, Any]:
@@ -100,7 +110,7 @@ def _error_code(body: Mapping[str, Any]) -> str:
 def _bad_response(root: str, resp: httpx.Response) -> UpstreamError:
     code = _error_code(_json(resp))
     return UpstreamError(
-        f"the Dexto gateway at {root} answered HTTP {resp.status_code}"
+        f"the Dexto gateway at {redact_url(root)} answered HTTP {resp.status_code}"
         + (f" ({code})" if code else ""),
         fix="try again later, or check DEXTO_GATEWAY_URL",
         status=resp.status_code,
@@ -117,7 +127,7 @@ def start_device_flow(root: str) -> DeviceCode:
         raise _bad_response(root, resp)
     url = (
         _first(body, "verificationUrl", "verification_url", "verificationUri", "verification_uri")
-        or f"{root}/device"
+        or f"{redact_url(root)}/device"
     )
     complete = _first(
         body,
@@ -197,7 +207,7 @@ def check_key_format(key: str, provider: Provider | None = None) -> str:
     ``provider`` is whose key it is (None: the Dexto key); the fix describes that key's shape.
     """
     key = key.strip()
-    if not key or len(key) > 512 or any(c.isspace() or ord(c) < 32 for c in key):
+    if not key or len(key) > 512 or not is_sendable(key):
         if provider is None:
             shape = "the Dexto key exactly as shown (dxk_…)"
         else:
@@ -205,16 +215,20 @@ def check_key_format(key: str, provider: Provider | None = None) -> str:
             if provider.key_example:
                 shape += f" (it begins {provider.key_example})"
         raise ConfigError(
-            "the API key is empty or contains spaces or control characters",
+            "the API key is empty, or contains spaces, control characters or non-ASCII "
+            "characters (such as '…' from a shortened copy)",
             field="apiKey",
             fix=f"paste {shape}",
         )
     return key
 
 
-def fetch_usage(root: str, key: Secret) -> dict[str, Any]:
-    """``GET /me/usage`` with the key; 401/403 → ``AuthFailedError`` (the key was refused)."""
-    resp = _request("GET", f"{root}/me/usage", root, headers=_headers(key))
+def fetch_usage(root: str, key: Secret, source: str = "apiKey") -> dict[str, Any]:
+    """``GET /me/usage`` with the key; 401/403 → ``AuthFailedError`` (the key was refused).
+
+    ``source`` names where the key came from (e.g. ``env:DEXTO_API_KEY``) for a key that
+    cannot be sent."""
+    resp = _request("GET", f"{root}/me/usage", root, headers=_headers(key, source))
     if resp.status_code in (401, 403):
         code = _error_code(_json(resp)) or "INVALID_API_KEY"
         raise AuthFailedError(

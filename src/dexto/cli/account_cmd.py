@@ -145,7 +145,7 @@ def run_whoami(ns: argparse.Namespace) -> int:
             raise NoCredentialsError(
                 "not logged in to Dexto", fix="run `dexto login` or set DEXTO_API_KEY"
             )
-        summary = account_summary(fetch_usage(resolve_root(os.environ), cred.secret))
+        summary = account_summary(fetch_usage(resolve_root(os.environ), cred.secret, cred.source))
     except DextoError as err:
         return print_error(err, as_json=ns.json)
     if ns.json:

@@ -11,6 +11,7 @@ model is served via Dexto. ``remove`` also deletes a key that ``add`` stored for
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 import sys
 from typing import Any
@@ -63,9 +64,12 @@ def register_actions(parser: argparse.ArgumentParser) -> None:
 
 
 def reference_name(provider: str, name: str) -> str:
-    """The auth-store name under which ``add --api-key`` keeps a model's key."""
+    """The auth-store name under which ``add --api-key`` keeps a model's key: a readable slug
+    and a hash of the exact ``provider/name``, so names that differ only in case or punctuation
+    (``Foo`` / ``foo``, ``org/m`` / ``org-m``) get different names."""
     slug = re.sub(r"[^a-z0-9._-]+", "-", f"{provider}-{name}".lower()).strip("-._")
-    return (REF_PREFIX + slug)[:64].rstrip("-._")
+    digest = hashlib.sha256(f"{provider}/{name}".encode()).hexdigest()[:10]
+    return (REF_PREFIX + slug)[: 63 - len(digest)].rstrip("-._") + "-" + digest
 
 
 #: CustomModel field → the ``models add`` flag that sets it.
@@ -83,10 +87,10 @@ _FLAGS = {
 }
 
 
-def _build(ns: argparse.Namespace, api_key_ref: str | None) -> Any:
+def _build(ns: argparse.Namespace) -> Any:
     from pydantic import ValidationError
 
-    from dexto.config.custom_models import CustomModel, check_custom_model_provider
+    from dexto.config.custom_models import NEW_ENTRY, CustomModel, check_custom_model_provider
     from dexto.errors import ConfigError
     from dexto.llm.providers import PROVIDERS
 
@@ -107,10 +111,11 @@ def _build(ns: argparse.Namespace, api_key_ref: str | None) -> Any:
         "reasoningEffort": ns.reasoning_effort,
         "filePath": ns.file_path,
         "apiKeyEnv": ns.api_key_env,
-        "apiKeyRef": api_key_ref,
     }
     try:
-        return CustomModel.model_validate({k: v for k, v in fields.items() if v is not None})
+        model = CustomModel.model_validate(
+            {k: v for k, v in fields.items() if v is not None}, context={NEW_ENTRY: True}
+        )
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = [str(p) for p in first["loc"]]
@@ -125,6 +130,9 @@ def _build(ns: argparse.Namespace, api_key_ref: str | None) -> Any:
             if flag
             else "correct the arguments (see `dexto models add --help`)",
         ) from None
+    if ns.api_key is not None:
+        model = model.model_copy(update={"apiKeyRef": reference_name(model.provider, model.name)})
+    return model
 
 
 def _marketplace_status(model: Any, paths: Any) -> str | None:
@@ -167,21 +175,24 @@ def run_add(ns: argparse.Namespace) -> int:
 
     paths = DextoPaths.from_env()
     try:
-        ref = reference_name(ns.cm_provider, ns.cm_name) if ns.api_key is not None else None
-        model = _build(ns, ref)
+        model = _build(ns)
+        ref = model.apiKeyRef
         _check_duplicate(paths, model, ns.replace)
+        old_ref = _current_ref(paths, model)
         status = _marketplace_status(model, paths)
         if ref is not None:
             _store_key(paths, ref, ns.api_key, model.provider)
         from dexto.config.custom_models import add_custom_model
 
         replaced = add_custom_model(paths.custom_models, model, replace=ns.replace)
+        if replaced and old_ref != ref:
+            _remove_unused_key(paths, old_ref)
     except DextoError as err:
         return print_error(err, as_json=ns.cm_json)
     route = _route(model, paths)
     if ns.cm_json:
         print_json(
-            {"model": model.to_json(), "replaced": replaced, "marketplace": status, "route": route}
+            {"model": _shown(model), "replaced": replaced, "marketplace": status, "route": route}
         )
         return 0
     print(
@@ -190,6 +201,48 @@ def run_add(ns: argparse.Namespace) -> int:
     )
     _explain(status, route, model)
     return 0
+
+
+def _shown(model: Any) -> dict[str, Any]:
+    """The model's JSON with the password in its baseURL (if any) replaced by ``***``."""
+    from dexto._url import redact_url
+
+    out: dict[str, Any] = model.to_json()
+    if "baseURL" in out:
+        out["baseURL"] = redact_url(out["baseURL"])
+    return out
+
+
+def _current_ref(paths: Any, model: Any) -> str | None:
+    """The key reference of the saved entry that ``model`` would replace (None if none); the
+    entry may be invalid (``--replace`` repairs it), so the file is read as plain JSON."""
+    import json
+
+    try:
+        data = json.loads(paths.custom_models.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    entries = data.get("models") if isinstance(data, dict) else None
+    for raw in entries if isinstance(entries, list) else []:
+        if (
+            isinstance(raw, dict)
+            and raw.get("name") == model.name
+            and raw.get("provider") == model.provider
+            and isinstance(raw.get("apiKeyRef"), str)
+        ):
+            return str(raw["apiKeyRef"])
+    return None
+
+
+def _remove_unused_key(paths: Any, ref: str | None) -> None:
+    """Delete the stored key ``ref`` when ``add`` made it (``custom-…``) and no model uses it."""
+    from dexto.auth.store import remove_entry
+    from dexto.config.custom_models import load_custom_models
+
+    if not ref or not ref.startswith(REF_PREFIX):
+        return
+    if all(m.apiKeyRef != ref for m in load_custom_models(paths.custom_models)):
+        remove_entry(paths.auth, ref)
 
 
 def _check_duplicate(paths: Any, model: Any, replace: bool) -> None:

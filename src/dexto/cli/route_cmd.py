@@ -26,6 +26,7 @@ def register(sub: Any, name: str) -> None:
 
 
 def run(ns: argparse.Namespace) -> int:
+    from dexto._url import redact_url
     from dexto.cli._output import EXIT_ERROR, print_error, print_json
     from dexto.errors import DextoError
 
@@ -46,7 +47,7 @@ def run(ns: argparse.Namespace) -> int:
         f"{d.provider}/{d.model} → {via}",
         f"  calls      {d.effective_provider}/{d.effective_model}"
         + ("" if d.mapping_verified else "  (mapping unverified)"),
-        f"  endpoint   {d.base_url or '(provider SDK default)'}",
+        f"  endpoint   {redact_url(d.base_url) if d.base_url else '(provider SDK default)'}",
         f"  credential {d.credential_source}",
     ]
     if d.fallback:

@@ -16,8 +16,17 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from dexto.errors import ConfigError, ProviderNotAllowedError, UnknownProviderError
 from dexto.llm.providers import INTERNAL_PROVIDER, PROVIDERS, canonical_provider_id
@@ -26,6 +35,7 @@ from dexto.llm.selection import ProviderId, validate_model_id
 __all__ = [
     "CUSTOM_MODEL_PROVIDERS",
     "CustomModel",
+    "NEW_ENTRY",
     "add_custom_model",
     "check_addable",
     "check_custom_model_provider",
@@ -89,6 +99,29 @@ def check_custom_model_provider(
     return provider
 
 
+#: Validation context key: set when a model is being added (stricter checks than for loading,
+#: so an entry that was accepted before still loads and is reported where it is used).
+NEW_ENTRY = "new_entry"
+
+
+def _check_host_and_port(url: str) -> None:
+    """Raise ValueError (without the URL, which may hold a password) for a URL whose host or port
+    cannot be used: a port that is not a number in 1-65535, an unclosed ``[``, no host."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ValueError(
+            "baseURL has an invalid host or port (the port must be a number from 1 to 65535), "
+            "e.g. http://localhost:4000/v1"
+        ) from None
+    if not parts.hostname or port == 0:
+        raise ValueError(
+            "baseURL has an invalid host or port (the port must be a number from 1 to 65535), "
+            "e.g. http://localhost:4000/v1"
+        )
+
+
 class CustomModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -123,9 +156,11 @@ class CustomModel(BaseModel):
 
     @field_validator("baseURL")
     @classmethod
-    def _url(cls, v: str | None) -> str | None:
+    def _url(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is not None and not re.match(r"^https?://[^\s/]+", v):
             raise ValueError("baseURL must be an http(s) URL, e.g. http://localhost:4000/v1")
+        if v is not None and isinstance(info.context, dict) and info.context.get(NEW_ENTRY):
+            _check_host_and_port(v)
         return v.rstrip("/") if v else v
 
     @field_validator("apiKeyEnv")
@@ -299,8 +334,26 @@ def _write_document(
 def _same_entries(
     path: Path, model: CustomModel, entries: list[CustomModel | dict[str, Any]], replace: bool
 ) -> list[int]:
-    """Indexes of the entries ``model`` would replace; a clash without ``replace`` raises."""
+    """Indexes of the entries ``model`` would replace; a clash without ``replace`` raises, and so
+    does an ``apiKeyRef`` that another model already uses."""
     same = [i for i, e in enumerate(entries) if _key(e) == (model.provider, model.name)]
+    shared = [
+        e
+        for i, e in enumerate(entries)
+        if model.apiKeyRef
+        and i not in same
+        and (e.apiKeyRef if isinstance(e, CustomModel) else e.get("apiKeyRef")) == model.apiKeyRef
+    ]
+    if shared:
+        provider, name = _key(shared[0])
+        raise ConfigError(
+            f"the key reference {model.apiKeyRef!r} is already used by custom model "
+            f"{provider}/{name}; a model's key is never shared with another model's",
+            file=str(path),
+            field="apiKeyRef",
+            fix=f"give {provider}/{name} its own reference (re-add it with `dexto models add "
+            "… --api-key KEY --replace`), or use --api-key-env for this model",
+        )
     if same and not replace:
         raise ConfigError(
             f"custom model {model.provider}/{model.name} already exists",

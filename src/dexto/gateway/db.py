@@ -9,7 +9,6 @@ database (SQLite) or per locked account row (PostgreSQL ``SELECT … FOR UPDATE`
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import stat
 import threading
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from dexto._url import redact_url
 from dexto.errors import ConfigError, DextoError
 
 __all__ = [
@@ -34,29 +34,6 @@ __all__ = [
 ]
 
 Row = tuple[Any, ...]
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password (for logs and errors): the one after the user name and a
-    ``password=`` query parameter (libpq accepts both) become ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # e.g. an unclosed "[": hide what could be a password by pattern
-        url = re.sub(r"(://[^/@]*?:)[^/]*@", r"\1***@", url)
-        return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
-    netloc, query = parts.netloc, parts.query
-    if parts.password:
-        netloc = netloc.replace(f":{parts.password}@", ":***@")
-    if query:
-        query = "&".join(
-            f"{pair.partition('=')[0]}=***"
-            if pair.partition("=")[0].lower() == "password"
-            else pair
-            for pair in query.split("&")
-        )
-    if (netloc, query) == (parts.netloc, parts.query):
-        return url
-    return parts._replace(netloc=netloc, query=query).geturl()
 
 
 class DatabaseUnavailable(DextoError):

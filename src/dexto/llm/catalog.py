@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dexto._url import redact_url
 from dexto.auth.credentials import direct_fix_hint
 from dexto.config.custom_models import CustomModel
 from dexto.config.preferences import Preferences, model_allowed
@@ -91,7 +92,7 @@ def _custom_entry(m: CustomModel, market: MarketplaceCatalog | None) -> dict[str
         "capabilities": {"tools": True, "vision": False, "reasoning": False, "fileTypes": []},
     }
     if m.baseURL:
-        entry["baseURL"] = m.baseURL
+        entry["baseURL"] = redact_url(m.baseURL)
     if m.provider == "openrouter" and market is not None:
         entry["validation"] = market.status(m.name)
         listed = market.get(m.name)

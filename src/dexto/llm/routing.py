@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from dexto._url import redact_url
 from dexto.auth.credentials import NO_KEY_NEEDED, CredentialSnapshot, direct_fix_hint
 from dexto.config.custom_models import CustomModel
 from dexto.config.endpoints import DEFAULT_GATEWAY_URL, gateway_root
@@ -76,6 +77,7 @@ class FallbackPlan:
     base_url: str | None
     route: Route = "direct"
     on: str = "INSUFFICIENT_CREDITS"
+    base_url_from: str | None = None  # where base_url was set, for a fix (never shown in JSON)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -117,6 +119,7 @@ class RouteDecision:
     reason: str
     alternatives: tuple[Alternative, ...] = ()
     marketplace_source: str | None = None  # which list a lookup read: cache | bundled | live
+    base_url_from: str | None = None  # where base_url was set, for a fix (never shown in JSON)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -125,7 +128,7 @@ class RouteDecision:
             "route": self.route,
             "effectiveProvider": self.effective_provider,
             "effectiveModel": self.effective_model,
-            "baseURL": self.base_url,
+            "baseURL": redact_url(self.base_url) if self.base_url else self.base_url,
             "credentialSource": self.credential_source,
             "mappingVerified": self.mapping_verified,
             "fallback": self.fallback.to_json() if self.fallback else None,
@@ -267,6 +270,20 @@ def _direct_base_url(p: Provider, custom: CustomModel | None, ctx: RoutingContex
     return p.resolve_base_url(ctx.env)
 
 
+def _base_url_from(p: Provider, custom: CustomModel | None, ctx: RoutingContext) -> str | None:
+    """Where ``_direct_base_url`` found the URL, in words for a fix (None: the built-in one)."""
+    if custom is not None and custom.baseURL:
+        return (
+            f"the baseURL of custom model {p.id}/{custom.name} (replace it with `dexto models "
+            f"add --provider {p.id} --name {custom.name} --base-url URL --replace`)"
+        )
+    if p.id in ctx.agent_base_urls:
+        return "llm.baseURL in the agent file"
+    if ctx.env.get(p.base_url_env, "").strip():
+        return p.base_url_env
+    return None
+
+
 def _no_credentials(
     p: Provider, sel: Selection, custom: CustomModel | None, ctx: RoutingContext
 ) -> NoCredentialsError:
@@ -359,12 +376,19 @@ def decide(selection: Selection, ctx: RoutingContext) -> RouteDecision:
             None,
             _direct_reason(p, direct_src, has_dexto, ctx),
             *_extras(selection, ctx, False),
+            base_url_from=_base_url_from(p, custom, ctx),
         )
     mapped = to_marketplace(p.id, native, ctx.registry, ctx.marketplace() if info is None else None)
     fallback = None
     if has_direct and ctx.policy.fallback_on_insufficient_credits:
         assert direct_src is not None
-        fallback = FallbackPlan(p.id, native, direct_src, _direct_base_url(p, custom, ctx))
+        fallback = FallbackPlan(
+            p.id,
+            native,
+            direct_src,
+            _direct_base_url(p, custom, ctx),
+            base_url_from=_base_url_from(p, custom, ctx),
+        )
     return RouteDecision(
         selection.provider,
         model,
@@ -377,6 +401,7 @@ def decide(selection: Selection, ctx: RoutingContext) -> RouteDecision:
         fallback,
         _dexto_reason(p, model, mapped, direct_src, ctx),
         *_extras(selection, ctx, info is None and p.id != "openrouter"),
+        base_url_from="DEXTO_GATEWAY_URL",
     )
 
 

@@ -13,10 +13,17 @@ from typing import Any
 
 import httpx
 
-from dexto.errors import AuthFailedError, ExecutionError, InsufficientCreditsError, UpstreamError
+from dexto._url import redact_url
+from dexto.errors import (
+    AuthFailedError,
+    ConfigError,
+    ExecutionError,
+    InsufficientCreditsError,
+    UpstreamError,
+)
 from dexto.llm.execution._target import Target
 
-__all__ = ["body_error", "http_error", "transport_error"]
+__all__ = ["body_error", "http_error", "invalid_url_error", "transport_error"]
 
 _BALANCE = re.compile(r"Balance:\s*\$\s*(-?[0-9]+(?:\.[0-9]+)?)")
 _MAX_DETAIL = 300
@@ -112,13 +119,29 @@ def body_error(target: Target, doc: Any) -> ExecutionError:
     )
 
 
+def _where(target: Target) -> str:
+    return f"{target.label} at {redact_url(target.base_url)}" if target.base_url else target.label
+
+
 def transport_error(target: Target, exc: httpx.HTTPError) -> UpstreamError:
-    where = f"{target.label} at {target.base_url}" if target.base_url else target.label
+    where = _where(target)
     if isinstance(exc, httpx.TimeoutException):
         return UpstreamError(f"{where} timed out", fix="retry later or raise the timeout")
-    if target.is_gateway:
-        fix = "check DEXTO_GATEWAY_URL and your network"
+    if target.base_url_from:
+        fix = f"check your network and {target.base_url_from}"
     else:
-        env = target.provider.upper().replace("-", "_") + "_BASE_URL"
-        fix = f"check your network and {env}"
+        fix = "check your network"
     return UpstreamError(f"could not reach {where} ({type(exc).__name__})", fix=fix)
+
+
+def invalid_url_error(target: Target) -> ConfigError:
+    """The endpoint URL cannot be used (a bad port, an unclosed ``[``): names where it was set."""
+    origin = target.base_url_from or f"the {target.label} endpoint"
+    example = (
+        "https://api.dexto.ai, or unset it" if target.is_gateway else "http://localhost:4000/v1"
+    )
+    return ConfigError(
+        f"the URL of {_where(target)} is not valid (bad host or port)",
+        field=origin if " " not in origin else "baseURL",
+        fix=f"correct {origin}, e.g. {example}",
+    )

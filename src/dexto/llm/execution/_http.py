@@ -1,5 +1,5 @@
 """The only place execution touches the network: POST a built call, sync or async, whole or as
-SSE. httpx and HTTP-status failures are translated to dexto errors here."""
+SSE. httpx, URL and HTTP-status failures are translated to dexto errors here."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from dexto.errors import UpstreamError
-from dexto.llm.execution._errors import http_error, transport_error
+from dexto.llm.execution._errors import http_error, invalid_url_error, transport_error
 from dexto.llm.execution._sse import Event, aiter_sse, iter_sse
 from dexto.llm.execution._target import HttpCall, Target
 
@@ -39,6 +39,8 @@ def post_json(client: httpx.Client, target: Target, call: HttpCall) -> tuple[Any
         resp = client.post(call.url, headers=call.headers, content=_encode(call))
     except httpx.HTTPError as exc:
         raise transport_error(target, exc) from None
+    except httpx.InvalidURL:
+        raise invalid_url_error(target) from None
     if resp.status_code >= 400:
         raise http_error(target, resp.status_code, resp.content, resp.headers)
     return _decode(target, resp), resp.headers
@@ -51,6 +53,8 @@ async def apost_json(
         resp = await client.post(call.url, headers=call.headers, content=_encode(call))
     except httpx.HTTPError as exc:
         raise transport_error(target, exc) from None
+    except httpx.InvalidURL:
+        raise invalid_url_error(target) from None
     if resp.status_code >= 400:
         raise http_error(target, resp.status_code, resp.content, resp.headers)
     return _decode(target, resp), resp.headers
@@ -69,6 +73,8 @@ def open_stream(
             yield resp.headers, iter_sse(resp.iter_lines())
     except httpx.HTTPError as exc:
         raise transport_error(target, exc) from None
+    except httpx.InvalidURL:
+        raise invalid_url_error(target) from None
 
 
 @asynccontextmanager
@@ -85,3 +91,5 @@ async def aopen_stream(
             yield resp.headers, aiter_sse(resp.aiter_lines())
     except httpx.HTTPError as exc:
         raise transport_error(target, exc) from None
+    except httpx.InvalidURL:
+        raise invalid_url_error(target) from None

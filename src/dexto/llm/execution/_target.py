@@ -22,6 +22,7 @@ class Target:
     credential_source: str  # a name only, e.g. "env:ANTHROPIC_API_KEY"
     label: str  # for messages: "the Dexto gateway", "Anthropic"
     headers: Mapping[str, str] = field(default_factory=dict)
+    base_url_from: str | None = None  # where base_url was set, e.g. "DEXTO_GATEWAY_URL"
 
     @property
     def is_gateway(self) -> bool:

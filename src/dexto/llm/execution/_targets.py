@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 
 from dexto._secret import Secret
 from dexto._version import __version__
+from dexto.auth.credentials import check_sendable
 from dexto.auth.store import Entry, entry_secret
 from dexto.errors import ConfigError
 from dexto.llm.execution._target import Target
@@ -22,17 +23,23 @@ StoreLoader = Callable[[str], Entry | None]  # auth-store lookup by entry name
 
 
 def secret_for(source: str, env: Mapping[str, str], store: StoreLoader) -> Secret | None:
-    """The secret behind a source name; None for key-less providers and cloud chains."""
+    """The secret behind a source name; None for key-less providers and cloud chains.
+
+    A key that cannot be sent in an HTTP header is a ConfigError naming the source."""
     if source.startswith("env:"):
         name = source[4:]
         if "+" in name:  # cloud credential chains (bedrock, vertex) are read by their SDKs
             return None
         value = env.get(name, "").strip()
-        return Secret(value) if value else None
-    if source.startswith("auth-store:"):
+    elif source.startswith("auth-store:"):
         entry = store(source[len("auth-store:") :])
-        return Secret(entry_secret(entry)) if entry is not None else None
-    return None
+        value = entry_secret(entry) if entry is not None else ""
+    else:
+        return None
+    if not value:
+        return None
+    check_sendable(value, source)
+    return Secret(value)
 
 
 def gateway_headers(session_id: str, source: str) -> dict[str, str]:
@@ -50,6 +57,7 @@ def _direct(
     source: str,
     env: Mapping[str, str],
     store: StoreLoader,
+    base_url_from: str | None = None,
 ) -> Target:
     p = get_provider(provider_id)
     if p.wire == "local":
@@ -59,7 +67,16 @@ def _direct(
             fix="serve the GGUF file with ollama or llama.cpp's server and select "
             "ollama/<model> or openai-compatible/<model>",
         )
-    return Target(p.wire, p.id, model, base_url, secret_for(source, env, store), source, p.name)
+    return Target(
+        p.wire,
+        p.id,
+        model,
+        base_url,
+        secret_for(source, env, store),
+        source,
+        p.name,
+        base_url_from=base_url_from,
+    )
 
 
 def primary_target(
@@ -75,9 +92,16 @@ def primary_target(
             d.credential_source,
             "the Dexto gateway",
             dict(headers),
+            d.base_url_from,
         )
     return _direct(
-        d.effective_provider, d.effective_model, d.base_url, d.credential_source, env, store
+        d.effective_provider,
+        d.effective_model,
+        d.base_url,
+        d.credential_source,
+        env,
+        store,
+        d.base_url_from,
     )
 
 
@@ -86,5 +110,11 @@ def fallback_target(d: RouteDecision, env: Mapping[str, str], store: StoreLoader
     if fb is None:
         return None
     return _direct(
-        fb.effective_provider, fb.effective_model, fb.base_url, fb.credential_source, env, store
+        fb.effective_provider,
+        fb.effective_model,
+        fb.base_url,
+        fb.credential_source,
+        env,
+        store,
+        fb.base_url_from,
     )

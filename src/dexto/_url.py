@@ -1,0 +1,50 @@
+"""URLs as they may be shown: the password and secret-named query parameters replaced by ``***``.
+
+Used wherever a URL from a user (an environment variable, a config file, a CLI flag) reaches
+output, a log or an error. Works on text that does not parse as a URL too (bad port, unclosed
+``[``), so a malformed URL can be reported without its secret.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["redact_url"]
+
+_SECRET_PARAM = re.compile(r"pass|pwd|token|key|secret|auth|sig|credential", re.IGNORECASE)
+
+
+def _redact_netloc(netloc: str) -> str:
+    userinfo, at, host = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return netloc
+    user = userinfo.partition(":")[0]
+    return f"{user}:***@{host}"
+
+
+def _redact_query(query: str) -> str:
+    pairs = []
+    for pair in query.split("&"):
+        name, eq, _ = pair.partition("=")
+        pairs.append(f"{name}=***" if eq and _SECRET_PARAM.search(name) else pair)
+    return "&".join(pairs)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with ``user:password@`` → ``user:***@`` and the values of query parameters named
+    like a secret (password, token, key, api_key, secret, auth, sig, …) → ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    end = len(rest)
+    for ch in "/?#":
+        i = rest.find(ch)
+        if i != -1:
+            end = min(end, i)
+    netloc, tail = (rest[:end], rest[end:]) if sep else ("", rest)
+    path, hash_, fragment = tail.partition("#")
+    path, q, query = path.partition("?")
+    out = (scheme + sep if sep else "") + _redact_netloc(netloc) + path
+    if q:
+        out += q + _redact_query(query)
+    return out + hash_ + fragment
