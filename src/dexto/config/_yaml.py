@@ -66,11 +66,9 @@ def read_yaml(path: Path, *, fix: str, missing_fix: str | None = None) -> Any:
             "file is not UTF-8 text", file=str(path), fix="save the file as UTF-8 text"
         ) from None
     except OSError as exc:
-        raise ConfigError(
-            f"cannot read the file ({exc.strerror or type(exc).__name__})",
-            file=str(path),
-            fix="check the path and the file's permissions",
-        ) from None
+        from dexto.config.files import path_error
+
+        raise path_error(path, exc, reading=True) from None
     return load_yaml_text(text, file=str(path), fix=fix)
 
 
