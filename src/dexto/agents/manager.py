@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dexto.agents.bundled import bundled_agent_ids, bundled_text, content_hash
-from dexto.config.files import atomic_write, backup_file, file_lock
+from dexto.config.files import atomic_write, backup_file, file_lock, path_error
 from dexto.config.paths import DextoPaths
 from dexto.errors import ConfigError
 
@@ -96,6 +96,8 @@ def read_registry(paths: DextoPaths) -> dict[str, dict[str, Any]]:
         return {}
     except UnicodeDecodeError:
         raise ConfigError("file is not UTF-8 text", file=str(path), fix=REGISTRY_FIX) from None
+    except OSError as exc:
+        raise path_error(path, exc, reading=True) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"not valid JSON ({exc.msg})", file=str(path), line=exc.lineno, fix=REGISTRY_FIX
@@ -131,6 +133,8 @@ def _file_hash(path: Path) -> str | None:
         return content_hash(path.read_bytes())
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise path_error(path, exc, reading=True) from None
 
 
 def _state(agent_id: str, current: str | None, record: dict[str, Any] | None) -> State:

@@ -23,7 +23,7 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from dexto.config.files import atomic_write, file_lock
+from dexto.config.files import atomic_write, file_lock, path_error
 from dexto.errors import ConfigError
 
 __all__ = [
@@ -169,7 +169,7 @@ def _warn_if_wide(path: Path) -> bool:
     """Log a warning (never the contents) if ``path`` is group/other accessible; True if so."""
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
+    except OSError:  # missing or unreachable: reading it reports why
         return False
     if os.name == "posix" and mode & 0o077:
         log.warning("%s is readable by others (mode %o); run `chmod 600 %s`", path, mode, path)
@@ -193,6 +193,8 @@ def read_auth_store(
             file=str(path),
             fix=f"repair {path} or move it away and log in again",
         ) from None
+    except OSError as exc:
+        raise path_error(path, exc, reading=True) from None
     return parse_auth_store(text, file=str(path), dropping=dropping)
 
 
@@ -221,7 +223,6 @@ def write_auth_store(path: Path, store: Store) -> None:
     for name in store:
         check_entry_name(name)
     _warn_if_wide(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, render_auth_store(store), mode=STORE_MODE)
 
 

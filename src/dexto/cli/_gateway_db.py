@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 
+from dexto.config.files import path_error
 from dexto.errors import ConfigError
 
 __all__ = ["check_db_target"]
@@ -32,7 +33,10 @@ def check_db_target(url: str, *, creates: bool, create_dirs: bool = False) -> No
         return
     if not path.parent.is_dir():
         if create_dirs:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise path_error(path, exc) from None
         else:
             raise ConfigError(
                 f"no such directory: {path.parent}",

@@ -1,4 +1,8 @@
-"""YAML reading with line numbers, and pydantic errors turned into file/line/field errors."""
+"""YAML reading with line numbers, and pydantic errors turned into file/line/field errors.
+
+A document whose aliases (``*name``) would expand to more than ``MAX_EXPANDED_NODES`` values, or
+that refers to itself, is refused: walking it (validation, comparison) would not finish.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,17 @@ from pydantic import ValidationError
 
 from dexto.errors import ConfigError
 
-__all__ = ["config_error_from_validation", "line_of", "load_yaml_text", "read_yaml"]
+__all__ = [
+    "MAX_EXPANDED_NODES",
+    "config_error_from_validation",
+    "line_of",
+    "load_yaml_text",
+    "read_yaml",
+]
+
+#: The most values (mappings, sequences, keys and scalars) a document may hold once its aliases
+#: are expanded, when it uses aliases.
+MAX_EXPANDED_NODES = 100_000
 
 
 def _yaml() -> Any:
@@ -26,7 +40,7 @@ def load_yaml_text(text: str, *, file: str, fix: str) -> Any:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
-        return _yaml().load(text)
+        doc = _yaml().load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -35,6 +49,51 @@ def load_yaml_text(text: str, *, file: str, fix: str) -> Any:
         ) from None
     except YAMLError as exc:
         raise ConfigError(f"invalid YAML: {type(exc).__name__}", file=file, fix=fix) from None
+    _check_expansion(doc, file)
+    return doc
+
+
+class _Refused(Exception):
+    pass
+
+
+def _check_expansion(doc: Any, file: str) -> None:
+    """Refuse ``doc`` when its aliases expand past ``MAX_EXPANDED_NODES`` or form a cycle."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    shared = False
+
+    def size(node: Any) -> int:
+        nonlocal shared
+        if not isinstance(node, dict | list):
+            return 1
+        key = id(node)
+        if key in sizes:
+            shared = True
+            return sizes[key]
+        if key in open_:
+            raise _Refused("an alias (*name) refers to the value that contains it")
+        open_.add(key)
+        total = 1
+        for child in [*node.keys(), *node.values()] if isinstance(node, dict) else node:
+            total += size(child)
+            if total > MAX_EXPANDED_NODES and shared:
+                raise _Refused(
+                    f"its aliases (*name) expand to more than {MAX_EXPANDED_NODES} values"
+                )
+        open_.discard(key)
+        sizes[key] = total
+        return total
+
+    try:
+        size(doc)
+    except _Refused as exc:
+        raise ConfigError(
+            str(exc),
+            file=file,
+            fix=f"replace the aliases in {file} with the values they stand for, or move the "
+            f"file aside: mv {file} {file}.broken",
+        ) from None
 
 
 def read_yaml(path: Path, *, fix: str, missing_fix: str | None = None) -> Any:
@@ -66,11 +125,9 @@ def read_yaml(path: Path, *, fix: str, missing_fix: str | None = None) -> Any:
             "file is not UTF-8 text", file=str(path), fix="save the file as UTF-8 text"
         ) from None
     except OSError as exc:
-        raise ConfigError(
-            f"cannot read the file ({exc.strerror or type(exc).__name__})",
-            file=str(path),
-            fix="check the path and the file's permissions",
-        ) from None
+        from dexto.config.files import path_error
+
+        raise path_error(path, exc, reading=True) from None
     return load_yaml_text(text, file=str(path), fix=fix)
 
 

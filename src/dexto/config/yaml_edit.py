@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from dexto.config._yaml import load_yaml_text
-from dexto.config.files import atomic_write
+from dexto.config.files import atomic_write, path_error
+from dexto.errors import ConfigError
 
 __all__ = [
     "edit_yaml_text",
@@ -329,7 +330,16 @@ def remove_yaml_text(
 
 
 def _read(path: Path) -> str:
-    return path.read_text("utf-8") if path.exists() else ""
+    try:
+        return path.read_text("utf-8")
+    except FileNotFoundError:
+        return ""
+    except UnicodeDecodeError:
+        raise ConfigError(
+            "file is not UTF-8 text", file=str(path), fix="save the file as UTF-8 text"
+        ) from None
+    except OSError as exc:
+        raise path_error(path, exc, reading=True) from None
 
 
 def set_yaml_values(

@@ -329,12 +329,16 @@ class Database:
         assert self.path is not None
         path = self.path
         if create:
-            make_private_dirs(path.parent)
             try:
+                make_private_dirs(path.parent)
                 # The file (and so the -wal/-shm SQLite derives from it) is private: 0600.
                 os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
             except FileExistsError:
                 pass
+            except OSError as exc:
+                from dexto.config.files import path_error
+
+                raise path_error(path, exc) from None
         elif not path.exists():
             raise DatabaseUnavailable(
                 f"the SQLite database {str(path)!r} does not exist",

@@ -262,7 +262,7 @@ def _record_failure(paths: DextoPaths, url: str, why: str) -> None:
         atomic_write(
             _failure_file(paths), json.dumps({"at": time.time(), "url": url, "error": why})
         )
-    except OSError as exc:
+    except (OSError, DextoError) as exc:
         log.info("could not record the failed refresh: %s", type(exc).__name__)
 
 
@@ -311,7 +311,7 @@ def refresh_marketplace(
     _failure_file(paths).unlink(missing_ok=True)
     try:
         atomic_write(paths.marketplace_cache, _cache_payload(rows, url))
-    except OSError as exc:
+    except (OSError, DextoError) as exc:
         log.warning("could not write marketplace cache: %s", exc)
         return MarketplaceCatalog(parse_models(rows), "fresh", time.time(), source="live")
     fresh = load_marketplace(paths, ttl_seconds=ttl_seconds)
