@@ -320,3 +320,28 @@ def test_agent_yaml_may_declare_custom_models(dexto: Run, home: Path) -> None:
     r = dexto("route", "--agent", str(agent), "--json")
     assert r.returncode == 0, r.stdout
     assert json.loads(r.stdout)["baseURL"] == "http://from-agent:2/v1"  # the agent's wins
+
+
+def test_a_backup_of_a_file_holding_a_raw_key_is_readable_by_its_owner_only(
+    dexto: Run, home: Path
+) -> None:
+    """A hand-edited custom-models.json (0644) with a raw key in an entry (invalid: kept as it
+    is): `models remove` of that entry writes the file without it and backs up the old one —
+    which still holds the key, so the backup is 0600 whatever the original's mode."""
+    path = home / "models" / "custom-models.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "version": 1,
+        "models": [
+            {"provider": "openai-compatible", "name": "leaky", "baseURL": "http://h/v1",
+             "apiKey": RAW_KEY},
+            {"provider": "openai-compatible", "name": "fine", "baseURL": "http://h/v1"},
+        ],
+    }  # fmt: skip
+    path.write_text(json.dumps(doc))
+    path.chmod(0o644)
+    r = dexto("models", "remove", "--provider", "openai-compatible", "leaky")
+    assert r.returncode == 0, r.stderr
+    assert RAW_KEY not in path.read_text()
+    (backup,) = path.parent.glob("custom-models.json.*.bak")
+    assert RAW_KEY in backup.read_text() and file_mode(backup) == 0o600

@@ -18,6 +18,7 @@ import errno
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -115,7 +116,8 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 def backup_file(path: Path) -> Path | None:
-    """Copy ``path`` to ``path.<UTC timestamp>.bak`` beside it; return the copy (None if absent).
+    """Copy ``path`` to ``path.<UTC timestamp>.bak`` beside it, readable by its owner only (a
+    backup may keep a secret the file no longer has); return the copy (None if absent).
 
     Older backups of the same file beyond the newest ``BACKUPS_KEPT`` are deleted.
     """
@@ -133,6 +135,7 @@ def _backup_file(path: Path) -> Path | None:
     stamp += f"-{now // 1000 % 1_000_000:06d}"
     target = path.with_name(f"{path.name}.{stamp}.bak")
     shutil.copy2(path, target)
+    os.chmod(target, stat.S_IMODE(os.stat(target).st_mode) & 0o600)  # owner only, always
     _prune_backups(path)
     return target
 
