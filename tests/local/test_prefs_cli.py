@@ -129,3 +129,18 @@ def test_corrupt_file_is_reported_and_the_fix_repairs_it(
         assert done.returncode == 0, done.stderr
         assert path.read_text() == repaired
     assert dexto("prefs", "list").returncode == 0
+
+
+@pytest.mark.parametrize("value", [".inf", ".nan", "-.inf"])
+def test_a_hand_written_non_finite_number_is_refused_not_printed_as_invalid_json(
+    dexto: Run, home: Path, value: str
+) -> None:
+    """YAML's ``.inf``/``.nan`` are floats: without a check they loaded, and ``prefs list --json``
+    printed ``Infinity`` (not JSON)."""
+    path = home / "preferences.yml"
+    path.write_text(f"lowCreditsWarningUsd: {value}\n")
+    r = dexto("prefs", "list", "--json")
+    assert r.returncode == 2
+    error = json.loads(r.stdout or r.stderr)["error"]
+    assert "lowCreditsWarningUsd" in json.dumps(error)
+    assert path.read_text() == f"lowCreditsWarningUsd: {value}\n"

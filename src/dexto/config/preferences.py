@@ -59,7 +59,7 @@ class Preferences(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     preferDextoCredits: bool | None = None
-    lowCreditsWarningUsd: float = Field(default=0.5, ge=0)
+    lowCreditsWarningUsd: float = Field(default=0.5, ge=0, allow_inf_nan=False)
     enabledProviders: list[ProviderId] | None = None  # when set, only these are listed
     disabledProviders: list[ProviderId] = []
     allowedModels: list[str] | None = None  # glob patterns over "provider/model"
