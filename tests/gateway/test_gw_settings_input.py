@@ -108,3 +108,22 @@ def test_a_database_url_whose_port_python_cannot_read_still_gets_a_spool_dir() -
     url = "postgresql://u:pw@db.example:notaport/dexto"
     assert "notaport" not in default_spool_dir(url, env={"DEXTO_HOME": "/tmp/h"})
     assert default_spool_dir(url, env={"DEXTO_HOME": "/tmp/h"}).startswith("/tmp/h/")
+
+
+@pytest.mark.parametrize("name", ["\x1b[31mred", "tab\there", "bell\x07", "c1\x9b31m"])
+def test_a_key_name_with_control_characters_is_refused(
+    capsys: pytest.CaptureFixture[str], sqlite_url: str, name: str
+) -> None:
+    """``keys list`` would print them raw: terminal escapes in an operator's terminal."""
+    code, doc, _ = _run(
+        capsys, "gateway", "accounts", "create", "--db", sqlite_url, "--email", "k@b.co", "--json"
+    )
+    acct = doc["account"]["id"]
+    code, _, err = _run(
+        capsys, "gateway", "keys", "create", "--db", sqlite_url, "--account", acct, "--name", name
+    )
+    assert code == 2 and "control characters" in err and "\x1b" not in err
+    code, doc, _ = _run(
+        capsys, "gateway", "keys", "list", "--db", sqlite_url, "--account", acct, "--json"
+    )
+    assert code == 0 and [k["name"] for k in doc] == ["default"]

@@ -131,7 +131,14 @@ def list_accounts(conn: Conn) -> list[Account]:
 def create_key(
     conn: Conn, account_id: str, *, name: str | None = None
 ) -> tuple[dict[str, Any], str]:
-    """Create a key; return (its public description, the plaintext key shown once)."""
+    """Create a key; return (its public description, the plaintext key shown once). A name
+    with control characters (terminal escapes) is refused."""
+    if name is not None and any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
+        raise ConfigError(
+            "the key name contains control characters",
+            field="name",
+            fix="Use a name of printable characters, e.g. --name ci-runner.",
+        )
     key = new_key()
     key_id = "key_" + uuid.uuid4().hex[:20]
     prefix = key[:8] + "…" + key[-4:]
