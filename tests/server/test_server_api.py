@@ -248,6 +248,28 @@ def test_custom_model_with_base_url(serve: StartServer) -> None:
     assert [m["baseURL"] for m in prov["models"] if m["custom"]] == ["http://127.0.0.1:8000/v1"]
 
 
+def test_custom_models_may_name_the_same_stored_key(serve: StartServer) -> None:
+    """An ``apiKeyRef`` the user names may be shared (two models on one server, one key); only a
+    reference `dexto models add --api-key` makes for a model's own key must be unique."""
+    s = serve()
+    for name in ("qwen3", "llama3"):
+        resp = s.post(
+            "/llm/custom-models",
+            json={
+                "provider": "openai-compatible",
+                "name": name,
+                "baseURL": "http://127.0.0.1:8000/v1",
+                "apiKeyRef": "my-vllm-key",
+            },
+        )
+        assert resp.status_code == 201, resp.text
+    models = s.get("/llm/custom-models").json()["models"]
+    assert sorted((m["name"], m["apiKeyRef"]) for m in models) == [
+        ("llama3", "my-vllm-key"),
+        ("qwen3", "my-vllm-key"),
+    ]
+
+
 # --- validate --------------------------------------------------------------------------------
 
 

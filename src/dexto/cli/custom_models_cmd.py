@@ -177,14 +177,16 @@ def run_add(ns: argparse.Namespace) -> int:
     try:
         model = _build(ns)
         ref = model.apiKeyRef
-        _check_duplicate(paths, model, ns.replace)
+        _check_duplicate(paths, model, ns.replace, own_key_ref=ref is not None)
         old_ref = _current_ref(paths, model)
         status = _marketplace_status(model, paths)
         if ref is not None:
             _store_key(paths, ref, ns.api_key, model.provider)
         from dexto.config.custom_models import add_custom_model
 
-        replaced = add_custom_model(paths.custom_models, model, replace=ns.replace)
+        replaced = add_custom_model(
+            paths.custom_models, model, replace=ns.replace, own_key_ref=ref is not None
+        )
         if replaced and old_ref != ref:
             _remove_unused_key(paths, old_ref)
     except DextoError as err:
@@ -245,11 +247,11 @@ def _remove_unused_key(paths: Any, ref: str | None) -> None:
         remove_entry(paths.auth, ref)
 
 
-def _check_duplicate(paths: Any, model: Any, replace: bool) -> None:
+def _check_duplicate(paths: Any, model: Any, replace: bool, *, own_key_ref: bool) -> None:
     """Refuse before anything is stored (a key, the marketplace lookup) when ``add`` would."""
     from dexto.config.custom_models import check_addable
 
-    check_addable(paths.custom_models, model, replace=replace)
+    check_addable(paths.custom_models, model, replace=replace, own_key_ref=own_key_ref)
 
 
 def _store_key(paths: Any, ref: str, raw: str, provider: str) -> None:

@@ -332,15 +332,21 @@ def _write_document(
 
 
 def _same_entries(
-    path: Path, model: CustomModel, entries: list[CustomModel | dict[str, Any]], replace: bool
+    path: Path,
+    model: CustomModel,
+    entries: list[CustomModel | dict[str, Any]],
+    replace: bool,
+    own_key_ref: bool = False,
 ) -> list[int]:
-    """Indexes of the entries ``model`` would replace; a clash without ``replace`` raises, and so
-    does an ``apiKeyRef`` that another model already uses."""
+    """Indexes of the entries ``model`` would replace; a clash without ``replace`` raises, and,
+    with ``own_key_ref`` (a reference made for this model's own key), so does an ``apiKeyRef``
+    that another model already uses. A reference named by the user may be shared."""
     same = [i for i, e in enumerate(entries) if _key(e) == (model.provider, model.name)]
     shared = [
         e
         for i, e in enumerate(entries)
-        if model.apiKeyRef
+        if own_key_ref
+        and model.apiKeyRef
         and i not in same
         and (e.apiKeyRef if isinstance(e, CustomModel) else e.get("apiKeyRef")) == model.apiKeyRef
     ]
@@ -365,25 +371,30 @@ def _same_entries(
     return same
 
 
-def check_addable(path: Path, model: CustomModel, *, replace: bool = False) -> bool:
+def check_addable(
+    path: Path, model: CustomModel, *, replace: bool = False, own_key_ref: bool = False
+) -> bool:
     """Raise the error ``add_custom_model`` would (a clash without ``replace``, an invalid other
-    entry); return True when an entry would be replaced."""
+    entry, a shared ``own_key_ref``); return True when an entry would be replaced."""
     _, entries = _entries_for_edit(path, model.provider, model.name)
-    return bool(_same_entries(path, model, entries, replace))
+    return bool(_same_entries(path, model, entries, replace, own_key_ref))
 
 
-def add_custom_model(path: Path, model: CustomModel, *, replace: bool = False) -> bool:
+def add_custom_model(
+    path: Path, model: CustomModel, *, replace: bool = False, own_key_ref: bool = False
+) -> bool:
     """Add ``model``; with ``replace`` an existing (provider, name) is replaced, else refused.
 
-    An invalid entry with the same (provider, name) is replaced too. Returns True when an
-    existing entry was replaced.
+    An invalid entry with the same (provider, name) is replaced too. With ``own_key_ref`` (its
+    ``apiKeyRef`` names a key stored for this model alone) a reference another model uses is
+    refused. Returns True when an existing entry was replaced.
     """
     from dexto.config.files import file_lock
 
     check_custom_model_provider(model.provider)
     with file_lock(path):
         data, entries = _entries_for_edit(path, model.provider, model.name)
-        same = _same_entries(path, model, entries, replace)
+        same = _same_entries(path, model, entries, replace, own_key_ref)
         if same:
             entries[same[0]] = model
         else:
