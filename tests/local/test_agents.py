@@ -139,3 +139,19 @@ def test_unknown_agent_ids(dexto: Run) -> None:
         r = dexto(*args, "--json")
         assert r.returncode == 2
         assert "default-agent" in json.loads(r.stdout)["error"]["fix"]
+
+
+def test_a_broken_agent_file_gets_a_fix_that_works_there(dexto: Run, home: Path) -> None:
+    """Invalid YAML in an installed agent: the error names the file and line, and its fix is a
+    command that restores the bundled copy (which then routes), not a help page."""
+    assert dexto("agents", "install", "default-agent").returncode == 0
+    path = home / "agents" / "default-agent" / "default-agent.yml"
+    path.write_text("llm: [unclosed\n")
+    r = dexto("route", "openai/gpt-4o", "--agent", "default-agent")
+    assert r.returncode == 2 and f"{path}:2: invalid YAML" in r.stderr
+    fix = next(line for line in r.stderr.splitlines() if line.startswith("fix:"))
+    assert "dexto agents install ID --force" in fix and "--help" not in fix
+    assert dexto("agents", "install", "default-agent", "--force").returncode == 0
+    env = {"OPENAI_API_KEY": "sk-test-key-0123456789"}
+    assert dexto("route", "openai/gpt-4o", "--agent", "default-agent", env=env).returncode == 0
+    assert list(path.parent.glob("default-agent.yml.*.bak"))  # the broken copy is kept

@@ -16,7 +16,14 @@ from dexto.llm.selection import ProviderId, Selection, validate_model_id
 
 __all__ = ["AgentConfig", "LLMConfig", "RoutingConfig", "load_agent_file", "validate_llm_section"]
 
-FIX = "fix the llm section of the agent file (see `dexto route --help`)"
+FIX = (
+    "fix the llm section of the agent file; for an installed agent `dexto agents diff ID` shows"
+    " your changes to the bundled copy"
+)
+YAML_FIX = (
+    "correct the YAML at the line shown; for an installed agent `dexto agents install ID"
+    " --force` restores the bundled copy (keeping a backup of yours)"
+)
 _REF = re.compile(r"^\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)$")
 
 
@@ -108,7 +115,7 @@ def _line(doc: Any, loc: tuple[str, ...]) -> int | None:
 
 def load_agent_file(path: Path) -> AgentConfig:
     """Read and validate an agent YAML file; every error names the file, line and field."""
-    doc = read_yaml(path, fix=FIX)
+    doc = read_yaml(path, fix=YAML_FIX)
     if not isinstance(doc, dict) or "llm" not in doc:
         raise ConfigError(
             "no llm section",
