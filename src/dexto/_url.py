@@ -8,8 +8,9 @@ output, a log or an error. Works on text that does not parse as a URL too (bad p
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
-__all__ = ["redact_url"]
+__all__ = ["host_and_port_ok", "redact_url"]
 
 _SECRET_PARAM = re.compile(r"pass|pwd|token|key|secret|auth|sig|credential", re.IGNORECASE)
 
@@ -48,3 +49,14 @@ def redact_url(url: str) -> str:
     if q:
         out += q + _redact_query(query)
     return out + hash_ + fragment
+
+
+def host_and_port_ok(url: str, *, host_required: bool = True) -> bool:
+    """Whether ``url`` parses, its port (if any) is a number from 1 to 65535, and it names a
+    host (unless not ``host_required``)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # an unclosed "[", a port that is not a number in range
+        return False
+    return port != 0 and (bool(parts.hostname) or not host_required)

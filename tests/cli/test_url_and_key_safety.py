@@ -15,6 +15,15 @@ OC = ["models", "add", "--provider", "openai-compatible"]
 CMDS = [["whoami"], ["login", "--api-key", "dxk_abc"], ["chat", "openai/gpt-4o", "-m", "hi"]]
 
 
+def _write_model(home: Path, name: str, base_url: str, *, api_key_ref: str | None = None) -> None:
+    """A models file holding one openai-compatible model, as a user or an older dexto wrote it."""
+    entry = {"name": name, "provider": "openai-compatible", "baseURL": base_url}
+    if api_key_ref is not None:
+        entry["apiKeyRef"] = api_key_ref
+    (home / "models").mkdir()
+    (home / "models/custom-models.json").write_text(json.dumps({"version": 1, "models": [entry]}))
+
+
 def _no_traceback(r: object) -> None:
     assert "Traceback" not in getattr(r, "stdout", "") + getattr(r, "stderr", "")
 
@@ -40,22 +49,7 @@ def test_names_differing_in_case_or_slash_keep_their_own_keys(
 
 def test_a_reference_used_by_another_model_is_refused(dexto: Run, isolated_env: Path) -> None:
     ref = reference_name("openai-compatible", "bar")
-    (isolated_env / "models").mkdir()
-    (isolated_env / "models/custom-models.json").write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "models": [
-                    {
-                        "name": "other",
-                        "provider": "openai-compatible",
-                        "baseURL": "http://a.example/v1",
-                        "apiKeyRef": ref,
-                    }
-                ],
-            }
-        )
-    )
+    _write_model(isolated_env, "other", "http://a.example/v1", api_key_ref=ref)
     r = dexto(
         *OC,
         "--name",
@@ -77,22 +71,7 @@ def test_replace_with_a_new_reference_removes_the_old_stored_key(
     dexto: Run, isolated_env: Path
 ) -> None:
     old = "custom-openai-compatible-foo"
-    (isolated_env / "models").mkdir()
-    (isolated_env / "models/custom-models.json").write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "models": [
-                    {
-                        "name": "Foo",
-                        "provider": "openai-compatible",
-                        "baseURL": "http://a.example/v1",
-                        "apiKeyRef": old,
-                    }
-                ],
-            }
-        )
-    )
+    _write_model(isolated_env, "Foo", "http://a.example/v1", api_key_ref=old)
     (isolated_env / "auth.json").write_text(
         json.dumps({old: {"type": "api", "key": "sk-OLDKEY"}}), "utf-8"
     )
@@ -209,21 +188,7 @@ def test_a_custom_base_url_with_a_bad_port_is_refused_at_add_and_reported_at_use
     assert r.returncode == 2
     assert json.loads(r.stdout)["error"]["message"].startswith("--base-url: ")
     assert not (isolated_env / "models/custom-models.json").exists()
-    (isolated_env / "models").mkdir()
-    (isolated_env / "models/custom-models.json").write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "models": [
-                    {
-                        "name": "m3",
-                        "provider": "openai-compatible",
-                        "baseURL": "http://localhost:notaport/v1",
-                    }
-                ],
-            }
-        )
-    )
+    _write_model(isolated_env, "m3", "http://localhost:notaport/v1")
     chat = dexto("chat", "openai-compatible/m3", "-m", "hi")
     assert chat.returncode == 2 and "custom model openai-compatible/m3" in chat.stderr, chat.stderr
     _no_traceback(chat)

@@ -22,6 +22,8 @@ from _gwhelpers import Gateway, start_gateway  # noqa: E402
 from dexto.devtools.fake_upstream import FakeUpstream
 from dexto.devtools.fake_upstream import create_app as fake_app
 from dexto.devtools.fake_upstream_server import ServerThread
+from dexto.gateway.db import Conn, Database
+from dexto.gateway.migrations import migrate
 
 # Read at import: the autouse isolated_env fixture removes DEXTO_* variables per test.
 REQUIRE_SERVICES = os.environ.get("DEXTO_REQUIRE_SERVICES") == "1"
@@ -108,6 +110,17 @@ def redis_prefix() -> Iterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'gateway.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def conn(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Conn]:
+    """A connection to a migrated database, once on SQLite and once on PostgreSQL."""
+    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    db = Database(url)
+    migrate(db)
+    c = db.connect()
+    yield c
+    db.close_all()
 
 
 @pytest.fixture

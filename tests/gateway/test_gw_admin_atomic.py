@@ -4,14 +4,12 @@ another is a savepoint, on both drivers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from dexto.gateway import admin
-from dexto.gateway.db import Conn, Database
-from dexto.gateway.migrations import migrate
+from dexto.gateway.db import Conn
 
 _TRIGGER = {
     "sqlite": [
@@ -28,16 +26,6 @@ _UNTRIGGER = {
     "sqlite": ["DROP TRIGGER no_keys"],
     "postgres": ["DROP TRIGGER no_keys ON api_keys", "DROP FUNCTION no_keys()"],
 }
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def conn(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Conn]:
-    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    db = Database(url)
-    migrate(db)
-    c = db.connect()
-    yield c
-    db.close_all()
 
 
 def _run(conn: Conn, statements: list[str]) -> None:

@@ -10,7 +10,6 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +27,6 @@ fcntl.flock(fd, fcntl.LOCK_EX)
 print("locked", flush=True)
 sys.stdin.read()
 """
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def conn(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Conn]:
-    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    db = Database(url)
-    migrate(db)
-    c = db.connect()
-    yield c
-    db.close_all()
 
 
 def _account(conn: Conn, email: str, credits: int = 100_000) -> tuple[str, str]:

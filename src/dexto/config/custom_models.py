@@ -16,7 +16,6 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -28,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from dexto._url import host_and_port_ok
 from dexto.errors import ConfigError, ProviderNotAllowedError, UnknownProviderError
 from dexto.llm.providers import INTERNAL_PROVIDER, PROVIDERS, canonical_provider_id
 from dexto.llm.selection import ProviderId, validate_model_id
@@ -107,15 +107,7 @@ NEW_ENTRY = "new_entry"
 def _check_host_and_port(url: str) -> None:
     """Raise ValueError (without the URL, which may hold a password) for a URL whose host or port
     cannot be used: a port that is not a number in 1-65535, an unclosed ``[``, no host."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise ValueError(
-            "baseURL has an invalid host or port (the port must be a number from 1 to 65535), "
-            "e.g. http://localhost:4000/v1"
-        ) from None
-    if not parts.hostname or port == 0:
+    if not host_and_port_ok(url):
         raise ValueError(
             "baseURL has an invalid host or port (the port must be a number from 1 to 65535), "
             "e.g. http://localhost:4000/v1"

@@ -258,13 +258,8 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 def _check_url(text: str, name: str, source: str, schemes: tuple[str, ...], fix: str) -> None:
     """Refuse a URL of another scheme, without a host (but ``unix:``), or whose port is not a
     number in 1–65535; the message shows it with its password hidden."""
-    from dexto.gateway.db import redact_url
+    from dexto._url import host_and_port_ok, redact_url
 
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-        ok = parts.scheme in schemes and (bool(parts.hostname) or parts.scheme == "unix")
-    except ValueError:
-        ok, port = False, None
-    if not ok or port == 0:
+    scheme = text.partition("://")[0]
+    if scheme not in schemes or not host_and_port_ok(text, host_required=scheme != "unix"):
         raise ConfigError(f"invalid URL {redact_url(text)!r} for {source}", field=name, fix=fix)

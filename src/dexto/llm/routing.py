@@ -262,26 +262,20 @@ def _direct_source(p: Provider, custom: CustomModel | None, ctx: RoutingContext)
     return ctx.credentials.direct_source(p.id)
 
 
-def _direct_base_url(p: Provider, custom: CustomModel | None, ctx: RoutingContext) -> str | None:
+def _direct_base_url(
+    p: Provider, custom: CustomModel | None, ctx: RoutingContext
+) -> tuple[str | None, str | None]:
+    """The direct endpoint's base URL, and where it was set in words for a fix (None: the
+    provider's built-in URL)."""
     if custom is not None and custom.baseURL:
-        return custom.baseURL
-    if p.id in ctx.agent_base_urls:
-        return ctx.agent_base_urls[p.id]
-    return p.resolve_base_url(ctx.env)
-
-
-def _base_url_from(p: Provider, custom: CustomModel | None, ctx: RoutingContext) -> str | None:
-    """Where ``_direct_base_url`` found the URL, in words for a fix (None: the built-in one)."""
-    if custom is not None and custom.baseURL:
-        return (
+        return custom.baseURL, (
             f"the baseURL of custom model {p.id}/{custom.name} (replace it with `dexto models "
             f"add --provider {p.id} --name {custom.name} --base-url URL --replace`)"
         )
     if p.id in ctx.agent_base_urls:
-        return "llm.baseURL in the agent file"
-    if ctx.env.get(p.base_url_env, "").strip():
-        return p.base_url_env
-    return None
+        return ctx.agent_base_urls[p.id], "llm.baseURL in the agent file"
+    from_env = p.base_url_env if ctx.env.get(p.base_url_env, "").strip() else None
+    return p.resolve_base_url(ctx.env), from_env
 
 
 def _no_credentials(
@@ -356,7 +350,7 @@ def decide(selection: Selection, ctx: RoutingContext) -> RouteDecision:
     )  # lookups ignore case
     if route == "direct":
         assert direct_src is not None
-        base = _direct_base_url(p, custom, ctx)
+        base, base_from = _direct_base_url(p, custom, ctx)
         if base is None and p.requires_base_url:
             raise ConfigError(
                 f"{p.name} model {model!r} has no baseURL",
@@ -376,19 +370,14 @@ def decide(selection: Selection, ctx: RoutingContext) -> RouteDecision:
             None,
             _direct_reason(p, direct_src, has_dexto, ctx),
             *_extras(selection, ctx, False),
-            base_url_from=_base_url_from(p, custom, ctx),
+            base_url_from=base_from,
         )
     mapped = to_marketplace(p.id, native, ctx.registry, ctx.marketplace() if info is None else None)
     fallback = None
     if has_direct and ctx.policy.fallback_on_insufficient_credits:
         assert direct_src is not None
-        fallback = FallbackPlan(
-            p.id,
-            native,
-            direct_src,
-            _direct_base_url(p, custom, ctx),
-            base_url_from=_base_url_from(p, custom, ctx),
-        )
+        fb_base, fb_from = _direct_base_url(p, custom, ctx)
+        fallback = FallbackPlan(p.id, native, direct_src, fb_base, base_url_from=fb_from)
     return RouteDecision(
         selection.provider,
         model,
