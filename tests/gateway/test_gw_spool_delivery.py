@@ -18,6 +18,7 @@ import pytest
 from _gwhelpers import make_account
 
 from dexto.devtools.fake_upstream import FakeUpstream
+from dexto.gateway.db import Database
 from dexto.gateway.pricing import estimate_tokens_cost, parse_price
 from dexto.gateway.spool import Spool, claim_orphans, read_pending
 from dexto.gateway.sweeper import ExpiredHold, spooled_hold
@@ -196,6 +197,70 @@ def test_sigkill_after_a_failed_delivery_record_is_billed_from_the_spool(
     swept = _rows(db_url, "SELECT action, reason FROM swept_holds WHERE request_id = ?", (rid,))
     assert swept == [("settled", "spool:generation")]
     assert _holds(db_url) == 0
+    _balance_matches_ledger(db_url, account_id)
+
+
+def _delete_holds(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        conn = db.connect()
+        with conn.write():
+            conn.execute("DELETE FROM holds")
+    finally:
+        db.close_all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_a_hold_gone_before_the_first_output_is_spooled_and_billed_after_sigkill(
+    backend: str,
+    request: pytest.FixtureRequest,
+    sqlite_url: str,
+    fake: tuple[FakeUpstream, str],
+    tmp_path: Path,
+) -> None:
+    """The hold is gone when the stream's first output arrives (as a sweeper leaves a hold that
+    expired before it, or a database crash an admission it had not flushed): the delivery
+    record finds nothing to update, so the delivery goes to the spool before the first chunk;
+    a worker SIGKILLed then is billed once, from the spool, the generation record's cost."""
+    db_url = sqlite_url if backend == "sqlite" else request.getfixturevalue("own_pg_db")[0]
+    account_id, key = make_account(db_url, "gonehold@example.com", 10_000_000)
+    spool_dir = tmp_path / "spool"
+    env = {"DEXTO_GATEWAY_SPOOL_DIR": str(spool_dir), "DEXTO_GATEWAY_SWEEP_INTERVAL_S": "0.3"}
+    gw = GatewayProc(db_url, fake[1], tmp_path, **env)
+    s = _FirstChunk(gw.url, key)
+    try:
+        s.start()
+        _wait_for(lambda: _holds(db_url) == 1, "the hold")
+        _delete_holds(db_url)
+        assert s.got_first.wait(60) and s.content and s.request_id
+        (spooled,) = list(spool_dir.glob("*.jsonl"))
+        (rec,) = read_pending(spooled.read_bytes())
+        assert (rec["rid"], rec["account"]) == (s.request_id, account_id)
+        gen_id = str(rec["delivered"]["generation_id"])
+        assert gen_id.startswith("gen-")
+        assert b"hold gone at its delivery record" in gw.log_path.read_bytes()
+        os.kill(gw.proc.pid, signal.SIGKILL)
+        gw.proc.wait(timeout=30)
+    finally:
+        s.stop.set()
+        gw.stop()
+    rid = s.request_id
+    assert _holds(db_url) == 0 and rid not in _charges(db_url)
+    gw2 = GatewayProc(db_url, fake[1], tmp_path, **env)
+    try:
+        _wait_for(lambda: rid in _charges(db_url), "the spooled delivery to be settled", 60)
+        _wait_for(lambda: not list(spool_dir.glob("*.jsonl")), "the spool file to go")
+    finally:
+        gw2.stop()
+    amount, estimated, _, by = _charges(db_url)[rid]
+    expected = fake[0].generations.document(fake[0].generations.items[gen_id])["data"]
+    assert (estimated, by) == (0, "sweeper")
+    assert amount == round(expected["total_cost"] * 1_000_000) and amount > 0
+    swept = _rows(db_url, "SELECT action, reason FROM swept_holds WHERE request_id = ?", (rid,))
+    assert swept == [("settled", "spool:generation")]
     _balance_matches_ledger(db_url, account_id)
 
 

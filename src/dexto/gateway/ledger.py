@@ -248,13 +248,16 @@ def progress(
     expires_at: int,
 ) -> bool:
     """Record on the hold what was delivered so far and extend its lease; False if it is gone."""
-    return progress_many(conn, [(request_id, generation_id, completion_tokens)], expires_at) == 1
+    rows = [(request_id, generation_id, completion_tokens)]
+    return request_id in progress_many(conn, rows, expires_at)
 
 
-def progress_many(conn: Conn, rows: list[tuple[str, str | None, int]], expires_at: int) -> int:
+def progress_many(
+    conn: Conn, rows: list[tuple[str, str | None, int]], expires_at: int
+) -> frozenset[str]:
     """:func:`progress` for many holds in one transaction: (request id, generation id, tokens).
-    Returns how many holds still existed."""
-    found = 0
+    Returns the request ids whose hold still existed."""
+    found: set[str] = set()
     with conn.write():
         for request_id, generation_id, tokens in rows:
             row = conn.one(
@@ -263,8 +266,9 @@ def progress_many(conn: Conn, rows: list[tuple[str, str | None, int]], expires_a
                 " WHERE request_id = ? RETURNING request_id",
                 (generation_id, tokens, expires_at, request_id),
             )
-            found += row is not None
-    return found
+            if row is not None:
+                found.add(request_id)
+    return frozenset(found)
 
 
 def credit(

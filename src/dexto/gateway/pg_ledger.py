@@ -228,11 +228,13 @@ async def release(cur: Any, request_id: str) -> bool:
     return await _one(cur, _RELEASE, (request_id,)) is not None
 
 
-async def progress_many(cur: Any, rows: list[tuple[str, str | None, int]], expires_at: int) -> int:
+async def progress_many(
+    cur: Any, rows: list[tuple[str, str | None, int]], expires_at: int
+) -> frozenset[str]:
     """:func:`ledger.progress_many` in one statement. A request id given twice ends as the
     sequential updates would leave it: the last token count, the last generation id given."""
     if not rows:
-        return 0
+        return frozenset()
     merged: dict[str, tuple[str | None, int]] = {}
     for request_id, generation_id, tokens in rows:
         previous = merged.get(request_id)
@@ -248,8 +250,7 @@ async def progress_many(cur: Any, rows: list[tuple[str, str | None, int]], expir
             [t for _, t in merged.values()],
         ),
     )
-    found = {r[0] for r in await cur.fetchall()}
-    return sum(1 for request_id, _, _ in rows if request_id in found)
+    return frozenset(str(r[0]) for r in await cur.fetchall())
 
 
 _ASYNC: dict[Callable[..., Any], tuple[Callable[..., Awaitable[Any]], frozenset[str]]] = {

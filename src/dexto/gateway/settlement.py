@@ -98,11 +98,11 @@ class Settlement:
         """Record on the hold that the stream delivered (and its generation id), and return once
         that write returned, so no byte reaches the client before a sweeper could bill it.
         Group commit: every stream that asks before the next loop iteration (or while a write
-        is running) joins one transaction. A write that fails, or a batch not written
-        ``RECORD_WAIT_S`` after it was opened (its write still running, or still queued behind
-        a slow one), is logged, and the caller goes on once the delivery was written to the
-        spool instead (fsynced; see spool.py): a worker dying before the request settles leaves
-        it to be billed by the worker that replays the spool."""
+        is running) joins one transaction. A write that fails or finds the hold gone, or a
+        batch not written ``RECORD_WAIT_S`` after it was opened (its write still running, or
+        still queued behind a slow one), is logged, and the caller goes on once the delivery
+        was written to the spool instead (fsynced; see spool.py): a worker dying before the
+        request settles leaves it to be billed by the worker that replays the spool."""
         self._first_due[ctx.request_id] = (ctx, generation_id, tokens)
         batch = self._first_batch
         if batch is None:
@@ -125,12 +125,21 @@ class Settlement:
             if batch is not None:
                 self._first_inflight = (batch, due, spooling)
             try:
-                await st.runner.run(ledger.progress_many, rows, expires_at)
+                found = await st.runner.run(ledger.progress_many, rows, expires_at)
             except Exception as exc:  # noqa: BLE001 - relayed anyway, the delivery spooled
                 log_event(st.log, "hold delivery record failed", 30, error=type(exc).__name__)
                 if not spooling:
                     self._first_inflight = None
                     await self._spool_delivered(due)
+            else:
+                # A hold that is gone (released by a sweeper once expired, or an admission a
+                # database crash lost) cannot record the delivery: the spool does instead.
+                gone = {rid: v for rid, v in due.items() if rid not in found}
+                if gone and not spooling:
+                    for rid in gone:
+                        log_event(st.log, "hold gone at its delivery record", 30, request_id=rid)
+                    self._first_inflight = None
+                    await self._spool_delivered(gone)
             finally:
                 self._first_inflight = None
                 if not spooling and batch is not None and not batch.done():
