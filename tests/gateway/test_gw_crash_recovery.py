@@ -185,6 +185,48 @@ def test_sigkill_mid_stream_every_delivered_stream_is_charged_once(
         gw2.stop()
 
 
+def test_an_unusable_spool_directory_does_not_stop_the_sweeper(
+    sqlite_url: str, fake: tuple[FakeUpstream, str], tmp_path: Path
+) -> None:
+    """The spool directory's parent is a file, so every spool replay fails: the sweeper still
+    bills a dead worker's delivered stream from its generation record, and the problem is
+    logged once, naming the setting to fix."""
+    account_id, key = make_account(sqlite_url, "nospool@example.com", 10_000_000)
+    (tmp_path / "not-a-dir").write_text("")
+    env = {
+        "DEXTO_GATEWAY_HOLD_TTL_S": "2",
+        "DEXTO_GATEWAY_SWEEP_INTERVAL_S": "0.3",
+        "DEXTO_GATEWAY_SPOOL_DIR": str(tmp_path / "not-a-dir" / "spool"),
+    }
+    gw = GatewayProc(sqlite_url, fake[1], tmp_path, **env)
+    s = Stream(gw.url, key, 0, {"chunks": 400, "chunk_delay_ms": 50})
+    try:
+        s.start()
+        assert s.started.wait(30)
+        _wait_for(lambda: _rows(sqlite_url, "SELECT delivered FROM holds") == [(1,)], "the record")
+        os.kill(gw.proc.pid, signal.SIGKILL)
+        gw.proc.wait(timeout=30)
+    finally:
+        gw.stop()
+    s.join(30)
+    gw2 = GatewayProc(sqlite_url, fake[1], tmp_path, **env)
+    try:
+        _wait_for(lambda: s.request_id in _charges(sqlite_url), "the sweeper to settle")
+        time.sleep(1)  # a few more sweep rounds, each failing to read the spool
+    finally:
+        gw2.stop()
+    amount, estimated, reason, by = _charges(sqlite_url)[s.request_id]
+    assert amount > 0 and (estimated, reason, by) == (0, None, "sweeper")
+    assert _holds(sqlite_url) == 0
+    _balance_matches_ledger(sqlite_url, account_id)
+    logged = [
+        json.loads(line) for line in gw2.log_path.read_text().splitlines() if line.startswith("{")
+    ]
+    unusable = [r for r in logged if r.get("msg") == "spool directory unusable"]
+    assert len(unusable) == 1 and "DEXTO_GATEWAY_SPOOL_DIR" in unusable[0]["fix"]
+    assert unusable[0]["spool_dir"] == env["DEXTO_GATEWAY_SPOOL_DIR"]
+
+
 def _sigterm_mid_streams(
     db_url: str, upstream: str, tmp: Path, email: str, *, drain_s: int, n: int, chunks: int
 ) -> tuple[str, list[Stream]]:

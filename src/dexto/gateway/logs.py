@@ -56,6 +56,8 @@ ALLOWED_FIELDS = frozenset(
         "workers",
         "db",
         "version",
+        "spool_dir",
+        "fix",
     }
 )
 

@@ -280,19 +280,39 @@ async def replay_spools(state: GatewayState, misses: dict[str, int] | None = Non
 
 async def run_sweeper(state: GatewayState) -> None:
     """Replay dead workers' spooled settlements, then every ``sweep_interval_s`` sweep and replay
-    again, until cancelled; a failed round is retried next time."""
+    again, until cancelled; a failed round is retried next time. The replay and the sweep fail
+    separately: an unusable spool directory (logged when its error changes) does not stop the
+    holds from being swept."""
     misses: dict[str, int] = {}
     spool_misses: dict[str, int] = {}
+    spool_error: str | None = None  # the spool directory's last error, logged when it changes
     first = True
     while True:
         if not first:
             await asyncio.sleep(state.settings.sweep_interval_s)
         try:
             await replay_spools(state, spool_misses)
-            if not first:
-                await sweep_once(state, misses=misses)
+            spool_error = None
         except DatabaseUnavailable:
             pass  # the runner logs the outage once
+        except OSError as exc:  # the spool directory is unusable: the holds are swept anyway
+            if type(exc).__name__ != spool_error:
+                spool_error = type(exc).__name__
+                log_event(
+                    state.log,
+                    "spool directory unusable",
+                    40,
+                    spool_dir=state.settings.spool_dir or default_spool_dir(state.settings.db_url),
+                    error=spool_error,
+                    fix="point DEXTO_GATEWAY_SPOOL_DIR at a directory this user can write",
+                )
         except Exception as exc:  # noqa: BLE001 - keep sweeping after a transient DB error
-            log_event(state.log, "hold sweep failed", 30, error=type(exc).__name__)
+            log_event(state.log, "spooled settlement replay failed", 30, error=type(exc).__name__)
+        if not first:
+            try:
+                await sweep_once(state, misses=misses)
+            except DatabaseUnavailable:
+                pass
+            except Exception as exc:  # noqa: BLE001 - keep sweeping after a transient DB error
+                log_event(state.log, "hold sweep failed", 30, error=type(exc).__name__)
         first = False
