@@ -6,6 +6,7 @@ unit is one snapshot, a write unit reads committed rows."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -57,6 +58,41 @@ def test_a_call_that_reads_outside_a_transaction_block_leaves_its_connection_idl
             runner.close()
 
     asyncio.run(main())
+
+
+def test_a_call_whose_connection_dies_after_it_finished_keeps_its_result(pg_url: str) -> None:
+    """The call's work is done (its write unit committed) when the server ends its connection:
+    the closing rollback fails, the call's result stands, and the next call gets a fresh
+    connection."""
+    tag = f"dexto_t_{time.monotonic_ns()}"
+
+    def write_then_lose_the_connection(conn: Conn) -> int:
+        with conn.write():
+            conn.execute(f"CREATE TABLE {tag} (x integer)")
+        pid = _bare_read(conn)  # opens a transaction the runner will roll back
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        return pid
+
+    async def main() -> None:
+        runner = DbRunner(Database(pg_url), pool_size=1)
+        try:
+            pid = await runner.run(write_then_lose_the_connection)
+            for _ in range(100):
+                if _state(pg_url, pid) is None:
+                    break
+                await asyncio.sleep(0.05)
+            assert _state(pg_url, pid) is None
+            assert await runner.run(_bare_read) != pid
+        finally:
+            await runner.aclose()
+            runner.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(f"DROP TABLE IF EXISTS {tag}")
 
 
 def test_healthz_leaves_no_gateway_connection_idle_in_transaction(

@@ -234,15 +234,19 @@ class DbRunner:
 
 def _invoke(conn: Conn, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
     """``fn(conn, …)``, then close any transaction it left open, so a pooled PostgreSQL
-    connection never waits idle in transaction between calls. On the error path a failing
-    rollback is suppressed, so the call's own exception is the one raised."""
+    connection never waits idle in transaction between calls. A failing rollback is
+    suppressed: on the error path the call's own exception is the one raised; on the success
+    path the call's result stands (what it committed is committed; what the rollback was to
+    discard is discarded with the connection); the next call finds the connection broken
+    before any of its statements ran and runs on a fresh one (:meth:`DbRunner._call`)."""
     try:
         result = fn(conn, *args, **kw)
     except BaseException:
         with contextlib.suppress(Exception):
             conn.end_transaction()
         raise
-    conn.end_transaction()
+    with contextlib.suppress(Exception):
+        conn.end_transaction()
     return result
 
 
