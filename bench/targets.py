@@ -3,7 +3,7 @@ min/median/max over the rounds, the target, and met / not met (judged on the med
 
     .venv/bin/python bench/targets.py [--rounds 5] [--quick] [--soak-s 120] [--no-litellm]
                                       [--pg URL] [--redis URL] [--litellm-venv DIR]
-                                      [--pg-async-commit]
+                                      [--pg-async-commit] [--pg-commit-delay US]
 
 Servers, all started at once behind one fake upstream (``dexto dev fake-upstream``), loopback:
   direct           the client talks to the fake upstream itself
@@ -13,6 +13,9 @@ Servers, all started at once behind one fake upstream (``dexto dev fake-upstream
   pg-2w-async      (--pg-async-commit) a second PostgreSQL gateway, 2 workers, on the same
                    schema and 16 accounts, whose sessions run with synchronous_commit=off
                    (URL options): what the WAL flush waits cost; informational, no target
+  pg-2w-delay      (--pg-commit-delay US) the same with commit_delay=US and commit_siblings=1
+                   (URL options; needs a superuser role): PostgreSQL's own group commit, a
+                   flush's leader waiting US µs for other commits to join; informational
   litellm          LiteLLM's proxy, 1 worker (installed by bench/gateway.py's set-up into
                    --litellm-venv; PyPI only, offline model cost map)
 Gateways use the Redis rate limiter (limits far above the load) when Redis answers.
@@ -165,6 +168,12 @@ def main() -> int:
         action="store_true",
         help="also measure pg-2w-async: PostgreSQL sessions with synchronous_commit=off",
     )
+    ap.add_argument(
+        "--pg-commit-delay",
+        type=int,
+        metavar="US",
+        help="also measure pg-2w-delay: sessions with commit_delay=US, commit_siblings=1",
+    )
     args = ap.parse_args()
     n32, n1, ln32 = (300, 200, 100) if args.quick else (6000, 3000, 300)
     import psycopg
@@ -210,19 +219,26 @@ def main() -> int:
             "pg-2w", with_params(pg_schema, application_name=app), ADDR, 2, **common
         )
         procs.append(p2)
-        pa: tuple[Proc, int] | None = None
+        # informational variants: (name, suffix of application_name, extra session options)
+        variants: list[tuple[str, str, str]] = []
         if args.pg_async_commit:
-            async_url = with_params(
+            variants.append(("pg-2w-async", "async", "-csynchronous_commit%3Doff"))
+        if args.pg_commit_delay is not None:
+            delay = f"-ccommit_delay%3D{args.pg_commit_delay}%20-ccommit_siblings%3D1"
+            variants.append(("pg-2w-delay", "delay", delay))
+        started: list[tuple[str, str, tuple[Proc, int]]] = []
+        for name, suffix, options in variants:
+            url = with_params(
                 args.pg,
-                options=f"-csearch_path%3D{schema}%20-csynchronous_commit%3Doff",
-                application_name=f"{app}-async",
+                options=f"-csearch_path%3D{schema}%20{options}",
+                application_name=f"{app}-{suffix}",
             )
-            pa = serve_gateway("pg-2w-async", async_url, ADDR, 2, **common)
-            procs.append(pa[0])
+            started.append((name, suffix, serve_gateway(name, url, ADDR, 2, **common)))
+            procs.append(started[-1][2][0])
         wait_ready(ADDR, s1p, s1)
         wait_ready(ADDR, p2p, p2)
-        if pa is not None:
-            wait_ready(ADDR, pa[1], pa[0])
+        for _, _, (proc, port) in started:
+            wait_ready(ADDR, port, proc)
         lite: tuple[Proc, int] | None = None
         if not args.no_litellm:
             try:
@@ -235,10 +251,8 @@ def main() -> int:
         pg16 = Config("pg-2w-16acct", [p2], [(ADDR, p2p)], pg_keys[1:], app)
         pghot = Config("pg-2w-hot", [p2], [(ADDR, p2p)], pg_keys[:1], app)
         pg_configs = [pg16, pghot]
-        if pa is not None:
-            pg_configs.append(
-                Config("pg-2w-async", [pa[0]], [(ADDR, pa[1])], pg_keys[1:], f"{app}-async")
-            )
+        for name, suffix, (proc, port) in started:
+            pg_configs.append(Config(name, [proc], [(ADDR, port)], pg_keys[1:], f"{app}-{suffix}"))
         body = chat_body()
         direct_auth = {"Authorization": "Bearer sk-or-direct"}
         direct_path = "/api/v1/chat/completions"
@@ -399,9 +413,10 @@ def report(
     print(f"\n{'target (issue #14)':46} {'min/median/max':>22} {'target':>10} verdict")
     for t in targets:
         print(t.line())
-    if rows.get("pg-2w-async"):
-        shown = spread(ratio("pg-2w-async", "sqlite-1w"))
-        print(f"{'PG 2w async commit / SQLite 1w, req/s':46} {shown:>22} (informational)")
+    for name, label in (("pg-2w-async", "async commit"), ("pg-2w-delay", "commit_delay")):
+        if rows.get(name):
+            shown = spread(ratio(name, "sqlite-1w"))
+            print(f"{f'PG 2w {label} / SQLite 1w, req/s':46} {shown:>22} (informational)")
     for name, s in soaked.items():
         samples = s["samples"]
         mbs = [m for _, m in samples]
