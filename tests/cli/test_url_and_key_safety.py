@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from dexto.cli.custom_models_cmd import reference_name
+from tests._http import ModelsServer
 from tests.cli.conftest import Run
 
 OC = ["models", "add", "--provider", "openai-compatible"]
@@ -192,3 +193,47 @@ def test_a_custom_base_url_with_a_bad_port_is_refused_at_add_and_reported_at_use
     chat = dexto("chat", "openai-compatible/m3", "-m", "hi")
     assert chat.returncode == 2 and "custom model openai-compatible/m3" in chat.stderr, chat.stderr
     _no_traceback(chat)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://u:mkSECRETpw@127.0.0.1:9/api/v1/models", "http://u:***@127.0.0.1:9/api/v1/models"),
+        (
+            "http://127.0.0.1:9/api/v1/models?api_key=mkSECRETpw",
+            "http://127.0.0.1:9/api/v1/models?api_key=***",
+        ),
+        (
+            "http://u:mkSECRETpw@127.0.0.1:notaport/v1/models",
+            "http://u:***@127.0.0.1:notaport/v1/models",
+        ),
+    ],
+)
+def test_a_secret_in_the_models_url_is_never_printed_or_stored(
+    dexto: Run, isolated_env: Path, url: str, shown: str
+) -> None:
+    env = {"DEXTO_OPENROUTER_MODELS_URL": url}
+    text = dexto("models", "--refresh", env=env)
+    as_json = dexto("models", "--refresh", "--json", env=env)
+    quiet = dexto("models", "--json", env=env)  # a failed refresh is not printed here
+    assert text.returncode == 2 and f"list from {shown}: " in text.stderr, text.stderr
+    err = json.loads(as_json.stdout)["error"]
+    assert err["code"] == "MARKETPLACE_UNAVAILABLE" and f"list from {shown}: " in err["message"]
+    assert quiet.returncode == 0
+    for r in (text, as_json, quiet):
+        assert "mkSECRETpw" not in r.stdout + r.stderr
+        _no_traceback(r)
+    stored = "".join(p.read_text() for p in isolated_env.rglob("*") if p.is_file())
+    assert "mkSECRETpw" not in stored and shown in stored
+
+
+def test_a_secret_in_a_working_models_url_is_not_stored(
+    dexto: Run, isolated_env: Path, models_server: ModelsServer
+) -> None:
+    url = models_server.url.replace("http://", "http://u:mkSECRETpw@") + "?token=mkSECRETpw"
+    r = dexto("models", "--refresh", "--json", env={"DEXTO_OPENROUTER_MODELS_URL": url})
+    assert r.returncode == 0 and models_server.hits == 1, r.stderr
+    assert "mkSECRETpw" not in r.stdout + r.stderr
+    cache = (isolated_env / "cache/openrouter-models.json").read_text()
+    assert "mkSECRETpw" not in cache and "http://u:***@127.0.0.1:" in cache
+
