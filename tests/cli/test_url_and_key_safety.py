@@ -237,3 +237,42 @@ def test_a_secret_in_a_working_models_url_is_not_stored(
     cache = (isolated_env / "cache/openrouter-models.json").read_text()
     assert "mkSECRETpw" not in cache and "http://u:***@127.0.0.1:" in cache
 
+
+BEDROCK = "bedrock/anthropic.claude-3-haiku-20240307-v1:0"
+AWS = {
+    "AWS_ACCESS_KEY_ID": "AKIAFAKEFAKEFAKE",
+    "AWS_SECRET_ACCESS_KEY": "fake-secret-access-key",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+@pytest.mark.parametrize(
+    ("url", "code", "shown"),
+    [
+        (
+            "http://u:bdSECRETpw@127.0.0.1:9/?X-Amz-Security-Token=bdSECRETpw",
+            "UPSTREAM_ERROR",
+            "could not reach Amazon Bedrock at http://u:***@127.0.0.1:9/?X-Amz-Security-Token=***",
+        ),
+        (
+            "http://u:bdSECRETpw@127.0.0.1:notaport",
+            "INVALID_CONFIG",
+            "Amazon Bedrock at http://u:***@127.0.0.1:notaport is not valid",
+        ),
+    ],
+)
+def test_a_secret_in_the_bedrock_base_url_is_never_printed(
+    dexto: Run, url: str, code: str, shown: str
+) -> None:
+    pytest.importorskip("boto3")
+    env = {**AWS, "BEDROCK_BASE_URL": url}
+    text = dexto("chat", BEDROCK, "-m", "hi", env=env)
+    as_json = dexto("chat", BEDROCK, "-m", "hi", "--json", env=env)
+    assert text.returncode == 2 and shown in text.stderr, text.stderr
+    assert "fix: " in text.stderr and "BEDROCK_BASE_URL" in text.stderr
+    err = json.loads(as_json.stdout)["error"]
+    assert err["code"] == code and shown in err["message"] and "BEDROCK_BASE_URL" in err["fix"]
+    for r in (text, as_json):
+        assert "bdSECRETpw" not in r.stdout + r.stderr
+        _no_traceback(r)
