@@ -276,3 +276,58 @@ def test_a_secret_in_the_bedrock_base_url_is_never_printed(
     for r in (text, as_json):
         assert "bdSECRETpw" not in r.stdout + r.stderr
         _no_traceback(r)
+
+
+def test_a_key_reference_an_older_dexto_generated_for_two_models_is_a_warning(
+    dexto: Run, isolated_env: Path
+) -> None:
+    old = "custom-openai-compatible-foo"  # the slug-only reference: Foo and foo both got it
+    entries = [
+        {
+            "name": n,
+            "provider": "openai-compatible",
+            "baseURL": "http://a.example/v1",
+            "apiKeyRef": r,
+        }
+        for n, r in [("Foo", old), ("foo", old), ("x", "team"), ("y", "team")]
+    ]
+    (isolated_env / "models").mkdir()
+    (isolated_env / "models/custom-models.json").write_text(
+        json.dumps({"version": 1, "models": entries})
+    )
+    (isolated_env / "auth.json").write_text(
+        json.dumps(
+            {old: {"type": "api", "key": "sk-OLDKEY"}, "team": {"type": "api", "key": "sk-T"}}
+        )
+    )
+    (isolated_env / "auth.json").chmod(0o600)
+    for args in (["models", "--offline"], ["models", "--offline", "--json"]):
+        r = dexto(*args)
+        assert r.returncode == 0, r.stderr
+        warnings = [w for w in r.stderr.splitlines() if w.startswith("warning: ")]
+        assert len(warnings) == 1, r.stderr  # a reference the user named may be shared
+        assert "openai-compatible/Foo, openai-compatible/foo" in warnings[0] and old in warnings[0]
+        assert "dexto models add --provider openai-compatible --name Foo" in warnings[0]
+        assert "--api-key - --replace" in warnings[0]
+        assert "sk-OLDKEY" not in r.stdout + r.stderr
+        _no_traceback(r)
+        if "--json" in args:
+            assert json.loads(r.stdout)["providers"]["openai-compatible"]["models"]
+    fixed = dexto(
+        *OC,
+        "--name",
+        "Foo",
+        "--base-url",
+        "http://a.example/v1",
+        "--api-key",
+        "-",
+        "--replace",
+        input="sk-FOOKEY\n",
+    )
+    assert fixed.returncode == 0, fixed.stderr
+    after = dexto("models", "--offline")
+    assert after.returncode == 0 and "warning: " not in after.stderr, after.stderr
+    route = json.loads(dexto("route", "openai-compatible/Foo", "--json").stdout)
+    assert route["credentialSource"] == f"auth-store:{reference_name('openai-compatible', 'Foo')}"
+    route = json.loads(dexto("route", "openai-compatible/foo", "--json").stdout)
+    assert route["credentialSource"] == f"auth-store:{old}"  # the other model keeps the old key
