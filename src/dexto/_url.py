@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-__all__ = ["host_and_port_ok", "redact_url"]
+__all__ = ["host_and_port_ok", "redact_url", "redact_urls_in"]
 
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>`]+")
 _SECRET_PARAM = re.compile(r"pass|pwd|token|key|secret|auth|sig|credential", re.IGNORECASE)
 
 
@@ -49,6 +50,12 @@ def redact_url(url: str) -> str:
     if q:
         out += q + _redact_query(query)
     return out + hash_ + fragment
+
+
+def redact_urls_in(text: str) -> str:
+    """``text`` (e.g. an exception's message) with each ``scheme://…`` in it passed through
+    ``redact_url``."""
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
 
 
 def host_and_port_ok(url: str, *, host_required: bool = True) -> bool:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from dexto.cli.custom_models_cmd import reference_name
+from tests._http import ModelsServer
 from tests.cli.conftest import Run
 
 OC = ["models", "add", "--provider", "openai-compatible"]
@@ -192,3 +193,141 @@ def test_a_custom_base_url_with_a_bad_port_is_refused_at_add_and_reported_at_use
     chat = dexto("chat", "openai-compatible/m3", "-m", "hi")
     assert chat.returncode == 2 and "custom model openai-compatible/m3" in chat.stderr, chat.stderr
     _no_traceback(chat)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://u:mkSECRETpw@127.0.0.1:9/api/v1/models", "http://u:***@127.0.0.1:9/api/v1/models"),
+        (
+            "http://127.0.0.1:9/api/v1/models?api_key=mkSECRETpw",
+            "http://127.0.0.1:9/api/v1/models?api_key=***",
+        ),
+        (
+            "http://u:mkSECRETpw@127.0.0.1:notaport/v1/models",
+            "http://u:***@127.0.0.1:notaport/v1/models",
+        ),
+    ],
+)
+def test_a_secret_in_the_models_url_is_never_printed_or_stored(
+    dexto: Run, isolated_env: Path, url: str, shown: str
+) -> None:
+    env = {"DEXTO_OPENROUTER_MODELS_URL": url}
+    text = dexto("models", "--refresh", env=env)
+    as_json = dexto("models", "--refresh", "--json", env=env)
+    quiet = dexto("models", "--json", env=env)  # a failed refresh is not printed here
+    assert text.returncode == 2 and f"list from {shown}: " in text.stderr, text.stderr
+    err = json.loads(as_json.stdout)["error"]
+    assert err["code"] == "MARKETPLACE_UNAVAILABLE" and f"list from {shown}: " in err["message"]
+    assert quiet.returncode == 0
+    for r in (text, as_json, quiet):
+        assert "mkSECRETpw" not in r.stdout + r.stderr
+        _no_traceback(r)
+    stored = "".join(p.read_text() for p in isolated_env.rglob("*") if p.is_file())
+    assert "mkSECRETpw" not in stored and shown in stored
+
+
+def test_a_secret_in_a_working_models_url_is_not_stored(
+    dexto: Run, isolated_env: Path, models_server: ModelsServer
+) -> None:
+    url = models_server.url.replace("http://", "http://u:mkSECRETpw@") + "?token=mkSECRETpw"
+    r = dexto("models", "--refresh", "--json", env={"DEXTO_OPENROUTER_MODELS_URL": url})
+    assert r.returncode == 0 and models_server.hits == 1, r.stderr
+    assert "mkSECRETpw" not in r.stdout + r.stderr
+    cache = (isolated_env / "cache/openrouter-models.json").read_text()
+    assert "mkSECRETpw" not in cache and "http://u:***@127.0.0.1:" in cache
+
+
+BEDROCK = "bedrock/anthropic.claude-3-haiku-20240307-v1:0"
+AWS = {
+    "AWS_ACCESS_KEY_ID": "AKIAFAKEFAKEFAKE",
+    "AWS_SECRET_ACCESS_KEY": "fake-secret-access-key",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+@pytest.mark.parametrize(
+    ("url", "code", "shown"),
+    [
+        (
+            "http://u:bdSECRETpw@127.0.0.1:9/?X-Amz-Security-Token=bdSECRETpw",
+            "UPSTREAM_ERROR",
+            "could not reach Amazon Bedrock at http://u:***@127.0.0.1:9/?X-Amz-Security-Token=***",
+        ),
+        (
+            "http://u:bdSECRETpw@127.0.0.1:notaport",
+            "INVALID_CONFIG",
+            "Amazon Bedrock at http://u:***@127.0.0.1:notaport is not valid",
+        ),
+    ],
+)
+def test_a_secret_in_the_bedrock_base_url_is_never_printed(
+    dexto: Run, url: str, code: str, shown: str
+) -> None:
+    pytest.importorskip("boto3")
+    env = {**AWS, "BEDROCK_BASE_URL": url}
+    text = dexto("chat", BEDROCK, "-m", "hi", env=env)
+    as_json = dexto("chat", BEDROCK, "-m", "hi", "--json", env=env)
+    assert text.returncode == 2 and shown in text.stderr, text.stderr
+    assert "fix: " in text.stderr and "BEDROCK_BASE_URL" in text.stderr
+    err = json.loads(as_json.stdout)["error"]
+    assert err["code"] == code and shown in err["message"] and "BEDROCK_BASE_URL" in err["fix"]
+    for r in (text, as_json):
+        assert "bdSECRETpw" not in r.stdout + r.stderr
+        _no_traceback(r)
+
+
+def test_a_key_reference_an_older_dexto_generated_for_two_models_is_a_warning(
+    dexto: Run, isolated_env: Path
+) -> None:
+    old = "custom-openai-compatible-foo"  # the slug-only reference: Foo and foo both got it
+    entries = [
+        {
+            "name": n,
+            "provider": "openai-compatible",
+            "baseURL": "http://a.example/v1",
+            "apiKeyRef": r,
+        }
+        for n, r in [("Foo", old), ("foo", old), ("x", "team"), ("y", "team")]
+    ]
+    (isolated_env / "models").mkdir()
+    (isolated_env / "models/custom-models.json").write_text(
+        json.dumps({"version": 1, "models": entries})
+    )
+    (isolated_env / "auth.json").write_text(
+        json.dumps(
+            {old: {"type": "api", "key": "sk-OLDKEY"}, "team": {"type": "api", "key": "sk-T"}}
+        )
+    )
+    (isolated_env / "auth.json").chmod(0o600)
+    for args in (["models", "--offline"], ["models", "--offline", "--json"]):
+        r = dexto(*args)
+        assert r.returncode == 0, r.stderr
+        warnings = [w for w in r.stderr.splitlines() if w.startswith("warning: ")]
+        assert len(warnings) == 1, r.stderr  # a reference the user named may be shared
+        assert "openai-compatible/Foo, openai-compatible/foo" in warnings[0] and old in warnings[0]
+        assert "dexto models add --provider openai-compatible --name Foo" in warnings[0]
+        assert "--api-key - --replace" in warnings[0]
+        assert "sk-OLDKEY" not in r.stdout + r.stderr
+        _no_traceback(r)
+        if "--json" in args:
+            assert json.loads(r.stdout)["providers"]["openai-compatible"]["models"]
+    fixed = dexto(
+        *OC,
+        "--name",
+        "Foo",
+        "--base-url",
+        "http://a.example/v1",
+        "--api-key",
+        "-",
+        "--replace",
+        input="sk-FOOKEY\n",
+    )
+    assert fixed.returncode == 0, fixed.stderr
+    after = dexto("models", "--offline")
+    assert after.returncode == 0 and "warning: " not in after.stderr, after.stderr
+    route = json.loads(dexto("route", "openai-compatible/Foo", "--json").stdout)
+    assert route["credentialSource"] == f"auth-store:{reference_name('openai-compatible', 'Foo')}"
+    route = json.loads(dexto("route", "openai-compatible/foo", "--json").stdout)
+    assert route["credentialSource"] == f"auth-store:{old}"  # the other model keeps the old key

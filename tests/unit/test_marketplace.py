@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,14 @@ def test_prices_are_per_million(tmp_path: Path) -> None:
     write_cache(paths, SAMPLE_ROWS)
     m = load_marketplace(paths).get("anthropic/claude-sonnet-4.5")
     assert m is not None and (m.input_per_m, m.output_per_m) == (3.0, 15.0)
+
+
+def test_a_failed_refresh_logs_and_records_the_url_redacted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = "http://u:mkSECRETpw@127.0.0.1:9/api/v1/models?api_key=mkSECRETpw"
+    env = {"DEXTO_OPENROUTER_MODELS_URL": url}
+    with caplog.at_level(logging.INFO, logger="dexto.marketplace"):
+        refresh_marketplace(DextoPaths(tmp_path), env, timeout=0.5, force=True)
+    assert "mkSECRETpw" not in caplog.text
+    assert "http://u:***@127.0.0.1:9/api/v1/models?api_key=***" in caplog.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dexto._url import host_and_port_ok, redact_url
+from dexto._url import host_and_port_ok, redact_url, redact_urls_in
 
 
 @pytest.mark.parametrize(
@@ -38,3 +38,21 @@ def test_host_and_port_ok(url: str, host_required: bool, ok: bool) -> None:
 )
 def test_redact_url(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            'Could not connect to the endpoint URL: "http://u:s3cret@h:9/m/converse?X-Amz-Security-Token=s3cret"',
+            'Could not connect to the endpoint URL: "http://u:***@h:9/m/converse?X-Amz-Security-Token=***"',
+        ),
+        (
+            "for url 'https://h/v1?key=s3cret' and http://a:s3cret@b",
+            "for url 'https://h/v1?key=***' and http://a:***@b",
+        ),
+        ("no URL here: s3cret", "no URL here: s3cret"),
+    ],
+)
+def test_redact_urls_in(text: str, shown: str) -> None:
+    assert redact_urls_in(text) == shown

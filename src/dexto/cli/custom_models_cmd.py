@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import re
+import shlex
 import sys
+from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["REF_PREFIX", "reference_name", "register_actions"]
+__all__ = ["REF_PREFIX", "reference_name", "register_actions", "shared_key_warnings"]
 
 REF_PREFIX = "custom-"
 EFFORTS = ["none", "minimal", "low", "medium", "high", "xhigh"]
@@ -70,6 +72,39 @@ def reference_name(provider: str, name: str) -> str:
     slug = re.sub(r"[^a-z0-9._-]+", "-", f"{provider}-{name}".lower()).strip("-._")
     digest = hashlib.sha256(f"{provider}/{name}".encode()).hexdigest()[:10]
     return (REF_PREFIX + slug)[: 63 - len(digest)].rstrip("-._") + "-" + digest
+
+
+def _legacy_reference_name(provider: str, name: str) -> str:
+    """The reference name earlier versions generated: the slug alone (``Foo`` and ``foo`` got
+    the same one)."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", f"{provider}-{name}".lower()).strip("-._")
+    return (REF_PREFIX + slug)[:64].rstrip("-._")
+
+
+def shared_key_warnings(models: Iterable[Any]) -> list[str]:
+    """One warning per key reference that ``add`` generated for one model and that several
+    models (different ``provider/name``) use; references named by the user may be shared."""
+    users: dict[str, list[Any]] = {}
+    for m in models:
+        if m.apiKeyRef:
+            users.setdefault(m.apiKeyRef, []).append(m)
+    out: list[str] = []
+    for ref, group in users.items():
+        generated = {
+            f(m.provider, m.name) for m in group for f in (reference_name, _legacy_reference_name)
+        }
+        if len(group) < 2 or ref not in generated:
+            continue
+        ids = [f"{m.provider}/{m.name}" for m in group]
+        first = group[0]
+        out.append(
+            f"custom models {', '.join(ids)} share the stored key {ref!r}, which dexto made for "
+            "one model (a key added for one replaced the other's); give each its own key: "
+            f"`dexto models add --provider {first.provider} --name {shlex.quote(first.name)} "
+            "… --api-key - "
+            "--replace` (the same options as before), and the same for " + ", ".join(ids[1:])
+        )
+    return out
 
 
 #: CustomModel field → the ``models add`` flag that sets it.

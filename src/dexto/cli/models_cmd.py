@@ -9,6 +9,7 @@ list it has (and, after a failed attempt, does not retry for a while — see ``m
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from dexto.presentation import BADGES  # shared with the web UI
@@ -95,6 +96,10 @@ def run(ns: argparse.Namespace) -> int:
         )
     except DextoError as err:
         return print_error(err, as_json=ns.json)
+    from dexto.cli.custom_models_cmd import shared_key_warnings
+
+    for w in shared_key_warnings(state.custom_models):
+        sys.stderr.write(f"warning: {w}\n")
     if ns.json:
         print_json(catalog)
     else:

@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+from dexto._url import redact_url
 from dexto.config.files import atomic_write
 from dexto.config.paths import DextoPaths
 from dexto.errors import DextoError
@@ -250,9 +251,13 @@ def _failure_file(paths: DextoPaths) -> Path:
 
 
 def _recent_failure(paths: DextoPaths, url: str, now: float) -> bool:
+    """Whether a refresh from ``url`` failed less than ``RETRY_AFTER_SECONDS`` ago (URLs are
+    compared redacted, as they are recorded)."""
     try:
         raw = json.loads(_failure_file(paths).read_text("utf-8"))
-        return bool(raw.get("url") == url and 0 <= now - float(raw["at"]) < RETRY_AFTER_SECONDS)
+        return bool(
+            raw.get("url") == redact_url(url) and 0 <= now - float(raw["at"]) < RETRY_AFTER_SECONDS
+        )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
 
@@ -260,7 +265,8 @@ def _recent_failure(paths: DextoPaths, url: str, now: float) -> bool:
 def _record_failure(paths: DextoPaths, url: str, why: str) -> None:
     try:
         atomic_write(
-            _failure_file(paths), json.dumps({"at": time.time(), "url": url, "error": why})
+            _failure_file(paths),
+            json.dumps({"at": time.time(), "url": redact_url(url), "error": why}),
         )
     except (OSError, DextoError) as exc:
         log.info("could not record the failed refresh: %s", type(exc).__name__)
@@ -297,11 +303,11 @@ def refresh_marketplace(
             raise ValueError("empty or malformed models list")
     except Exception as exc:  # a refresh must never raise into the caller unless strict
         why = _why(exc)
-        log.info("marketplace refresh from %s failed: %s", url, why)
+        log.info("marketplace refresh from %s failed: %s", redact_url(url), why)
         _record_failure(paths, url, why)
         if strict:
             raise MarketplaceUnavailableError(
-                f"could not refresh the marketplace list from {url}: {why}",
+                f"could not refresh the marketplace list from {redact_url(url)}: {why}",
                 fix="check the network (or DEXTO_OPENROUTER_MODELS_URL) and retry; without "
                 "--refresh dexto keeps using the "
                 + ("cached" if current.source == "cache" else "bundled")
@@ -310,7 +316,7 @@ def refresh_marketplace(
         return current
     _failure_file(paths).unlink(missing_ok=True)
     try:
-        atomic_write(paths.marketplace_cache, _cache_payload(rows, url))
+        atomic_write(paths.marketplace_cache, _cache_payload(rows, redact_url(url)))
     except (OSError, DextoError) as exc:
         log.warning("could not write marketplace cache: %s", exc)
         return MarketplaceCatalog(parse_models(rows), "fresh", time.time(), source="live")

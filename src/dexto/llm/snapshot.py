@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     import sys
     from pathlib import Path
 
+    from dexto._url import redact_url, redact_urls_in
+
     ap = argparse.ArgumentParser(
         prog="update-marketplace-snapshot",
         description="Regenerate the bundled marketplace snapshot.",
@@ -138,10 +140,14 @@ def main(argv: list[str] | None = None) -> int:
         doc = build_snapshot(
             _read_source(ns.source, ns.timeout),
             date=ns.date or _default_date(ns.source),
-            source=ns.source if "://" in ns.source else Path(ns.source).name,
+            source=redact_url(ns.source) if "://" in ns.source else Path(ns.source).name,
         )
     except Exception as exc:  # a maintainer tool: one line, no traceback
-        print(f"update-marketplace-snapshot: cannot read {ns.source}: {exc}", file=sys.stderr)
+        print(
+            f"update-marketplace-snapshot: cannot read {redact_url(ns.source)}: "
+            f"{redact_urls_in(str(exc))}",
+            file=sys.stderr,
+        )
         return 1
     out = Path(ns.out) if ns.out else Path(__file__).with_name(SNAPSHOT_FILE)
     out.write_text(render_snapshot(doc), "utf-8")

@@ -12,7 +12,15 @@ from dataclasses import replace
 from typing import Any
 
 from dexto._secret import Secret
-from dexto.errors import AuthFailedError, ExecutionError, MissingExtraError, UpstreamError
+from dexto._url import host_and_port_ok, redact_urls_in
+from dexto.errors import (
+    AuthFailedError,
+    ConfigError,
+    ExecutionError,
+    MissingExtraError,
+    UpstreamError,
+)
+from dexto.llm.execution._errors import invalid_url_error, transport_error
 from dexto.llm.execution._sse import Event
 from dexto.llm.execution._target import HttpCall, Target
 
@@ -26,6 +34,7 @@ _AUTH_CODES = {
     "ExpiredTokenException",
     "NoCredentialsError",
 }
+_NETWORK_ERRORS = {"ConnectionError", "HTTPClientError"}  # botocore's bases for network failures
 _SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 
@@ -54,6 +63,8 @@ class BedrockTransport:
             except ImportError:
                 raise _missing("Amazon Bedrock", "bedrock", "boto3") from None
             kwargs: dict[str, Any] = {"region_name": _region(self._env)}
+            if target.base_url and not host_and_port_ok(target.base_url):
+                raise invalid_url_error(target)
             if target.base_url:
                 kwargs["endpoint_url"] = target.base_url
             if self._env.get("AWS_ACCESS_KEY_ID") and self._env.get("AWS_SECRET_ACCESS_KEY"):
@@ -68,7 +79,7 @@ class BedrockTransport:
     def post(self, target: Target, call: HttpCall) -> tuple[Any, Headers]:
         try:
             return self.client(target).converse(**call.body), {}
-        except MissingExtraError:
+        except (MissingExtraError, ConfigError):
             raise
         except Exception as exc:  # botocore's errors are not importable without the extra
             raise _boto_error(target, exc) from None
@@ -79,7 +90,7 @@ class BedrockTransport:
     ) -> Iterator[tuple[Headers, Iterator[Event]]]:
         try:
             resp = self.client(target).converse_stream(**call.body)
-        except MissingExtraError:
+        except (MissingExtraError, ConfigError):
             raise
         except Exception as exc:
             raise _boto_error(target, exc) from None
@@ -94,8 +105,20 @@ def _events(target: Target, resp: Any) -> Iterator[Event]:
         raise _boto_error(target, exc) from None
 
 
+def _network_error(exc: Exception) -> bool:
+    """Whether ``exc`` is one of botocore's connection or HTTP client errors."""
+    return any(
+        c.__module__.startswith("botocore") and c.__name__ in _NETWORK_ERRORS
+        for c in type(exc).__mro__
+    )
+
+
 def _boto_error(target: Target, exc: Exception) -> ExecutionError:
-    log.warning("%s call failed: %s: %s", target.label, type(exc).__name__, exc)
+    log.warning(
+        "%s call failed: %s: %s", target.label, type(exc).__name__, redact_urls_in(str(exc))
+    )
+    if _network_error(exc):
+        return transport_error(target, exc)
     response = getattr(exc, "response", None) or {}
     code = (response.get("Error") or {}).get("Code") or type(exc).__name__
     status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
@@ -142,7 +165,9 @@ class VertexAuth:
                 self._creds, _ = google.auth.default(scopes=[_SCOPE])
             except Exception as exc:
                 log.warning(
-                    "Google application default credentials: %s: %s", type(exc).__name__, exc
+                    "Google application default credentials: %s: %s",
+                    type(exc).__name__,
+                    redact_urls_in(str(exc)),
                 )
                 raise AuthFailedError(
                     f"no Google application default credentials ({type(exc).__name__})",

@@ -123,9 +123,10 @@ def _where(target: Target) -> str:
     return f"{target.label} at {redact_url(target.base_url)}" if target.base_url else target.label
 
 
-def transport_error(target: Target, exc: httpx.HTTPError) -> UpstreamError:
+def transport_error(target: Target, exc: Exception) -> UpstreamError:
+    """A network failure (httpx's, or botocore's for Bedrock) naming the endpoint, redacted."""
     where = _where(target)
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx.TimeoutException) or type(exc).__name__.endswith("TimeoutError"):
         return UpstreamError(f"{where} timed out", fix="retry later or raise the timeout")
     if target.base_url_from:
         fix = f"check your network and {target.base_url_from}"

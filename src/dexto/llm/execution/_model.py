@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from dexto.errors import InsufficientCreditsError
+from dexto.errors import DextoError, InsufficientCreditsError
 from dexto.llm.execution import _http
 from dexto.llm.execution._cloud import BedrockTransport, VertexAuth
 from dexto.llm.execution._messages import Messages, normalize_messages, normalize_tools
@@ -40,6 +40,7 @@ class Model:
         fallback: Target | None,
         outcome: Outcome,
         *,
+        fallback_error: DextoError | None = None,
         env: Mapping[str, str],
         defaults: Mapping[str, Any],
         timeout: float,
@@ -49,6 +50,7 @@ class Model:
         self._decision = decision
         self._primary = primary
         self._fallback = fallback
+        self._fallback_error = fallback_error  # raised on a 402 instead of falling back
         self._outcome = outcome
         self._defaults = dict(defaults)
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
@@ -176,6 +178,8 @@ class Model:
     def _switch(self, err: InsufficientCreditsError) -> Target:
         """The fallback target for a 402, or the exhausted-credits error to raise."""
         if self._fallback is None:
+            if self._fallback_error is not None:
+                raise self._fallback_error from None
             raise self._outcome.exhausted(err) from None
         return self._fallback
 

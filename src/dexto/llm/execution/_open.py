@@ -17,7 +17,13 @@ from dexto.errors import InvalidModelIdError
 from dexto.llm.context import build_context
 from dexto.llm.execution._model import Model
 from dexto.llm.execution._outcome import Outcome, exhausted_fix_for
-from dexto.llm.execution._targets import fallback_target, gateway_headers, primary_target
+from dexto.llm.execution._target import Target
+from dexto.llm.execution._targets import (
+    UnusableFallback,
+    gateway_headers,
+    primary_target,
+    usable_fallback,
+)
 from dexto.llm.routing import decide
 from dexto.llm.selection import Selection, parse_selection
 
@@ -89,17 +95,24 @@ def open_model(
 
     headers = gateway_headers(session_id or "sess_" + uuid.uuid4().hex, source)
     primary = primary_target(decision, env, store, headers)
-    fallback = fallback_target(decision, env, store) if decision.route == "dexto" else None
+    found = usable_fallback(decision, env, store) if decision.route == "dexto" else None
+    fallback = found if isinstance(found, Target) else None
+    unusable = found if isinstance(found, UnusableFallback) else None
+    exhausted_fix = exhausted_fix_for(decision, ctx.credentials.direct_source(sel.provider))
+    if unusable is not None:  # the key is needed only on a 402: warn now, raise then
+        exhausted_fix = unusable.error.fix
     outcome = Outcome(
         decision,
         local.preferences.lowCreditsWarningUsd,
-        exhausted_fix_for(decision, ctx.credentials.direct_source(sel.provider)),
+        exhausted_fix,
+        unusable.warning if unusable is not None else "",
     )
     return Model(
         decision,
         primary,
         fallback,
         outcome,
+        fallback_error=unusable.error if unusable is not None else None,
         env=env,
         defaults=_defaults(agent_cfg),
         timeout=timeout,

@@ -64,6 +64,7 @@ class Outcome:
     decision: RouteDecision
     low_credits_usd: float
     exhausted_fix: str
+    fallback_warning: str = ""  # shown with every gateway-paid result when not empty
 
     def result(
         self,
@@ -93,7 +94,7 @@ class Outcome:
             usage,
             route,
             credits,
-            self._warnings(credits),
+            self._warnings(credits, gateway=target.is_gateway),
             reply.finish_reason,
         )
 
@@ -107,12 +108,14 @@ class Outcome:
             f"{target.model}."
         )
 
-    def _warnings(self, credits: str | None) -> tuple[str, ...]:
+    def _warnings(self, credits: str | None, *, gateway: bool) -> tuple[str, ...]:
+        out = (self.fallback_warning,) if gateway and self.fallback_warning else ()
         value = _usd(credits)
         threshold = Decimal(str(self.low_credits_usd))
         if value is None or value >= threshold:
-            return ()
+            return out
         return (
+            *out,
             f"Dexto credits are low: ${usd_text(credits)} left (below ${threshold:.2f}); "
             f"{self.exhausted_fix}.",
         )

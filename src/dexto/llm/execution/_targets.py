@@ -7,6 +7,7 @@ the credential the decision explained ("env:ANTHROPIC_API_KEY", "auth-store:dext
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from dexto._secret import Secret
 from dexto._version import __version__
@@ -17,7 +18,14 @@ from dexto.llm.execution._target import Target
 from dexto.llm.providers import get_provider
 from dexto.llm.routing import RouteDecision
 
-__all__ = ["fallback_target", "gateway_headers", "primary_target", "secret_for"]
+__all__ = [
+    "UnusableFallback",
+    "fallback_target",
+    "gateway_headers",
+    "primary_target",
+    "secret_for",
+    "usable_fallback",
+]
 
 StoreLoader = Callable[[str], Entry | None]  # auth-store lookup by entry name
 
@@ -118,3 +126,29 @@ def fallback_target(d: RouteDecision, env: Mapping[str, str], store: StoreLoader
         store,
         fb.base_url_from,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class UnusableFallback:
+    """A fallback whose key cannot be sent: the error for a 402 and the warning for a paid call."""
+
+    error: ConfigError
+    warning: str
+
+
+def usable_fallback(
+    d: RouteDecision, env: Mapping[str, str], store: StoreLoader
+) -> Target | UnusableFallback | None:
+    """``fallback_target``, or an ``UnusableFallback`` instead of its ConfigError (the key is
+    needed only if the gateway answers 402)."""
+    try:
+        return fallback_target(d, env, store)
+    except ConfigError as err:
+        return UnusableFallback(
+            ConfigError(
+                f"Dexto credits ran out and the fallback key cannot be used: {err.message}",
+                fix=f"{err.fix}, or top up your Dexto credits",
+            ),
+            f"{err.message}; when Dexto credits run out, requests stop instead of continuing "
+            f"with this key — {err.fix}",
+        )
