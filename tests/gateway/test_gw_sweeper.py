@@ -154,15 +154,20 @@ def test_run_chat_entry_point_runs_a_translated_request(
 
 
 class _FlakyGeneration:
-    """The fake upstream, but its first ``fail`` generation lookups answer 500."""
+    """The fake upstream, but its first ``fail`` generation lookups answer 500 (``bad``: 200
+    with a record whose cost cannot be used)."""
 
-    def __init__(self, inner: FakeUpstream, fail: int) -> None:
-        self.inner, self.fail, self.calls = inner, fail, 0
+    def __init__(self, inner: FakeUpstream, fail: int, bad: bool = False) -> None:
+        self.inner, self.fail, self.bad, self.calls = inner, fail, bad, 0
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"].endswith("/generation"):
             self.calls += 1
             if self.calls <= self.fail:
+                if self.bad:
+                    body = b'{"data": {"id": "gen-x", "total_cost": -1, "tokens_prompt": null}}'
+                    await send_json(send, 200, body)
+                    return
                 body = b'{"error": {"code": 500, "message": "try again"}}'
                 await send_json(send, 500, body)
                 return
@@ -171,17 +176,19 @@ class _FlakyGeneration:
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
 @pytest.mark.parametrize("fail", [2, 100])
+@pytest.mark.parametrize("bad", [False, True], ids=["error", "unusable-cost"])
 def test_sweeper_retries_a_failed_generation_lookup_over_sweeps(
-    request: pytest.FixtureRequest, sqlite_url: str, fail: int, dialect: str
+    request: pytest.FixtureRequest, sqlite_url: str, fail: int, dialect: str, bad: bool
 ) -> None:
-    """A failed lookup leaves the hold for the next sweep; the third failed sweep estimates.
+    """A failed lookup (an error, or a record whose cost cannot be used) leaves the hold for
+    the next sweep; the third failed sweep estimates.
     On PostgreSQL the sweeper's settle (with ``swept_reason``) runs the synchronous ledger code,
     the hold's deletion, the charge and the ``swept_holds`` row in one transaction."""
     from dexto.gateway.sweeper import LOOKUP_TRIES
 
     db_url = sqlite_url if dialect == "sqlite" else request.getfixturevalue("pg_url")
 
-    flaky = _FlakyGeneration(fake_app(), fail)
+    flaky = _FlakyGeneration(fake_app(), fail, bad)
     with ServerThread(flaky) as up, httpx.Client(timeout=30) as c:
         upstream = up.url + "/api/v1"
         r = c.post(upstream + "/chat/completions", json=chat_body(model="fake/cheap"))

@@ -147,7 +147,7 @@ async def settle_delivered(
                 cost, estimated, reason = uc.cost, False, source + ":generation"
                 pt = uc.prompt_tokens if uc.prompt_tokens is not None else pt
                 ct = uc.completion_tokens if uc.completion_tokens is not None else ct
-        if gen is None and misses is not None:
+        if cost is None and misses is not None:  # no record, or one whose cost is unusable
             tries = misses.get(hold.request_id, 0) + 1
             if tries < LOOKUP_TRIES:
                 misses[hold.request_id] = tries
