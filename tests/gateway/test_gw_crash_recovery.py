@@ -279,6 +279,57 @@ def test_sigterm_past_the_drain_deadline_bills_what_was_relayed(
     _balance_matches_ledger(sqlite_url, account_id)
 
 
+def test_requests_cancelled_at_the_drain_deadline_get_json_and_log_no_traceback(
+    sqlite_url: str, fake: tuple[FakeUpstream, str], tmp_path: Path
+) -> None:
+    """SIGTERM with a stream and a non-streaming request still running past ``DRAIN_S``: the
+    stream is charged the estimate of what was relayed; the non-streaming request, whose
+    answer had not started, gets a JSON 503 (not uvicorn's plain-text 500) and is not charged;
+    the gateway's output holds no traceback."""
+    account_id, key = make_account(sqlite_url, "cancelled@example.com", 10_000_000)
+    gw = GatewayProc(sqlite_url, fake[1], tmp_path, DEXTO_GATEWAY_DRAIN_S="1")
+    stream = Stream(gw.url, key, 0, {"chunks": 400, "chunk_delay_ms": 50})
+    answer: dict[str, Any] = {}
+
+    def slow_request() -> None:
+        body = {
+            "model": "fake/cheap",
+            "messages": [{"role": "user", "content": "slow"}],
+            "fake": {"latency_ms": 20_000},
+        }
+        with httpx.Client(timeout=60) as c:
+            r = c.post(
+                gw.url + "/v1/chat/completions",
+                json=body,
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        answer.update(status=r.status_code, type=r.headers.get("content-type"), body=r.text)
+
+    slow = threading.Thread(target=slow_request, daemon=True)
+    try:
+        stream.start()
+        assert stream.started.wait(30)
+        slow.start()
+        _wait_for(lambda: _holds(sqlite_url) == 2, "both holds")
+        os.kill(gw.proc.pid, signal.SIGTERM)
+        stream.join(60)
+        slow.join(60)
+        assert gw.proc.wait(timeout=60) in (0, -signal.SIGTERM)
+    finally:
+        gw.stop()
+    assert answer["status"] == 503 and answer["type"] == "application/json"
+    assert json.loads(answer["body"])["error"]["code"] == "SERVICE_UNAVAILABLE"
+    charges = _charges(sqlite_url)
+    assert list(charges) == [stream.request_id]
+    assert charges[stream.request_id][1:3] == (1, "cancelled")
+    assert _holds(sqlite_url) == 0
+    _balance_matches_ledger(sqlite_url, account_id)
+    output = gw.log_path.read_text()
+    assert "Traceback" not in output and "Exception in ASGI application" not in output
+    cancelled = [json.loads(x) for x in output.splitlines() if '"request cancelled"' in x]
+    assert len(cancelled) == 2
+
+
 @pytest.fixture
 def own_pg_db() -> Iterator[tuple[str, str]]:
     """A PostgreSQL database of this test's own: (URL, name); dropped afterwards."""

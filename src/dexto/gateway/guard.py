@@ -7,10 +7,18 @@
 
 If the response has already started (a stream), nothing more can be sent: the error is logged
 and the connection ends.
+
+A request cancelled (the server's graceful-shutdown deadline passed: uvicorn cancels the tasks
+still running) is logged as one line; one whose response had not started gets
+``503 SERVICE_UNAVAILABLE`` with ``Retry-After``. The cancellation ends here, so the server logs
+no traceback and sends no plain-text 500 for it. (What such a request is billed is decided
+inside the handler, before the cancellation reaches this guard.)
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, MutableMapping
 from typing import Any
@@ -44,6 +52,8 @@ class ErrorGuard:
                 await self.app(scope, receive, send)
             except Exception as exc:  # noqa: BLE001 - answered or logged by _failed
                 await self._failed(exc, scope, send, bool(owner.response_started))
+            except asyncio.CancelledError:
+                await self._cancelled(scope, send, bool(owner.response_started))
             return
         started = False
 
@@ -57,6 +67,28 @@ class ErrorGuard:
             await self.app(scope, receive, tracked)
         except Exception as exc:  # noqa: BLE001 - answered or logged by _failed
             await self._failed(exc, scope, send, started)
+        except asyncio.CancelledError:
+            await self._cancelled(scope, send, started)
+
+    async def _cancelled(self, scope: Scope, send: Send, started: bool) -> None:
+        state = self._state()
+        log_event(
+            state.log if state is not None else get_logger(),
+            "request cancelled",
+            logging.WARNING,
+            path=str(scope.get("path", ""))[:200],
+            method=scope.get("method"),
+        )
+        if not started:
+            body = error_body(
+                "SERVICE_UNAVAILABLE",
+                "The gateway stopped before this request finished (it is shutting down).",
+                "service_unavailable",
+                fix="Retry the request.",
+            )
+            headers = [(b"retry-after", str(RETRY_AFTER_S).encode())]
+            with contextlib.suppress(Exception):  # the connection may be closing too
+                await send_bytes(send, 503, body, headers)
 
     async def _failed(self, exc: Exception, scope: Scope, send: Send, started: bool) -> None:
         if isinstance(exc, HttpError):
