@@ -65,6 +65,8 @@ def requests(draw: Any) -> tuple[dict[str, Any], int, int, int]:
         payload["n"] = n
     if draw(st.booleans()):
         payload["max_tokens"] = draw(st.integers(1, 50_000))
+    if draw(st.booleans()):  # both limits given: a provider may honour either
+        payload["max_completion_tokens"] = draw(st.integers(1, 50_000))
     if draw(st.booleans()):
         payload["tools"] = [
             {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
@@ -104,7 +106,7 @@ def test_hold_covers_the_worst_provider_bill(
         for m in payload["messages"]
         for p in (m["content"] if isinstance(m["content"], list) else [{"text": m["content"]}])
     )
-    limit = payload.get("max_tokens") or min(
+    limit = max(payload.get("max_tokens", 0), payload.get("max_completion_tokens", 0)) or min(
         default_max, price.max_completion_tokens or default_max
     )
     prompt = (

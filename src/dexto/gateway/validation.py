@@ -113,11 +113,14 @@ def is_json(data: bytes) -> bool:
 
 
 def max_tokens(payload: dict[str, Any]) -> int | None:
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = payload.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
+    """The completion limit the hold must cover: the larger of ``max_completion_tokens`` and
+    ``max_tokens`` when both are given (providers differ in which one they honour)."""
+    limits = [
+        value
+        for value in (payload.get("max_completion_tokens"), payload.get("max_tokens"))
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0
+    ]
+    return max(limits) if limits else None
 
 
 def parse_chat(raw: bytes) -> tuple[str, dict[str, Any]]:
