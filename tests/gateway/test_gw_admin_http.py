@@ -31,6 +31,21 @@ def test_admin_api(sqlite_url: str, fake: tuple[FakeUpstream, str]) -> None:
             assert bad.status_code == 400 and bad.json()["error"]["code"] == "INVALID_CONFIG"
             top = c.post(f"/admin/accounts/{acct}/credits", json={"usd": "0.5"}, headers=h).json()
             assert top["balanceUsd"] == "2.000000"
+            # A retried top-up with the same Idempotency-Key adds nothing more.
+            once = {**h, "Idempotency-Key": "topup-7f3a"}
+            url = f"/admin/accounts/{acct}/credits"
+            first = c.post(url, json={"usd": "0.25"}, headers=once).json()
+            again = c.post(url, json={"usd": "0.25"}, headers=once).json()
+            assert (first["balanceUsd"], first["duplicate"]) == ("2.250000", False)
+            assert (again["balanceUsd"], again["duplicate"]) == ("2.250000", True)
+            assert again["reference"] == first["reference"]
+            # ... and is refused for a different amount; a malformed key is refused too.
+            other = c.post(url, json={"usd": "0.3"}, headers=once)
+            assert other.status_code == 400 and "Idempotency-Key" in other.json()["error"]["fix"]
+            badkey = c.post(url, json={"usd": "0.3"}, headers={**h, "Idempotency-Key": "a b"})
+            assert badkey.status_code == 400
+            balance = c.get("/admin/accounts", headers=h).json()["accounts"]
+            assert {a["id"]: a["balanceUsd"] for a in balance}[acct] == "2.250000"
             key = c.post(f"/admin/accounts/{acct}/keys", json={"name": "k2"}, headers=h).json()
             keys = c.get(f"/admin/accounts/{acct}/keys", headers=h).json()["keys"]
             assert len(keys) == 2

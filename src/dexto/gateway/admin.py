@@ -74,8 +74,24 @@ def create_account(
 def add_credits(
     conn: Conn, account_id: str, micros: int, *, reference: str | None = None
 ) -> dict[str, Any]:
+    """Credit ``micros``; once per ``reference`` (a new one when None). The same reference given
+    again for the same account and amount adds nothing and answers ``"duplicate": true``; for
+    another account or amount it is refused."""
     ref = reference or f"credit_{uuid.uuid4().hex}"
-    balance = ledger.credit(conn, account_id, micros, request_id=ref)
+    with conn.write():
+        before = None
+        if reference is not None:
+            before = conn.one(
+                "SELECT account_id, amount_micros, kind FROM ledger WHERE request_id = ?", (ref,)
+            )
+            if before is not None and tuple(before) != (account_id, micros, "credit"):
+                raise ConfigError(
+                    "this idempotency key was already used for a different top-up",
+                    field="Idempotency-Key",
+                    fix="Use a new Idempotency-Key for a new top-up; repeat a key only to "
+                    "retry the same request.",
+                )
+        balance = ledger.credit(conn, account_id, micros, request_id=ref)
     if balance is None:
         raise accounts.unknown_id("account", account_id, "account", _NO_ACCOUNT_FIX)
     return {
@@ -83,6 +99,7 @@ def add_credits(
         "addedUsd": format_usd(micros),
         "balanceUsd": format_usd(balance),
         "reference": ref,
+        "duplicate": before is not None,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from dexto.gateway.validation import json_object_body, optional_amount, optional
 __all__ = ["make_admin_routes"]
 
 Handler = Callable[[Request], Awaitable[Response]]
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
 
 def make_admin_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
@@ -67,7 +69,17 @@ def make_admin_routes(get_state: Callable[[], GatewayState]) -> list[Route]:
     async def add_credits(request: Request, st: GatewayState) -> Any:
         doc = await json_object_body(request)
         micros = parse_usd(optional_amount(doc, "usd") or "", field="usd")
-        return await run_sync(st, admin.add_credits, request.path_params["account"], micros)
+        key = request.headers.get("idempotency-key")
+        if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+            raise ConfigError(
+                "the Idempotency-Key header must be 1-100 letters, digits or -_.:",
+                field="Idempotency-Key",
+                fix="Send a key such as a UUID (the same key again only to retry a top-up).",
+            )
+        reference = None if key is None else f"credit:{key}"
+        return await run_sync(
+            st, admin.add_credits, request.path_params["account"], micros, reference=reference
+        )
 
     async def create_key(request: Request, st: GatewayState) -> Any:
         doc = await json_object_body(request)

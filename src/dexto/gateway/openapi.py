@@ -375,14 +375,31 @@ def _admin() -> None:
         "/admin/accounts/{account}/credits",
         "post",
         {
-            "summary": "Add credits (USD, up to 6 decimals)",
+            "summary": "Add credits (USD, up to 6 decimals); once per Idempotency-Key",
             "security": ADMIN_TOKEN,
-            "parameters": account_param,
+            "parameters": [
+                *account_param,
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "description": "Retrying with the same key adds nothing more",
+                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"},
+                },
+            ],
             "requestBody": json_body(_obj({"usd": _AMOUNT}, ("usd",))),
             "responses": {
                 "200": json_response(
                     "New balance",
-                    _obj({"accountId": _STR, "addedUsd": _USD, "balanceUsd": _USD}),
+                    _obj(
+                        {
+                            "accountId": _STR,
+                            "addedUsd": _USD,
+                            "balanceUsd": _USD,
+                            "reference": _STR,
+                            "duplicate": {"type": "boolean"},
+                        }
+                    ),
                 ),
                 **admin_errors,
             },
