@@ -30,6 +30,7 @@ __all__ = [
     "progress_many",
     "recorded_charge",
     "release",
+    "renew_many",
     "settle",
     "sweep_expired",
 ]
@@ -237,6 +238,21 @@ def release(conn: Conn, request_id: str) -> bool:
             "DELETE FROM holds WHERE request_id = ? RETURNING amount_micros", (request_id,)
         )
     return row is not None
+
+
+def renew_many(conn: Conn, request_ids: list[str], expires_at: int) -> frozenset[str]:
+    """Extend the lease of holds whose requests are still running (nothing else changes);
+    returns the request ids whose hold still existed."""
+    found: set[str] = set()
+    with conn.write():
+        for request_id in request_ids:
+            row = conn.one(
+                "UPDATE holds SET expires_at = ? WHERE request_id = ? RETURNING request_id",
+                (expires_at, request_id),
+            )
+            if row is not None:
+                found.add(request_id)
+    return frozenset(found)
 
 
 def progress(

@@ -283,7 +283,11 @@ class ChatCompletions(Settlement):
                     [(b"x-dexto-credits-remaining", format_usd(res.balance_micros).encode())],
                 )
             st.metrics.inc("holds_placed_total")
-            return await self._forward(payload, headers, receive, send, ctx)
+            self.leases.hold(ctx.request_id)
+            try:
+                return await self._forward(payload, headers, receive, send, ctx)
+            finally:
+                self.leases.end(ctx.request_id)
         except BaseException:
             # Anything unexpected (incl. cancellation) before settlement started: release.
             if not ctx.settling:

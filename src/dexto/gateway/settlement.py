@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dexto.gateway import ledger
+from dexto.gateway.leases import HoldLeases
 from dexto.gateway.logs import log_event
 from dexto.gateway.pricing import cost_from_usage, estimate_tokens_cost
 from dexto.gateway.settings import default_spool_dir
@@ -75,6 +76,7 @@ class Settlement:
         self._first_inflight: tuple[asyncio.Future[None], dict[str, _Due], list[Any]] | None = None
         s = state.settings
         self.spool = Spool(s.spool_dir or default_spool_dir(s.db_url))
+        self.leases = HoldLeases(state)  # running requests' holds keep counting
 
     # -- durable hold progress ------------------------------------------------------------
 
@@ -523,5 +525,6 @@ class Settlement:
                     model=ctx.model,
                     cost_micros=kw["cost"],
                 )
+        await self.leases.aclose()
         self.spool.close()
         return len(self._pending)

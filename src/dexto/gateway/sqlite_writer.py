@@ -61,6 +61,7 @@ GROUPED: frozenset[Callable[..., Any]] = frozenset(
         ledger.release,
         ledger.progress,
         ledger.progress_many,
+        ledger.renew_many,
         ledger.credit,
     }
 )
