@@ -1,7 +1,7 @@
 """``POST /v1/responses``: the OpenAI Responses API, translated onto the chat-completions path.
 
 The request is checked (method, key shape, content type, size, body), translated into a
-chat-completions request (``responses_wire.to_chat``) and run by the very same handler that
+chat-completions request (``responses_request.to_chat``) and run by the very same handler that
 serves ``POST /v1/chat/completions`` (``proxy.ChatCompletions.run_chat``, metrics label
 ``route="responses"``) — same rate limit, hold, upstream call, relay and settlement, so the
 charge is computed by the same code. The handler's answer is translated back on its way out:
