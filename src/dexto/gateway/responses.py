@@ -8,7 +8,9 @@ charge is computed by the same code. The handler's answer is translated back on 
 
 * 200 JSON → a Response object (``usage.cost`` = the charged ``X-Dexto-Cost``);
 * 200 SSE → Responses events, ``response.completed`` carrying the usage; an interrupted upstream
-  stream ends with ``error`` + ``response.failed``;
+  stream ends with ``error`` + ``response.failed``; if the translator raises, the chat relay
+  settles what was relayed and the stream ends with ``error`` + ``response.failed``
+  (``INTERNAL_ERROR``);
 * any error status → passed through unchanged (the same ``{"error": {...}}`` body and headers).
 """
 
@@ -112,6 +114,7 @@ class _Out:
         self._headers: dict[bytes, bytes] = {}
         self._buffer: list[bytes] = []
         self._stream: StreamTranslator | None = None
+        self._broken = False  # the translator raised: the stream only gets its failed ending
 
     def _resp_id(self) -> str:
         rid = self._headers.get(b"x-request-id", b"").decode("latin-1")
@@ -132,10 +135,20 @@ class _Out:
         body: bytes = message.get("body", b"")
         more = bool(message.get("more_body", False))
         if self._stream is not None:
-            out = self._stream.feed(body)
+            out = b""
+            if not self._broken:
+                try:
+                    out = self._stream.feed(body)
+                except Exception:
+                    self._broken = True  # later bodies are not fed: the stream gets its end
+                    raise
             if not more and not self._stream.finished:
-                out += self._stream.fail(
-                    "UPSTREAM_STREAM_INTERRUPTED", "The upstream stream ended early."
+                out += (
+                    self._stream.fail("INTERNAL_ERROR", "The gateway failed to relay the stream.")
+                    if self._broken
+                    else self._stream.fail(
+                        "UPSTREAM_STREAM_INTERRUPTED", "The upstream stream ended early."
+                    )
                 )
             if out or not more:
                 await self._send({"type": "http.response.body", "body": out, "more_body": more})
