@@ -12,34 +12,41 @@ import json
 import time
 from typing import Any
 
+from dexto.gateway.pricing import MAX_TOKENS
 from dexto.gateway.responses_request import dumps_compact_text as _dumps
 from dexto.gateway.responses_request import to_chat
 
 __all__ = ["StreamTranslator", "to_chat", "to_response", "usage_of"]
 
 
+def _count(value: Any) -> int:
+    """A token count: an integer (or integral float) in ``[0, MAX_TOKENS]``, else 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and 0 <= value <= MAX_TOKENS else 0
+
+
 def usage_of(usage: Any) -> dict[str, Any] | None:
-    """Chat-completions usage → Responses usage (``cost`` kept when present)."""
+    """Chat-completions usage → Responses usage (``cost`` kept when present); counts that are
+    not integers in range are 0, a total that is not is input + output."""
     if not isinstance(usage, dict):
         return None
-    pt = int(usage.get("prompt_tokens") or 0)
-    ct = int(usage.get("completion_tokens") or 0)
+    pt = _count(usage.get("prompt_tokens"))
+    ct = _count(usage.get("completion_tokens"))
     ptd = usage.get("prompt_tokens_details")
     ctd = usage.get("completion_tokens_details")
     out: dict[str, Any] = {
         "input_tokens": pt,
         "input_tokens_details": {
-            "cached_tokens": int((ptd or {}).get("cached_tokens") or 0)
-            if isinstance(ptd, dict)
-            else 0
+            "cached_tokens": _count(ptd.get("cached_tokens")) if isinstance(ptd, dict) else 0
         },
         "output_tokens": ct,
         "output_tokens_details": {
-            "reasoning_tokens": int((ctd or {}).get("reasoning_tokens") or 0)
-            if isinstance(ctd, dict)
-            else 0
+            "reasoning_tokens": _count(ctd.get("reasoning_tokens")) if isinstance(ctd, dict) else 0
         },
-        "total_tokens": int(usage.get("total_tokens") or pt + ct),
+        "total_tokens": _count(usage.get("total_tokens")) or pt + ct,
     }
     if "cost" in usage:
         out["cost"] = usage["cost"]
@@ -110,34 +117,43 @@ def _reasoning_item(item_id: str, text: str) -> dict[str, Any]:
     return {"type": "reasoning", "id": item_id, "summary": [{"type": "summary_text", "text": text}]}
 
 
+def _text(value: Any, default: str = "") -> str:
+    return value if isinstance(value, str) else default
+
+
 def to_response(chat: dict[str, Any], req: dict[str, Any], resp_id: str) -> dict[str, Any]:
-    """A chat completion (already charged) as a Response object."""
+    """A chat completion (already charged) as a Response object. Members of an unexpected type
+    are left out (an item, a tool call) or replaced by their default (a string, a count)."""
     choices = chat.get("choices")
-    choice = choices[0] if isinstance(choices, list) and choices else {}
-    message = choice.get("message") if isinstance(choice, dict) else None
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    choice = choice if isinstance(choice, dict) else {}
+    message = choice.get("message")
     message = message if isinstance(message, dict) else {}
     created = chat.get("created")
-    out = _shell(req, resp_id, created if isinstance(created, int) else int(time.time()), "")
-    out["model"] = str(chat.get("model") or req.get("model") or "")
+    created = created if isinstance(created, int) and not isinstance(created, bool) else None
+    out = _shell(req, resp_id, int(time.time()) if created is None else created, "")
+    out["model"] = _text(chat.get("model")) or _text(req.get("model"))
     tail = resp_id.removeprefix("resp_")
     output: list[dict[str, Any]] = []
     if isinstance(message.get("reasoning"), str) and message["reasoning"]:
         output.append(_reasoning_item(f"rs_{tail}", message["reasoning"]))
     if isinstance(message.get("content"), str) and message["content"]:
         output.append(_message_item(f"msg_{tail}", message["content"]))
-    for i, call in enumerate(message.get("tool_calls") or []):
+    calls = message.get("tool_calls")
+    for i, call in enumerate(calls if isinstance(calls, list) else []):
         fn = call.get("function") if isinstance(call, dict) else None
         if isinstance(fn, dict):
             output.append(
                 _call_item(
                     f"fc_{tail}_{i}",
-                    str(call.get("id") or f"call_{tail}_{i}"),
-                    str(fn.get("name", "")),
-                    str(fn.get("arguments") or ""),
+                    _text(call.get("id")) or f"call_{tail}_{i}",
+                    _text(fn.get("name")),
+                    _text(fn.get("arguments")),
                 )
             )
     out["output"] = output
-    out["status"], out["incomplete_details"] = _status(choice.get("finish_reason"))
+    finish = choice.get("finish_reason")
+    out["status"], out["incomplete_details"] = _status(finish if isinstance(finish, str) else None)
     out["usage"] = usage_of(chat.get("usage"))
     return out
 
@@ -170,8 +186,9 @@ class StreamTranslator:
         if self._started:
             return []
         self._started = True
-        if isinstance(chunk.get("created"), int):
-            self._response["created_at"] = chunk["created"]
+        created = chunk.get("created")
+        if isinstance(created, int) and not isinstance(created, bool):
+            self._response["created_at"] = created
         if isinstance(chunk.get("model"), str):
             self._response["model"] = chunk["model"]
         snap = dict(self._response)
@@ -194,7 +211,7 @@ class StreamTranslator:
                 continue
             try:
                 chunk = json.loads(payload)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested too deeply: skipped
                 continue
             if isinstance(chunk, dict):
                 out.extend(self._chunk(chunk))
@@ -220,11 +237,13 @@ class StreamTranslator:
         content = delta.get("content")
         if isinstance(content, str) and content:
             out += self._text_delta(content)
-        for call in delta.get("tool_calls") or []:
+        calls = delta.get("tool_calls")
+        for call in calls if isinstance(calls, list) else []:
             if isinstance(call, dict):
                 out += self._call_delta(call)
-        if choice.get("finish_reason"):
-            self._finish = str(choice["finish_reason"])
+        finish = choice.get("finish_reason")
+        if isinstance(finish, str) and finish:
+            self._finish = finish
         return out
 
     def _reasoning_delta(self, text: str) -> list[bytes]:
@@ -296,6 +315,10 @@ class StreamTranslator:
     def _call_delta(self, call: dict[str, Any]) -> list[bytes]:
         out: list[bytes] = []
         index = call.get("index", 0)
+        if index is None:
+            index = 0
+        if not isinstance(index, int) or isinstance(index, bool):
+            return out  # a call piece whose index is not an integer: skipped
         fn = call.get("function") if isinstance(call.get("function"), dict) else {}
         assert isinstance(fn, dict)
         item = self._calls.get(index)
@@ -304,8 +327,8 @@ class StreamTranslator:
             item = {
                 "type": "function_call",
                 "id": f"fc_{self._tail_id}_{n}",
-                "call_id": str(call.get("id") or f"call_{self._tail_id}_{n}"),
-                "name": str(fn.get("name") or ""),
+                "call_id": _text(call.get("id")) or f"call_{self._tail_id}_{n}",
+                "name": _text(fn.get("name")),
                 "_args": "",
             }
             self._calls[index] = item
@@ -394,15 +417,14 @@ class StreamTranslator:
     def _fail(self, error: dict[str, Any]) -> list[bytes]:
         self.finished = True
         code = error.get("code")
-        message = str(error.get("message") or "The upstream stream failed.")
+        code = str(code) if isinstance(code, str | int) and not isinstance(code, bool) else None
+        message = _text(error.get("message")) or "The upstream stream failed."
         resp = self._response
         resp["status"] = "failed"
         resp["error"] = {"code": str(code or "server_error"), "message": message}
         resp["usage"] = usage_of(self._usage)
         return [
-            self._event(
-                "error", code=str(code) if code is not None else None, message=message, param=None
-            ),
+            self._event("error", code=code, message=message, param=None),
             self._event("response.failed", response=resp),
         ]
 
