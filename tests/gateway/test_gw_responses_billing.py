@@ -1,5 +1,5 @@
 """``/v1/responses`` money paths: upstream shapes the translator cannot use, a relay that raises
-mid-stream. A request that delivered output is charged exactly once."""
+mid-stream, deeply nested bodies. A request that delivered output is charged exactly once."""
 
 from __future__ import annotations
 
@@ -242,6 +242,21 @@ def test_untranslatable_charged_answer_says_what_was_charged(
     assert f"charged ${r.headers['x-dexto-cost']}" in err["message"]
     [(rid, amount, estimated, _)] = _charges(scripted)
     assert rid == r.headers["x-request-id"] and (amount, estimated) == (4000, 0)
+
+
+@pytest.mark.parametrize("deep", [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 1_500])
+def test_deeply_nested_bodies_are_400_as_on_chat(scripted: Gateway, deep: bytes) -> None:
+    body = b'{"model":"fake/cheap","input":' + deep + b"}"
+    headers = {**scripted.auth(), "content-type": "application/json"}
+    with httpx.Client(timeout=30) as c:
+        answers = [
+            c.post(scripted.v1 + p, content=body, headers=headers)
+            for p in ("/responses", "/chat/completions")
+        ]
+    assert [a.status_code for a in answers] == [400, 400]
+    assert answers[0].json() == answers[1].json()
+    assert answers[0].json()["error"]["message"] == "The request body is nested too deeply."
+    assert _charges(scripted) == []
 
 
 _KEYS = [

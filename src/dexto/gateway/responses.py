@@ -39,7 +39,14 @@ from dexto.gateway.http_errors import error_body
 from dexto.gateway.logs import log_event
 from dexto.gateway.proxy import ChatCompletions
 from dexto.gateway.responses_wire import StreamTranslator, to_chat, to_response
-from dexto.gateway.validation import BAD_CTYPE, INVALID_KEY, TOO_LARGE, parse_chat
+from dexto.gateway.validation import (
+    BAD_CTYPE,
+    INVALID_KEY,
+    TOO_LARGE,
+    BadJson,
+    load_json,
+    parse_chat,
+)
 
 __all__ = ["ResponsesEndpoint"]
 
@@ -91,9 +98,10 @@ class ResponsesEndpoint:
         except ClientGone:
             return 499
         try:
-            req = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            req = None
+            req = load_json(raw)
+        except BadJson as exc:
+            await send_bytes(send, 400, _bad(str(exc)), [])
+            return 400
         if not isinstance(req, dict):
             await send_bytes(send, 400, _bad("The request body must be a JSON object."), [])
             return 400
