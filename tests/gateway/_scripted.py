@@ -1,6 +1,7 @@
 """A scripted OpenRouter-shaped upstream for billing tests: the request says what to answer.
 
-The request body's ``script`` object (passed through the gateway untouched) chooses the answer:
+The request body's ``script`` object (passed through the gateway untouched; ``fake`` is read when
+there is no ``script``, which is the member ``/v1/responses`` passes through) chooses the answer:
 ``{"json": <document>}`` → HTTP 200 with that JSON text (``raw`` instead of ``json``: these exact
 bytes), ``{"sse": [<str>, …]}`` → an SSE response written in exactly those pieces (latin-1
 text standing for bytes; each one its own write, with ``pause_ms`` between them).
@@ -55,7 +56,7 @@ class ScriptedUpstream:
             return
         body = json.loads(await _body(receive))
         self.seen.append(body)
-        script = body.get("script") or {}
+        script = body.get("script") or body.get("fake") or {}
         if "sse" in script:
             await send(
                 {

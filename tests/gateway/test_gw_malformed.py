@@ -16,6 +16,7 @@ JSON = "application/json"
 DEEP = b"[" * 100_000
 ENDPOINTS = [
     "/v1/chat/completions",
+    "/v1/responses",
     "/auth/device/token",
     "/auth/device/code",
     "/admin/accounts",

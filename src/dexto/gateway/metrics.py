@@ -62,6 +62,10 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "settle_deferred_total": ("Settlements deferred to background retry.", ()),
     "settle_spool_failed_total": ("Deferred settlements that could not be spooled to disk.", ()),
     "settle_spool_replayed_total": ("Spooled settlements of dead workers replayed.", ()),
+    "stream_relay_errors_total": (
+        "Streams whose relay raised inside the gateway (settled as relayed, not released).",
+        (),
+    ),
     "holds_swept_settled_total": ("Expired holds with delivered output settled.", ()),
 }
 

@@ -1,20 +1,24 @@
 """``POST /v1/responses``: the OpenAI Responses API, translated onto the chat-completions path.
 
 The request is checked (method, key shape, content type, size, body), translated into a
-chat-completions request (``responses_wire.to_chat``) and run by the very same handler that
+chat-completions request (``responses_request.to_chat``) and run by the very same handler that
 serves ``POST /v1/chat/completions`` (``proxy.ChatCompletions.run_chat``, metrics label
 ``route="responses"``) — same rate limit, hold, upstream call, relay and settlement, so the
 charge is computed by the same code. The handler's answer is translated back on its way out:
 
-* 200 JSON → a Response object (``usage.cost`` = the charged ``X-Dexto-Cost``);
+* 200 JSON → a Response object (``usage.cost`` = the charged ``X-Dexto-Cost``); if translating
+  it raises, ``502 RESPONSE_TRANSLATION_FAILED`` naming the amount charged;
 * 200 SSE → Responses events, ``response.completed`` carrying the usage; an interrupted upstream
-  stream ends with ``error`` + ``response.failed``;
+  stream ends with ``error`` + ``response.failed``; if the translator raises, the chat relay
+  settles what was relayed and the stream ends with ``error`` + ``response.failed``
+  (``INTERNAL_ERROR``);
 * any error status → passed through unchanged (the same ``{"error": {...}}`` body and headers).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import MutableMapping
 from typing import Any
@@ -30,10 +34,19 @@ from dexto.gateway.asgi import (
     read_body,
     send_bytes,
 )
+from dexto.gateway.db import describe
 from dexto.gateway.http_errors import error_body
+from dexto.gateway.logs import log_event
 from dexto.gateway.proxy import ChatCompletions
 from dexto.gateway.responses_wire import StreamTranslator, to_chat, to_response
-from dexto.gateway.validation import BAD_CTYPE, INVALID_KEY, TOO_LARGE, parse_chat
+from dexto.gateway.validation import (
+    BAD_CTYPE,
+    INVALID_KEY,
+    TOO_LARGE,
+    BadJson,
+    load_json,
+    parse_chat,
+)
 
 __all__ = ["ResponsesEndpoint"]
 
@@ -85,9 +98,10 @@ class ResponsesEndpoint:
         except ClientGone:
             return 499
         try:
-            req = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            req = None
+            req = load_json(raw)
+        except BadJson as exc:
+            await send_bytes(send, 400, _bad(str(exc)), [])
+            return 400
         if not isinstance(req, dict):
             await send_bytes(send, 400, _bad("The request body must be a JSON object."), [])
             return 400
@@ -98,20 +112,23 @@ class ResponsesEndpoint:
         if problem:
             await send_bytes(send, 400, _bad(problem), [])
             return 400
-        await self.chat.run_chat(scope, receive, _Out(send, req), body, route=ROUTE)
+        out = _Out(send, req, self.chat.state.log)
+        await self.chat.run_chat(scope, receive, out, body, route=ROUTE)
         return None
 
 
 class _Out:
     """The ``send`` given to the chat handler: translates its answer into the Responses shape."""
 
-    def __init__(self, send: Send, req: dict[str, Any]) -> None:
+    def __init__(self, send: Send, req: dict[str, Any], log: logging.Logger) -> None:
         self._send = send
         self._req = req
+        self._log = log
         self._start: MutableMapping[str, Any] | None = None
         self._headers: dict[bytes, bytes] = {}
         self._buffer: list[bytes] = []
         self._stream: StreamTranslator | None = None
+        self._broken = False  # the translator raised: the stream only gets its failed ending
 
     def _resp_id(self) -> str:
         rid = self._headers.get(b"x-request-id", b"").decode("latin-1")
@@ -132,10 +149,20 @@ class _Out:
         body: bytes = message.get("body", b"")
         more = bool(message.get("more_body", False))
         if self._stream is not None:
-            out = self._stream.feed(body)
+            out = b""
+            if not self._broken:
+                try:
+                    out = self._stream.feed(body)
+                except Exception:
+                    self._broken = True  # later bodies are not fed: the stream gets its end
+                    raise
             if not more and not self._stream.finished:
-                out += self._stream.fail(
-                    "UPSTREAM_STREAM_INTERRUPTED", "The upstream stream ended early."
+                out += (
+                    self._stream.fail("INTERNAL_ERROR", "The gateway failed to relay the stream.")
+                    if self._broken
+                    else self._stream.fail(
+                        "UPSTREAM_STREAM_INTERRUPTED", "The upstream stream ended early."
+                    )
                 )
             if out or not more:
                 await self._send({"type": "http.response.body", "body": out, "more_body": more})
@@ -145,25 +172,42 @@ class _Out:
             return
         await self._flush(b"".join(self._buffer))
 
+    def _translated(self, data: bytes) -> bytes:
+        """The chat completion (a 200 answer, already charged) as a Response object."""
+        chat = json.loads(data)
+        if not isinstance(chat, dict):
+            raise ValueError("the chat completion is not an object")
+        doc = to_response(chat, self._req, self._resp_id())
+        cost = self._headers.get(b"x-dexto-cost")
+        if cost is not None and isinstance(doc.get("usage"), dict):
+            doc["usage"]["cost"] = float(cost)
+        return json.dumps(doc, ensure_ascii=False).encode("utf-8")
+
     async def _flush(self, data: bytes) -> None:
         assert self._start is not None
-        status = int(self._start["status"])
-        if status == 200:
+        start = self._start
+        if int(start["status"]) == 200:
             try:
-                chat = json.loads(data)
-            except ValueError:
-                chat = None
-            if isinstance(chat, dict):
-                doc = to_response(chat, self._req, self._resp_id())
-                cost = self._headers.get(b"x-dexto-cost")
-                if cost is not None and isinstance(doc.get("usage"), dict):
-                    doc["usage"]["cost"] = float(cost)
-                data = json.dumps(doc, ensure_ascii=False).encode("utf-8")
-        headers = [
-            (k, v) for k, v in self._start.get("headers", []) if k.lower() != b"content-length"
-        ]
+                data = self._translated(data)
+            except Exception as exc:  # noqa: BLE001 - charged already: the error says so
+                cost = self._headers.get(b"x-dexto-cost", b"0").decode("latin-1")
+                log_event(
+                    self._log,
+                    "responses translation failed",
+                    logging.ERROR,
+                    request_id=self._headers.get(b"x-request-id", b"").decode("latin-1"),
+                    error=describe(exc),
+                )
+                start = {**start, "status": 502}
+                data = error_body(
+                    "RESPONSE_TRANSLATION_FAILED",
+                    "The upstream's answer could not be translated into a Response object. "
+                    f"You were charged ${cost} for it (X-Dexto-Cost).",
+                    "upstream_error",
+                )
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(data)).encode()))
-        await self._send({**self._start, "headers": headers})
+        await self._send({**start, "headers": headers})
         await self._send({"type": "http.response.body", "body": data, "more_body": False})
 
 

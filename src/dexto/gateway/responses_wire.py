@@ -1,8 +1,9 @@
 """Pure translation between the OpenAI Responses API and chat completions (no I/O).
 
-``to_chat(doc)`` turns a Responses request into a chat-completions request (or names the field
-that cannot be translated); ``to_response(chat, ...)`` turns a chat completion into a Response
-object; ``StreamTranslator`` turns chat-completion SSE chunks into Responses SSE events.
+``to_chat(doc)`` (from :mod:`responses_request`) turns a Responses request into a
+chat-completions request (or names the field that cannot be translated); ``to_response(chat,
+...)`` turns a chat completion into a Response object; ``StreamTranslator`` turns
+chat-completion SSE chunks into Responses SSE events.
 """
 
 from __future__ import annotations
@@ -11,209 +12,41 @@ import json
 import time
 from typing import Any
 
+from dexto.gateway.pricing import MAX_TOKENS
+from dexto.gateway.responses_request import dumps_compact_text as _dumps
+from dexto.gateway.responses_request import to_chat
+
 __all__ = ["StreamTranslator", "to_chat", "to_response", "usage_of"]
 
-# Responses request fields copied to the chat request under the same name.
-_SAME = ("model", "temperature", "top_p", "parallel_tool_calls", "user", "stream")
-# Dexto / OpenRouter extensions passed through untouched.
-_PASSTHROUGH = ("fake", "provider", "models", "transforms", "usage", "top_k", "seed")
-_UNSUPPORTED = {
-    "previous_response_id": "the gateway stores no responses; send the whole conversation "
-    "in 'input'",
-    "conversation": "the gateway stores no conversations; send the whole conversation in 'input'",
-    "background": "background responses are not supported; omit 'background'",
-}
 
-
-def _dumps(doc: Any) -> str:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
-
-
-def _content_parts(content: Any, where: str) -> tuple[str, Any]:
-    """(problem, chat content) for one message's Responses ``content``."""
-    if isinstance(content, str):
-        return "", content
-    if not isinstance(content, list):
-        return f"'{where}.content' must be a string or an array.", None
-    parts: list[dict[str, Any]] = []
-    for j, part in enumerate(content):
-        kind = part.get("type") if isinstance(part, dict) else None
-        assert kind is None or isinstance(part, dict)
-        if kind in ("input_text", "output_text", "text", "refusal"):
-            text = part.get("text", part.get("refusal"))
-            if not isinstance(text, str):
-                return f"'{where}.content[{j}].text' must be a string.", None
-            parts.append({"type": "text", "text": text})
-        elif kind == "input_image" and isinstance(part, dict):
-            url = part.get("image_url")
-            if not isinstance(url, str):
-                return (
-                    f"'{where}.content[{j}].image_url' must be a URL or data URL "
-                    "(file_id is not supported).",
-                    None,
-                )
-            image: dict[str, Any] = {"url": url}
-            if isinstance(part.get("detail"), str):
-                image["detail"] = part["detail"]
-            parts.append({"type": "image_url", "image_url": image})
-        elif kind == "input_file" and isinstance(part, dict):
-            file = {k: part[k] for k in ("filename", "file_data") if isinstance(part.get(k), str)}
-            if "file_data" not in file:
-                return f"'{where}.content[{j}].file_data' is required for input_file.", None
-            parts.append({"type": "file", "file": file})
-        else:
-            return (
-                f"'{where}.content[{j}].type' {kind!r} is not supported; use input_text, "
-                "input_image or input_file.",
-                None,
-            )
-    return "", parts
-
-
-def _input_messages(items: list[Any]) -> tuple[str, list[dict[str, Any]]]:
-    messages: list[dict[str, Any]] = []
-    for i, item in enumerate(items):
-        where = f"input[{i}]"
-        if not isinstance(item, dict):
-            return f"'{where}' must be an object.", []
-        kind = item.get("type", "message")
-        if kind == "message":
-            role = item.get("role")
-            if role not in ("user", "assistant", "system", "developer"):
-                return f"'{where}.role' must be user, assistant, system or developer.", []
-            problem, content = _content_parts(item.get("content"), where)
-            if problem:
-                return problem, []
-            if role == "assistant" and isinstance(content, list):
-                content = "".join(p.get("text", "") for p in content)
-            messages.append({"role": "system" if role == "developer" else role, "content": content})
-        elif kind == "function_call":
-            call_id, name, args = item.get("call_id"), item.get("name"), item.get("arguments")
-            if not (isinstance(call_id, str) and isinstance(name, str) and isinstance(args, str)):
-                return f"'{where}' needs string call_id, name and arguments.", []
-            fn = {"name": name, "arguments": args}
-            call = {"id": call_id, "type": "function", "function": fn}
-            last = messages[-1] if messages else None
-            if last is not None and last["role"] == "assistant":
-                last.setdefault("tool_calls", []).append(call)
-            else:
-                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        elif kind == "function_call_output":
-            call_id, output = item.get("call_id"), item.get("output")
-            if not isinstance(call_id, str):
-                return f"'{where}.call_id' must be a string.", []
-            if not isinstance(output, str):
-                output = _dumps(output)
-            messages.append({"role": "tool", "tool_call_id": call_id, "content": output})
-        elif kind == "reasoning":
-            continue  # reasoning items are the model's own; chat completions has no slot for them
-        else:
-            return (
-                f"'{where}.type' {kind!r} is not supported; use message, function_call or "
-                "function_call_output.",
-                [],
-            )
-    return "", messages
-
-
-def _tools(tools: Any) -> tuple[str, list[dict[str, Any]]]:
-    if not isinstance(tools, list):
-        return "'tools' must be an array.", []
-    out: list[dict[str, Any]] = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or tool.get("type") != "function":
-            kind = tool.get("type") if isinstance(tool, dict) else None
-            return (
-                f"'tools[{i}].type' {kind!r} is not supported; only function tools are "
-                "(built-in tools such as web_search run on OpenAI's servers).",
-                [],
-            )
-        if not isinstance(tool.get("name"), str):
-            return f"'tools[{i}].name' must be a string.", []
-        fn = {k: tool[k] for k in ("name", "description", "parameters", "strict") if k in tool}
-        out.append({"type": "function", "function": fn})
-    return "", out
-
-
-def to_chat(doc: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(problem, chat request): problem is "" when ``doc`` translates."""
-    for name, why in _UNSUPPORTED.items():
-        if doc.get(name) not in (None, False):
-            return f"'{name}' is not supported: {why}.", {}
-    chat: dict[str, Any] = {k: doc[k] for k in _SAME if doc.get(k) is not None}
-    chat.update({k: doc[k] for k in _PASSTHROUGH if k in doc})
-    messages: list[dict[str, Any]] = []
-    instructions = doc.get("instructions")
-    if instructions is not None:
-        if not isinstance(instructions, str):
-            return "'instructions' must be a string.", {}
-        messages.append({"role": "system", "content": instructions})
-    raw_input = doc.get("input")
-    if isinstance(raw_input, str):
-        messages.append({"role": "user", "content": raw_input})
-    elif isinstance(raw_input, list):
-        problem, more = _input_messages(raw_input)
-        if problem:
-            return problem, {}
-        messages.extend(more)
-    else:
-        return "'input' must be a string or an array of input items.", {}
-    if not any(m["role"] != "system" for m in messages):
-        return "'input' must contain at least one message.", {}
-    chat["messages"] = messages
-    if doc.get("tools"):
-        problem, tools = _tools(doc["tools"])
-        if problem:
-            return problem, {}
-        chat["tools"] = tools
-    choice = doc.get("tool_choice")
-    if isinstance(choice, str):
-        chat["tool_choice"] = choice
-    elif isinstance(choice, dict) and choice.get("type") == "function":
-        chat["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
-    elif choice is not None:
-        return "'tool_choice' must be auto, none, required or a function choice.", {}
-    limit = doc.get("max_output_tokens")
-    if limit is not None:
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
-            return "'max_output_tokens' must be a positive integer.", {}
-        chat["max_tokens"] = limit
-    fmt = doc.get("text", {}).get("format") if isinstance(doc.get("text"), dict) else None
-    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
-        schema = {k: fmt[k] for k in ("name", "schema", "strict", "description") if k in fmt}
-        chat["response_format"] = {"type": "json_schema", "json_schema": schema}
-    elif isinstance(fmt, dict) and fmt.get("type") == "json_object":
-        chat["response_format"] = {"type": "json_object"}
-    reasoning = doc.get("reasoning")
-    if isinstance(reasoning, dict) and reasoning.get("effort") is not None:
-        chat["reasoning"] = {"effort": reasoning["effort"]}
-    if chat.get("stream"):
-        chat["stream_options"] = {"include_usage": True}
-    return "", chat
+def _count(value: Any) -> int:
+    """A token count: an integer (or integral float) in ``[0, MAX_TOKENS]``, else 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and 0 <= value <= MAX_TOKENS else 0
 
 
 def usage_of(usage: Any) -> dict[str, Any] | None:
-    """Chat-completions usage → Responses usage (``cost`` kept when present)."""
+    """Chat-completions usage → Responses usage (``cost`` kept when present); counts that are
+    not integers in range are 0, a total that is not is input + output."""
     if not isinstance(usage, dict):
         return None
-    pt = int(usage.get("prompt_tokens") or 0)
-    ct = int(usage.get("completion_tokens") or 0)
+    pt = _count(usage.get("prompt_tokens"))
+    ct = _count(usage.get("completion_tokens"))
     ptd = usage.get("prompt_tokens_details")
     ctd = usage.get("completion_tokens_details")
     out: dict[str, Any] = {
         "input_tokens": pt,
         "input_tokens_details": {
-            "cached_tokens": int((ptd or {}).get("cached_tokens") or 0)
-            if isinstance(ptd, dict)
-            else 0
+            "cached_tokens": _count(ptd.get("cached_tokens")) if isinstance(ptd, dict) else 0
         },
         "output_tokens": ct,
         "output_tokens_details": {
-            "reasoning_tokens": int((ctd or {}).get("reasoning_tokens") or 0)
-            if isinstance(ctd, dict)
-            else 0
+            "reasoning_tokens": _count(ctd.get("reasoning_tokens")) if isinstance(ctd, dict) else 0
         },
-        "total_tokens": int(usage.get("total_tokens") or pt + ct),
+        "total_tokens": _count(usage.get("total_tokens")) or pt + ct,
     }
     if "cost" in usage:
         out["cost"] = usage["cost"]
@@ -284,34 +117,43 @@ def _reasoning_item(item_id: str, text: str) -> dict[str, Any]:
     return {"type": "reasoning", "id": item_id, "summary": [{"type": "summary_text", "text": text}]}
 
 
+def _text(value: Any, default: str = "") -> str:
+    return value if isinstance(value, str) else default
+
+
 def to_response(chat: dict[str, Any], req: dict[str, Any], resp_id: str) -> dict[str, Any]:
-    """A chat completion (already charged) as a Response object."""
+    """A chat completion (already charged) as a Response object. Members of an unexpected type
+    are left out (an item, a tool call) or replaced by their default (a string, a count)."""
     choices = chat.get("choices")
-    choice = choices[0] if isinstance(choices, list) and choices else {}
-    message = choice.get("message") if isinstance(choice, dict) else None
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    choice = choice if isinstance(choice, dict) else {}
+    message = choice.get("message")
     message = message if isinstance(message, dict) else {}
     created = chat.get("created")
-    out = _shell(req, resp_id, created if isinstance(created, int) else int(time.time()), "")
-    out["model"] = str(chat.get("model") or req.get("model") or "")
+    created = created if isinstance(created, int) and not isinstance(created, bool) else None
+    out = _shell(req, resp_id, int(time.time()) if created is None else created, "")
+    out["model"] = _text(chat.get("model")) or _text(req.get("model"))
     tail = resp_id.removeprefix("resp_")
     output: list[dict[str, Any]] = []
     if isinstance(message.get("reasoning"), str) and message["reasoning"]:
         output.append(_reasoning_item(f"rs_{tail}", message["reasoning"]))
     if isinstance(message.get("content"), str) and message["content"]:
         output.append(_message_item(f"msg_{tail}", message["content"]))
-    for i, call in enumerate(message.get("tool_calls") or []):
+    calls = message.get("tool_calls")
+    for i, call in enumerate(calls if isinstance(calls, list) else []):
         fn = call.get("function") if isinstance(call, dict) else None
         if isinstance(fn, dict):
             output.append(
                 _call_item(
                     f"fc_{tail}_{i}",
-                    str(call.get("id") or f"call_{tail}_{i}"),
-                    str(fn.get("name", "")),
-                    str(fn.get("arguments") or ""),
+                    _text(call.get("id")) or f"call_{tail}_{i}",
+                    _text(fn.get("name")),
+                    _text(fn.get("arguments")),
                 )
             )
     out["output"] = output
-    out["status"], out["incomplete_details"] = _status(choice.get("finish_reason"))
+    finish = choice.get("finish_reason")
+    out["status"], out["incomplete_details"] = _status(finish if isinstance(finish, str) else None)
     out["usage"] = usage_of(chat.get("usage"))
     return out
 
@@ -344,8 +186,9 @@ class StreamTranslator:
         if self._started:
             return []
         self._started = True
-        if isinstance(chunk.get("created"), int):
-            self._response["created_at"] = chunk["created"]
+        created = chunk.get("created")
+        if isinstance(created, int) and not isinstance(created, bool):
+            self._response["created_at"] = created
         if isinstance(chunk.get("model"), str):
             self._response["model"] = chunk["model"]
         snap = dict(self._response)
@@ -368,7 +211,7 @@ class StreamTranslator:
                 continue
             try:
                 chunk = json.loads(payload)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested too deeply: skipped
                 continue
             if isinstance(chunk, dict):
                 out.extend(self._chunk(chunk))
@@ -394,11 +237,13 @@ class StreamTranslator:
         content = delta.get("content")
         if isinstance(content, str) and content:
             out += self._text_delta(content)
-        for call in delta.get("tool_calls") or []:
+        calls = delta.get("tool_calls")
+        for call in calls if isinstance(calls, list) else []:
             if isinstance(call, dict):
                 out += self._call_delta(call)
-        if choice.get("finish_reason"):
-            self._finish = str(choice["finish_reason"])
+        finish = choice.get("finish_reason")
+        if isinstance(finish, str) and finish:
+            self._finish = finish
         return out
 
     def _reasoning_delta(self, text: str) -> list[bytes]:
@@ -470,6 +315,10 @@ class StreamTranslator:
     def _call_delta(self, call: dict[str, Any]) -> list[bytes]:
         out: list[bytes] = []
         index = call.get("index", 0)
+        if index is None:
+            index = 0
+        if not isinstance(index, int) or isinstance(index, bool):
+            return out  # a call piece whose index is not an integer: skipped
         fn = call.get("function") if isinstance(call.get("function"), dict) else {}
         assert isinstance(fn, dict)
         item = self._calls.get(index)
@@ -478,8 +327,8 @@ class StreamTranslator:
             item = {
                 "type": "function_call",
                 "id": f"fc_{self._tail_id}_{n}",
-                "call_id": str(call.get("id") or f"call_{self._tail_id}_{n}"),
-                "name": str(fn.get("name") or ""),
+                "call_id": _text(call.get("id")) or f"call_{self._tail_id}_{n}",
+                "name": _text(fn.get("name")),
                 "_args": "",
             }
             self._calls[index] = item
@@ -568,15 +417,14 @@ class StreamTranslator:
     def _fail(self, error: dict[str, Any]) -> list[bytes]:
         self.finished = True
         code = error.get("code")
-        message = str(error.get("message") or "The upstream stream failed.")
+        code = str(code) if isinstance(code, str | int) and not isinstance(code, bool) else None
+        message = _text(error.get("message")) or "The upstream stream failed."
         resp = self._response
         resp["status"] = "failed"
         resp["error"] = {"code": str(code or "server_error"), "message": message}
         resp["usage"] = usage_of(self._usage)
         return [
-            self._event(
-                "error", code=str(code) if code is not None else None, message=message, param=None
-            ),
+            self._event("error", code=code, message=message, param=None),
             self._event("response.failed", response=resp),
         ]
 

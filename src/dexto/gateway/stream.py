@@ -10,21 +10,26 @@ charged (USD, the ``X-Dexto-Cost`` figure) and the upstream's figure kept in
 ``usage.dexto_upstream_cost``.
 
 If the upstream stream breaks (cut, timeout), ends without usage, the client disconnects
-(upstream is then cancelled) or the task is cancelled (shutdown past the drain deadline), the
-charge is settled from what is known and marked estimated: ``ceil(body_bytes / 4)`` prompt tokens
-plus the delivered completion tokens (tokenizer-free, see :func:`pricing.chunk_text_tokens`,
-at least one per non-empty text field), at the model's listed price, never more than the hold.
+(upstream is then cancelled), the relay fails inside the gateway (outcome ``error``: logged, the
+stream ends with an ``INTERNAL_ERROR`` event) or the task is cancelled (shutdown past the drain
+deadline), the charge is settled from what is known and marked estimated:
+``ceil(body_bytes / 4)`` prompt tokens plus the delivered completion tokens (tokenizer-free,
+see :func:`pricing.chunk_text_tokens`, at least one per non-empty text field), at the model's
+listed price, never more than the hold.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 
 from dexto.gateway.asgi import Receive, Send
+from dexto.gateway.db import describe
 from dexto.gateway.fastjson import loads
+from dexto.gateway.logs import log_event
 from dexto.gateway.money import format_usd
 from dexto.gateway.pricing import chunk_text_tokens
 from dexto.gateway.splice import splice_usage
@@ -39,6 +44,11 @@ _CUT_EVENT = (
     b'data: {"error": {"code": "UPSTREAM_STREAM_INTERRUPTED", "message": "The upstream stream '
     b'ended early; you were charged only for what was delivered (estimated).", "type": '
     b'"upstream_error"}}\n\n'
+)
+_ERROR_EVENT = (
+    b'data: {"error": {"code": "INTERNAL_ERROR", "message": "The gateway failed to relay the '
+    b'rest of this stream; you were charged only for what was delivered (estimated).", "type": '
+    b'"server_error"}}\n\n'
 )
 _ID = re.compile(rb'"id":\s*"([^"\\]{1,200})"')
 _DONE = b"data: [DONE]"
@@ -183,9 +193,12 @@ class SseRelay:
             return b""
         return e + b"\n\n"
 
-    def tail(self, charged_micros: int) -> bytes:
+    def tail(self, charged_micros: int, *, done: bool = True) -> bytes:
+        """The held events (``data: [DONE]`` left out when ``done`` is false)."""
         out: list[bytes] = []
         for item in self.held:
+            if item is _DONE and not done:
+                continue
             if isinstance(item, tuple):
                 doc, data = item
                 if self.wants_usage:
@@ -301,16 +314,46 @@ async def relay_stream(
                 task.cancel()
         await asyncio.gather(pump_task, watch_task, return_exceptions=True)
 
-    outcome = pump_task.result() if pump_task in done and not pump_task.cancelled() else "client"
-    if outcome == "ok" and relay.usage is None:
+    failure = None
+    if pump_task in done and not pump_task.cancelled():
+        failure = pump_task.exception()
+        outcome = "error" if failure is not None else pump_task.result()
+    else:
+        outcome = "client"
+    if failure is not None:
+        # The relay itself raised (a send, the framing, a delivery record): what went out is
+        # settled below like a cut stream, never released.
+        handler.state.metrics.inc("stream_relay_errors_total")
+        log_event(
+            handler.state.log,
+            "stream relay failed",
+            logging.ERROR,
+            request_id=ctx.request_id,
+            model=ctx.model,
+            error=describe(failure),
+        )
+    elif outcome == "ok" and relay.usage is None:
         outcome = "no_usage"
-    if outcome != "ok":
+    if outcome not in ("ok", "error"):
         handler.state.metrics.upstream_error(
             {"client": "client_disconnect", "no_usage": "stream_no_usage"}.get(
                 outcome, f"stream_{outcome}"
             )
         )
     charged = await handler.settle_usage(ctx, relay.usage, relay.count_tokens, outcome=outcome)
+    if outcome == "error":
+        tail = relay.tail(charged.charged_micros, done=False) + _ERROR_EVENT
+        try:
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
+        except Exception as exc:  # noqa: BLE001 - settled; the connection ends unfinished
+            log_event(
+                handler.state.log,
+                "stream relay failed at its end",
+                logging.WARNING,
+                request_id=ctx.request_id,
+                error=describe(exc),
+            )
+        return 500
     if outcome != "client":
         tail = relay.tail(charged.charged_micros)
         if outcome in ("cut", "timeout") and not relay.done:
