@@ -79,7 +79,8 @@ _ERROR_TEXT = {
     415: "Unsupported Content-Type",
     429: "Rate limited; see Retry-After",
     500: "Unexpected failure (a bug)",
-    502: "Upstream failure; not charged",
+    502: "Upstream failure; not charged (except RESPONSE_TRANSLATION_FAILED on /v1/responses:"
+    " charged, the amount in the message and X-Dexto-Cost)",
     503: "Database unavailable; see Retry-After; not charged",
     504: "Upstream timeout; not charged",
 }
