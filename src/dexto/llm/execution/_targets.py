@@ -13,7 +13,7 @@ from dexto._secret import Secret
 from dexto._version import __version__
 from dexto.auth.credentials import check_sendable
 from dexto.auth.store import Entry, entry_secret
-from dexto.errors import ConfigError
+from dexto.errors import AuthFailedError, ConfigError, DextoError
 from dexto.llm.execution._target import Target
 from dexto.llm.providers import get_provider
 from dexto.llm.routing import RouteDecision
@@ -130,25 +130,32 @@ def fallback_target(d: RouteDecision, env: Mapping[str, str], store: StoreLoader
 
 @dataclass(frozen=True, slots=True)
 class UnusableFallback:
-    """A fallback whose key cannot be sent: the error for a 402 and the warning for a paid call."""
+    """A fallback whose key cannot be used: the error for a 402 and the warning for a paid call."""
 
-    error: ConfigError
+    error: DextoError
     warning: str
 
 
 def usable_fallback(
     d: RouteDecision, env: Mapping[str, str], store: StoreLoader
 ) -> Target | UnusableFallback | None:
-    """``fallback_target``, or an ``UnusableFallback`` instead of its ConfigError (the key is
-    needed only if the gateway answers 402)."""
+    """``fallback_target``, or an ``UnusableFallback`` instead of the dexto error its key lookup
+    raised (a key that cannot be sent, an OAuth token that cannot be refreshed, an unreadable
+    auth store): the key is needed only if the gateway answers 402."""
     try:
         return fallback_target(d, env, store)
-    except ConfigError as err:
+    except DextoError as err:
+        source = d.fallback.credential_source if d.fallback is not None else ""
+        problem = err.message if source in err.message else f"{source}: {err.message}"
+        fix = err.fix or f"fix {source}"
+        # a refused OAuth refresh stays AUTH_FAILED on the 402; every other problem is config
+        cls = AuthFailedError if isinstance(err, AuthFailedError) else ConfigError
+        error = cls(
+            f"Dexto credits ran out and the fallback key cannot be used: {problem}",
+            fix=f"{fix}, or top up your Dexto credits",
+        )
         return UnusableFallback(
-            ConfigError(
-                f"Dexto credits ran out and the fallback key cannot be used: {err.message}",
-                fix=f"{err.fix}, or top up your Dexto credits",
-            ),
-            f"{err.message}; when Dexto credits run out, requests stop instead of continuing "
-            f"with this key — {err.fix}",
+            error,
+            f"{problem}; when Dexto credits run out, requests stop instead of continuing "
+            f"with this key — {fix}",
         )
