@@ -12,7 +12,9 @@ With ``tools`` in the request the answer is one call of the first tool (argument
 schema); after a tool result it answers ``tool result: …``. Streams use each provider's own SSE
 events. ``GET /_fake/requests`` lists what was received (model, key suffix, stream, path).
 Knob: header ``X-Fake-Status: N`` answers with that HTTP status in the provider's error shape.
-A key starting with ``bad`` is refused with 401. Top-level imports are stdlib only.
+A key starting with ``bad`` is refused with 401. Like the real APIs, the Anthropic and Google
+fakes answer 400 to a request field they do not know (e.g. an OpenAI-only ``seed``).
+Top-level imports are stdlib only.
 """
 
 from __future__ import annotations
@@ -87,6 +89,63 @@ def _first_tool(kind: str, body: dict[str, Any]) -> tuple[str, str] | None:
         return str(tools[0].get("name", "tool")), _sample_args(tools[0].get("input_schema"))
     fn = tools[0].get("function") or {}
     return str(fn.get("name", "tool")), _sample_args(fn.get("parameters"))
+
+
+# the request fields the real APIs document; they answer 400 to any other
+_FIELDS = {
+    "anthropic": {
+        "model",
+        "messages",
+        "max_tokens",
+        "system",
+        "metadata",
+        "stop_sequences",
+        "stream",
+        "temperature",
+        "top_p",
+        "top_k",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "service_tier",
+    },
+    "google": {
+        "contents",
+        "systemInstruction",
+        "tools",
+        "toolConfig",
+        "safetySettings",
+        "generationConfig",
+        "cachedContent",
+    },
+}
+_GEMINI_CONFIG = {
+    "stopSequences",
+    "responseMimeType",
+    "responseSchema",
+    "responseModalities",
+    "candidateCount",
+    "maxOutputTokens",
+    "temperature",
+    "topP",
+    "topK",
+    "seed",
+    "presencePenalty",
+    "frequencyPenalty",
+    "responseLogprobs",
+    "logprobs",
+    "thinkingConfig",
+}
+
+
+def _unknown_fields(kind: str, body: dict[str, Any]) -> list[str]:
+    if kind not in _FIELDS:
+        return []
+    unknown = sorted(set(body) - _FIELDS[kind])
+    config = body.get("generationConfig")
+    if kind == "google" and isinstance(config, dict):
+        unknown += [f"generationConfig.{k}" for k in sorted(set(config) - _GEMINI_CONFIG)]
+    return unknown
 
 
 def _error(kind: str, status: int, message: str) -> bytes:
@@ -191,6 +250,9 @@ class FakeDirect:
             b"anthropic-version" not in headers or not isinstance(body.get("max_tokens"), int)
         ):
             return 400, _error(self.kind, 400, "anthropic-version header and max_tokens required")
+        unknown = _unknown_fields(self.kind, body)
+        if unknown:
+            return 400, _error(self.kind, 400, f"{', '.join(unknown)}: unknown request field")
         return None
 
     def _compose(self, model: str, key: str, body: dict[str, Any]) -> Answer:

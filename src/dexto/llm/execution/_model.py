@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -28,6 +29,13 @@ __all__ = ["Model"]
 
 Prepared = tuple[list[dict[str, Any]], list[dict[str, Any]] | None, dict[str, Any]]
 Headers = Mapping[str, str]
+
+
+def _warned(result: ChatResult, call: HttpCall) -> ChatResult:
+    """``result`` with the warnings the adapter attached to ``call`` (dropped parameters)."""
+    if not call.warnings:
+        return result
+    return replace(result, warnings=(*result.warnings, *call.warnings))
 
 
 class Model:
@@ -98,11 +106,10 @@ class Model:
                             delivered = True
                             yield delta
                     reply = parser.reply()
-                yield Done(
-                    self._outcome.result(
-                        target, reply, headers, fell_back=fell_back, balance=balance, stream=True
-                    )
+                result = self._outcome.result(
+                    target, reply, headers, fell_back=fell_back, balance=balance, stream=True
                 )
+                yield Done(_warned(result, call))
                 return
             except InsufficientCreditsError as err:
                 if delivered or fell_back:
@@ -146,11 +153,10 @@ class Model:
                             delivered = True
                             yield delta
                     reply = parser.reply()
-                yield Done(
-                    self._outcome.result(
-                        target, reply, headers, fell_back=fell_back, balance=balance, stream=True
-                    )
+                result = self._outcome.result(
+                    target, reply, headers, fell_back=fell_back, balance=balance, stream=True
                 )
+                yield Done(_warned(result, call))
                 return
             except InsufficientCreditsError as err:
                 if delivered or fell_back:
@@ -199,7 +205,8 @@ class Model:
         else:
             doc, headers = _http.post_json(self._sync_client(), target, call)
         reply = adapter_for(target.wire).parse(target, doc)
-        return self._outcome.result(target, reply, headers, fell_back=fell_back, balance=balance)
+        result = self._outcome.result(target, reply, headers, fell_back=fell_back, balance=balance)
+        return _warned(result, call)
 
     async def _acomplete_on(
         self, target: Target, prep: Prepared, *, fell_back: bool, balance: str | None
@@ -213,7 +220,8 @@ class Model:
         call, _ = self._build(target, prep, stream=False)
         doc, headers = await _http.apost_json(self._async_client(), target, call)
         reply = adapter_for(target.wire).parse(target, doc)
-        return self._outcome.result(target, reply, headers, fell_back=fell_back, balance=balance)
+        result = self._outcome.result(target, reply, headers, fell_back=fell_back, balance=balance)
+        return _warned(result, call)
 
     def _open(
         self, target: Target, call: HttpCall

@@ -39,3 +39,4 @@ class HttpCall:
     url: str
     headers: dict[str, str]
     body: dict[str, Any]
+    warnings: tuple[str, ...] = ()  # added to the result's warnings (e.g. dropped parameters)

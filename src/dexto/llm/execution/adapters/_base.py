@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from dexto.llm.execution._target import HttpCall, Target
 from dexto.llm.execution._types import Reply, TextDelta, ToolCallDelta
 from dexto.llm.execution.adapters._tools import ToolAccumulator
 
-__all__ = ["Adapter", "Delta", "StreamParser", "StreamState", "as_int"]
+__all__ = ["Adapter", "Delta", "StreamParser", "StreamState", "as_int", "dropped_warning"]
 
 Delta = TextDelta | ToolCallDelta
 
@@ -53,3 +54,14 @@ class Adapter(Protocol):
 
 def as_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def dropped_warning(target: Target, names: Iterable[str]) -> tuple[str, ...]:
+    """One warning naming the parameters ``target``'s API has no field for (none if empty)."""
+    dropped = sorted(set(names))
+    if not dropped:
+        return ()
+    return (
+        f"{target.label} has no equivalent for {', '.join(dropped)}; "
+        f"{'it was' if len(dropped) == 1 else 'they were'} left out of the request",
+    )

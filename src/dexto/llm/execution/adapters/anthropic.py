@@ -15,7 +15,7 @@ from dexto.llm.execution._errors import body_error
 from dexto.llm.execution._messages import content_text, parse_arguments
 from dexto.llm.execution._target import HttpCall, Target
 from dexto.llm.execution._types import Reply, TextDelta, ToolCall
-from dexto.llm.execution.adapters._base import Delta, StreamState, as_int
+from dexto.llm.execution.adapters._base import Delta, StreamState, as_int, dropped_warning
 
 __all__ = ["AnthropicAdapter", "DEFAULT_MAX_TOKENS", "to_anthropic"]
 
@@ -87,28 +87,69 @@ def _tool_choice(choice: Any) -> Any:
     return choice
 
 
+# OpenAI parameters the Messages API has a field for; the rest are dropped with a warning
+_SAME = ("temperature", "top_p", "top_k", "thinking")  # sent under the same name
+_MAPPED = {
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "tool_choice",
+    "parallel_tool_calls",
+    "user",
+    "metadata",
+    "n",
+}
+
+
+def _params(
+    params: dict[str, Any], tools: list[dict[str, Any]] | None
+) -> tuple[dict[str, Any], list[str]]:
+    """OpenAI chat parameters → Messages API fields, and the names that have no field."""
+    given = {k: v for k, v in params.items() if v is not None}
+    out: dict[str, Any] = {k: given[k] for k in _SAME if k in given}
+    dropped = [k for k in given if k not in _SAME and k not in _MAPPED]
+    out["max_tokens"] = (
+        given.get("max_completion_tokens") or given.get("max_tokens") or DEFAULT_MAX_TOKENS
+    )
+    if "stop" in given:
+        stop = given["stop"]
+        out["stop_sequences"] = [stop] if isinstance(stop, str) else stop
+    if "tool_choice" in given:
+        out["tool_choice"] = _tool_choice(given["tool_choice"])
+    if given.get("parallel_tool_calls") is False and tools:
+        choice = out.get("tool_choice") or {"type": "auto"}
+        if isinstance(choice, dict) and choice.get("type") != "none":
+            out["tool_choice"] = {**choice, "disable_parallel_tool_use": True}
+    metadata = given.get("metadata")
+    if isinstance(metadata, dict) and set(metadata) <= {"user_id"}:
+        out["metadata"] = dict(metadata)
+    elif metadata is not None:
+        dropped.append("metadata")
+    if isinstance(given.get("user"), str):
+        out["metadata"] = {**out.get("metadata", {}), "user_id": given["user"]}
+    elif "user" in given:
+        dropped.append("user")
+    if given.get("n", 1) != 1:
+        dropped.append("n")
+    return out, dropped
+
+
 def _body(
     target: Target,
     messages: list[dict[str, Any]],
     tools: list[dict[str, Any]] | None,
     params: dict[str, Any],
-) -> dict[str, Any]:
-    params = dict(params)
+) -> tuple[dict[str, Any], list[str]]:
+    """(Messages API body, names of the parameters left out)."""
     system, turns = to_anthropic(messages)
+    fields, dropped = _params(params, tools)
     body: dict[str, Any] = {
         "model": target.model,
-        "max_tokens": params.pop("max_tokens", None)
-        or params.pop("max_completion_tokens", None)
-        or DEFAULT_MAX_TOKENS,
+        "max_tokens": fields.pop("max_tokens"),
         "messages": turns,
     }
     if system:
         body["system"] = system
-    if "stop" in params:
-        stop = params.pop("stop")
-        body["stop_sequences"] = [stop] if isinstance(stop, str) else stop
-    if "tool_choice" in params:
-        body["tool_choice"] = _tool_choice(params.pop("tool_choice"))
     if tools:
         body["tools"] = [
             {
@@ -119,8 +160,8 @@ def _body(
             }
             for t in tools
         ]
-    body.update(params)
-    return body
+    body.update(fields)
+    return body, dropped
 
 
 class _Stream(StreamState):
@@ -186,10 +227,12 @@ class AnthropicAdapter:
         }
         if target.secret is not None:
             headers["x-api-key"] = target.key()
-        body = _body(target, messages, tools, params)
+        body, dropped = _body(target, messages, tools, params)
         if stream:
             body["stream"] = True
-        return HttpCall(f"{target.base_url}/messages", headers, body)
+        return HttpCall(
+            f"{target.base_url}/messages", headers, body, dropped_warning(target, dropped)
+        )
 
     def parse(self, target: Target, doc: Any) -> Reply:
         if not isinstance(doc, dict) or not isinstance(doc.get("content"), list):

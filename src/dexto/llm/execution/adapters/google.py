@@ -17,12 +17,12 @@ from dexto.llm.execution._errors import body_error
 from dexto.llm.execution._messages import content_text, parse_arguments, tool_names
 from dexto.llm.execution._target import HttpCall, Target
 from dexto.llm.execution._types import Reply, TextDelta, ToolCall
-from dexto.llm.execution.adapters._base import Delta, StreamState, as_int
+from dexto.llm.execution.adapters._base import Delta, StreamState, as_int, dropped_warning
 
 __all__ = ["GoogleAdapter", "to_gemini"]
 
 _STOP = {"STOP": "stop", "MAX_TOKENS": "length"}
-_CONFIG = {
+_CONFIG = {  # OpenAI parameter → generationConfig field
     "max_tokens": "maxOutputTokens",
     "max_completion_tokens": "maxOutputTokens",
     "temperature": "temperature",
@@ -30,7 +30,11 @@ _CONFIG = {
     "top_k": "topK",
     "stop": "stopSequences",
     "seed": "seed",
+    "presence_penalty": "presencePenalty",
+    "frequency_penalty": "frequencyPenalty",
 }
+_NATIVE = ("safetySettings", "cachedContent")  # Gemini request fields sent as they are
+_MODES = {"auto": "AUTO", "required": "ANY", "none": "NONE"}
 _UNSUPPORTED_SCHEMA = {"$schema", "additionalProperties", "$id", "$defs", "definitions"}
 
 
@@ -94,24 +98,71 @@ def to_gemini(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]
     return "\n\n".join(system), contents
 
 
+def _tool_config(choice: Any) -> dict[str, Any] | None:
+    """OpenAI ``tool_choice`` → Gemini ``toolConfig`` (None for a shape it cannot express)."""
+    if isinstance(choice, str) and choice in _MODES:
+        return {"functionCallingConfig": {"mode": _MODES[choice]}}
+    fn = choice.get("function") if isinstance(choice, dict) else None
+    if isinstance(fn, dict) and isinstance(fn.get("name"), str) and fn["name"]:
+        return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [fn["name"]]}}
+    return None
+
+
+def _response_format(value: Any, config: dict[str, Any]) -> bool:
+    """OpenAI ``response_format`` → ``responseMimeType``/``responseSchema``; False if unknown."""
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "text":
+        return True
+    if kind == "json_object":
+        config["responseMimeType"] = "application/json"
+        return True
+    spec = value.get("json_schema") if kind == "json_schema" else None
+    if isinstance(spec, dict) and isinstance(spec.get("schema"), dict):
+        config["responseMimeType"] = "application/json"
+        config["responseSchema"] = _schema(spec["schema"])
+        return True
+    return False
+
+
+def _params(
+    params: dict[str, Any], tools: list[dict[str, Any]] | None
+) -> tuple[dict[str, Any], list[str]]:
+    """OpenAI chat parameters → Gemini request fields, and the names that have no field."""
+    given = {k: v for k, v in params.items() if v is not None}
+    if "max_completion_tokens" in given:  # one maxOutputTokens: the newer OpenAI name wins
+        given.pop("max_tokens", None)
+    native = given.pop("generationConfig", None)
+    config: dict[str, Any] = dict(native) if isinstance(native, dict) else {}
+    out: dict[str, Any] = {}
+    dropped = [] if native is None or isinstance(native, dict) else ["generationConfig"]
+    for name, value in given.items():
+        if name in _CONFIG:
+            config[_CONFIG[name]] = [value] if name == "stop" and isinstance(value, str) else value
+        elif name == "tool_choice" and _tool_config(value) is not None:
+            out["toolConfig"] = _tool_config(value)
+        elif name == "response_format" and _response_format(value, config):
+            continue
+        elif name in _NATIVE:
+            out[name] = value
+        elif not (name == "n" and value == 1) and not (
+            name == "parallel_tool_calls" and (value is True or not tools)
+        ):
+            dropped.append(name)
+    if config:
+        out["generationConfig"] = config
+    return out, dropped
+
+
 def _body(
     messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, params: dict[str, Any]
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[str]]:
+    """(Gemini request body, names of the parameters left out)."""
     system, contents = to_gemini(messages)
     body: dict[str, Any] = {"contents": contents}
     if system:
         body["systemInstruction"] = {"parts": [{"text": system}]}
-    config: dict[str, Any] = {}
-    for name, value in params.items():
-        if name in _CONFIG:
-            config[_CONFIG[name]] = [value] if name == "stop" and isinstance(value, str) else value
-        elif name == "tool_choice":
-            mode = {"required": "ANY", "none": "NONE"}.get(value, "AUTO")
-            body["toolConfig"] = {"functionCallingConfig": {"mode": mode}}
-        else:
-            body[name] = value
-    if config:
-        body["generationConfig"] = config
+    fields, dropped = _params(params, tools)
+    body.update(fields)
     if tools:
         body["tools"] = [
             {
@@ -129,7 +180,7 @@ def _body(
                 ]
             }
         ]
-    return body
+    return body, dropped
 
 
 def _chunk(reply: Reply, doc: Any, target: Target) -> list[tuple[str | None, dict[str, Any]]]:
@@ -215,8 +266,12 @@ class GoogleAdapter:
                 headers["x-goog-api-key"] = target.key()
         model = target.model.removeprefix("models/")
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        body, dropped = _body(messages, tools, params)
         return HttpCall(
-            f"{target.base_url}/models/{model}:{method}", headers, _body(messages, tools, params)
+            f"{target.base_url}/models/{model}:{method}",
+            headers,
+            body,
+            dropped_warning(target, dropped),
         )
 
     def parse(self, target: Target, doc: Any) -> Reply:
