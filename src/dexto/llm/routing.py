@@ -53,6 +53,7 @@ __all__ = [
     "RouteChoice",
     "choose_route",
     "decide",
+    "direct_key_hint",
     "gateway_root",
     "model_state",
     "native_alternatives",
@@ -280,14 +281,35 @@ def _direct_base_url(
     return p.resolve_base_url(ctx.env), from_env
 
 
+def _named_key_var(p: Provider, custom: CustomModel | None, ctx: RoutingContext) -> str | None:
+    """The variable the direct key must come from when the model or the agent names one (a
+    custom model's ``apiKeyEnv``, the agent's ``$VAR`` reference that is not set)."""
+    if custom is not None and custom.apiKeyEnv:
+        return custom.apiKeyEnv
+    return ctx.credentials.unresolved.get(p.id)
+
+
+def direct_key_hint(provider_id: str, model: str, ctx: RoutingContext) -> str:
+    """How to give ``provider_id/model`` the direct credential its route would read, in words:
+    the variable it names (custom model, agent reference), its auth-store entry, or the
+    provider's own variables."""
+    p = get_provider(provider_id)
+    custom = ctx.custom_model(p.id, model)
+    var = _named_key_var(p, custom, ctx)
+    if var:
+        return f"set {var}"
+    if custom is not None and custom.apiKeyRef:
+        return (
+            f"store its key again with `dexto models add --provider {p.id} --name "
+            f"{custom.name} --api-key - --replace`"
+        )
+    return direct_fix_hint(p)
+
+
 def _no_credentials(
     p: Provider, sel: Selection, custom: CustomModel | None, ctx: RoutingContext
 ) -> NoCredentialsError:
-    var = (
-        custom.apiKeyEnv
-        if custom is not None and custom.apiKeyEnv
-        else (ctx.credentials.unresolved.get(p.id))
-    )
+    var = _named_key_var(p, custom, ctx)
     if var:
         return NoCredentialsError(
             f"no credentials for {sel}: the {p.name} key is read from ${var}, which is not set",

@@ -98,7 +98,7 @@ def open_model(
     found = usable_fallback(decision, env, store) if decision.route == "dexto" else None
     fallback = found if isinstance(found, Target) else None
     unusable = found if isinstance(found, UnusableFallback) else None
-    exhausted_fix = exhausted_fix_for(decision, ctx.credentials.direct_source(sel.provider))
+    exhausted_fix = exhausted_fix_for(decision, ctx)
     if unusable is not None:  # the key is needed only on a 402: warn now, raise then
         exhausted_fix = unusable.error.fix
     outcome = Outcome(

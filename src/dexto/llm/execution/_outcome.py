@@ -11,7 +11,7 @@ from dexto.errors import InsufficientCreditsError
 from dexto.llm.execution._target import Target
 from dexto.llm.execution._types import ChatResult, Reply, RouteTaken, Usage
 from dexto.llm.providers import get_provider
-from dexto.llm.routing import RouteDecision
+from dexto.llm.routing import RouteDecision, RoutingContext, direct_key_hint, resolve_route
 
 __all__ = ["Outcome", "credential_words", "exhausted_fix_for", "usd_text"]
 
@@ -133,18 +133,28 @@ class Outcome:
         return InsufficientCreditsError(message, fix=self.exhausted_fix, balance_usd=bal)
 
 
-def exhausted_fix_for(decision: RouteDecision, direct_source: str | None) -> str:
-    """The recovery hint when credits run out: top up, or give the provider a key."""
-    p = get_provider(decision.provider)
+def exhausted_fix_for(decision: RouteDecision, ctx: RoutingContext) -> str:
+    """The recovery hint when credits run out, from the data ``decide`` used: top up, or the
+    model's own direct credential (the fallback's, the one the policy keeps unused, or the
+    variable it would be read from), and an openrouter selection's native alternative."""
     if decision.fallback is not None:
         return (
             f"top up your Dexto credits; requests continue with your "
             f"{credential_words(decision.fallback.credential_source)} meanwhile"
         )
-    if direct_source is not None:
-        return (
+    p = get_provider(decision.provider)
+    own = resolve_route(p, decision.model, ctx).direct_source
+    if own is not None:
+        fix = (
             f"top up your Dexto credits, or set llm.routing.fallbackOnInsufficientCredits: "
-            f"true to continue with your {credential_words(direct_source)}"
+            f"true to continue with your {credential_words(own)}"
         )
-    key = p.env_vars[0] if p.env_vars else f"a {p.name} credential"
-    return f"top up your Dexto credits, or set {key} to continue with your own {p.name} key"
+    else:
+        hint = direct_key_hint(p.id, decision.model, ctx)
+        fix = f"top up your Dexto credits; or, to continue with your own {p.name} key, {hint}"
+    for alt in decision.alternatives[:1]:
+        fix += (
+            f"; or switch to `{alt.provider}/{alt.model}` "
+            f"(your {credential_words(alt.credential_source)})"
+        )
+    return fix
