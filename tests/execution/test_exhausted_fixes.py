@@ -1,6 +1,7 @@
 """The fix of ``InsufficientCreditsError`` (SPEC §3, §4, §7) names the credential the decision
 would read — a custom model's ``apiKeyEnv``, the agent's ``$VAR`` — and an openrouter selection's
-native alternative; following it makes the next decision fall back."""
+native alternative; following it makes the next decision fall back. A 402 after output was
+delivered says the next request (not this one) continues with your key."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from dexto.errors import InsufficientCreditsError
-from dexto.llm.execution import open_model
+from dexto.llm.execution import Done, TextDelta, open_model
 
 DXK = "dxk_unit_secret_key_fixes"
 _402 = {
@@ -143,3 +144,48 @@ def test_the_exhausted_fix_names_what_the_decision_reads(
     if then is not None:  # the fix works: following it gives the next request a fallback
         with open_model(sel, agent=agent_path, env={**env, **then}) as model:
             assert model.decision.fallback is not None
+
+
+def _sse(*docs: object) -> bytes:
+    return b"".join(b"data: " + json.dumps(d).encode() + b"\n\n" for d in docs)
+
+
+def test_a_402_after_output_says_the_next_request_continues(isolated_env: Path) -> None:
+    chunk = {"choices": [{"index": 0, "delta": {"content": "partial "}, "finish_reason": None}]}
+    answers = [_sse(chunk, _402), _sse(_402)]
+    hosts: list[str] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        hosts.append(req.url.host)
+        if req.url.host == "gw.test":
+            body = answers.pop(0)
+            return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+        return httpx.Response(
+            200,
+            json={
+                "content": [{"type": "text", "text": "direct answer"}],
+                "stop_reason": "end_turn",
+                "usage": {"input_tokens": 3, "output_tokens": 2},
+            },
+        )
+
+    env = _env(
+        isolated_env,
+        {"ANTHROPIC_API_KEY": "sk-ant-own", "ANTHROPIC_BASE_URL": "http://anthropic.test/v1"},
+    )
+    sel = "anthropic/claude-sonnet-4-5-20250929"
+    with open_model(sel, env=env, transport=httpx.MockTransport(handler)) as model:
+        got: list[str] = []
+        with pytest.raises(InsufficientCreditsError) as info:
+            for event in model.stream("hi"):
+                if isinstance(event, TextDelta):
+                    got.append(event.text)
+        assert got == ["partial "] and hosts == ["gw.test"]
+        fix = info.value.fix
+        assert "retry: the next request continues with your ANTHROPIC_API_KEY" in fix
+        assert "meanwhile" not in fix
+        # what the fix says is true: the retry falls back to the own key
+        events = list(model.stream("hi"))
+    last = events[-1]
+    assert isinstance(last, Done) and last.result.route.fell_back
+    assert hosts == ["gw.test", "gw.test", "anthropic.test"]

@@ -16,7 +16,7 @@ from dexto.config.agent import AgentConfig, load_agent_file
 from dexto.errors import InvalidModelIdError
 from dexto.llm.context import build_context
 from dexto.llm.execution._model import Model
-from dexto.llm.execution._outcome import Outcome, exhausted_fix_for
+from dexto.llm.execution._outcome import Outcome, after_output_fix, exhausted_fix_for
 from dexto.llm.execution._target import Target
 from dexto.llm.execution._targets import (
     UnusableFallback,
@@ -106,6 +106,7 @@ def open_model(
         local.preferences.lowCreditsWarningUsd,
         exhausted_fix,
         unusable.warning if unusable is not None else "",
+        after_output_fix(decision) if unusable is None else "",
     )
     return Model(
         decision,

@@ -13,7 +13,7 @@ from dexto.llm.execution._types import ChatResult, Reply, RouteTaken, Usage
 from dexto.llm.providers import get_provider
 from dexto.llm.routing import RouteDecision, RoutingContext, direct_key_hint, resolve_route
 
-__all__ = ["Outcome", "credential_words", "exhausted_fix_for", "usd_text"]
+__all__ = ["Outcome", "after_output_fix", "credential_words", "exhausted_fix_for", "usd_text"]
 
 
 def credential_words(source: str) -> str:
@@ -65,6 +65,7 @@ class Outcome:
     low_credits_usd: float
     exhausted_fix: str
     fallback_warning: str = ""  # shown with every gateway-paid result when not empty
+    after_output_fix: str = ""  # the fix for a 402 after output was delivered, when not empty
 
     def result(
         self,
@@ -120,7 +121,9 @@ class Outcome:
             f"{self.exhausted_fix}.",
         )
 
-    def exhausted(self, err: InsufficientCreditsError) -> InsufficientCreditsError:
+    def exhausted(
+        self, err: InsufficientCreditsError, *, after_output: bool = False
+    ) -> InsufficientCreditsError:
         """The error for a 402 that cannot (or may no longer) fall back: balance and fixes."""
         bal = err.balance_usd
         message = (
@@ -130,7 +133,10 @@ class Outcome:
                 "Insufficient Dexto credits" + (f". Balance: ${usd_text(bal)}" if bal else "") + "."
             )
         )
-        return InsufficientCreditsError(message, fix=self.exhausted_fix, balance_usd=bal)
+        fix = (
+            self.after_output_fix if after_output and self.after_output_fix else self.exhausted_fix
+        )
+        return InsufficientCreditsError(message, fix=fix, balance_usd=bal)
 
 
 def exhausted_fix_for(decision: RouteDecision, ctx: RoutingContext) -> str:
@@ -158,3 +164,14 @@ def exhausted_fix_for(decision: RouteDecision, ctx: RoutingContext) -> str:
             f"(your {credential_words(alt.credential_source)})"
         )
     return fix
+
+
+def after_output_fix(decision: RouteDecision) -> str:
+    """The hint for a 402 that arrives after output was delivered: this request cannot switch,
+    the next one falls back (empty when the decision has no fallback)."""
+    if decision.fallback is None:
+        return ""
+    return (
+        "top up your Dexto credits, or retry: the next request continues with your "
+        f"{credential_words(decision.fallback.credential_source)}"
+    )
