@@ -100,6 +100,21 @@ def test_exhausted_credits_fall_back_to_own_key(
 
 
 @pytest.mark.parametrize("stream", [False, True])
+def test_a_marketplace_spelling_falls_back_with_the_native_id(
+    stack: LocalStack, opened: Open, stream: bool
+) -> None:
+    acct = stack.create_account(f"spelling-{stream}@example.com", "0")
+    model = opened(MARKET, env=_env(stack, acct, own_key=True))  # anthropic/claude-sonnet-4.5
+    assert model.decision.effective_model == MARKET
+    result, _ = _run(model, stream)
+    route = result.route  # type: ignore[attr-defined]
+    assert route.route == "direct" and route.fell_back and route.effective_model == NATIVE
+    assert stack.fake_requests("anthropic")[-1]["model"] == NATIVE
+    assert f"model={NATIVE}" in result.text  # type: ignore[attr-defined]
+    assert stack.usage(acct)["mtd"]["requests"] == 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
 def test_exhausted_without_own_key_raises(stack: LocalStack, opened: Open, stream: bool) -> None:
     acct = stack.create_account(f"nokey-{stream}@example.com", "0")
     before = len(stack.fake_requests("anthropic"))

@@ -13,7 +13,9 @@ credential; under ``prefer: dexto`` the native selection itself would still go v
 that key as its fallback). Decisions carry them (``dexto route --json``, ``/llm/current``), the
 ``NO_CREDENTIALS`` fix names the first, and catalog rows carry the native candidate for the web
 picker's "run with my own key" offer. The marketplace list is read only when the registry has no
-entry and the vendor has a native provider.
+entry and the vendor has a native provider. An uncurated ID typed in the marketplace spelling
+under its native provider (``anthropic/claude-sonnet-4.5``) falls back as the first curated native
+ID of that reverse mapping; with none it is sent unchanged and the reason says why.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ __all__ = [
     "RouteChoice",
     "choose_route",
     "decide",
+    "direct_key_hint",
     "gateway_root",
     "model_state",
     "native_alternatives",
@@ -278,14 +281,35 @@ def _direct_base_url(
     return p.resolve_base_url(ctx.env), from_env
 
 
+def _named_key_var(p: Provider, custom: CustomModel | None, ctx: RoutingContext) -> str | None:
+    """The variable the direct key must come from when the model or the agent names one (a
+    custom model's ``apiKeyEnv``, the agent's ``$VAR`` reference that is not set)."""
+    if custom is not None and custom.apiKeyEnv:
+        return custom.apiKeyEnv
+    return ctx.credentials.unresolved.get(p.id)
+
+
+def direct_key_hint(provider_id: str, model: str, ctx: RoutingContext) -> str:
+    """How to give ``provider_id/model`` the direct credential its route would read, in words:
+    the variable it names (custom model, agent reference), its auth-store entry, or the
+    provider's own variables."""
+    p = get_provider(provider_id)
+    custom = ctx.custom_model(p.id, model)
+    var = _named_key_var(p, custom, ctx)
+    if var:
+        return f"set {var}"
+    if custom is not None and custom.apiKeyRef:
+        return (
+            f"store its key again with `dexto models add --provider {p.id} --name "
+            f"{custom.name} --api-key - --replace`"
+        )
+    return direct_fix_hint(p)
+
+
 def _no_credentials(
     p: Provider, sel: Selection, custom: CustomModel | None, ctx: RoutingContext
 ) -> NoCredentialsError:
-    var = (
-        custom.apiKeyEnv
-        if custom is not None and custom.apiKeyEnv
-        else (ctx.credentials.unresolved.get(p.id))
-    )
+    var = _named_key_var(p, custom, ctx)
     if var:
         return NoCredentialsError(
             f"no credentials for {sel}: the {p.name} key is read from ${var}, which is not set",
@@ -374,10 +398,16 @@ def decide(selection: Selection, ctx: RoutingContext) -> RouteDecision:
         )
     mapped = to_marketplace(p.id, native, ctx.registry, ctx.marketplace() if info is None else None)
     fallback = None
+    fb_note = ""
     if has_direct and ctx.policy.fallback_on_insufficient_credits:
         assert direct_src is not None
         fb_base, fb_from = _direct_base_url(p, custom, ctx)
-        fallback = FallbackPlan(p.id, native, direct_src, fb_base, base_url_from=fb_from)
+        fb_model, fb_note = (
+            _native_of_spelling(p, model, mapped, ctx)
+            if info is None and custom is None
+            else (native, "")
+        )
+        fallback = FallbackPlan(p.id, fb_model, direct_src, fb_base, base_url_from=fb_from)
     return RouteDecision(
         selection.provider,
         model,
@@ -388,9 +418,35 @@ def decide(selection: Selection, ctx: RoutingContext) -> RouteDecision:
         ctx.credentials.dexto_source or "",
         mapped.verified,
         fallback,
-        _dexto_reason(p, model, mapped, direct_src, ctx),
+        _dexto_reason(p, model, mapped, direct_src, ctx) + fb_note,
         *_extras(selection, ctx, info is None and p.id != "openrouter"),
         base_url_from="DEXTO_GATEWAY_URL",
+    )
+
+
+def _native_of_spelling(
+    p: Provider, typed: str, mapped: MappedId, ctx: RoutingContext
+) -> tuple[str, str]:
+    """The model ID the 402 fallback sends for an uncurated ``typed`` ID, and a sentence for the
+    reason when ``typed`` is the marketplace spelling (``mapped.id`` is ``vendor/typed``): the
+    first curated native ID of ``p`` that reverse-maps from it (registry order, as alternatives
+    and catalog rows pick), else ``typed`` unchanged with why."""
+    if mapped.source == "passthrough":
+        return typed, ""
+    if mapped.id.partition("/")[2].lower() != typed.lower():
+        return typed, ""
+    ids = [c.model for c in native_candidates(mapped.id, ctx) if c.provider == p.id and c.verified]
+    if ids:
+        among = f" (the first of {len(ids)}: {', '.join(ids)})" if len(ids) > 1 else ""
+        return ids[0], (
+            f" If credits run out, the fallback sends {ids[0]}, the curated {p.name} ID for "
+            f"{mapped.id}{among}: {typed} is the marketplace spelling."
+        )
+    if mapped.source != "catalog":
+        return typed, ""
+    return typed, (
+        f" If credits run out, the fallback sends {typed} unchanged (unverified): it is the "
+        f"marketplace spelling of {mapped.id} and no curated {p.name} ID maps to it."
     )
 
 

@@ -113,7 +113,7 @@ class Model:
                 return
             except InsufficientCreditsError as err:
                 if delivered or fell_back:
-                    raise self._outcome.exhausted(err) from None
+                    raise self._outcome.exhausted(err, after_output=delivered) from None
                 target, fell_back, balance = self._switch(err), True, err.balance_usd
 
     def close(self) -> None:
@@ -160,7 +160,7 @@ class Model:
                 return
             except InsufficientCreditsError as err:
                 if delivered or fell_back:
-                    raise self._outcome.exhausted(err) from None
+                    raise self._outcome.exhausted(err, after_output=delivered) from None
                 target, fell_back, balance = self._switch(err), True, err.balance_usd
 
     async def aclose(self) -> None:

@@ -16,7 +16,7 @@ from dexto.config.agent import AgentConfig, load_agent_file
 from dexto.errors import InvalidModelIdError
 from dexto.llm.context import build_context
 from dexto.llm.execution._model import Model
-from dexto.llm.execution._outcome import Outcome, exhausted_fix_for
+from dexto.llm.execution._outcome import Outcome, after_output_fix, exhausted_fix_for
 from dexto.llm.execution._target import Target
 from dexto.llm.execution._targets import (
     UnusableFallback,
@@ -98,7 +98,7 @@ def open_model(
     found = usable_fallback(decision, env, store) if decision.route == "dexto" else None
     fallback = found if isinstance(found, Target) else None
     unusable = found if isinstance(found, UnusableFallback) else None
-    exhausted_fix = exhausted_fix_for(decision, ctx.credentials.direct_source(sel.provider))
+    exhausted_fix = exhausted_fix_for(decision, ctx)
     if unusable is not None:  # the key is needed only on a 402: warn now, raise then
         exhausted_fix = unusable.error.fix
     outcome = Outcome(
@@ -106,6 +106,7 @@ def open_model(
         local.preferences.lowCreditsWarningUsd,
         exhausted_fix,
         unusable.warning if unusable is not None else "",
+        after_output_fix(decision) if unusable is None else "",
     )
     return Model(
         decision,

@@ -11,9 +11,9 @@ from dexto.errors import InsufficientCreditsError
 from dexto.llm.execution._target import Target
 from dexto.llm.execution._types import ChatResult, Reply, RouteTaken, Usage
 from dexto.llm.providers import get_provider
-from dexto.llm.routing import RouteDecision
+from dexto.llm.routing import RouteDecision, RoutingContext, direct_key_hint, resolve_route
 
-__all__ = ["Outcome", "credential_words", "exhausted_fix_for", "usd_text"]
+__all__ = ["Outcome", "after_output_fix", "credential_words", "exhausted_fix_for", "usd_text"]
 
 
 def credential_words(source: str) -> str:
@@ -65,6 +65,7 @@ class Outcome:
     low_credits_usd: float
     exhausted_fix: str
     fallback_warning: str = ""  # shown with every gateway-paid result when not empty
+    after_output_fix: str = ""  # the fix for a 402 after output was delivered, when not empty
 
     def result(
         self,
@@ -120,7 +121,9 @@ class Outcome:
             f"{self.exhausted_fix}.",
         )
 
-    def exhausted(self, err: InsufficientCreditsError) -> InsufficientCreditsError:
+    def exhausted(
+        self, err: InsufficientCreditsError, *, after_output: bool = False
+    ) -> InsufficientCreditsError:
         """The error for a 402 that cannot (or may no longer) fall back: balance and fixes."""
         bal = err.balance_usd
         message = (
@@ -130,21 +133,45 @@ class Outcome:
                 "Insufficient Dexto credits" + (f". Balance: ${usd_text(bal)}" if bal else "") + "."
             )
         )
-        return InsufficientCreditsError(message, fix=self.exhausted_fix, balance_usd=bal)
+        fix = (
+            self.after_output_fix if after_output and self.after_output_fix else self.exhausted_fix
+        )
+        return InsufficientCreditsError(message, fix=fix, balance_usd=bal)
 
 
-def exhausted_fix_for(decision: RouteDecision, direct_source: str | None) -> str:
-    """The recovery hint when credits run out: top up, or give the provider a key."""
-    p = get_provider(decision.provider)
+def exhausted_fix_for(decision: RouteDecision, ctx: RoutingContext) -> str:
+    """The recovery hint when credits run out, from the data ``decide`` used: top up, or the
+    model's own direct credential (the fallback's, the one the policy keeps unused, or the
+    variable it would be read from), and an openrouter selection's native alternative."""
     if decision.fallback is not None:
         return (
             f"top up your Dexto credits; requests continue with your "
             f"{credential_words(decision.fallback.credential_source)} meanwhile"
         )
-    if direct_source is not None:
-        return (
+    p = get_provider(decision.provider)
+    own = resolve_route(p, decision.model, ctx).direct_source
+    if own is not None:
+        fix = (
             f"top up your Dexto credits, or set llm.routing.fallbackOnInsufficientCredits: "
-            f"true to continue with your {credential_words(direct_source)}"
+            f"true to continue with your {credential_words(own)}"
         )
-    key = p.env_vars[0] if p.env_vars else f"a {p.name} credential"
-    return f"top up your Dexto credits, or set {key} to continue with your own {p.name} key"
+    else:
+        hint = direct_key_hint(p.id, decision.model, ctx)
+        fix = f"top up your Dexto credits; or, to continue with your own {p.name} key, {hint}"
+    for alt in decision.alternatives[:1]:
+        fix += (
+            f"; or switch to `{alt.provider}/{alt.model}` "
+            f"(your {credential_words(alt.credential_source)})"
+        )
+    return fix
+
+
+def after_output_fix(decision: RouteDecision) -> str:
+    """The hint for a 402 that arrives after output was delivered: this request cannot switch,
+    the next one falls back (empty when the decision has no fallback)."""
+    if decision.fallback is None:
+        return ""
+    return (
+        "top up your Dexto credits, or retry: the next request continues with your "
+        f"{credential_words(decision.fallback.credential_source)}"
+    )
