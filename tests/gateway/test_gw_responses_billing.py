@@ -236,7 +236,11 @@ def test_untranslatable_charged_answer_says_what_was_charged(
     body = {"model": MODEL, "input": "hi", "fake": {"json": _answer(content="hi")}}
     with httpx.Client(timeout=30) as c:
         r = c.post(scripted.v1 + "/responses", json=body, headers=scripted.auth())
+        metrics = c.get(scripted.url + "/metrics").text
     assert r.status_code == 502 and "Traceback" not in r.text and "injected" not in r.text
+    # counted as what the client got
+    assert 'dexto_gateway_requests_total{route="responses",status="502"} 1.0' in metrics
+    assert 'route="responses",status="200"' not in metrics
     err = r.json()["error"]
     assert err["code"] == "RESPONSE_TRANSLATION_FAILED"
     assert f"charged ${r.headers['x-dexto-cost']}" in err["message"]

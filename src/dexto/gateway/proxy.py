@@ -14,6 +14,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,10 +128,12 @@ class ChatCompletions(Settlement):
         *,
         route: str = "chat_completions",
         request_id: str | None = None,
+        final_status: Callable[[int], int] | None = None,
     ) -> int:
         """Run one chat-completions request whose body was already read (e.g. translated from
         another API): auth, validation, rate limit, hold, upstream, relay, settlement. The
-        answer (JSON, SSE or an error) goes to ``send``; returns the HTTP status sent."""
+        answer (JSON, SSE or an error) goes to ``send``; returns the HTTP status sent, as
+        ``final_status`` maps it when given (a ``send`` wrapper that changed the status)."""
         ctx = RequestContext(
             request_id=request_id or "req_" + os.urandom(12).hex(), started=time.perf_counter()
         )
@@ -149,6 +152,8 @@ class ChatCompletions(Settlement):
                 status = await self._run(token, headers, body, receive, send, ctx)
         finally:
             self.active.discard(task)
+        if final_status is not None:
+            status = final_status(status)
         self.state.metrics.request(route, status, time.perf_counter() - ctx.started)
         return status
 

@@ -113,7 +113,7 @@ class ResponsesEndpoint:
             await send_bytes(send, 400, _bad(problem), [])
             return 400
         out = _Out(send, req, self.chat.state.log)
-        await self.chat.run_chat(scope, receive, out, body, route=ROUTE)
+        await self.chat.run_chat(scope, receive, out, body, route=ROUTE, final_status=out.status)
         return None
 
 
@@ -129,6 +129,11 @@ class _Out:
         self._buffer: list[bytes] = []
         self._stream: StreamTranslator | None = None
         self._broken = False  # the translator raised: the stream only gets its failed ending
+        self._rewritten: int | None = None  # the status sent instead of the chat handler's
+
+    def status(self, chat_status: int) -> int:
+        """The status the client got (the chat handler's, unless this wrapper replaced it)."""
+        return chat_status if self._rewritten is None else self._rewritten
 
     def _resp_id(self) -> str:
         rid = self._headers.get(b"x-request-id", b"").decode("latin-1")
@@ -199,6 +204,7 @@ class _Out:
                     error=describe(exc),
                 )
                 start = {**start, "status": 502}
+                self._rewritten = 502
                 data = error_body(
                     "RESPONSE_TRANSLATION_FAILED",
                     "The upstream's answer could not be translated into a Response object. "
