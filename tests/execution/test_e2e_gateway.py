@@ -114,6 +114,27 @@ def test_a_marketplace_spelling_falls_back_with_the_native_id(
     assert stack.usage(acct)["mtd"]["requests"] == 0
 
 
+@pytest.mark.parametrize("logged_in", [True, False])
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_marketplace_spelling_goes_direct_with_the_native_id(
+    stack: LocalStack, opened: Open, stream: bool, logged_in: bool
+) -> None:
+    acct = stack.create_account(f"direct-spelling-{stream}-{logged_in}@example.com", "5")
+    before = _upstream_chats(stack)
+    env = _env(stack, acct if logged_in else None, own_key=True)
+    model = opened(MARKET, env=env, prefer="direct" if logged_in else None)
+    assert model.decision.route == "direct" and model.decision.effective_model == NATIVE
+    assert f"This call sends {NATIVE}" in model.decision.reason
+    result, _ = _run(model, stream)
+    route = result.route  # type: ignore[attr-defined]
+    assert route.route == "direct" and not route.fell_back and route.effective_model == NATIVE
+    assert stack.fake_requests("anthropic")[-1]["model"] == NATIVE
+    assert f"model={NATIVE}" in result.text  # type: ignore[attr-defined]
+    assert f"key=…{USER_KEY[-4:]}" in result.text  # type: ignore[attr-defined]
+    assert stack.usage(acct)["mtd"]["requests"] == 0
+    assert _upstream_chats(stack) == before
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_exhausted_without_own_key_raises(stack: LocalStack, opened: Open, stream: bool) -> None:
     acct = stack.create_account(f"nokey-{stream}@example.com", "0")

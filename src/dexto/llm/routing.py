@@ -14,8 +14,9 @@ that key as its fallback). Decisions carry them (``dexto route --json``, ``/llm/
 ``NO_CREDENTIALS`` fix names the first, and catalog rows carry the native candidate for the web
 picker's "run with my own key" offer. The marketplace list is read only when the registry has no
 entry and the vendor has a native provider. An uncurated ID typed in the marketplace spelling
-under its native provider (``anthropic/claude-sonnet-4.5``) falls back as the first curated native
-ID of that reverse mapping; with none it is sent unchanged and the reason says why.
+under its native provider (``anthropic/claude-sonnet-4.5``) is sent directly — on a direct route
+and as the 402 fallback, by the one rule ``_native_of_spelling`` — as the first curated native ID
+of that reverse mapping; with none it is sent unchanged; either way the reason says why.
 """
 
 from __future__ import annotations
@@ -382,18 +383,23 @@ def decide(selection: Selection, ctx: RoutingContext) -> RouteDecision:
                 fix=f"add it with `dexto models add --provider {p.id} --name "
                 f"{model} --base-url URL`",
             )
+        spelled = info is None and custom is None and p.routeable and p.id != "openrouter"
+        sent, why = native, ""
+        if spelled:  # the same rule as the fallback below: the curated ID the provider knows
+            mapped = to_marketplace(p.id, native, ctx.registry, ctx.marketplace())
+            sent, why = _native_of_spelling(p, model, mapped, ctx)
         return RouteDecision(
             selection.provider,
             model,
             "direct",
             p.id,
-            native,
+            sent,
             base,
             direct_src,
             True,
             None,
-            _direct_reason(p, direct_src, has_dexto, ctx),
-            *_extras(selection, ctx, False),
+            _direct_reason(p, direct_src, has_dexto, ctx) + (f" This call {why}" if why else ""),
+            *_extras(selection, ctx, spelled),
             base_url_from=base_from,
         )
     mapped = to_marketplace(p.id, native, ctx.registry, ctx.marketplace() if info is None else None)
@@ -402,11 +408,12 @@ def decide(selection: Selection, ctx: RoutingContext) -> RouteDecision:
     if has_direct and ctx.policy.fallback_on_insufficient_credits:
         assert direct_src is not None
         fb_base, fb_from = _direct_base_url(p, custom, ctx)
-        fb_model, fb_note = (
+        fb_model, fb_why = (
             _native_of_spelling(p, model, mapped, ctx)
             if info is None and custom is None
             else (native, "")
         )
+        fb_note = f" If credits run out, the fallback {fb_why}" if fb_why else ""
         fallback = FallbackPlan(p.id, fb_model, direct_src, fb_base, base_url_from=fb_from)
     return RouteDecision(
         selection.provider,
@@ -427,10 +434,10 @@ def decide(selection: Selection, ctx: RoutingContext) -> RouteDecision:
 def _native_of_spelling(
     p: Provider, typed: str, mapped: MappedId, ctx: RoutingContext
 ) -> tuple[str, str]:
-    """The model ID the 402 fallback sends for an uncurated ``typed`` ID, and a sentence for the
-    reason when ``typed`` is the marketplace spelling (``mapped.id`` is ``vendor/typed``): the
-    first curated native ID of ``p`` that reverse-maps from it (registry order, as alternatives
-    and catalog rows pick), else ``typed`` unchanged with why."""
+    """The model ID sent to ``p`` directly (the direct route, the 402 fallback) for an uncurated
+    ``typed`` ID, and why, as a clause after "sends", when ``typed`` is the marketplace spelling
+    (``mapped.id`` is ``vendor/typed``): the first curated native ID of ``p`` that reverse-maps
+    from it (registry order, as alternatives and catalog rows pick), else ``typed`` unchanged."""
     if mapped.source == "passthrough":
         return typed, ""
     if mapped.id.partition("/")[2].lower() != typed.lower():
@@ -439,13 +446,13 @@ def _native_of_spelling(
     if ids:
         among = f" (the first of {len(ids)}: {', '.join(ids)})" if len(ids) > 1 else ""
         return ids[0], (
-            f" If credits run out, the fallback sends {ids[0]}, the curated {p.name} ID for "
+            f"sends {ids[0]}, the curated {p.name} ID for "
             f"{mapped.id}{among}: {typed} is the marketplace spelling."
         )
     if mapped.source != "catalog":
         return typed, ""
     return typed, (
-        f" If credits run out, the fallback sends {typed} unchanged (unverified): it is the "
+        f"sends {typed} unchanged (unverified): it is the "
         f"marketplace spelling of {mapped.id} and no curated {p.name} ID maps to it."
     )
 
