@@ -276,6 +276,17 @@ def _target(wire: str) -> Target:
     return Target(wire, wire, "m-1", "http://p.test/v1", Secret("k-secret"), "env:K", label)
 
 
+def _build(wire: str, params: dict[str, Any], with_tools: bool, stream: bool) -> Any:
+    """The provider request the ``wire`` adapter builds for one user message."""
+    return adapter_for(wire).build(
+        _target(wire),
+        [{"role": "user", "content": "hi"}],
+        TOOLS if with_tools else None,
+        dict(params),
+        stream,
+    )
+
+
 def _check_warnings(warnings: tuple[str, ...], dropped: set[str], label: str) -> None:
     if not dropped:
         assert warnings == ()
@@ -296,13 +307,7 @@ def test_anthropic_body(
     dropped: set[str],
     stream: bool,
 ) -> None:
-    call = adapter_for("anthropic").build(
-        _target("anthropic"),
-        [{"role": "user", "content": "hi"}],
-        TOOLS if with_tools else None,
-        dict(params),
-        stream,
-    )
+    call = _build("anthropic", params, with_tools, stream)
     body = call.body
     assert set(body) <= ANTHROPIC_FIELDS, case
     assert {k: body[k] for k in expected} == expected, case
@@ -321,13 +326,7 @@ def test_gemini_body(
     dropped: set[str],
     stream: bool,
 ) -> None:
-    call = adapter_for("google").build(
-        _target("google"),
-        [{"role": "user", "content": "hi"}],
-        TOOLS if with_tools else None,
-        dict(params),
-        stream,
-    )
+    call = _build("google", params, with_tools, stream)
     body = call.body
     assert set(body) <= GEMINI_FIELDS, case
     assert set(body.get("generationConfig", {})) <= GEMINI_CONFIG, case

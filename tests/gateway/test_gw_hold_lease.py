@@ -13,17 +13,7 @@ import pytest
 from _gwhelpers import chat_body, ledger_state, start_gateway
 
 from dexto.devtools.fake_upstream import FakeUpstream
-from dexto.gateway.db import Database
-
-
-def _rows(db_url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    db = Database(db_url)
-    try:
-        conn = db.connect()
-        with conn.read():
-            return conn.all(sql, params)
-    finally:
-        db.close_all()
+from tests.gateway.test_gw_crash_recovery import _rows
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])

@@ -140,6 +140,42 @@ class _FirstChunk(threading.Thread):
             self.got_first.set()
 
 
+def _spooled_delivery(spool_dir: Path, rid: str, account_id: str) -> str:
+    """The one delivery line in the worker's spool file is ``rid``'s: its generation id."""
+    (spooled,) = list(spool_dir.glob("*.jsonl"))
+    (rec,) = read_pending(spooled.read_bytes())
+    assert (rec["rid"], rec["account"]) == (rid, account_id)
+    gen_id = str(rec["delivered"]["generation_id"])
+    assert gen_id.startswith("gen-")
+    return gen_id
+
+
+def _replayed_by_a_new_worker(
+    db_url: str,
+    fake: tuple[FakeUpstream, str],
+    tmp_path: Path,
+    env: dict[str, str],
+    rid: str,
+    gen_id: str,
+) -> tuple[int, int, str | None, str | None]:
+    """Start a new worker on the same spool directory; once it settled ``rid`` from the spool
+    (charged the generation record's cost, ``spool:generation``) and removed the file, return
+    ``rid``'s charge: (amount, estimated, reason, settled_by)."""
+    spool_dir = Path(env["DEXTO_GATEWAY_SPOOL_DIR"])
+    gw2 = GatewayProc(db_url, fake[1], tmp_path, **env)
+    try:
+        _wait_for(lambda: rid in _charges(db_url), "the spooled delivery to be settled", 60)
+        _wait_for(lambda: not list(spool_dir.glob("*.jsonl")), "the spool file to go")
+    finally:
+        gw2.stop()
+    charge = _charges(db_url)[rid]
+    expected = fake[0].generations.document(fake[0].generations.items[gen_id])["data"]
+    assert charge[0] == round(expected["total_cost"] * 1_000_000) and charge[0] > 0
+    swept = _rows(db_url, "SELECT action, reason FROM swept_holds WHERE request_id = ?", (rid,))
+    assert swept == [("settled", "spool:generation")]
+    return charge
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_sigkill_after_a_failed_delivery_record_is_billed_from_the_spool(
@@ -165,11 +201,7 @@ def test_sigkill_after_a_failed_delivery_record_is_billed_from_the_spool(
         try:
             assert s.got_first.wait(60) and s.request_id
             # The first chunk reached the client: its delivery is in the spool (fsynced).
-            (spooled,) = list(spool_dir.glob("*.jsonl"))
-            (rec,) = read_pending(spooled.read_bytes())
-            assert (rec["rid"], rec["account"]) == (s.request_id, account_id)
-            gen_id = str(rec["delivered"]["generation_id"])
-            assert gen_id.startswith("gen-")
+            gen_id = _spooled_delivery(spool_dir, s.request_id, account_id)
             os.kill(gw.proc.pid, signal.SIGKILL)
             gw.proc.wait(timeout=30)
         finally:
@@ -181,21 +213,9 @@ def test_sigkill_after_a_failed_delivery_record_is_billed_from_the_spool(
     # The hold does not record the delivery: the sweeper alone would release it unbilled.
     assert _rows(db_url, "SELECT delivered FROM holds WHERE request_id = ?", (rid,)) == [(0,)]
     assert rid not in _charges(db_url)
-    gw2 = GatewayProc(db_url, fake[1], tmp_path, **env)
-    try:
-        _wait_for(lambda: rid in _charges(db_url), "the spooled delivery to be settled", 60)
-        _wait_for(lambda: not list(spool_dir.glob("*.jsonl")), "the spool file to go")
-    finally:
-        gw2.stop()
-    charges = _charges(db_url)
-    assert list(charges) == [rid]
-    amount, estimated, reason, by = charges[rid]
-    gen = fake[0].generations.items[gen_id]
-    expected = fake[0].generations.document(gen)["data"]["total_cost"]
+    _, estimated, reason, by = _replayed_by_a_new_worker(db_url, fake, tmp_path, env, rid, gen_id)
+    assert list(_charges(db_url)) == [rid]
     assert (estimated, reason, by) == (0, None, "sweeper")
-    assert amount == round(expected * 1_000_000) and amount > 0
-    swept = _rows(db_url, "SELECT action, reason FROM swept_holds WHERE request_id = ?", (rid,))
-    assert swept == [("settled", "spool:generation")]
     assert _holds(db_url) == 0
     _balance_matches_ledger(db_url, account_id)
 
@@ -236,11 +256,7 @@ def test_a_hold_gone_before_the_first_output_is_spooled_and_billed_after_sigkill
         _wait_for(lambda: _holds(db_url) == 1, "the hold")
         _delete_holds(db_url)
         assert s.got_first.wait(60) and s.content and s.request_id
-        (spooled,) = list(spool_dir.glob("*.jsonl"))
-        (rec,) = read_pending(spooled.read_bytes())
-        assert (rec["rid"], rec["account"]) == (s.request_id, account_id)
-        gen_id = str(rec["delivered"]["generation_id"])
-        assert gen_id.startswith("gen-")
+        gen_id = _spooled_delivery(spool_dir, s.request_id, account_id)
         assert b"hold gone at its delivery record" in gw.log_path.read_bytes()
         os.kill(gw.proc.pid, signal.SIGKILL)
         gw.proc.wait(timeout=30)
@@ -249,18 +265,8 @@ def test_a_hold_gone_before_the_first_output_is_spooled_and_billed_after_sigkill
         gw.stop()
     rid = s.request_id
     assert _holds(db_url) == 0 and rid not in _charges(db_url)
-    gw2 = GatewayProc(db_url, fake[1], tmp_path, **env)
-    try:
-        _wait_for(lambda: rid in _charges(db_url), "the spooled delivery to be settled", 60)
-        _wait_for(lambda: not list(spool_dir.glob("*.jsonl")), "the spool file to go")
-    finally:
-        gw2.stop()
-    amount, estimated, _, by = _charges(db_url)[rid]
-    expected = fake[0].generations.document(fake[0].generations.items[gen_id])["data"]
+    _, estimated, _, by = _replayed_by_a_new_worker(db_url, fake, tmp_path, env, rid, gen_id)
     assert (estimated, by) == (0, "sweeper")
-    assert amount == round(expected["total_cost"] * 1_000_000) and amount > 0
-    swept = _rows(db_url, "SELECT action, reason FROM swept_holds WHERE request_id = ?", (rid,))
-    assert swept == [("settled", "spool:generation")]
     _balance_matches_ledger(db_url, account_id)
 
 
@@ -300,11 +306,7 @@ def test_a_delivery_record_stuck_on_a_lock_is_spooled_and_the_stream_goes_on(
             # the delivery is in the spool (fsynced before the chunk went out).
             delivered = "SELECT delivered FROM holds WHERE request_id = ?"
             assert _rows(db_url, delivered, (s.request_id,)) == [(0,)]
-            (spooled,) = list(spool_dir.glob("*.jsonl"))
-            (rec,) = read_pending(spooled.read_bytes())
-            assert (rec["rid"], rec["account"]) == (s.request_id, account_id)
-            gen_id = str(rec["delivered"]["generation_id"])
-            assert gen_id.startswith("gen-")
+            gen_id = _spooled_delivery(spool_dir, s.request_id, account_id)
         finally:
             locker.rollback()
             locker.close()
@@ -315,20 +317,9 @@ def test_a_delivery_record_stuck_on_a_lock_is_spooled_and_the_stream_goes_on(
         s.stop.set()
         gw.stop()
     rid = s.request_id
-    gw2 = GatewayProc(db_url, fake[1], tmp_path, **env)
-    try:
-        _wait_for(lambda: rid in _charges(db_url), "the spooled delivery to be settled", 60)
-        _wait_for(lambda: not list(spool_dir.glob("*.jsonl")), "the spool file to go")
-    finally:
-        gw2.stop()
-    charges = _charges(db_url)
-    assert list(charges) == [rid]
-    amount, estimated, _, by = charges[rid]
-    expected = fake[0].generations.document(fake[0].generations.items[gen_id])["data"]
+    _, estimated, _, by = _replayed_by_a_new_worker(db_url, fake, tmp_path, env, rid, gen_id)
+    assert list(_charges(db_url)) == [rid]
     assert (estimated, by) == (0, "sweeper")
-    assert amount == round(expected["total_cost"] * 1_000_000) and amount > 0
-    swept = _rows(db_url, "SELECT action, reason FROM swept_holds WHERE request_id = ?", (rid,))
-    assert swept == [("settled", "spool:generation")]
     assert _holds(db_url) == 0
     _balance_matches_ledger(db_url, account_id)
 

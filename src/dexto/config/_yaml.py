@@ -19,6 +19,7 @@ __all__ = [
     "config_error_from_validation",
     "line_of",
     "load_yaml_text",
+    "not_utf8",
     "read_yaml",
 ]
 
@@ -96,6 +97,11 @@ def _check_expansion(doc: Any, file: str) -> None:
         ) from None
 
 
+def not_utf8(path: Path) -> ConfigError:
+    """The error for a file that is not UTF-8 text."""
+    return ConfigError("file is not UTF-8 text", file=str(path), fix="save the file as UTF-8 text")
+
+
 def read_yaml(path: Path, *, fix: str, missing_fix: str | None = None) -> Any:
     """Parse the YAML file at ``path``. ``fix`` is for problems in its content; a file that is
     missing (``missing_fix``, default: check the path), a directory, unreadable or not UTF-8 gets
@@ -121,9 +127,7 @@ def read_yaml(path: Path, *, fix: str, missing_fix: str | None = None) -> Any:
             fix=f"make it readable: chmod u+r {path}",
         ) from None
     except UnicodeDecodeError:
-        raise ConfigError(
-            "file is not UTF-8 text", file=str(path), fix="save the file as UTF-8 text"
-        ) from None
+        raise not_utf8(path) from None
     except OSError as exc:
         from dexto.config.files import path_error
 

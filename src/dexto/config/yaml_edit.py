@@ -25,9 +25,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dexto.config._yaml import load_yaml_text
+from dexto.config._yaml import load_yaml_text, not_utf8
 from dexto.config.files import atomic_write, path_error
-from dexto.errors import ConfigError
 
 __all__ = [
     "edit_yaml_text",
@@ -335,9 +334,7 @@ def _read(path: Path) -> str:
     except FileNotFoundError:
         return ""
     except UnicodeDecodeError:
-        raise ConfigError(
-            "file is not UTF-8 text", file=str(path), fix="save the file as UTF-8 text"
-        ) from None
+        raise not_utf8(path) from None
     except OSError as exc:
         raise path_error(path, exc, reading=True) from None
 

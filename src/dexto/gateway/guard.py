@@ -70,15 +70,20 @@ class ErrorGuard:
         except asyncio.CancelledError:
             await self._cancelled(scope, send, started)
 
-    async def _cancelled(self, scope: Scope, send: Send, started: bool) -> None:
+    def _log(self, scope: Scope, msg: str, level: int, **fields: Any) -> None:
+        """One log line about the request in ``scope`` (its path and method)."""
         state = self._state()
         log_event(
             state.log if state is not None else get_logger(),
-            "request cancelled",
-            logging.WARNING,
+            msg,
+            level,
+            **fields,
             path=str(scope.get("path", ""))[:200],
             method=scope.get("method"),
         )
+
+    async def _cancelled(self, scope: Scope, send: Send, started: bool) -> None:
+        self._log(scope, "request cancelled", logging.WARNING)
         if not started:
             body = error_body(
                 "SERVICE_UNAVAILABLE",
@@ -105,16 +110,7 @@ class ErrorGuard:
                 )
                 await send_bytes(send, 503, body, [(b"retry-after", str(RETRY_AFTER_S).encode())])
         else:  # the last line of defence: answer, log once
-            state = self._state()
-            log = state.log if state is not None else get_logger()
-            log_event(
-                log,
-                "unhandled error",
-                logging.ERROR,
-                error=describe(exc),
-                path=str(scope.get("path", ""))[:200],
-                method=scope.get("method"),
-            )
+            self._log(scope, "unhandled error", logging.ERROR, error=describe(exc))
             if not started:
                 body = error_body(
                     "INTERNAL_ERROR",
