@@ -8,8 +8,7 @@ was released), although the request was alive and would be charged.
 
 :class:`HoldLeases` keeps, per running request, when its lease was last extended; a background
 task wakes every half lease interval and extends, in one write (:func:`ledger.renew_many`), the
-leases not extended for a whole interval (``HOLD_TTL_S / 3``, at least 0.2 s). Requests shorter
-than the interval never cause a write. The task stops when no request is running.
+leases not extended for a whole interval (``HOLD_TTL_S / 3``, at least 0.2 s).
 """
 
 from __future__ import annotations
