@@ -266,3 +266,23 @@ def test_responses_requests_have_their_own_metrics_route(gateway: Gateway) -> No
         'dexto_gateway_requests_total{route="chat_completions",status="200"} 1.0',
     ):
         assert line in metrics, (line, [m for m in metrics.splitlines() if "requests_total" in m])
+
+
+@pytest.mark.parametrize(
+    ("field", "levels", "refused"),
+    [
+        ("metadata", 128, False),
+        ("metadata", 129, True),
+        ("text", 128, False),
+        ("text", 129, True),
+        ("tools", 129, True),
+        ("reasoning", 129, True),
+        ("tool_choice", 129, True),
+    ],
+)
+def test_echoed_fields_are_bounded_at_128_levels(field: str, levels: int, refused: bool) -> None:
+    value: Any = 1
+    for i in range(levels):
+        value = [value] if i % 2 else {"k": value}
+    problem, _ = to_chat({"model": "m", "input": "hi", field: value})
+    assert problem.startswith(f"'{field}' is nested more than 128 levels deep") is refused

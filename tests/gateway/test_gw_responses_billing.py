@@ -295,3 +295,38 @@ def test_to_response_takes_any_answer_shape(chat: dict[str, Any]) -> None:
     doc = to_response(chat, {"model": MODEL}, "resp_x")
     json.dumps(doc)
     assert doc["object"] == "response" and isinstance(doc["output"], list)
+
+
+def _deep(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    ("field", "doc"),
+    [
+        ("text", '{"format":{"type":"json_schema","name":"x","schema":%s}}'),
+        ("tools", '[{"type":"function","name":"f","parameters":%s}]'),
+        ("metadata", '{"m":%s}'),
+    ],
+)
+@pytest.mark.parametrize("depth", [300, 970])
+def test_a_field_echoed_too_deeply_nested_is_400_before_any_hold(
+    scripted: Gateway, stream: bool, field: str, doc: str, depth: int
+) -> None:
+    """Fields the Response object echoes are encoded again in the answer: one nested deeper than
+    that can take is refused before the request is admitted (it was a charged 502, or a stream
+    cut without its ending event)."""
+    script = json.dumps({"json": {"id": "gen-1", "choices": [], "usage": USAGE}})
+    body = (
+        f'{{"model":"{MODEL}","input":"hi","stream":{json.dumps(stream)},"fake":{script},'
+        f'"{field}":{doc % _deep(depth)}}}'
+    )
+    headers = {**scripted.auth(), "content-type": "application/json"}
+    with httpx.Client(timeout=30) as c:
+        r = c.post(scripted.v1 + "/responses", content=body.encode(), headers=headers)
+    assert r.status_code == 400, r.text[:300]
+    err = r.json()["error"]
+    assert err["type"] == "invalid_request_error"
+    assert f"'{field}' is nested more than 128 levels deep" in err["message"]
+    assert _charges(scripted) == []

@@ -23,6 +23,27 @@ _UNSUPPORTED = {
 }
 
 
+# Request fields the Response object echoes (responses_wire._shell): encoded again in the answer,
+# one level deeper in a stream's events, so their nesting is bounded well below the encoder's.
+_ECHOED = ("text", "tools", "tool_choice", "metadata", "reasoning")
+MAX_ECHO_DEPTH = 128
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists/objects more than ``limit`` levels (iteratively)."""
+    todo: list[tuple[Any, int]] = [(value, 0)]
+    while todo:
+        node, depth = todo.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        elif not isinstance(node, list):
+            continue
+        if depth == limit:
+            return True
+        todo.extend((child, depth + 1) for child in node)
+    return False
+
+
 def dumps_compact_text(doc: Any) -> str:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
@@ -138,6 +159,13 @@ def to_chat(doc: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     for name, why in _UNSUPPORTED.items():
         if doc.get(name) not in (None, False):
             return f"'{name}' is not supported: {why}.", {}
+    for name in _ECHOED:
+        if _deeper_than(doc.get(name), MAX_ECHO_DEPTH):
+            return (
+                f"'{name}' is nested more than {MAX_ECHO_DEPTH} levels deep; the response echoes"
+                " it and cannot carry it. Flatten it.",
+                {},
+            )
     chat: dict[str, Any] = {k: doc[k] for k in _SAME if doc.get(k) is not None}
     chat.update({k: doc[k] for k in _PASSTHROUGH if k in doc})
     messages: list[dict[str, Any]] = []
