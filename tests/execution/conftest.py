@@ -1,4 +1,5 @@
-"""Fixtures: fake direct providers on loopback threads (session-wide, request logs reset)."""
+"""Fixtures: fake direct providers (and the fake Bedrock runtime) on loopback threads
+(session-wide, request logs reset)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from dexto.demo.stack import LocalStack
+from dexto.devtools.fake_bedrock import FakeBedrock
 from dexto.devtools.fake_direct import FakeDirect, create_app
 from dexto.devtools.fake_upstream_server import ServerThread
 from dexto.llm.execution import Model, open_model
@@ -18,12 +20,19 @@ KEYS = {
     "openai": "sk-openai-user-secret-0p3n",
     "google": "AIza-user-secret-g00g",
     "cohere": "co-user-secret-c0h3",
+    "bedrock": "AKIAUSERSECRETb3dr",  # the AWS access key ID
 }
-BASE_PATHS = {"anthropic": "/v1", "openai": "/v1", "google": "/v1beta", "cohere": "/v2"}
+BASE_PATHS = {
+    "anthropic": "/v1",
+    "openai": "/v1",
+    "google": "/v1beta",
+    "cohere": "/v2",
+    "bedrock": "",
+}
 
 
 class Fake:
-    def __init__(self, app: FakeDirect, srv: ServerThread, kind: str) -> None:
+    def __init__(self, app: FakeDirect | FakeBedrock, srv: ServerThread, kind: str) -> None:
         self.app, self.srv, self.kind = app, srv, kind
 
     @property
@@ -39,8 +48,8 @@ class Fake:
 def fake_servers() -> Iterator[dict[str, Fake]]:
     fakes: dict[str, Fake] = {}
     try:
-        for kind in ("anthropic", "openai", "google", "cohere"):
-            app = create_app(kind)
+        for kind in ("anthropic", "openai", "google", "cohere", "bedrock"):
+            app = FakeBedrock() if kind == "bedrock" else create_app(kind)
             fakes[kind] = Fake(app, ServerThread(app).start(), kind)
         yield fakes
     finally:
@@ -60,7 +69,14 @@ def direct_env(fakes: dict[str, Fake], *kinds: str) -> dict[str, str]:
     env = dict(os.environ)  # already isolated: DEXTO_HOME is private, no host credentials
     for kind in kinds:
         prefix = kind.upper()
-        env[f"{prefix}_API_KEY"] = KEYS[kind]
+        if kind == "bedrock":  # boto3 signs with these; the fake reads the access key ID
+            env.update(
+                AWS_ACCESS_KEY_ID=KEYS[kind],
+                AWS_SECRET_ACCESS_KEY="fake-aws-secret",
+                AWS_REGION="us-east-1",
+            )
+        else:
+            env[f"{prefix}_API_KEY"] = KEYS[kind]
         env[f"{prefix}_BASE_URL"] = fakes[kind].base_url
     return env
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 import dexto.llm.execution as execution
-from dexto.errors import ConfigError, MissingExtraError
+from dexto.errors import ConfigError, MissingExtraError, UpstreamError
 from dexto.llm.execution import Model, open_model
 from dexto.llm.execution._sse import iter_sse
 from dexto.llm.execution._target import Target
@@ -141,7 +141,9 @@ def test_bedrock_conversion_and_parsing() -> None:
     assert reply.finish_reason == "tool_calls" and reply.prompt_tokens == 4
     parser = adapter_for("bedrock").stream_parser(target)
     events = [
+        {"messageStart": {"role": "assistant"}},
         {"contentBlockDelta": {"delta": {"text": "he"}, "contentBlockIndex": 0}},
+        {"contentBlockStop": {"contentBlockIndex": 0}},
         {
             "contentBlockStart": {
                 "start": {"toolUse": {"toolUseId": "u2", "name": "w"}},
@@ -157,6 +159,8 @@ def test_bedrock_conversion_and_parsing() -> None:
         parser.feed("bedrock", json.dumps(ev))
     streamed = parser.reply()
     assert streamed.text == "he" and streamed.tool_calls[0].arguments == '{"a":2}'
+    with pytest.raises(UpstreamError, match="throttlingException mid-stream"):
+        parser.feed("bedrock", json.dumps({"throttlingException": {"message": "slow down"}}))
 
 
 class _FakeBedrockClient:

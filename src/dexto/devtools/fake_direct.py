@@ -12,8 +12,8 @@ With ``tools`` in the request the answer is one call of the first tool (argument
 schema); after a tool result it answers ``tool result: …``. Streams use each provider's own SSE
 events. ``GET /_fake/requests`` lists what was received (model, key suffix, stream, path).
 Knob: header ``X-Fake-Status: N`` answers with that HTTP status in the provider's error shape.
-A key starting with ``bad`` is refused with 401. Like the real APIs, the Anthropic and Google
-fakes answer 400 to a request field they do not know (e.g. an OpenAI-only ``seed``).
+A key starting with ``bad`` is refused with 401. Like the real APIs, the Anthropic, Google and
+Cohere fakes answer 400 to a request field they do not know (e.g. an OpenAI-only ``user``).
 Top-level imports are stdlib only.
 """
 
@@ -117,6 +117,28 @@ _FIELDS = {
         "safetySettings",
         "generationConfig",
         "cachedContent",
+    },
+    "cohere": {
+        "model",
+        "messages",
+        "tools",
+        "strict_tools",
+        "documents",
+        "citation_options",
+        "response_format",
+        "safety_mode",
+        "max_tokens",
+        "stop_sequences",
+        "temperature",
+        "seed",
+        "frequency_penalty",
+        "presence_penalty",
+        "k",
+        "p",
+        "logprobs",
+        "tool_choice",
+        "thinking",
+        "stream",
     },
 }
 _GEMINI_CONFIG = {
@@ -251,6 +273,9 @@ class FakeDirect:
         ):
             return 400, _error(self.kind, 400, "anthropic-version header and max_tokens required")
         unknown = _unknown_fields(self.kind, body)
+        if unknown and self.kind == "cohere":  # Cohere's wording, naming the first one
+            message = f"unknown field: parameter '{unknown[0]}' is not a valid field"
+            return 400, _error(self.kind, 400, message)
         if unknown:
             return 400, _error(self.kind, 400, f"{', '.join(unknown)}: unknown request field")
         return None

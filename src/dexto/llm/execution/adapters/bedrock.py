@@ -1,6 +1,11 @@
 """Amazon Bedrock Converse API (``converse`` / ``converse_stream`` through boto3, an optional
 extra). The "call" built here is the keyword arguments of the boto3 method; the transport lives in
-``dexto.llm.execution._cloud``."""
+``dexto.llm.execution._cloud``.
+
+OpenAI chat parameters are sent as the Converse fields that mean the same (``inferenceConfig``,
+``toolConfig.toolChoice``, ``outputConfig``, ``requestMetadata``, ``serviceTier``); the ones
+without such a field are left out with one warning naming them.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from dexto.errors import UpstreamError
 from dexto.llm.execution._messages import content_text, parse_arguments
 from dexto.llm.execution._target import HttpCall, Target
 from dexto.llm.execution._types import Reply, TextDelta, ToolCall
-from dexto.llm.execution.adapters._base import Delta, StreamState, as_int
+from dexto.llm.execution.adapters._base import Delta, StreamState, as_int, dropped_warning
 
 __all__ = ["BedrockAdapter", "to_converse"]
 
@@ -21,13 +26,13 @@ _STOP = {
     "tool_use": "tool_calls",
     "max_tokens": "length",
 }
-_CONFIG = {
+_CONFIG = {  # OpenAI parameter → inferenceConfig field
     "max_tokens": "maxTokens",
-    "max_completion_tokens": "maxTokens",
     "temperature": "temperature",
     "top_p": "topP",
     "stop": "stopSequences",
 }
+_TIERS = ("default", "flex", "priority")  # OpenAI service_tier values serviceTier.type also has
 
 
 def _finish(reason: Any) -> str | None:
@@ -81,6 +86,74 @@ def to_converse(
     return system, turns
 
 
+def _tool_choice(choice: Any, tools: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """OpenAI ``tool_choice`` → ``toolChoice`` ({} when nothing is sent, None if unknown)."""
+    if choice == "auto" or (not tools and choice == "none"):
+        return {}
+    if not tools:
+        return None
+    if choice == "required":
+        return {"any": {}}
+    fn = choice.get("function") if isinstance(choice, dict) else None
+    if isinstance(fn, dict) and isinstance(fn.get("name"), str) and fn["name"]:
+        return {"tool": {"name": fn["name"]}}
+    return None
+
+
+def _output_config(value: Any) -> dict[str, Any] | None:
+    """OpenAI ``response_format`` → Converse ``outputConfig`` ({} for text, None if unknown)."""
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "text":
+        return {}
+    spec = value.get("json_schema") if kind == "json_schema" else None
+    if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+        return None
+    schema: dict[str, Any] = {"schema": json.dumps(spec["schema"])}
+    schema.update({k: spec[k] for k in ("name", "description") if isinstance(spec.get(k), str)})
+    return {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": schema}}}
+
+
+def _request_metadata(value: Any) -> bool:
+    """Whether ``value`` fits ``requestMetadata``: 1 to 16 string keys with string values."""
+    return (
+        isinstance(value, dict)
+        and 0 < len(value) <= 16
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    )
+
+
+def _params(
+    params: dict[str, Any], tools: list[dict[str, Any]] | None
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """OpenAI chat parameters → (Converse fields, ``toolChoice``, names that have no field)."""
+    given = {k: v for k, v in params.items() if v is not None}
+    if "max_completion_tokens" in given:  # one maxTokens: the newer OpenAI name wins
+        given["max_tokens"] = given.pop("max_completion_tokens")
+    config: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    choice: dict[str, Any] | None = {}
+    dropped: list[str] = []
+    for name, value in given.items():
+        if name in _CONFIG:
+            config[_CONFIG[name]] = [value] if name == "stop" and isinstance(value, str) else value
+        elif name == "tool_choice" and (choice := _tool_choice(value, tools)) is not None:
+            continue
+        elif name == "response_format" and (fmt := _output_config(value)) is not None:
+            if fmt:
+                out["outputConfig"] = fmt
+        elif name == "metadata" and _request_metadata(value):
+            out["requestMetadata"] = dict(value)
+        elif name == "service_tier" and value in _TIERS:
+            out["serviceTier"] = {"type": value}
+        elif not (name == "n" and value == 1) and not (
+            name == "parallel_tool_calls" and (value is True or not tools)
+        ):
+            dropped.append(name)
+    if config:
+        out["inferenceConfig"] = config
+    return out, choice or {}, dropped
+
+
 class _Stream(StreamState):
     def __init__(self, target: Target) -> None:
         super().__init__(target)
@@ -113,12 +186,12 @@ class _Stream(StreamState):
             usage = ev["metadata"].get("usage") or {}
             self._reply.prompt_tokens = as_int(usage.get("inputTokens"))
             self._reply.completion_tokens = as_int(usage.get("outputTokens"))
-        elif ev:
-            name = next(iter(ev))
+        elif ev and next(iter(ev)).endswith("Exception"):  # e.g. throttlingException
             raise UpstreamError(
-                f"{self._target.label} reported {name} mid-stream", fix="retry the request"
+                f"{self._target.label} reported {next(iter(ev))} mid-stream",
+                fix="retry the request",
             )
-        return []
+        return []  # messageStart, contentBlockStop and other events carry nothing used here
 
 
 class BedrockAdapter:
@@ -134,14 +207,8 @@ class BedrockAdapter:
         kwargs: dict[str, Any] = {"modelId": target.model, "messages": turns}
         if system:
             kwargs["system"] = system
-        config = {}
-        for name, value in params.items():
-            if name in _CONFIG:
-                config[_CONFIG[name]] = (
-                    [value] if name == "stop" and isinstance(value, str) else value
-                )
-        if config:
-            kwargs["inferenceConfig"] = config
+        fields, choice, dropped = _params(params, tools)
+        kwargs.update(fields)
         if tools:
             kwargs["toolConfig"] = {
                 "tools": [
@@ -157,9 +224,15 @@ class BedrockAdapter:
                         }
                     }
                     for t in tools
-                ]
+                ],
+                **({"toolChoice": choice} if choice else {}),
             }
-        return HttpCall("bedrock:" + ("converse_stream" if stream else "converse"), {}, kwargs)
+        return HttpCall(
+            "bedrock:" + ("converse_stream" if stream else "converse"),
+            {},
+            kwargs,
+            dropped_warning(target, dropped),
+        )
 
     def parse(self, target: Target, doc: Any) -> Reply:
         msg = ((doc.get("output") or {}).get("message") or {}) if isinstance(doc, dict) else {}

@@ -1,5 +1,9 @@
 """Cohere v2 chat (``POST {base}/chat``; OpenAI-like messages and tools, its own reply and
-stream event shapes: ``content-delta``, ``tool-call-start|delta``, ``message-end``)."""
+stream event shapes: ``content-delta``, ``tool-call-start|delta``, ``message-end``).
+
+OpenAI chat parameters are sent as the v2 chat fields that mean the same; the ones without such a
+field are left out with one warning naming them.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from dexto.llm.execution._errors import body_error
 from dexto.llm.execution._messages import content_text
 from dexto.llm.execution._target import HttpCall, Target
 from dexto.llm.execution._types import Reply, TextDelta, ToolCall
-from dexto.llm.execution.adapters._base import Delta, StreamState, as_int
+from dexto.llm.execution.adapters._base import Delta, StreamState, as_int, dropped_warning
 
 __all__ = ["CohereAdapter", "to_cohere"]
 
@@ -21,12 +25,21 @@ _STOP = {
     "TOOL_CALL": "tool_calls",
     "MAX_TOKENS": "length",
 }
-_PARAMS = {
-    "top_p": "p",
-    "top_k": "k",
-    "stop": "stop_sequences",
-    "max_completion_tokens": "max_tokens",
-}
+# OpenAI parameters sent under the same name, and those renamed
+_SAME = ("temperature", "seed", "frequency_penalty", "presence_penalty", "logprobs")
+_RENAMED = {"top_p": "p", "top_k": "k"}
+# v2 chat fields with no OpenAI counterpart, sent as they are
+_NATIVE = (
+    "p",
+    "k",
+    "stop_sequences",
+    "strict_tools",
+    "documents",
+    "citation_options",
+    "safety_mode",
+    "thinking",
+)
+_CHOICES = {"required": "REQUIRED", "REQUIRED": "REQUIRED", "none": "NONE", "NONE": "NONE"}
 
 
 def _finish(reason: Any) -> str | None:
@@ -49,6 +62,59 @@ def to_cohere(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             item["content"] = text
         out.append(item)
     return out
+
+
+def _response_format(value: Any) -> dict[str, Any] | None:
+    """OpenAI ``response_format`` → the v2 ``response_format`` ({} for text, None if unknown)."""
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "text":
+        return {}
+    if kind == "json_object":  # a v2 ``json_schema`` given with it is kept
+        schema = value.get("json_schema")
+        return {
+            "type": "json_object",
+            **({"json_schema": schema} if isinstance(schema, dict) else {}),
+        }
+    spec = value.get("json_schema") if kind == "json_schema" else None
+    if isinstance(spec, dict) and isinstance(spec.get("schema"), dict):
+        return {"type": "json_object", "json_schema": spec["schema"]}
+    return None
+
+
+def _tool_choice(choice: Any, tools: list[dict[str, Any]] | None) -> str | None:
+    """OpenAI ``tool_choice`` → ``REQUIRED``/``NONE``; "" when nothing is sent; None if unknown."""
+    if choice == "auto" or (not tools and choice in ("none", "NONE")):
+        return ""
+    return _CHOICES.get(choice) if tools and isinstance(choice, str) else None
+
+
+def _params(
+    params: dict[str, Any], tools: list[dict[str, Any]] | None
+) -> tuple[dict[str, Any], list[str]]:
+    """OpenAI chat parameters → v2 chat fields, and the names that have no field."""
+    given = {k: v for k, v in params.items() if v is not None}
+    if "max_completion_tokens" in given:  # one max_tokens: the newer OpenAI name wins
+        given["max_tokens"] = given.pop("max_completion_tokens")
+    out: dict[str, Any] = {}
+    dropped: list[str] = []
+    for name, value in given.items():
+        if name in _SAME or name in _NATIVE or name == "max_tokens":
+            out[name] = value
+        elif name in _RENAMED:
+            out[_RENAMED[name]] = value
+        elif name == "stop":
+            out["stop_sequences"] = [value] if isinstance(value, str) else value
+        elif name == "response_format" and (fmt := _response_format(value)) is not None:
+            if fmt:
+                out[name] = fmt
+        elif name == "tool_choice" and (choice := _tool_choice(value, tools)) is not None:
+            if choice:
+                out[name] = choice
+        elif not (name == "n" and value == 1) and not (
+            name == "parallel_tool_calls" and (value is True or not tools)
+        ):
+            dropped.append(name)
+    return out, dropped
 
 
 def _usage(reply: Reply, usage: Any) -> None:
@@ -119,13 +185,11 @@ class CohereAdapter:
             "messages": to_cohere(messages),
             "stream": stream,
         }
-        for name, value in params.items():
-            body[_PARAMS.get(name, name)] = (
-                [value] if name == "stop" and isinstance(value, str) else value
-            )
+        fields, dropped = _params(params, tools)
+        body.update(fields)
         if tools:
             body["tools"] = tools
-        return HttpCall(f"{target.base_url}/chat", headers, body)
+        return HttpCall(f"{target.base_url}/chat", headers, body, dropped_warning(target, dropped))
 
     def parse(self, target: Target, doc: Any) -> Reply:
         if not isinstance(doc, dict) or not isinstance(doc.get("message"), dict):
