@@ -88,3 +88,25 @@ def test_corrupt_auth_file_is_reported_never_overwritten(dexto: Run, home: Path)
         assert f"{path}:2" in r.stderr and "fix:" in r.stderr
         assert KEY not in r.stdout + r.stderr
         assert path.read_text() == text
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("chat", "openai/gpt-4o-mini", "-m", "hi"),  # read for routing, then for the request's key
+        ("auth", "set", "groq"),  # read, then written back 0600
+    ],
+)
+def test_a_wide_store_is_warned_about_once_per_command(
+    dexto: Run, home: Path, args: tuple[str, ...]
+) -> None:
+    path = home / "auth.json"
+    path.write_text(json.dumps({"openai": {"type": "api", "key": "sk-openai-wide-0123"}}))
+    path.chmod(0o644)
+    r = dexto(
+        *args,
+        input="gsk_wide_0123\n",
+        env={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "DEXTO_API_KEY": ""},
+    )
+    assert r.stderr.count("is readable by others (mode 644)") == 1, r.stderr
+    assert "sk-openai-wide-0123" not in r.stdout + r.stderr

@@ -165,14 +165,23 @@ def _plain_json(value: object) -> object:
     return value
 
 
+_warned_wide: set[tuple[str, int]] = set()  # (path, mode) already warned about in this process
+
+
 def _warn_if_wide(path: Path) -> bool:
-    """Log a warning (never the contents) if ``path`` is group/other accessible; True if so."""
+    """Log a warning (never the contents) if ``path`` is group/other accessible; True if so.
+
+    The warning is logged once per path and mode in a process: one command reads the store
+    more than once (routing, then the request's key)."""
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
     except OSError:  # missing or unreachable: reading it reports why
         return False
     if os.name == "posix" and mode & 0o077:
-        log.warning("%s is readable by others (mode %o); run `chmod 600 %s`", path, mode, path)
+        seen = (str(path), mode)
+        if seen not in _warned_wide:
+            _warned_wide.add(seen)
+            log.warning("%s is readable by others (mode %o); run `chmod 600 %s`", path, mode, path)
         return True
     return False
 

@@ -33,7 +33,52 @@ def _yaml() -> Any:
 
     y = YAML(typ="rt")
     y.preserve_quotes = True
+    y.Composer = _composer_class()
     return y
+
+
+def _composer_class() -> type[Any]:
+    """ruamel's composer, refusing a document whose node graph has a cycle: ruamel would
+    construct an alias inside the value it names as None (``a: &x [*x]`` → ``{"a": [None]}``)."""
+    from ruamel.yaml.composer import Composer
+
+    class _Composer(Composer):
+        def get_single_node(self) -> Any:
+            node = super().get_single_node()
+            if node is not None:
+                _refuse_cycles(node)
+            return node
+
+    return _Composer
+
+
+def _refuse_cycles(root: Any) -> None:
+    """Raise ``_Refused`` (with the line of the value) if an alias sits inside the value it
+    names; each node is visited once."""
+    from ruamel.yaml.nodes import MappingNode, SequenceNode
+
+    done: set[int] = set()
+    open_: set[int] = set()
+
+    def visit(node: Any) -> None:
+        if not isinstance(node, MappingNode | SequenceNode) or id(node) in done:
+            return
+        if id(node) in open_:
+            raise _Refused(
+                "an alias (*name) refers to the value that contains it",
+                line=node.start_mark.line + 1,
+            )
+        open_.add(id(node))
+        if isinstance(node, SequenceNode):
+            children = list(node.value)
+        else:
+            children = [part for pair in node.value for part in pair]
+        for child in children:
+            visit(child)
+        open_.discard(id(node))
+        done.add(id(node))
+
+    visit(root)
 
 
 def load_yaml_text(text: str, *, file: str, fix: str) -> Any:
@@ -42,6 +87,8 @@ def load_yaml_text(text: str, *, file: str, fix: str) -> Any:
 
     try:
         doc = _yaml().load(text)
+    except _Refused as exc:
+        raise _refusal(exc, file) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -55,7 +102,19 @@ def load_yaml_text(text: str, *, file: str, fix: str) -> Any:
 
 
 class _Refused(Exception):
-    pass
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _refusal(exc: _Refused, file: str) -> ConfigError:
+    return ConfigError(
+        str(exc),
+        file=file,
+        line=exc.line,
+        fix=f"replace the aliases in {file} with the values they stand for, or move the "
+        f"file aside: mv {file} {file}.broken",
+    )
 
 
 def _check_expansion(doc: Any, file: str) -> None:
@@ -89,12 +148,7 @@ def _check_expansion(doc: Any, file: str) -> None:
     try:
         size(doc)
     except _Refused as exc:
-        raise ConfigError(
-            str(exc),
-            file=file,
-            fix=f"replace the aliases in {file} with the values they stand for, or move the "
-            f"file aside: mv {file} {file}.broken",
-        ) from None
+        raise _refusal(exc, file) from None
 
 
 def not_utf8(path: Path) -> ConfigError:

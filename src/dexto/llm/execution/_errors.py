@@ -76,9 +76,30 @@ def http_error(
         )
     if status >= 500:
         return UpstreamError(what, status=status, fix="retry later; the provider is failing")
+    if status == 402:
+        return _payment_required(target, code, message)
     return UpstreamError(
         what, status=status, fix=f"check the model ID {target.model!r} and the request parameters"
     )
+
+
+def _payment_required(target: Target, code: str | None, message: str) -> UpstreamError:
+    """A 402 other than the gateway's INSUFFICIENT_CREDITS: an account's credit or billing."""
+    named = f" ({code})" if code and not code.isdigit() else ""
+    what = f"{target.label} answered HTTP 402 Payment Required{named}" + (
+        f": {message}" if message else ""
+    )
+    if target.is_gateway:
+        fix = (
+            f"check the Dexto account of the key from {target.credential_source} with "
+            "`dexto billing status`, top up your Dexto credits if the balance is low, then retry"
+        )
+    else:
+        fix = (
+            f"add credits or set up billing in your {target.label} account (the key from "
+            f"{target.credential_source}), or raise that key's spending limit, then retry"
+        )
+    return UpstreamError(what, status=402, fix=fix)
 
 
 def insufficient(message: str, headers: Mapping[str, str]) -> InsufficientCreditsError:
