@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -83,6 +84,10 @@ def test_metrics_sum_both_workers(
         assert sum(per_pid.values()) == sent
         limits = httpx.Limits(max_keepalive_connections=0)
         with httpx.Client(limits=limits) as c:
+            for _ in range(100):  # bounded: the workers' reservations end at their age (1 s)
+                if "dexto_gateway_holds_active 0" in c.get(gw.url + "/metrics").text:
+                    break
+                time.sleep(0.1)
             scrapes = [c.get(gw.url + "/metrics").text for _ in range(8)]
     assert gw.proc.returncode == 0, gw.log_path.read_text()
     for text in scrapes:

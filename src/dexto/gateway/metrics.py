@@ -67,6 +67,11 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         (),
     ),
     "holds_swept_settled_total": ("Expired holds with delivered output settled.", ()),
+    "reservations_placed_total": ("Worker reservations placed (one hold each).", ()),
+    "reserved_admissions_total": (
+        "Non-streaming requests admitted on a worker reservation (no database step).",
+        (),
+    ),
 }
 
 _DB_GAUGES = {

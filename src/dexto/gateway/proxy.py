@@ -262,18 +262,24 @@ class ChatCompletions(Settlement):
         )
         # From here on the request may own a hold: every exit settles or releases it.
         try:
-            admit = st.runner.run(
-                ledger.admit,
-                key_hash,
-                ctx.request_id,
-                ctx.hold,
-                ttl_ms=settings.hold_ttl_s * 1000,
-                model=ctx.model,
-                prompt_tokens=ctx.prompt_estimate,
+            # A non-streaming request may be admitted on this worker's reservation for the key
+            # (reservations.py); otherwise it places a hold of its own.
+            res = (
+                None if ctx.stream else self.reservations.admit(key_hash, ctx.request_id, ctx.hold)
             )
-            # DbRunner.run finishes a call even if this task is cancelled meanwhile and passes
-            # the cancel on afterwards: the hold's state is known when the except below runs.
-            res = await admit
+            own_hold = res is None
+            if res is None:
+                # DbRunner.run finishes a call even if this task is cancelled meanwhile and
+                # passes the cancel on afterwards: the hold's state is known in the except below.
+                res = await st.runner.run(
+                    ledger.admit,
+                    key_hash,
+                    ctx.request_id,
+                    ctx.hold,
+                    ttl_ms=settings.hold_ttl_s * 1000,
+                    model=ctx.model,
+                    prompt_tokens=ctx.prompt_estimate,
+                )
             if res.status == "invalid_key":
                 return await self._fail(send, ctx, 401, INVALID_KEY)
             ctx.account_id, ctx.key_id = res.account_id, res.key_id
@@ -288,7 +294,10 @@ class ChatCompletions(Settlement):
                     [(b"x-dexto-credits-remaining", format_usd(res.balance_micros).encode())],
                 )
             st.metrics.inc("holds_placed_total")
-            self.leases.hold(ctx.request_id)
+            if own_hold:
+                self.leases.hold(ctx.request_id)
+                if not ctx.stream:
+                    self.reservations.admitted(key_hash, ctx.model, ctx.hold, res)
             try:
                 return await self._forward(payload, headers, receive, send, ctx)
             finally:
@@ -300,7 +309,9 @@ class ChatCompletions(Settlement):
             raise
 
     async def _release(self, ctx: RequestContext) -> None:
-        if await self.state.runner.run(ledger.release, ctx.request_id):
+        if self.reservations.released(ctx.request_id) or await self.state.runner.run(
+            ledger.release, ctx.request_id
+        ):
             self.state.metrics.inc("holds_released_total")
 
     async def _forward(

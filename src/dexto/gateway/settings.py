@@ -51,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "redis_lease_max": 8,  # tokens one Redis call may lease to a worker (1 = a call per request)
     "access_log_sample": 1.0,  # share of successful requests that get an access log line
     "spool_dir": None,  # deferred settlements on disk; None = beside the SQLite file or home
+    "reserve_requests": 16,  # PostgreSQL: a key's reservation covers this many holds (0 = none)
+    "reserve_max_age_s": 1.0,  # a reservation admits nothing once this old (then replaced)
 }
 
 # field name -> environment variable
@@ -86,6 +88,8 @@ ENV_VARS: dict[str, str] = {
     "redis_lease_max": "DEXTO_GATEWAY_REDIS_LEASE_MAX",
     "access_log_sample": "DEXTO_GATEWAY_ACCESS_LOG_SAMPLE",
     "spool_dir": "DEXTO_GATEWAY_SPOOL_DIR",
+    "reserve_requests": "DEXTO_GATEWAY_RESERVE_REQUESTS",
+    "reserve_max_age_s": "DEXTO_GATEWAY_RESERVE_MAX_AGE_S",
 }
 
 
@@ -144,6 +148,8 @@ class GatewaySettings:
     redis_lease_max: int = DEFAULTS["redis_lease_max"]
     access_log_sample: float = DEFAULTS["access_log_sample"]
     spool_dir: str | None = None  # None: default_spool_dir(db_url)
+    reserve_requests: int = DEFAULTS["reserve_requests"]
+    reserve_max_age_s: float = DEFAULTS["reserve_max_age_s"]
 
     @classmethod
     def resolve(

@@ -17,6 +17,7 @@ from dexto.gateway import ledger
 from dexto.gateway.leases import HoldLeases
 from dexto.gateway.logs import log_event
 from dexto.gateway.pricing import cost_from_usage, estimate_tokens_cost
+from dexto.gateway.reservations import Reservations
 from dexto.gateway.settings import default_spool_dir
 from dexto.gateway.spool import Spool
 from dexto.gateway.state import GatewayState
@@ -77,6 +78,7 @@ class Settlement:
         s = state.settings
         self.spool = Spool(s.spool_dir or default_spool_dir(s.db_url))
         self.leases = HoldLeases(state)  # running requests' holds keep counting
+        self.reservations = Reservations(state, self.leases)
 
     # -- durable hold progress ------------------------------------------------------------
 
@@ -377,6 +379,7 @@ class Settlement:
             if self._retrier is None or self._retrier.done():
                 self._retrier = asyncio.ensure_future(self._retry_pending())
             result = ledger.SettleResult(cost, 0, ctx.balance - cost, False)
+        self.reservations.settled(ctx.request_id, result.charged_micros)
         st.metrics.inc("holds_settled_total")
         if estimated:
             st.metrics.inc("estimated_charges_total")
@@ -525,6 +528,7 @@ class Settlement:
                     model=ctx.model,
                     cost_micros=kw["cost"],
                 )
+        await self.reservations.aclose()
         await self.leases.aclose()
         self.spool.close()
         return len(self._pending)

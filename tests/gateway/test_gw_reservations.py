@@ -1,0 +1,260 @@
+"""Worker reservations on PostgreSQL (gateway/reservations.py): non-streaming requests admitted
+on a worker's reservation keep the ledger exact and never spend more than the account has;
+a key revoked elsewhere is refused once the reservations are older than their maximum age;
+idle, shut-down and killed workers' reservations stop holding money; SQLite and streams keep
+their own holds."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _gwhelpers import Gateway, ledger_state, make_account, settings_for
+from test_gw_crash_recovery import (  # noqa: F401 - own_pg_db: a fixture
+    GatewayProc,
+    _pg_admin,
+    _rows,
+    _wait_for,
+    own_pg_db,
+)
+
+from dexto.devtools.fake_upstream import FakeUpstream
+from dexto.devtools.fake_upstream_server import ServerThread
+from dexto.gateway import accounts
+from dexto.gateway.app import create_app
+from dexto.gateway.db import Database
+from dexto.gateway.reservations import RESERVATION_PREFIX
+
+pytestmark = pytest.mark.postgres
+
+COST = 1_000  # micro-USD: every request here costs, and holds, exactly this (the minimum hold)
+BODY: dict[str, Any] = {
+    "model": "fake/cheap",
+    "max_tokens": 1,
+    "messages": [{"role": "user", "content": "hi"}],
+    "fake": {"cost": COST / 1e6, "chunks": 1},
+}
+
+
+@contextmanager
+def gateways(
+    db_url: str, upstream: str, key_credits: int, n: int = 2, **overrides: Any
+) -> Iterator[list[Gateway]]:
+    """``n`` gateways (real apps on loopback, each its own reservations) on one database and
+    one account holding ``key_credits``."""
+    account_id, key = make_account(db_url, "r@example.com", key_credits)
+    settings = settings_for(db_url, upstream, min_hold_usd_micros=COST, **overrides)
+    with ExitStack() as stack:
+        gws = []
+        for _ in range(n):
+            srv = stack.enter_context(ServerThread(create_app(settings)))
+            gws.append(Gateway(srv.url, key, account_id, db_url, settings))
+        yield gws
+
+
+def _post(c: httpx.Client, gw: Gateway, **extra: Any) -> httpx.Response:
+    return c.post(gw.v1 + "/chat/completions", json={**BODY, **extra}, headers=gw.auth())
+
+
+def _reservations(db_url: str) -> int:
+    rows = _rows(db_url, "SELECT COUNT(*) FROM holds WHERE request_id LIKE ?",
+                 (RESERVATION_PREFIX + "%",))  # fmt: skip
+    return int(rows[0][0])
+
+
+def _hold_micros(db_url: str) -> list[int]:
+    rows = _rows(db_url, "SELECT hold_micros FROM ledger WHERE kind = 'charge'")
+    return [int(r[0]) for r in rows]
+
+
+def _counter(metrics: str, name: str) -> float:
+    line = next(x for x in metrics.splitlines() if x.startswith(f"dexto_gateway_{name} "))
+    return float(line.split()[1])
+
+
+def _burst(gws: list[Gateway], total: int, threads: int) -> list[int]:
+    """``total`` requests from ``threads`` threads spread over the gateways: their statuses."""
+    statuses: list[int] = []
+    lock = threading.Lock()
+    todo = iter(range(total))
+
+    def work(i: int) -> None:
+        with httpx.Client(timeout=30) as c:
+            while True:
+                with lock:
+                    n = next(todo, None)
+                if n is None:
+                    return
+                code = _post(c, gws[(n + i) % len(gws)]).status_code
+                with lock:
+                    statuses.append(code)
+
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return statuses
+
+
+def test_requests_admitted_on_reservations_are_charged_once_and_idle_reservations_end(
+    pg_url: str, fake: tuple[FakeUpstream, str]
+) -> None:
+    with gateways(pg_url, fake[1], 10_000_000, reserve_max_age_s=0.5) as gws:
+        statuses = _burst(gws, 300, 12)
+        assert statuses == [200] * 300
+        state = ledger_state(pg_url, gws[0].account_id)
+        assert len(state.charges) == 300 and state.balance == state.ledger_sum
+        assert state.balance == 10_000_000 - 300 * COST
+        # most requests were admitted on a reservation (no hold of their own: hold_micros 0)
+        holds = _hold_micros(pg_url)
+        assert holds.count(0) > 200 and set(holds) <= {0, COST}
+        with httpx.Client(timeout=30) as c:
+            texts = [c.get(gw.url + "/metrics").text for gw in gws]
+        assert sum(_counter(t, "reserved_admissions_total") for t in texts) == holds.count(0)
+        assert sum(_counter(t, "holds_placed_total") for t in texts) == 300
+        assert sum(_counter(t, "reservations_placed_total") for t in texts) >= 2
+        # idle: each reservation is retired at its age and released
+        _wait_for(lambda: _reservations(pg_url) == 0, "idle reservations to be released", 5)
+        assert ledger_state(pg_url, gws[0].account_id).holds == 0
+
+
+@pytest.mark.parametrize("credits_requests", [70, 100, 150])
+def test_reservations_never_spend_more_than_the_account_has(
+    pg_url: str, fake: tuple[FakeUpstream, str], credits_requests: int
+) -> None:
+    """Every request costs exactly its hold; three gateways, twice as many requests as the
+    account can pay for. Exactly the affordable ones run at most; nothing is written off."""
+    credits = credits_requests * COST
+    with gateways(pg_url, fake[1], credits, n=3, reserve_max_age_s=5.0) as gws:
+        statuses = _burst(gws, 2 * credits_requests, 12)
+        assert set(statuses) <= {200, 402}
+        ok = statuses.count(200)
+        state = ledger_state(pg_url, gws[0].account_id)
+        assert [c[2] for c in state.charges] == [0] * ok  # no write-off: never overspent
+        assert state.balance == credits - ok * COST >= 0
+        assert state.balance == state.ledger_sum
+        # reservations were used, and refusals came only once the money was held or spent:
+        # at most what three reservations of 16 requests each kept from the others
+        assert _hold_micros(pg_url).count(0) > 0
+        assert ok >= credits_requests - 3 * 16
+    assert ledger_state(pg_url, gws[0].account_id).holds == 0  # shut down: released
+
+
+def test_a_poor_account_gets_no_reservation_and_exact_402s(
+    pg_url: str, fake: tuple[FakeUpstream, str]
+) -> None:
+    """An account with less than four reservations' worth keeps one hold per request: with
+    money for 20 requests, exactly 20 of 40 succeed."""
+    with gateways(pg_url, fake[1], 20 * COST) as gws:
+        statuses = _burst(gws, 40, 8)
+        assert statuses.count(200) == 20 and statuses.count(402) == 20
+        assert _hold_micros(pg_url) == [COST] * 20
+        assert _reservations(pg_url) == 0
+
+
+def test_a_key_revoked_elsewhere_is_refused_after_the_reservation_age(
+    pg_url: str, fake: tuple[FakeUpstream, str]
+) -> None:
+    with gateways(pg_url, fake[1], 10_000_000, reserve_max_age_s=0.3) as gws:
+        with httpx.Client(timeout=30) as c:
+            for gw in gws:  # a reservation on each
+                for _ in range(3):
+                    assert _post(c, gw).status_code == 200
+            _wait_for(lambda: _reservations(pg_url) >= 1, "a reservation", 5)
+            db = Database(pg_url)
+            try:
+                conn = db.connect()
+                (key_id,) = conn.one(
+                    "SELECT id FROM api_keys WHERE account_id = ?", (gws[0].account_id,)
+                )
+                accounts.revoke_key(conn, key_id)
+            finally:
+                db.close_all()
+            time.sleep(0.4)
+            assert [_post(c, gw).status_code for gw in gws for _ in range(3)] == [401] * 6
+        _wait_for(lambda: _reservations(pg_url) == 0, "the reservations to be released", 5)
+
+
+def test_streams_and_sqlite_keep_a_hold_of_their_own(
+    pg_url: str, sqlite_url: str, fake: tuple[FakeUpstream, str]
+) -> None:
+    with gateways(pg_url, fake[1], 10_000_000) as gws, httpx.Client(timeout=30) as c:
+        for _ in range(5):
+            assert _post(c, gws[0]).status_code == 200
+        _wait_for(lambda: _reservations(pg_url) == 1, "a reservation", 5)
+        r = _post(c, gws[0], stream=True)
+        assert r.status_code == 200 and b"[DONE]" in r.content
+        assert _hold_micros(pg_url)[-1] == COST
+    with gateways(sqlite_url, fake[1], 10_000_000, n=1) as gws, httpx.Client(timeout=30) as c:
+        for _ in range(20):
+            assert _post(c, gws[0]).status_code == 200
+        assert _hold_micros(sqlite_url) == [COST] * 20
+
+
+@pytest.mark.slow
+def test_a_killed_workers_reservation_is_swept_at_its_expiry(
+    pg_url: str, fake: tuple[FakeUpstream, str], tmp_path: Path
+) -> None:
+    account_id, key = make_account(pg_url, "k@example.com", 10_000_000)
+    env = {"DEXTO_GATEWAY_HOLD_TTL_S": "2", "DEXTO_GATEWAY_RESERVE_MAX_AGE_S": "60",
+           "DEXTO_GATEWAY_MIN_HOLD_MICROS": str(COST)}  # fmt: skip
+    first = GatewayProc(pg_url, fake[1], tmp_path, **env)
+    try:
+        with httpx.Client(timeout=30) as c:
+            for _ in range(5):
+                r = c.post(first.url + "/v1/chat/completions", json=BODY,
+                           headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+                assert r.status_code == 200
+        _wait_for(lambda: _reservations(pg_url) == 1, "a reservation", 5)
+        os.kill(first.proc.pid, signal.SIGKILL)
+    finally:
+        first.stop()
+    assert _reservations(pg_url) == 1  # left behind by the killed worker
+    second = GatewayProc(pg_url, fake[1], tmp_path, DEXTO_GATEWAY_SWEEP_INTERVAL_S="0.5", **env)
+    try:
+        _wait_for(lambda: _reservations(pg_url) == 0, "the sweeper to release it", 20)
+    finally:
+        second.stop()
+    swept = _rows(pg_url, "SELECT action FROM swept_holds WHERE request_id LIKE ?",
+                  (RESERVATION_PREFIX + "%",))  # fmt: skip
+    assert [r[0] for r in swept] == ["released"]
+    state = ledger_state(pg_url, account_id)
+    assert len(state.charges) == 5 and state.balance == state.ledger_sum == 10_000_000 - 5 * COST
+
+
+@pytest.mark.slow
+def test_no_admission_on_a_reservation_once_the_database_is_seen_unavailable(
+    own_pg_db: tuple[str, str],  # noqa: F811 - the fixture imported above
+    fake: tuple[FakeUpstream, str],
+    tmp_path: Path,
+) -> None:
+    """The first request after the database is lost is admitted on the reservation (nothing
+    has failed yet) and answered, its settlement deferred; that failure opens the outage and
+    every later request gets the outage's 503 instead of a local admission. All answered
+    requests are charged once the database is back."""
+    db_url, name = own_pg_db
+    with gateways(db_url, fake[1], 10_000_000, n=1, reserve_max_age_s=60.0,
+                  spool_dir=str(tmp_path / "spool")) as (gw,):  # fmt: skip
+        with httpx.Client(timeout=30) as c:
+            for _ in range(5):
+                assert _post(c, gw).status_code == 200
+            _wait_for(lambda: _reservations(db_url) == 1, "a reservation", 5)
+            _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            _pg_admin(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", name
+            )
+            statuses = [_post(c, gw).status_code for _ in range(4)]
+            _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        assert statuses == [200, 503, 503, 503]
+        _wait_for(lambda: len(ledger_state(db_url, gw.account_id).charges) == 6, "the charges")
+    state = ledger_state(db_url, gw.account_id)
+    assert state.balance == state.ledger_sum == 10_000_000 - 6 * COST and state.holds == 0
