@@ -6,10 +6,13 @@ their own holds."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -18,6 +21,8 @@ from typing import Any
 import httpx
 import pytest
 from _gwhelpers import Gateway, ledger_state, make_account, settings_for
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_gw_crash_recovery import (  # noqa: F401 - own_pg_db: a fixture
     GatewayProc,
     _pg_admin,
@@ -28,10 +33,14 @@ from test_gw_crash_recovery import (  # noqa: F401 - own_pg_db: a fixture
 
 from dexto.devtools.fake_upstream import FakeUpstream
 from dexto.devtools.fake_upstream_server import ServerThread
-from dexto.gateway import accounts
+from dexto.gateway import accounts, ledger
 from dexto.gateway.app import create_app
 from dexto.gateway.db import Database
-from dexto.gateway.reservations import RESERVATION_PREFIX
+from dexto.gateway.leases import HoldLeases
+from dexto.gateway.metrics import Metrics
+from dexto.gateway.reservations import MAX_PER_KEY, RESERVATION_PREFIX, Reservations
+from dexto.gateway.runner import DbRunner
+from dexto.gateway.state import GatewayState
 
 pytestmark = pytest.mark.postgres
 
@@ -58,6 +67,15 @@ def gateways(
             srv = stack.enter_context(ServerThread(create_app(settings)))
             gws.append(Gateway(srv.url, key, account_id, db_url, settings))
         yield gws
+
+
+def _state(db_url: str, upstream: str) -> GatewayState:
+    """What Reservations uses of a gateway's state: settings, a real runner, metrics, a log."""
+    settings_ = settings_for(db_url, upstream, reserve_max_age_s=60.0)
+    none: Any = None  # upstream, catalog and limiter: not used by Reservations
+    return GatewayState(settings=settings_, runner=DbRunner(Database(db_url)), upstream=none,
+                        catalog=none, limiter=none, log=logging.getLogger("dexto.gateway"),
+                        metrics=Metrics())  # fmt: skip
 
 
 def _post(c: httpx.Client, gw: Gateway, **extra: Any) -> httpx.Response:
@@ -127,7 +145,7 @@ def test_requests_admitted_on_reservations_are_charged_once_and_idle_reservation
         assert ledger_state(pg_url, gws[0].account_id).holds == 0
 
 
-@pytest.mark.parametrize("credits_requests", [70, 100, 150])
+@pytest.mark.parametrize("credits_requests", [70, 150, 300])
 def test_reservations_never_spend_more_than_the_account_has(
     pg_url: str, fake: tuple[FakeUpstream, str], credits_requests: int
 ) -> None:
@@ -143,9 +161,9 @@ def test_reservations_never_spend_more_than_the_account_has(
         assert state.balance == credits - ok * COST >= 0
         assert state.balance == state.ledger_sum
         # reservations were used, and refusals came only once the money was held or spent:
-        # at most what three reservations of 16 requests each kept from the others
+        # at most what each gateway's unreleased reservations (two, 16 holds each) kept
         assert _hold_micros(pg_url).count(0) > 0
-        assert ok >= credits_requests - 3 * 16
+        assert ok >= credits_requests - 3 * MAX_PER_KEY * 16
     assert ledger_state(pg_url, gws[0].account_id).holds == 0  # shut down: released
 
 
@@ -258,3 +276,160 @@ def test_no_admission_on_a_reservation_once_the_database_is_seen_unavailable(
         _wait_for(lambda: len(ledger_state(db_url, gw.account_id).charges) == 6, "the charges")
     state = ledger_state(db_url, gw.account_id)
     assert state.balance == state.ledger_sum == 10_000_000 - 6 * COST and state.holds == 0
+
+
+def test_slow_requests_keep_at_most_two_reservations_per_key(
+    pg_url: str, fake: tuple[FakeUpstream, str]
+) -> None:
+    """Requests slower than the reservation age: each retired reservation stays held until its
+    last request ends, so without a cap a new one was placed every age and they piled up (8
+    holding 128 holds' worth for ~20 running requests), refusing a larger request the account
+    could pay for. A worker keeps at most two per key: the current one and one retired."""
+    slow = {**BODY, "fake": {**BODY["fake"], "latency_ms": 1500}}
+    with gateways(pg_url, fake[1], 200 * COST, n=1, reserve_max_age_s=0.2) as (gw,):
+        peak = 0
+        done = threading.Event()
+
+        def watch() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, _reservations(pg_url))
+                time.sleep(0.05)
+
+        def work(i: int) -> None:
+            time.sleep(i * 0.1)
+            with httpx.Client(timeout=30) as c:
+                assert c.post(gw.v1 + "/chat/completions", json=slow,
+                              headers=gw.auth()).status_code == 200  # fmt: skip
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(20)]
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        for t in threads:
+            t.start()
+        time.sleep(1.6)
+        with httpx.Client(timeout=30) as c:  # holds ~70 holds' worth: affordable
+            big = _post(c, gw, max_tokens=35_000)
+        for t in threads:
+            t.join()
+        done.set()
+        watcher.join()
+    assert 1 <= peak <= 2
+    assert big.status_code == 200, big.text
+
+
+def test_a_reservation_with_a_deferred_settlement_stays_held_until_it_lands(
+    pg_url: str, fake: tuple[FakeUpstream, str], tmp_path: Path
+) -> None:
+    """A settlement that fails (here: a trigger refusing ledger rows while a flag row exists)
+    is deferred; the request still counts on its reservation, so the reservation is not
+    released at its age — its hold covers the pending charge until the charge lands."""
+    import psycopg
+
+    with gateways(pg_url, fake[1], 10_000_000, n=1, reserve_max_age_s=1.0,
+                  spool_dir=str(tmp_path / "spool")) as (gw,):  # fmt: skip
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE fail_settle (x int)")
+            conn.execute(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " IF EXISTS (SELECT 1 FROM fail_settle) THEN RAISE EXCEPTION 'injected'; END IF;"
+                " RETURN NEW; END $$"
+            )
+            conn.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION"
+                " refuse()"
+            )
+            with httpx.Client(timeout=30) as c:
+                for _ in range(3):
+                    assert _post(c, gw).status_code == 200
+                _wait_for(lambda: _reservations(pg_url) == 1, "a reservation", 5)
+                conn.execute("INSERT INTO fail_settle VALUES (1)")
+                assert _post(c, gw).status_code == 200  # admitted on it, settlement deferred
+            time.sleep(1.5)  # past the reservation's age
+            assert _reservations(pg_url) == 1  # still held: its charge has not landed
+            assert len(ledger_state(pg_url, gw.account_id).charges) == 3
+            conn.execute("DELETE FROM fail_settle")
+            _wait_for(lambda: _reservations(pg_url) == 0, "the charge, then the release", 10)
+        state = ledger_state(pg_url, gw.account_id)
+        assert len(state.charges) == 4 and state.balance == state.ledger_sum
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("admit"), st.integers(1, 6)),
+        st.tuples(
+            st.sampled_from(["settle", "release", "defer", "land", "end"]),
+            st.integers(0, 30),
+            st.integers(0, 8),
+        ),  # fmt: skip
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(ops=_OPS)
+def test_a_reservation_admits_only_what_its_amount_covers(
+    pg_url: str, fake: tuple[FakeUpstream, str], ops: list[tuple[Any, ...]]
+) -> None:
+    """Random admissions, settlements (any charge), releases, deferrals, landings and handler
+    ends on one reservation (amount 16 × 3), against a model: each admission is accepted
+    exactly when the model's running holds + settled charges + its hold fit the amount (else
+    the reservation retires and admits nothing more), and the reservation's hold is released
+    exactly when it is retired and nothing admitted on it is still running or deferred."""
+    _, key = make_account(pg_url, f"{uuid.uuid4().hex}@example.com", 10_000_000)
+    key_hash = accounts.hash_key(key)
+    st_ = _state(pg_url, fake[1])
+
+    async def scenario() -> None:
+        res = Reservations(st_, HoldLeases(st_))
+        res.admitted(key_hash, "fake/cheap", 3, ledger.AdmitResult("ok", available_micros=10**9))
+        for _ in range(200):
+            if key_hash in res._current:
+                break
+            await asyncio.sleep(0.01)
+        r = res._current[key_hash]
+        assert r.amount == 3 * 16
+        model: dict[str, tuple[str, int]] = {}  # rid → (state, hold or charge)
+        retired = False
+        for n, op in enumerate(ops):
+            live = [rid for rid, (s, _) in model.items() if s in ("running", "deferred")]
+            if op[0] == "admit":
+                used = sum(v for s, v in model.values() if s != "released")
+                got = res.admit(key_hash, f"q{n}", op[1])
+                fits = not retired and used + op[1] <= r.amount
+                assert (got is not None) is fits, (used, op, r.used)
+                retired = retired or not fits
+                if fits:
+                    model[f"q{n}"] = ("running", op[1])
+                continue
+            if not live:
+                continue
+            rid = live[op[1] % len(live)]
+            s, hold = model[rid]
+            if op[0] == "settle" and s == "running":
+                res.settled(rid, op[2])
+                model[rid] = ("charged", op[2])
+            elif op[0] == "release" and s == "running":
+                assert res.released(rid)
+                model[rid] = ("released", 0)
+            elif op[0] == "defer" and s == "running":
+                res.deferred(rid)
+                model[rid] = ("deferred", hold)
+            elif op[0] == "land" and s == "deferred":
+                res.settled(rid, op[2])
+                model[rid] = ("charged", op[2])
+            elif op[0] == "end":
+                res.ended(rid)
+                if s == "running":
+                    model[rid] = ("charged", hold)
+            assert r.used == sum(v for s, v in model.values() if s != "released")
+            still = any(s in ("running", "deferred") for s, _ in model.values())
+            assert r.released is (retired and not still)
+        await res.aclose()
+        assert r.released is not any(s in ("running", "deferred") for s, _ in model.values())
+        await st_.runner.aclose()
+
+    asyncio.run(scenario())
+    st_.runner.close()

@@ -30,6 +30,8 @@ from dexto.gateway.settings import GatewaySettings, default_spool_dir
         ("DEXTO_GATEWAY_REDIS_URL", "redis://:S3CRET@127.0.0.1:notaport/0", "S3CRET"),
         ("DEXTO_GATEWAY_REDIS_URL", "http://127.0.0.1:6379/0", None),
         ("DEXTO_GATEWAY_LOG_LEVEL", "LOUD", None),
+        ("DEXTO_GATEWAY_RESERVE_REQUESTS", "1025", None),
+        ("DEXTO_GATEWAY_RESERVE_REQUESTS", "-1", None),
     ],
 )
 def test_a_bad_setting_is_a_config_error_naming_it(
@@ -49,11 +51,13 @@ def test_a_bad_setting_is_a_config_error_naming_it(
         ("DEXTO_GATEWAY_REDIS_URL", "rediss://:pw@cache:6380/1", "rediss://:pw@cache:6380/1"),
         ("DEXTO_GATEWAY_REDIS_URL", "unix:///run/redis.sock", "unix:///run/redis.sock"),
         ("DEXTO_GATEWAY_LOG_LEVEL", "warning", "WARNING"),
+        ("DEXTO_GATEWAY_RESERVE_REQUESTS", "1024", 1024),
+        ("DEXTO_GATEWAY_RESERVE_REQUESTS", "0", 0),
     ],
 )
-def test_good_settings_are_kept(variable: str, value: str, kept: str) -> None:
+def test_good_settings_are_kept(variable: str, value: str, kept: Any) -> None:
     s = GatewaySettings.resolve({"db_url": "sqlite:////tmp/unused.db"}, env={variable: value})
-    assert kept in (s.redis_url, s.log_level)
+    assert kept in (s.redis_url, s.log_level, s.reserve_requests)
 
 
 def test_serve_refuses_a_bad_log_level_before_it_listens(tmp_path: Path) -> None:

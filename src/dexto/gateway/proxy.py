@@ -307,6 +307,8 @@ class ChatCompletions(Settlement):
             if not ctx.settling:
                 await uncancellable(self._release(ctx))
             raise
+        finally:
+            self.reservations.ended(ctx.request_id)
 
     async def _release(self, ctx: RequestContext) -> None:
         if self.reservations.released(ctx.request_id) or await self.state.runner.run(

@@ -3,21 +3,23 @@
 A worker places, with the ordinary admission step (:func:`ledger.admit`), one hold of its own
 for a key — a *reservation* of ``amount`` micro-USD, request id ``rsv-…`` — and admits that
 key's non-streaming requests against it in memory while ``used + hold ≤ amount``. ``used`` is
-the sum of the holds of the requests admitted on it that are still running, plus the charges of
-those settled since it was placed (:meth:`Reservations.settled` replaces a request's hold by its
-charge; :meth:`Reservations.released` removes it). So what the requests admitted on a
-reservation can take from the balance never exceeds ``amount``, which the admission step found
-available and every other admission counts as held until the reservation is released.
+the sum of the holds of the requests admitted on it that are still running (a request whose
+settlement is deferred counts as running until it lands), plus the charges of those settled
+since it was placed (:meth:`Reservations.settled` replaces a request's hold by its charge;
+:meth:`Reservations.released` removes it). So what the requests admitted on a reservation can
+take from the balance never exceeds ``amount``, which the admission step found available and
+every other admission counts as held until the reservation is released.
 
 A reservation is placed, in the background, after a request of a key was admitted with a hold
-of its own and the account had at least ``4 × amount`` available after it (``amount`` = that
-request's hold × ``RESERVE_REQUESTS``); none is placed while another is current or being
-placed for the key. A request that does not fit, or finds the reservation ``RESERVE_MAX_AGE_S``
-old, retires it and takes the ordinary path; a reservation is also retired at that age when
-no request comes. A retired reservation is released once no request admitted on it is
-running. Nothing is admitted on a reservation during a database outage.
-Reservation holds keep their lease (:class:`HoldLeases`) until released; :meth:`aclose` (at
-shutdown, after the drain) releases them. See docs/gateway.md, *Worker reservations*.
+of its own and the account had at least ``RICHNESS × amount`` available after it (``amount`` =
+that request's hold × ``RESERVE_REQUESTS``); none is placed while another is current or being
+placed for the key, nor while the worker holds :data:`MAX_PER_KEY` unreleased reservations for
+it. A request that does not fit, finds the reservation ``RESERVE_MAX_AGE_S`` old (counted from
+before its placement was sent) or comes once this worker has seen the database unavailable,
+retires it and takes the ordinary path; a reservation is also retired at that age when no
+request comes. A retired reservation is released once no request admitted on it is running.
+Reservation holds keep their lease (:class:`HoldLeases`) until released. See docs/gateway.md,
+*Worker reservations*.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ from dexto.gateway.leases import HoldLeases
 from dexto.gateway.logs import log_event
 from dexto.gateway.state import GatewayState
 
-__all__ = ["RESERVATION_PREFIX", "RICHNESS", "Reservation", "Reservations"]
+__all__ = ["MAX_PER_KEY", "RESERVATION_PREFIX", "RICHNESS", "Reservation", "Reservations"]
 
 RESERVATION_PREFIX = "rsv-"
 RICHNESS = 4  # a reservation is placed only if the account has this many times it available
+MAX_PER_KEY = 2  # unreleased reservations of one key in one worker: the current one + 1 retired
 
 
 @dataclass(slots=True, eq=False)
@@ -47,7 +50,7 @@ class Reservation:
     key_id: str
     amount: int
     balance: int  # the balance when placed, less the charges settled on it since
-    placed: float  # time.monotonic()
+    placed: float  # time.monotonic() before its admission step was sent
     used: int = 0
     running: dict[str, int] = field(default_factory=dict)  # request id → its hold
     retired: bool = False  # admits nothing more
@@ -61,6 +64,8 @@ class Reservations:
         self._current: dict[str, Reservation] = {}  # key hash → the reservation admitting
         self._of: dict[str, Reservation] = {}  # running request id → its reservation
         self._placing: set[str] = set()  # key hashes with a placement in flight
+        self._unreleased: dict[str, int] = {}  # key hash → reservations placed, not released
+        self._deferred: set[str] = set()  # running requests whose settlement is deferred
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
 
@@ -92,9 +97,11 @@ class Reservations:
         if (
             self._closed
             or settings.reserve_requests <= 0
+            or settings.reserve_max_age_s <= 0
             or self.state.runner.pg is None
             or key_hash in self._current
             or key_hash in self._placing
+            or self._unreleased.get(key_hash, 0) >= MAX_PER_KEY
         ):
             return
         amount = hold * settings.reserve_requests
@@ -108,9 +115,24 @@ class Reservations:
         r = self._of.pop(request_id, None)
         if r is None:
             return
+        self._deferred.discard(request_id)
         r.used += charged - r.running.pop(request_id)
         r.balance -= charged
         self._release_if_done(r)
+
+    def deferred(self, request_id: str) -> None:
+        """The request's settlement is deferred: it keeps its hold on the reservation (which
+        stays unreleased) until :meth:`settled` is called when the settlement lands."""
+        if request_id in self._of:
+            self._deferred.add(request_id)
+
+    def ended(self, request_id: str) -> None:
+        """The request's handler returned. If it is still running on a reservation with no
+        deferred settlement (an exit that called neither :meth:`settled` nor
+        :meth:`released`), its hold is counted as charged and it stops running."""
+        r = self._of.get(request_id)
+        if r is not None and request_id not in self._deferred:
+            self.settled(request_id, r.running[request_id])
 
     def released(self, request_id: str) -> bool:
         """The request ended uncharged: its hold leaves ``used``. Whether it had been admitted
@@ -125,6 +147,7 @@ class Reservations:
     async def _place(self, key_hash: str, model: str, amount: int) -> None:
         st = self.state
         rid = RESERVATION_PREFIX + uuid.uuid4().hex
+        placed = time.monotonic()  # the key is checked after this: the age counts from here
         try:
             res = await st.runner.run(
                 ledger.admit,
@@ -143,7 +166,8 @@ class Reservations:
         if res.status != "ok":
             return
         r = Reservation(rid, key_hash, res.account_id, res.key_id, amount, res.balance_micros,
-                        time.monotonic())  # fmt: skip
+                        placed)  # fmt: skip
+        self._unreleased[key_hash] = self._unreleased.get(key_hash, 0) + 1
         self.leases.hold(rid)
         st.metrics.inc("reservations_placed_total")
         if self._closed or key_hash in self._current:
@@ -151,7 +175,8 @@ class Reservations:
         else:
             self._current[key_hash] = r
             # retired at its age even if no request comes: an idle worker holds no money
-            asyncio.get_running_loop().call_later(st.settings.reserve_max_age_s, self._retire, r)
+            age = max(0.0, placed + st.settings.reserve_max_age_s - time.monotonic())
+            asyncio.get_running_loop().call_later(age, self._retire, r)
 
     def _retire(self, r: Reservation) -> None:
         r.retired = True
@@ -162,6 +187,11 @@ class Reservations:
     def _release_if_done(self, r: Reservation) -> None:
         if r.retired and not r.running and not r.released:
             r.released = True
+            left = self._unreleased.get(r.key_hash, 0) - 1
+            if left > 0:
+                self._unreleased[r.key_hash] = left
+            else:
+                self._unreleased.pop(r.key_hash, None)
             self._spawn(self._release(r))
 
     async def _release(self, r: Reservation) -> None:
@@ -190,9 +220,10 @@ class Reservations:
         task.add_done_callback(self._tasks.discard)
 
     async def aclose(self, timeout_s: float = 5.0) -> None:
-        """At shutdown, after the drain: no more placements; every reservation is retired and
-        released once its requests ended; waits up to ``timeout_s`` for the placements and
-        releases in flight, then stops those still retrying."""
+        """At shutdown, after the drain: no more placements; every reservation is retired (and
+        released now if nothing runs on it); waits up to ``timeout_s`` for the placements and
+        releases in flight, then stops those still retrying. A reservation with requests still
+        running (the drain ran out of time) or deferred settlements is left to expire."""
         self._closed = True
         for r in list(self._current.values()):
             self._retire(r)

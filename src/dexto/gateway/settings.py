@@ -223,6 +223,12 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             value: Any = int(raw)
             if value < 0:
                 raise ValueError(raw)
+            if name == "reserve_requests" and value > MAX_RESERVE_REQUESTS:
+                raise ConfigError(
+                    f"invalid value {raw!r} for {source}: at most {MAX_RESERVE_REQUESTS}",
+                    field=name,
+                    fix=f"Give 0 (no reservations) to {MAX_RESERVE_REQUESTS}.",
+                )
             return value
         if kind is float:
             value = float(raw)
@@ -258,6 +264,7 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
     return text
 
 
+MAX_RESERVE_REQUESTS = 1024  # a reservation of this many holds stays far below BIGINT
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 

@@ -362,11 +362,14 @@ class Settlement:
                 if attempt + 1 < _SETTLE_ATTEMPTS:
                     await asyncio.sleep(delay)
                     delay *= 4
+        charged_known = True
         if result is not None and result.duplicate:
             # Already settled: an attempt whose outcome this worker did not get (e.g. on
             # PostgreSQL the statement committed and its flush barrier failed) landed. Report
             # what the ledger recorded, not the empty result of the repeat.
-            result = await self._recorded(ctx.request_id, result)
+            recorded = await self._recorded(ctx.request_id, result)
+            charged_known = recorded is not result
+            result = recorded
         spooled = self._delivery_spooled.pop(ctx.request_id, None) is not None
         if result is not None and spooled:
             self._landed(ctx.request_id)  # its delivery line in the spool is done
@@ -379,7 +382,11 @@ class Settlement:
             if self._retrier is None or self._retrier.done():
                 self._retrier = asyncio.ensure_future(self._retry_pending())
             result = ledger.SettleResult(cost, 0, ctx.balance - cost, False)
-        self.reservations.settled(ctx.request_id, result.charged_micros)
+            self.reservations.deferred(ctx.request_id)  # counted on its reservation until landed
+        else:  # the computed cost where the recorded charge is unknown: at least the debit
+            self.reservations.settled(
+                ctx.request_id, result.charged_micros if charged_known else cost
+            )
         st.metrics.inc("holds_settled_total")
         if estimated:
             st.metrics.inc("estimated_charges_total")
@@ -482,10 +489,11 @@ class Settlement:
                 kw = dict(kw)
                 cost = kw.pop("cost")
                 try:
-                    await st.runner.run(ledger.settle, rid, ctx.account_id, cost, **kw)
+                    res = await st.runner.run(ledger.settle, rid, ctx.account_id, cost, **kw)
                 except Exception as exc:  # noqa: BLE001 - keep trying
                     log_event(st.log, "deferred settlement failed", 30, error=type(exc).__name__)
                     break
+                self.reservations.settled(rid, cost if res.duplicate else res.charged_micros)
                 self._landed(rid)
                 log_event(st.log, "deferred settlement done", request_id=rid)
 
