@@ -55,11 +55,16 @@ BODY: dict[str, Any] = {
 
 @contextmanager
 def gateways(
-    db_url: str, upstream: str, key_credits: int, n: int = 2, **overrides: Any
+    db_url: str,
+    upstream: str,
+    key_credits: int,
+    n: int = 2,
+    email: str = "r@example.com",
+    **overrides: Any,
 ) -> Iterator[list[Gateway]]:
     """``n`` gateways (real apps on loopback, each its own reservations) on one database and
     one account holding ``key_credits``."""
-    account_id, key = make_account(db_url, "r@example.com", key_credits)
+    account_id, key = make_account(db_url, email, key_credits)
     settings = settings_for(db_url, upstream, min_hold_usd_micros=COST, **overrides)
     with ExitStack() as stack:
         gws = []
@@ -352,6 +357,56 @@ def test_a_reservation_with_a_deferred_settlement_stays_held_until_it_lands(
             _wait_for(lambda: _reservations(pg_url) == 0, "the charge, then the release", 10)
         state = ledger_state(pg_url, gw.account_id)
         assert len(state.charges) == 4 and state.balance == state.ledger_sum
+
+
+def test_a_reservation_left_with_only_deferred_settlements_stops_its_lease(
+    pg_url: str, fake: tuple[FakeUpstream, str], tmp_path: Path
+) -> None:
+    """As a request's own hold once its handler returned: a retired reservation whose only
+    requests left have deferred settlements is no longer renewed, so it stops counting at
+    HOLD_TTL_S if they never land (before, a settlement failing for good kept it renewed for
+    the worker's life)."""
+    import psycopg
+
+    with gateways(pg_url, fake[1], 10_000_000, n=1, reserve_max_age_s=0.3, hold_ttl_s=2,
+                  spool_dir=str(tmp_path / "spool")) as (gw,):  # fmt: skip
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE fail_settle (x int)")
+            conn.execute(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " IF EXISTS (SELECT 1 FROM fail_settle) THEN RAISE EXCEPTION 'injected'; END IF;"
+                " RETURN NEW; END $$"
+            )
+            conn.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION"
+                " refuse()"
+            )
+            with httpx.Client(timeout=30) as c:
+                for _ in range(3):
+                    assert _post(c, gw).status_code == 200
+                _wait_for(lambda: _reservations(pg_url) == 1, "a reservation", 5)
+                conn.execute("INSERT INTO fail_settle VALUES (1)")
+                assert _post(c, gw).status_code == 200  # admitted on it, settlement deferred
+            time.sleep(3.5)  # retired at 0.3 s; leases are renewed every 2/3 s
+            (left,) = _rows(pg_url, "SELECT expires_at - ? FROM holds WHERE request_id LIKE ?",
+                            (ledger.now_ms(), RESERVATION_PREFIX + "%"))  # fmt: skip
+            assert left[0] < 0  # expired: not renewed
+            conn.execute("DELETE FROM fail_settle")
+            _wait_for(lambda: _reservations(pg_url) == 0, "the charge, then the release", 10)
+        state = ledger_state(pg_url, gw.account_id)
+        assert len(state.charges) == 4 and state.balance == state.ledger_sum
+
+
+def test_a_zero_reservation_age_or_size_turns_reservations_off(
+    pg_url: str, fake: tuple[FakeUpstream, str]
+) -> None:
+    for i, knob in enumerate(({"reserve_max_age_s": 0.0}, {"reserve_requests": 0})):
+        with gateways(pg_url, fake[1], 10_000_000, n=1, email=f"{i}@example.com",
+                      **knob) as (gw,), httpx.Client(timeout=30) as c:  # fmt: skip
+            for _ in range(10):
+                assert _post(c, gw).status_code == 200
+            assert _reservations(pg_url) == 0
+    assert _hold_micros(pg_url) == [COST] * 20
 
 
 _OPS = st.lists(

@@ -18,7 +18,8 @@ it. A request that does not fit, finds the reservation ``RESERVE_MAX_AGE_S`` old
 before its placement was sent) or comes once this worker has seen the database unavailable,
 retires it and takes the ordinary path; a reservation is also retired at that age when no
 request comes. A retired reservation is released once no request admitted on it is running.
-Reservation holds keep their lease (:class:`HoldLeases`) until released. See docs/gateway.md,
+Reservation holds keep their lease (:class:`HoldLeases`) until released, or until retired with
+only deferred settlements left. See docs/gateway.md,
 *Worker reservations*.
 """
 
@@ -39,7 +40,7 @@ __all__ = ["MAX_PER_KEY", "RESERVATION_PREFIX", "RICHNESS", "Reservation", "Rese
 
 RESERVATION_PREFIX = "rsv-"
 RICHNESS = 4  # a reservation is placed only if the account has this many times it available
-MAX_PER_KEY = 2  # unreleased reservations of one key in one worker: the current one + 1 retired
+MAX_PER_KEY = 2  # unreleased reservations of one key in one worker (current or retired)
 
 
 @dataclass(slots=True, eq=False)
@@ -123,8 +124,10 @@ class Reservations:
     def deferred(self, request_id: str) -> None:
         """The request's settlement is deferred: it keeps its hold on the reservation (which
         stays unreleased) until :meth:`settled` is called when the settlement lands."""
-        if request_id in self._of:
+        r = self._of.get(request_id)
+        if r is not None:
             self._deferred.add(request_id)
+            self._release_if_done(r)
 
     def ended(self, request_id: str) -> None:
         """The request's handler returned. If it is still running on a reservation with no
@@ -185,7 +188,14 @@ class Reservations:
         self._release_if_done(r)
 
     def _release_if_done(self, r: Reservation) -> None:
-        if r.retired and not r.running and not r.released:
+        """Release a retired reservation nothing runs on. One on which only deferred
+        settlements remain keeps its hold but not its lease, as a request's own hold once its
+        handler returned: it stops counting at ``HOLD_TTL_S`` unless they land first."""
+        if not r.retired or r.released:
+            return
+        if r.running and r.running.keys() <= self._deferred:
+            self.leases.end(r.request_id)
+        if not r.running:
             r.released = True
             left = self._unreleased.get(r.key_hash, 0) - 1
             if left > 0:
