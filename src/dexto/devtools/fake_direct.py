@@ -160,6 +160,9 @@ _GEMINI_CONFIG = {
 }
 
 
+_COHERE_FUNCTION = {"name", "description", "parameters"}  # v2 chat: a tool's function object
+
+
 def _unknown_fields(kind: str, body: dict[str, Any]) -> list[str]:
     if kind not in _FIELDS:
         return []
@@ -167,6 +170,11 @@ def _unknown_fields(kind: str, body: dict[str, Any]) -> list[str]:
     config = body.get("generationConfig")
     if kind == "google" and isinstance(config, dict):
         unknown += [f"generationConfig.{k}" for k in sorted(set(config) - _GEMINI_CONFIG)]
+    if kind == "cohere" and isinstance(body.get("tools"), list):  # a tool function's fields
+        for tool in body["tools"]:
+            fn = tool.get("function") if isinstance(tool, dict) else None
+            if isinstance(fn, dict):
+                unknown += sorted(set(fn) - _COHERE_FUNCTION)
     return unknown
 
 
