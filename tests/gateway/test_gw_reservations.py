@@ -323,33 +323,41 @@ def test_slow_requests_keep_at_most_two_reservations_per_key(
     assert big.status_code == 200, big.text
 
 
+@contextmanager
+def _deferred_on_a_reservation(pg_url: str, gw: Gateway) -> Iterator[Any]:
+    """Three requests (a reservation placed), then ledger rows refused by a trigger while
+    ``fail_settle`` has a row, and one request admitted on the reservation whose settlement is
+    therefore deferred. Yields the connection (``DELETE FROM fail_settle`` lets it land)."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE fail_settle (x int)")
+        conn.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF EXISTS (SELECT 1 FROM fail_settle) THEN RAISE EXCEPTION 'injected'; END IF;"
+            " RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+        with httpx.Client(timeout=30) as c:
+            for _ in range(3):
+                assert _post(c, gw).status_code == 200
+            _wait_for(lambda: _reservations(pg_url) == 1, "a reservation", 5)
+            conn.execute("INSERT INTO fail_settle VALUES (1)")
+            assert _post(c, gw).status_code == 200  # admitted on it, settlement deferred
+        yield conn
+
+
 def test_a_reservation_with_a_deferred_settlement_stays_held_until_it_lands(
     pg_url: str, fake: tuple[FakeUpstream, str], tmp_path: Path
 ) -> None:
     """A settlement that fails (here: a trigger refusing ledger rows while a flag row exists)
     is deferred; the request still counts on its reservation, so the reservation is not
     released at its age — its hold covers the pending charge until the charge lands."""
-    import psycopg
-
     with gateways(pg_url, fake[1], 10_000_000, n=1, reserve_max_age_s=1.0,
                   spool_dir=str(tmp_path / "spool")) as (gw,):  # fmt: skip
-        with psycopg.connect(pg_url, autocommit=True) as conn:
-            conn.execute("CREATE TABLE fail_settle (x int)")
-            conn.execute(
-                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-                " IF EXISTS (SELECT 1 FROM fail_settle) THEN RAISE EXCEPTION 'injected'; END IF;"
-                " RETURN NEW; END $$"
-            )
-            conn.execute(
-                "CREATE TRIGGER refuse BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION"
-                " refuse()"
-            )
-            with httpx.Client(timeout=30) as c:
-                for _ in range(3):
-                    assert _post(c, gw).status_code == 200
-                _wait_for(lambda: _reservations(pg_url) == 1, "a reservation", 5)
-                conn.execute("INSERT INTO fail_settle VALUES (1)")
-                assert _post(c, gw).status_code == 200  # admitted on it, settlement deferred
+        with _deferred_on_a_reservation(pg_url, gw) as conn:
             time.sleep(1.5)  # past the reservation's age
             assert _reservations(pg_url) == 1  # still held: its charge has not landed
             assert len(ledger_state(pg_url, gw.account_id).charges) == 3
@@ -366,27 +374,9 @@ def test_a_reservation_left_with_only_deferred_settlements_stops_its_lease(
     requests left have deferred settlements is no longer renewed, so it stops counting at
     HOLD_TTL_S if they never land (before, a settlement failing for good kept it renewed for
     the worker's life)."""
-    import psycopg
-
     with gateways(pg_url, fake[1], 10_000_000, n=1, reserve_max_age_s=0.3, hold_ttl_s=2,
                   spool_dir=str(tmp_path / "spool")) as (gw,):  # fmt: skip
-        with psycopg.connect(pg_url, autocommit=True) as conn:
-            conn.execute("CREATE TABLE fail_settle (x int)")
-            conn.execute(
-                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-                " IF EXISTS (SELECT 1 FROM fail_settle) THEN RAISE EXCEPTION 'injected'; END IF;"
-                " RETURN NEW; END $$"
-            )
-            conn.execute(
-                "CREATE TRIGGER refuse BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION"
-                " refuse()"
-            )
-            with httpx.Client(timeout=30) as c:
-                for _ in range(3):
-                    assert _post(c, gw).status_code == 200
-                _wait_for(lambda: _reservations(pg_url) == 1, "a reservation", 5)
-                conn.execute("INSERT INTO fail_settle VALUES (1)")
-                assert _post(c, gw).status_code == 200  # admitted on it, settlement deferred
+        with _deferred_on_a_reservation(pg_url, gw) as conn:
             time.sleep(3.5)  # retired at 0.3 s; leases are renewed every 2/3 s
             (left,) = _rows(pg_url, "SELECT expires_at - ? FROM holds WHERE request_id LIKE ?",
                             (ledger.now_ms(), RESERVATION_PREFIX + "%"))  # fmt: skip

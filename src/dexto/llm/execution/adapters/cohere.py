@@ -120,21 +120,16 @@ def _params(
 _TOOL_FIELDS = ("name", "description", "parameters")
 
 
-def _strict_asked(tool: Any) -> bool:
-    fn = tool.get("function") if isinstance(tool, dict) else None
-    return isinstance(fn, dict) and fn.get("strict") is True
-
-
-def _tools(tools: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
+def _tools(tools: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[bool]]:
     """OpenAI tools → v2 tools, whose function has only ``name``, ``description`` and
-    ``parameters`` (Cohere refuses other fields, e.g. OpenAI's per-tool ``strict``), and
-    whether every tool asked for ``strict: true`` (v2's ``strict_tools`` covers all tools)."""
+    ``parameters`` (Cohere refuses other fields, e.g. OpenAI's per-tool ``strict``), and, per
+    tool, whether it asked for ``strict: true`` (v2's ``strict_tools`` covers all tools)."""
     out: list[dict[str, Any]] = []
-    strict = bool(tools)
+    strict: list[bool] = []
     for tool in tools:
         fn = tool.get("function") if isinstance(tool, dict) else None
         fn = fn if isinstance(fn, dict) else {}
-        strict = strict and fn.get("strict") is True
+        strict.append(fn.get("strict") is True)
         out.append({"type": "function", "function": {k: fn[k] for k in _TOOL_FIELDS if k in fn}})
     return out, strict
 
@@ -211,9 +206,9 @@ class CohereAdapter:
         body.update(fields)
         if tools:
             body["tools"], strict = _tools(tools)
-            if strict:
+            if all(strict):
                 body.setdefault("strict_tools", True)
-            elif any(_strict_asked(t) for t in tools):
+            elif any(strict):
                 dropped.append("tools[].function.strict")
         return HttpCall(f"{target.base_url}/chat", headers, body, dropped_warning(target, dropped))
 
