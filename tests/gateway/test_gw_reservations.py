@@ -478,3 +478,27 @@ def test_a_reservation_admits_only_what_its_amount_covers(
 
     asyncio.run(scenario())
     st_.runner.close()
+
+
+def test_upstream_failures_admitted_on_a_reservation_are_not_charged(
+    pg_url: str, fake: tuple[FakeUpstream, str]
+) -> None:
+    """Upstream 5xx, 4xx and malformed answers of requests admitted on a reservation: nothing
+    charged, each released from the reservation (it keeps admitting), the ledger exact."""
+    with gateways(pg_url, fake[1], 10_000_000, n=1, reserve_max_age_s=30.0) as (gw,):
+        with httpx.Client(timeout=30) as c:
+            for _ in range(3):
+                assert _post(c, gw).status_code == 200
+            _wait_for(lambda: _reservations(pg_url) == 1, "a reservation", 5)
+            failures = [{"status": 500}, {"status": 400}, {"malformed": True}] * 10
+            codes = [_post(c, gw, fake={**BODY["fake"], **f}).status_code for f in failures]
+            assert codes == [502, 400, 502] * 10
+            assert _post(c, gw).status_code == 200
+            text = c.get(gw.url + "/metrics").text
+        assert _counter(text, "holds_released_total") == 30
+        assert _counter(text, "reserved_admissions_total") >= 31  # all of them on it,
+        assert _counter(text, "reservations_placed_total") == 1  # which never filled up
+        assert _reservations(pg_url) == 1
+    state = ledger_state(pg_url, gw.account_id)
+    assert len(state.charges) == 4 and state.balance == state.ledger_sum == 10_000_000 - 4 * COST
+    assert state.holds == 0
