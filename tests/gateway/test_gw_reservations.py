@@ -502,3 +502,30 @@ def test_upstream_failures_admitted_on_a_reservation_are_not_charged(
     state = ledger_state(pg_url, gw.account_id)
     assert len(state.charges) == 4 and state.balance == state.ledger_sum == 10_000_000 - 4 * COST
     assert state.holds == 0
+
+
+def test_the_openai_sdk_sees_the_same_answers_on_a_reservation(
+    pg_url: str, fake: tuple[FakeUpstream, str]
+) -> None:
+    """A real third-party client (the openai SDK): answers admitted on a reservation carry the
+    same body, usage cost and Dexto headers as one admitted with a hold of its own."""
+    import openai
+
+    with gateways(pg_url, fake[1], 10_000_000, n=1, reserve_max_age_s=30.0) as (gw,):
+        with openai.OpenAI(base_url=gw.v1, api_key=gw.key, max_retries=0) as client:
+            raws = [
+                client.chat.completions.with_raw_response.create(
+                    model="fake/cheap", max_tokens=1,
+                    messages=[{"role": "user", "content": "hi"}],
+                    extra_body={"fake": BODY["fake"]},
+                )
+                for _ in range(6)
+            ]  # fmt: skip
+    holds = dict(_rows(pg_url, "SELECT request_id, hold_micros FROM ledger WHERE kind = 'charge'"))
+    ids = [r.headers["x-request-id"] for r in raws]
+    assert holds[ids[0]] == COST and holds[ids[-1]] == 0  # its own hold, then the reservation
+    for raw in raws:
+        done = raw.parse()
+        assert done.choices[0].message.content and done.usage is not None
+        assert raw.headers["x-dexto-cost"] == "0.001000"
+        assert float(raw.headers["x-dexto-credits-remaining"]) > 9.9
