@@ -529,3 +529,46 @@ def test_the_openai_sdk_sees_the_same_answers_on_a_reservation(
         assert done.choices[0].message.content and done.usage is not None
         assert raw.headers["x-dexto-cost"] == "0.001000"
         assert float(raw.headers["x-dexto-credits-remaining"]) > 9.9
+
+
+def test_a_request_cancelled_on_a_reservation_is_released_from_it_and_not_charged(
+    pg_url: str, fake: tuple[FakeUpstream, str], tmp_path: Path
+) -> None:
+    """The request task cancelled while it waits for its upstream (a client gone, a shutdown
+    deadline): its hold leaves the reservation's ``used``, nothing is charged, and the
+    reservation is released at shutdown."""
+    from test_gw_cancel_pg import _request, _running
+
+    account_id, key = make_account(pg_url, "c@example.com", 10_000_000)
+    settings_ = settings_for(
+        pg_url, fake[1], min_hold_usd_micros=COST, reserve_max_age_s=30.0,
+        spool_dir=str(tmp_path / "spool"),
+    )  # fmt: skip
+    app = create_app(settings_)
+
+    async def main() -> None:
+        async with _running(app):
+            for _ in range(3):
+                await _request(app, key, BODY["fake"])
+            await _until_placed()
+            assert app.chat_handler is not None
+            (r,) = app.chat_handler.reservations._current.values()
+            before = r.used
+            task = _request(app, key, {**BODY["fake"], "latency_ms": 2000})
+            await asyncio.sleep(0.3)
+            assert r.used > before  # admitted on the reservation
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert r.used == before and not r.running
+
+    async def _until_placed() -> None:
+        for _ in range(200):
+            if _reservations(pg_url) == 1:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("no reservation")
+
+    asyncio.run(main())
+    state = ledger_state(pg_url, account_id)
+    assert len(state.charges) == 3 and state.holds == 0 and state.balance == state.ledger_sum
